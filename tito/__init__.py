@@ -1,0 +1,1 @@
+"""tito: the TinyTorch command-line tool (export, test, module workflow, demo)."""

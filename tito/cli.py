@@ -1,0 +1,96 @@
+"""The `tito` command: `tito export`, `tito test`, and the student workflow."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tito.project import TitoError, all_modules, find_root, resolve_module
+
+
+def _modules(root, args):
+    if getattr(args, "all", False):
+        return all_modules(root)
+    if not args.module:
+        raise TitoError("name a module (for example 16_compression, 16 or compression) or pass --all")
+    return [resolve_module(root, args.module)]
+
+
+def cmd_export(args) -> int:
+    from tito import export
+
+    root = find_root()
+    results = [export.render(m) for m in _modules(root, args)]
+    if args.check:
+        stale = export.differences(results)
+        if stale:
+            print("tinytorch/ differs from what modules/ exports:")
+            for rel in stale:
+                print(f"  {rel}")
+            print("edit modules/*/*_dev.py (never tinytorch/) and run 'tito export --all'")
+            return 1
+        print(f"tinytorch/ is in sync with {len(results)} module source(s)")
+        return 0
+    written = export.write(results)
+    for rel in written:
+        print(f"wrote {rel}")
+    if not written:
+        print("nothing changed")
+    return 0
+
+
+def cmd_test(args) -> int:
+    from tito import testing
+
+    root = find_root()
+    return testing.run(root, _modules(root, args), task=args.task, quiet=args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tito", description="TinyTorch's course tool.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export a module's source into the tinytorch package")
+    p.add_argument("module", nargs="?", help="16_compression, 16 or compression")
+    p.add_argument("--all", action="store_true", help="every module")
+    p.add_argument("--check", action="store_true", help="write nothing; fail if tinytorch/ is out of date")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("test", help="run a module's inline tests, then its pytest suite")
+    p.add_argument("module", nargs="?", help="16_compression, 16 or compression")
+    p.add_argument("--all", action="store_true", help="every module")
+    p.add_argument("--task", help="only the tests of one task, for example 16.3")
+    p.add_argument("-q", "--quiet", action="store_true", help="less output")
+    p.set_defaults(func=cmd_test)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions():
+    """Sub-commands defined in their own files (module workflow, demo, bench)."""
+    found = []
+    for name in ("tito.workflow", "tito.demo", "tito.bench"):
+        try:
+            mod = __import__(name, fromlist=["register"])
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        found.append(mod.register)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TitoError as err:
+        print(f"tito: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Finding the project and its modules."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_MODULE_DIR = re.compile(r"^(\d\d)_([a-z0-9_]+)$")
+
+
+class TitoError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """One course module: `modules/16_compression/compression_dev.py` and friends."""
+
+    number: str  # "16"
+    name: str  # "compression"
+    root: Path  # the project root
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.number}_{self.name}"
+
+    @property
+    def dev_file(self) -> Path:
+        return self.root / "modules" / self.dirname / f"{self.name}_dev.py"
+
+    @property
+    def tests_dir(self) -> Path:
+        return self.root / "tests" / self.dirname
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` holding `pyproject.toml` and `modules/`."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "modules").is_dir():
+            return folder
+    raise TitoError(f"no TinyTorch project (pyproject.toml + modules/) at or above {here}")
+
+
+def all_modules(root: Path) -> list[ModuleInfo]:
+    """Every module folder that has its `<name>_dev.py`, in course order."""
+    found = []
+    for d in sorted((root / "modules").iterdir()):
+        m = _MODULE_DIR.match(d.name)
+        if m and d.is_dir() and (d / f"{m.group(2)}_dev.py").is_file():
+            found.append(ModuleInfo(m.group(1), m.group(2), root))
+    return found
+
+
+def resolve_module(root: Path, spec: str) -> ModuleInfo:
+    """Accept `16_compression`, `16` or `compression`."""
+    modules = all_modules(root)
+    for mod in modules:
+        if spec in (mod.dirname, mod.number, mod.name, mod.number.lstrip("0")):
+            return mod
+    names = ", ".join(m.dirname for m in modules) or "(none)"
+    raise TitoError(f"unknown module {spec!r}; available: {names}")

@@ -1,0 +1,69 @@
+"""`tito test`: a module's inline tests (`python <dev file>`), then its pytest suite."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tito.project import ModuleInfo
+
+_PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
+    env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("TINYTORCH_QUIET", "1")
+    return env
+
+
+def run_inline(module: ModuleInfo, quiet: bool = False) -> bool:
+    """Run the dev file as a script; its `__main__` block calls the inline tests."""
+    rel = module.dev_file.relative_to(module.root)
+    proc = subprocess.run(
+        [sys.executable, str(module.dev_file)], cwd=module.root, env=_env(module.root),
+        capture_output=True, text=True,
+    )
+    ok = proc.returncode == 0
+    if not ok or not quiet:
+        out = (proc.stdout + proc.stderr).rstrip()
+        if out:
+            print(out if not ok else "\n".join(out.splitlines()[-3:]))
+    print(f"inline tests {rel}: {'passed' if ok else 'FAILED'}")
+    return ok
+
+
+def run_pytest(root: Path, paths: list[Path], task: str | None, quiet: bool) -> tuple[int, dict[str, int]]:
+    args = [sys.executable, "-m", "pytest", *[str(p) for p in paths]]
+    if task:
+        args += ["--task", task]
+    args += ["-q"] if quiet else []
+    proc = subprocess.run(args, cwd=root, env=_env(root), text=True, capture_output=True)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    counts: dict[str, int] = {}
+    tail = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else []
+    for n, kind in _PYTEST_COUNTS.findall(" ".join(tail)):
+        kind = "error" if kind.startswith("error") else kind
+        counts[kind] = counts.get(kind, 0) + int(n)
+    return proc.returncode, counts
+
+
+def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: bool = False) -> int:
+    """Inline tests of each module, then one pytest run over their suites."""
+    if task:
+        modules = [m for m in modules if task.split(".")[0] == m.number] or modules
+    inline_failed = [m for m in modules if not task and not run_inline(m, quiet)]
+    suites = [m.tests_dir for m in modules if m.tests_dir.is_dir()]
+    code, counts = (run_pytest(root, suites, task, quiet) if suites else (5, {}))
+    passed = counts.get("passed", 0) + (len(modules) - len(inline_failed) if not task else 0)
+    failed = counts.get("failed", 0) + counts.get("error", 0) + len(inline_failed)
+    skipped = counts.get("skipped", 0)
+    # NOTE: pytest exits 5 when a selection runs no test; that is a failure here only
+    # when nothing else ran either.
+    pytest_ok = code == 0 or (code == 5 and passed > 0)
+    print(f"summary: {passed} passed, {failed} failed, {skipped} skipped")
+    return 0 if (pytest_ok and not failed) else 1
