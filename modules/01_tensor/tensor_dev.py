@@ -118,7 +118,8 @@ def _preview(data: Any, limit: int = 60) -> str:
 def to_array(data: Any) -> np.ndarray:
     """`data` (number, nested list, ndarray or Tensor) as an ndarray of the default dtype.
 
-    Task 01.1: no copy when `data` already is an array of that dtype.
+    Task 01.1: convert with NumPy, reject non-numbers and ragged lists, and copy
+    nothing when `data` already is an array of that dtype.
 
     Raises:
         TypeError: the values are not numbers (strings, None, objects, complex).
@@ -126,18 +127,17 @@ def to_array(data: Any) -> np.ndarray:
     """
     dtype = _DEFAULT_DTYPE
     ### BEGIN SOLUTION
-    if isinstance(data, Tensor):
-        data = data.data
-    if not isinstance(data, np.ndarray):
+    array = data.data if isinstance(data, Tensor) else data
+    if not isinstance(array, np.ndarray):
         try:
-            data = np.asarray(data)
-        except ValueError as err:
+            array = np.asarray(array)
+        except ValueError:
             raise ValueError(f"Tensor data must be rectangular (every row the same length), "
-                             f"got {_preview(data)}: {err}") from None
-    if data.dtype.kind not in "biuf":
-        raise TypeError(f"Tensor data must be numbers (bool, int or float), got dtype "
-                        f"{data.dtype} from {_preview(data)}")
-    return data.astype(dtype, copy=False)
+                             f"got ragged {_preview(data)}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor data must be numbers (bool, int or float), got "
+                        f"{type(data).__name__} {_preview(data)} (dtype {array.dtype})")
+    return array.astype(dtype, copy=False)
     ### END SOLUTION
 
 
@@ -356,7 +356,10 @@ class Tensor:
 # %% nbgrader={"grade": false, "grade_id": "add-mul", "solution": true}
 #| export
 def add(a: Any, b: Any) -> Tensor:
-    """Elementwise a + b with broadcasting. Task 01.2."""
+    """Elementwise a + b with broadcasting.
+
+    Task 01.2: forward with NumPy; backward passes g to both parents (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
@@ -367,7 +370,10 @@ def add(a: Any, b: Any) -> Tensor:
 
 
 def mul(a: Any, b: Any) -> Tensor:
-    """Elementwise a * b with broadcasting. Task 01.2."""
+    """Elementwise a * b with broadcasting.
+
+    Task 01.2: forward with NumPy; backward gives g * b to a and g * a to b (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
@@ -396,7 +402,7 @@ def _local_grad_check(fn: Callable[..., Tensor], *arrays: np.ndarray, eps: float
     """Compare each parent's gradient from `fn`'s closure with finite differences."""
     previous = set_default_dtype(np.float64)
     try:
-        xs = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
+        xs = [Tensor(np.array(a, dtype=np.float64, order="C"), requires_grad=True) for a in arrays]
         out = fn(*xs)
         g = np.random.default_rng(0).standard_normal(out.shape)
         grads = out._backward(g)
@@ -441,7 +447,10 @@ def test_unit_add_mul():
 # %% nbgrader={"grade": false, "grade_id": "sub-div-pow", "solution": true}
 #| export
 def neg(a: Any) -> Tensor:
-    """Elementwise -a. Task 01.3."""
+    """Elementwise -a.
+
+    Task 01.3: forward -a; backward -g.
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(-a.data, (a,), lambda g: (-g,), op="neg")
@@ -449,7 +458,10 @@ def neg(a: Any) -> Tensor:
 
 
 def sub(a: Any, b: Any) -> Tensor:
-    """Elementwise a - b with broadcasting. Task 01.3."""
+    """Elementwise a - b with broadcasting.
+
+    Task 01.3: forward a - b; backward gives g to a and -g to b (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
@@ -460,7 +472,10 @@ def sub(a: Any, b: Any) -> Tensor:
 
 
 def div(a: Any, b: Any) -> Tensor:
-    """Elementwise a / b with broadcasting. Task 01.3."""
+    """Elementwise a / b with broadcasting.
+
+    Task 01.3: forward a / b; backward gives g / b to a and -g a / b^2 to b (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     out = a.data / b.data
@@ -473,7 +488,13 @@ def div(a: Any, b: Any) -> Tensor:
 
 
 def pow(a: Any, exponent: float) -> Tensor:
-    """Elementwise a ** exponent for a real number `exponent`. Task 01.3."""
+    """Elementwise a ** exponent for a real number `exponent`.
+
+    Task 01.3: forward a ** p; backward g * p * a^(p-1).
+
+    Raises:
+        TypeError: `exponent` is not a real number.
+    """
     a = _lift(a)
     if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
         raise TypeError(f"the exponent of ** must be a real number, got {type(exponent).__name__} {_preview(exponent)}")
@@ -514,7 +535,9 @@ def test_unit_sub_div_pow():
 # %% nbgrader={"grade": false, "grade_id": "matmul", "solution": true}
 #| export
 def matmul(a: Any, b: Any) -> Tensor:
-    """Matrix product a @ b (2-D, batched, or with a 1-D operand). Task 01.4.
+    """Matrix product a @ b (2-D, batched, or with a 1-D operand).
+
+    Task 01.4: check the inner dimensions, multiply, and record dA = G B^T, dB = A^T G.
 
     Raises:
         ValueError: an operand is 0-d, or the inner dimensions differ (names both shapes).
@@ -585,7 +608,10 @@ def test_unit_matmul():
 # %% nbgrader={"grade": false, "grade_id": "elementwise", "solution": true}
 #| export
 def exp(a: Any) -> Tensor:
-    """Elementwise e ** a. Task 01.5."""
+    """Elementwise e ** a.
+
+    Task 01.5: forward np.exp; backward g * e^a (reuse the output).
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     out = np.exp(a.data)
@@ -594,7 +620,10 @@ def exp(a: Any) -> Tensor:
 
 
 def log(a: Any) -> Tensor:
-    """Elementwise natural logarithm. Task 01.5."""
+    """Elementwise natural logarithm.
+
+    Task 01.5: forward np.log; backward g / a.
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(np.log(a.data), (a,), lambda g: (g / a.data,), op="log")
@@ -602,7 +631,10 @@ def log(a: Any) -> Tensor:
 
 
 def sqrt(a: Any) -> Tensor:
-    """Elementwise square root. Task 01.5."""
+    """Elementwise square root.
+
+    Task 01.5: forward np.sqrt; backward g / (2 sqrt(a)) (reuse the output).
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     out = np.sqrt(a.data)
@@ -611,7 +643,10 @@ def sqrt(a: Any) -> Tensor:
 
 
 def abs(a: Any) -> Tensor:
-    """Elementwise absolute value. Task 01.5."""
+    """Elementwise absolute value.
+
+    Task 01.5: forward np.abs; backward g * sign(a).
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(np.abs(a.data), (a,), lambda g: (g * np.sign(a.data),), op="abs")
@@ -640,7 +675,10 @@ def test_unit_elementwise():
 # %% nbgrader={"grade": false, "grade_id": "maximum", "solution": true}
 #| export
 def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise maximum of a and b (broadcast); a tie splits the gradient in half. Task 01.6."""
+    """Elementwise maximum of a and b (broadcast); a tie splits the gradient in half.
+
+    Task 01.6: forward np.maximum; the gradient goes to the larger input, half to each at a tie (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
@@ -685,7 +723,10 @@ def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) ->
 
 
 def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Sum of the elements over `axis` (all when None). Task 01.7."""
+    """Sum of the elements over `axis` (all when None).
+
+    Task 01.7: forward np.sum; backward broadcasts g back to the input shape (`_expand`).
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     out = np.sum(a.data, axis=axis, keepdims=keepdims)
@@ -694,7 +735,10 @@ def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
 
 
 def mean(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Mean of the elements over `axis` (all when None). Task 01.7."""
+    """Mean of the elements over `axis` (all when None).
+
+    Task 01.7: forward np.mean; backward is the sum's, divided by the number of elements averaged.
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     out = np.mean(a.data, axis=axis, keepdims=keepdims)
@@ -728,7 +772,10 @@ def test_unit_sum_mean():
 # %% nbgrader={"grade": false, "grade_id": "max", "solution": true}
 #| export
 def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Largest element over `axis` (all when None); tied maxima share the gradient. Task 01.8."""
+    """Largest element over `axis` (all when None); tied maxima share the gradient.
+
+    Task 01.8: forward np.max; backward sends g to the maximal elements, split equally among ties.
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     top = np.max(a.data, axis=axis, keepdims=True)
@@ -776,7 +823,13 @@ def _shape_arg(args: tuple) -> tuple:
 
 
 def reshape(a: Any, *shape: Any) -> Tensor:
-    """The elements of `a` in a new shape (one axis may be -1). Task 01.9."""
+    """The elements of `a` in a new shape (one axis may be -1).
+
+    Task 01.9: forward ndarray.reshape; backward reshapes g to the input shape.
+
+    Raises:
+        ValueError: the element counts differ (names both shapes).
+    """
     a = _lift(a)
     shape = _shape_arg(shape)
     ### BEGIN SOLUTION
@@ -790,7 +843,13 @@ def reshape(a: Any, *shape: Any) -> Tensor:
 
 
 def transpose(a: Any, *axes: Any) -> Tensor:
-    """`a` with its axes permuted by `axes` (reversed when none are given). Task 01.9."""
+    """`a` with its axes permuted by `axes` (reversed when none are given).
+
+    Task 01.9: forward ndarray.transpose; backward applies the inverse permutation to g.
+
+    Raises:
+        ValueError: `axes` is not a permutation of the tensor's axes.
+    """
     a = _lift(a)
     axes = _shape_arg(axes) or tuple(range(a.ndim - 1, -1, -1))
     ### BEGIN SOLUTION
@@ -831,7 +890,10 @@ def _plain_index(index: Any) -> tuple[Any, bool]:
 
 
 def getitem(a: Any, index: Any) -> Tensor:
-    """`a[index]` for basic (ints, slices, None, ...) and integer-array indexing. Task 01.10."""
+    """`a[index]` for basic (ints, slices, None, ...) and integer-array indexing.
+
+    Task 01.10: forward a.data[index]; backward scatters g into zeros of the input shape (np.add.at for arrays).
+    """
     a = _lift(a)
     index, advanced = _plain_index(index)
     ### BEGIN SOLUTION

@@ -163,7 +163,7 @@ def unbroadcast(grad: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 class GradcheckError(AssertionError):
     """An analytic gradient disagrees with finite differences (raised by `gradcheck`)."""
 
-# %% ../../modules/05_autograd/autograd_dev.py #0bdcfd13
+# %% ../../modules/05_autograd/autograd_dev.py #30b2b315
 def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
               atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> bool:
     """Check the engine's gradients of `fn` at `inputs` against float64 central differences.
@@ -191,7 +191,10 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
         raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
     previous = set_default_dtype(np.float64)
     try:
-        xs = [Tensor(np.array(getattr(x, "data", x), dtype=np.float64), requires_grad=True) for x in inputs]
+        # NOTE: C order matters: the loop below edits elements through a flat view, and
+        # reshape(-1) of a transposed (Fortran-ordered) array is a copy, not a view.
+        xs = [Tensor(np.array(getattr(x, "data", x), dtype=np.float64, order="C"), requires_grad=True)
+              for x in inputs]
         ### BEGIN SOLUTION
         out = fn(*xs)
         w = np.random.default_rng(seed).standard_normal(out.data.shape)

@@ -50,7 +50,7 @@ def get_rng() -> np.random.Generator:
     """The shared random generator (seeded with 0 at import; reseed with `manual_seed`)."""
     return _RNG
 
-# %% ../../modules/01_tensor/tensor_dev.py #2fd81274
+# %% ../../modules/01_tensor/tensor_dev.py #25e321e0
 def _preview(data: Any, limit: int = 60) -> str:
     text = repr(data)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -59,7 +59,8 @@ def _preview(data: Any, limit: int = 60) -> str:
 def to_array(data: Any) -> np.ndarray:
     """`data` (number, nested list, ndarray or Tensor) as an ndarray of the default dtype.
 
-    Task 01.1: no copy when `data` already is an array of that dtype.
+    Task 01.1: convert with NumPy, reject non-numbers and ragged lists, and copy
+    nothing when `data` already is an array of that dtype.
 
     Raises:
         TypeError: the values are not numbers (strings, None, objects, complex).
@@ -67,18 +68,17 @@ def to_array(data: Any) -> np.ndarray:
     """
     dtype = _DEFAULT_DTYPE
     ### BEGIN SOLUTION
-    if isinstance(data, Tensor):
-        data = data.data
-    if not isinstance(data, np.ndarray):
+    array = data.data if isinstance(data, Tensor) else data
+    if not isinstance(array, np.ndarray):
         try:
-            data = np.asarray(data)
-        except ValueError as err:
+            array = np.asarray(array)
+        except ValueError:
             raise ValueError(f"Tensor data must be rectangular (every row the same length), "
-                             f"got {_preview(data)}: {err}") from None
-    if data.dtype.kind not in "biuf":
-        raise TypeError(f"Tensor data must be numbers (bool, int or float), got dtype "
-                        f"{data.dtype} from {_preview(data)}")
-    return data.astype(dtype, copy=False)
+                             f"got ragged {_preview(data)}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor data must be numbers (bool, int or float), got "
+                        f"{type(data).__name__} {_preview(data)} (dtype {array.dtype})")
+    return array.astype(dtype, copy=False)
     ### END SOLUTION
 
 # %% ../../modules/01_tensor/tensor_dev.py #7b4e14f1
@@ -238,9 +238,12 @@ class Tensor:
         """Permute the axes (reverse them when none are given)."""
         return transpose(self, *axes)
 
-# %% ../../modules/01_tensor/tensor_dev.py #6547bca8
+# %% ../../modules/01_tensor/tensor_dev.py #f2922d55
 def add(a: Any, b: Any) -> Tensor:
-    """Elementwise a + b with broadcasting. Task 01.2."""
+    """Elementwise a + b with broadcasting.
+
+    Task 01.2: forward with NumPy; backward passes g to both parents (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
@@ -251,7 +254,10 @@ def add(a: Any, b: Any) -> Tensor:
 
 
 def mul(a: Any, b: Any) -> Tensor:
-    """Elementwise a * b with broadcasting. Task 01.2."""
+    """Elementwise a * b with broadcasting.
+
+    Task 01.2: forward with NumPy; backward gives g * b to a and g * a to b (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
@@ -260,9 +266,12 @@ def mul(a: Any, b: Any) -> Tensor:
     return Tensor.from_op(a.data * b.data, (a, b), backward, op="mul")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #bc7a0d2c
+# %% ../../modules/01_tensor/tensor_dev.py #5c4809ae
 def neg(a: Any) -> Tensor:
-    """Elementwise -a. Task 01.3."""
+    """Elementwise -a.
+
+    Task 01.3: forward -a; backward -g.
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(-a.data, (a,), lambda g: (-g,), op="neg")
@@ -270,7 +279,10 @@ def neg(a: Any) -> Tensor:
 
 
 def sub(a: Any, b: Any) -> Tensor:
-    """Elementwise a - b with broadcasting. Task 01.3."""
+    """Elementwise a - b with broadcasting.
+
+    Task 01.3: forward a - b; backward gives g to a and -g to b (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
@@ -281,7 +293,10 @@ def sub(a: Any, b: Any) -> Tensor:
 
 
 def div(a: Any, b: Any) -> Tensor:
-    """Elementwise a / b with broadcasting. Task 01.3."""
+    """Elementwise a / b with broadcasting.
+
+    Task 01.3: forward a / b; backward gives g / b to a and -g a / b^2 to b (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     out = a.data / b.data
@@ -294,7 +309,13 @@ def div(a: Any, b: Any) -> Tensor:
 
 
 def pow(a: Any, exponent: float) -> Tensor:
-    """Elementwise a ** exponent for a real number `exponent`. Task 01.3."""
+    """Elementwise a ** exponent for a real number `exponent`.
+
+    Task 01.3: forward a ** p; backward g * p * a^(p-1).
+
+    Raises:
+        TypeError: `exponent` is not a real number.
+    """
     a = _lift(a)
     if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
         raise TypeError(f"the exponent of ** must be a real number, got {type(exponent).__name__} {_preview(exponent)}")
@@ -303,9 +324,11 @@ def pow(a: Any, exponent: float) -> Tensor:
     return Tensor.from_op(a.data ** p, (a,), lambda g: (g * p * a.data ** (p - 1),), op="pow")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #dc52f1b0
+# %% ../../modules/01_tensor/tensor_dev.py #50492291
 def matmul(a: Any, b: Any) -> Tensor:
-    """Matrix product a @ b (2-D, batched, or with a 1-D operand). Task 01.4.
+    """Matrix product a @ b (2-D, batched, or with a 1-D operand).
+
+    Task 01.4: check the inner dimensions, multiply, and record dA = G B^T, dB = A^T G.
 
     Raises:
         ValueError: an operand is 0-d, or the inner dimensions differ (names both shapes).
@@ -341,9 +364,12 @@ def matmul(a: Any, b: Any) -> Tensor:
     return Tensor.from_op(out, (a, b), backward, op="matmul")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #e52c848d
+# %% ../../modules/01_tensor/tensor_dev.py #b453fa22
 def exp(a: Any) -> Tensor:
-    """Elementwise e ** a. Task 01.5."""
+    """Elementwise e ** a.
+
+    Task 01.5: forward np.exp; backward g * e^a (reuse the output).
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     out = np.exp(a.data)
@@ -352,7 +378,10 @@ def exp(a: Any) -> Tensor:
 
 
 def log(a: Any) -> Tensor:
-    """Elementwise natural logarithm. Task 01.5."""
+    """Elementwise natural logarithm.
+
+    Task 01.5: forward np.log; backward g / a.
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(np.log(a.data), (a,), lambda g: (g / a.data,), op="log")
@@ -360,7 +389,10 @@ def log(a: Any) -> Tensor:
 
 
 def sqrt(a: Any) -> Tensor:
-    """Elementwise square root. Task 01.5."""
+    """Elementwise square root.
+
+    Task 01.5: forward np.sqrt; backward g / (2 sqrt(a)) (reuse the output).
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     out = np.sqrt(a.data)
@@ -369,15 +401,21 @@ def sqrt(a: Any) -> Tensor:
 
 
 def abs(a: Any) -> Tensor:
-    """Elementwise absolute value. Task 01.5."""
+    """Elementwise absolute value.
+
+    Task 01.5: forward np.abs; backward g * sign(a).
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(np.abs(a.data), (a,), lambda g: (g * np.sign(a.data),), op="abs")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #9bce3410
+# %% ../../modules/01_tensor/tensor_dev.py #e8d00681
 def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise maximum of a and b (broadcast); a tie splits the gradient in half. Task 01.6."""
+    """Elementwise maximum of a and b (broadcast); a tie splits the gradient in half.
+
+    Task 01.6: forward np.maximum; the gradient goes to the larger input, half to each at a tie (unbroadcast).
+    """
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
@@ -388,7 +426,7 @@ def maximum(a: Any, b: Any) -> Tensor:
     return Tensor.from_op(np.maximum(a.data, b.data), (a, b), backward, op="maximum")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #8764fd54
+# %% ../../modules/01_tensor/tensor_dev.py #812a6f0b
 def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
     """Broadcast the gradient of a reduction back to the input's shape (a view)."""
     if axis is not None and not keepdims:
@@ -397,7 +435,10 @@ def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) ->
 
 
 def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Sum of the elements over `axis` (all when None). Task 01.7."""
+    """Sum of the elements over `axis` (all when None).
+
+    Task 01.7: forward np.sum; backward broadcasts g back to the input shape (`_expand`).
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     out = np.sum(a.data, axis=axis, keepdims=keepdims)
@@ -406,7 +447,10 @@ def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
 
 
 def mean(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Mean of the elements over `axis` (all when None). Task 01.7."""
+    """Mean of the elements over `axis` (all when None).
+
+    Task 01.7: forward np.mean; backward is the sum's, divided by the number of elements averaged.
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     out = np.mean(a.data, axis=axis, keepdims=keepdims)
@@ -414,9 +458,12 @@ def mean(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fal
     return Tensor.from_op(out, (a,), lambda g: (_expand(g / count, a.data.shape, axis, keepdims),), op="mean")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #987e25a0
+# %% ../../modules/01_tensor/tensor_dev.py #d01b261b
 def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Largest element over `axis` (all when None); tied maxima share the gradient. Task 01.8."""
+    """Largest element over `axis` (all when None); tied maxima share the gradient.
+
+    Task 01.8: forward np.max; backward sends g to the maximal elements, split equally among ties.
+    """
     a = _lift(a)
     ### BEGIN SOLUTION
     top = np.max(a.data, axis=axis, keepdims=True)
@@ -429,14 +476,20 @@ def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
     return Tensor.from_op(out, (a,), backward, op="max")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #5cac7b60
+# %% ../../modules/01_tensor/tensor_dev.py #dc82df1a
 def _shape_arg(args: tuple) -> tuple:
     """Accept both `f(2, 3)` and `f((2, 3))`."""
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
 
 
 def reshape(a: Any, *shape: Any) -> Tensor:
-    """The elements of `a` in a new shape (one axis may be -1). Task 01.9."""
+    """The elements of `a` in a new shape (one axis may be -1).
+
+    Task 01.9: forward ndarray.reshape; backward reshapes g to the input shape.
+
+    Raises:
+        ValueError: the element counts differ (names both shapes).
+    """
     a = _lift(a)
     shape = _shape_arg(shape)
     ### BEGIN SOLUTION
@@ -450,7 +503,13 @@ def reshape(a: Any, *shape: Any) -> Tensor:
 
 
 def transpose(a: Any, *axes: Any) -> Tensor:
-    """`a` with its axes permuted by `axes` (reversed when none are given). Task 01.9."""
+    """`a` with its axes permuted by `axes` (reversed when none are given).
+
+    Task 01.9: forward ndarray.transpose; backward applies the inverse permutation to g.
+
+    Raises:
+        ValueError: `axes` is not a permutation of the tensor's axes.
+    """
     a = _lift(a)
     axes = _shape_arg(axes) or tuple(range(a.ndim - 1, -1, -1))
     ### BEGIN SOLUTION
@@ -460,7 +519,7 @@ def transpose(a: Any, *axes: Any) -> Tensor:
     return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), op="transpose")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #1b8e2487
+# %% ../../modules/01_tensor/tensor_dev.py #7de7577b
 def _plain_index(index: Any) -> tuple[Any, bool]:
     """The index with Tensors turned into integer arrays, and whether it is advanced."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -470,7 +529,10 @@ def _plain_index(index: Any) -> tuple[Any, bool]:
 
 
 def getitem(a: Any, index: Any) -> Tensor:
-    """`a[index]` for basic (ints, slices, None, ...) and integer-array indexing. Task 01.10."""
+    """`a[index]` for basic (ints, slices, None, ...) and integer-array indexing.
+
+    Task 01.10: forward a.data[index]; backward scatters g into zeros of the input shape (np.add.at for arrays).
+    """
     a = _lift(a)
     index, advanced = _plain_index(index)
     ### BEGIN SOLUTION
