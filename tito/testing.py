@@ -1,4 +1,9 @@
-"""`tito test`: a module's inline tests (`python <dev file>`), then its pytest suite."""
+"""`tito test`: a module's inline tests (`python <dev file>`), then its pytest suite.
+
+With `--task 16.3` only that task's tests run: the inline tests whose docstring or name
+names it, and the pytest tests marked `@pytest.mark.task("16.3")`. Failures are
+explained task by task (`tito.grading`), not as a wall of traceback.
+"""
 from __future__ import annotations
 
 import os
@@ -30,16 +35,42 @@ def run_inline(module: ModuleInfo, quiet: bool = False) -> bool:
     ok = proc.returncode == 0
     if not ok or not quiet:
         out = (proc.stdout + proc.stderr).rstrip()
-        if out:
+        from tito.grading import friendly_traceback_tail
+
+        stub = None if ok else friendly_traceback_tail(out)
+        if stub:  # a stub's traceback says nothing the one line does not
+            print(f"{rel} stopped: {stub}")
+        elif out:
             print(out if not ok else "\n".join(out.splitlines()[-3:]))
     print(f"inline tests {rel}: {'passed' if ok else 'FAILED'}")
+    if not ok:
+        _explain_inline(module)
     return ok
 
 
+def _explain_inline(module: ModuleInfo) -> None:
+    """After a failed script run: every inline test on its own, so each task gets its verdict."""
+    from tito import grading
+    from tito.project import TitoError
+
+    names = list(grading.inline_tests(module))
+    if not names:
+        return
+    try:
+        run = grading.run_inline_tests(module, names, env=_env(module.root))
+    except TitoError as err:
+        print(err)
+        return
+    grading.print_inline(run, "inline tests one by one:")
+
+
 def run_pytest(root: Path, paths: list[Path], task: str | None, quiet: bool) -> tuple[int, dict[str, int]]:
-    args = [sys.executable, "-m", "pytest", *[str(p) for p in paths]]
+    # tito.grading, as a plugin, sums the results up by task and explains each failure.
+    args = [sys.executable, "-m", "pytest", "-p", "tito.grading", *[str(p) for p in paths]]
     if task:
-        args += ["--task", task]
+        args += ["--task", task, "--tb=no"]
+    else:
+        args += ["--tb=short"]
     args += ["-q"] if quiet else []
     proc = subprocess.run(args, cwd=root, env=_env(root), text=True, capture_output=True)
     sys.stdout.write(proc.stdout)
@@ -57,13 +88,23 @@ def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: b
     if task:
         modules = [m for m in modules if task.split(".")[0] == m.number] or modules
     inline_failed = [m for m in modules if not task and not run_inline(m, quiet)]
+    task_passed = task_failed = 0
+    if task:
+        from tito import grading
+
+        for m in modules:
+            p, f = grading.run_task_inline(m, task, env=_env(root))
+            task_passed, task_failed = task_passed + p, task_failed + f
     suites = [m.tests_dir for m in modules if m.tests_dir.is_dir()]
     code, counts = (run_pytest(root, suites, task, quiet) if suites else (5, {}))
-    passed = counts.get("passed", 0) + (len(modules) - len(inline_failed) if not task else 0)
-    failed = counts.get("failed", 0) + counts.get("error", 0) + len(inline_failed)
+    passed = counts.get("passed", 0) + (len(modules) - len(inline_failed) if not task else task_passed)
+    failed = counts.get("failed", 0) + counts.get("error", 0) + len(inline_failed) + task_failed
     skipped = counts.get("skipped", 0)
     # NOTE: pytest exits 5 when a selection runs no test; that is a failure here only
     # when nothing else ran either.
     pytest_ok = code == 0 or (code == 5 and passed > 0)
+    if task and not (passed or failed):
+        print(f"no test covers Task {task} (inline tests name it in their docstring; "
+              f"pytest tests carry @pytest.mark.task({task!r}))")
     print(f"summary: {passed} passed, {failed} failed, {skipped} skipped")
     return 0 if (pytest_ok and not failed) else 1
