@@ -1,0 +1,68 @@
+"""Fixtures for Module 16: small random models and one trained digits MLP per session."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinytorch.core.activations import ReLU
+from tinytorch.core.layers import Linear, Sequential
+from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.core.tensor import manual_seed
+
+
+def make_mlp(sizes=(8, 16, 12, 4), seed=0) -> Sequential:
+    manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(ReLU())
+    return Sequential(*layers)
+
+
+def make_cnn(seed=0, channels=(4, 6)) -> Sequential:
+    """Conv-BN-ReLU-Pool twice, Flatten, Linear, on 1x8x8 inputs."""
+    manual_seed(seed)
+    c1, c2 = channels
+    return Sequential(
+        Conv2d(1, c1, 3, padding=1), BatchNorm2d(c1), ReLU(), MaxPool2d(2),
+        Conv2d(c1, c2, 3, padding=1), BatchNorm2d(c2), ReLU(), MaxPool2d(2),
+        Flatten(), Linear(c2 * 4, 10),
+    )
+
+
+@pytest.fixture
+def mlp():
+    return make_mlp()
+
+
+@pytest.fixture
+def cnn():
+    return make_cnn()
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from tinytorch.datasets import load_digits
+
+    return load_digits(flat=True)
+
+
+def train_digits_mlp(digits, epochs=30, seed=0):
+    """The digits MLP (64-128-64-10), trained with Adam; returns (model, test accuracy)."""
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import Adam
+    from tinytorch.core.training import evaluate, fit
+    from tinytorch.data.loader import DataLoader, TensorDataset
+
+    x_train, y_train, x_test, y_test = digits
+    model = make_mlp((64, 128, 64, 10), seed=seed)
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=seed)
+    fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), loader, epochs, progress=False)
+    test_loader = DataLoader(TensorDataset(x_test, y_test), batch_size=360)
+    return model, evaluate(model, test_loader)
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(digits):
+    return train_digits_mlp(digits)
