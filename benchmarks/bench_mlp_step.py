@@ -1,0 +1,129 @@
+"""One training step of a 64-128-64-10 ReLU MLP at batch 64: TinyTorch against PyTorch (CPU).
+
+A step is: zero the gradients, forward, cross-entropy, backward, optimizer step.
+Both frameworks start from the same weights and see the same batch. Repeats are
+interleaved (TinyTorch block, PyTorch block, TinyTorch block, ...), so a slow moment
+of the machine hits both, and the medians over the blocks are reported.
+
+    python benchmarks/bench_mlp_step.py [--optimizer adam|sgd] [--repeats 30] [--steps 50] [--threads 1]
+
+Both frameworks run with the same number of threads (default 1: NumPy's BLAS and
+PyTorch's intra-op pool). NOTE: at these sizes a matmul takes tens of microseconds,
+and a multi-threaded BLAS on a busy machine can spend far longer waiting for its
+threads than computing, which would measure the machine's load, not the framework.
+
+PyTorch is optional: without it, only TinyTorch's time is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+SIZES = (64, 128, 64, 10)
+BATCH = 64
+
+
+def tinytorch_step(optimizer_name: str, x, y):
+    """A TinyTorch model, its optimizer and a function that runs one training step."""
+    from tinytorch.core.layers import Linear, ReLU, Sequential
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import SGD, Adam
+    from tinytorch.core.tensor import Tensor, manual_seed
+
+    manual_seed(0)
+    model = Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
+    opt = Adam(model.parameters(), lr=1e-3) if optimizer_name == "adam" else SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = CrossEntropyLoss()
+    inputs = Tensor(x)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(inputs), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return model, step
+
+
+def torch_step(torch, optimizer_name: str, x, y, weights: list):
+    """The same network in PyTorch, with TinyTorch's initial weights copied in."""
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    with torch.no_grad():
+        for p, w in zip(model.parameters(), weights):
+            p.copy_(torch.from_numpy(w))
+    opt = (torch.optim.Adam(model.parameters(), lr=1e-3) if optimizer_name == "adam"
+           else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    loss_fn = nn.CrossEntropyLoss()
+    inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(inputs), labels)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def time_block(step, steps: int) -> float:
+    """Seconds per step, averaged over one block of `steps` steps."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    parser.add_argument("--repeats", type=int, default=30, help="interleaved blocks per framework")
+    parser.add_argument("--steps", type=int, default=50, help="training steps per block")
+    parser.add_argument("--threads", type=int, default=1, help="threads for BLAS and PyTorch")
+    args = parser.parse_args(argv)
+    # NOTE: BLAS reads these when NumPy is first imported, so they are set before that.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
+    y = rng.integers(0, SIZES[-1], BATCH).astype(np.int64)
+    model, tt_step = tinytorch_step(args.optimizer, x, y)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    steps = {"tinytorch": tt_step}
+    if torch is not None:
+        steps["pytorch"] = torch_step(torch, args.optimizer, x, y, [p.data.copy() for p in model.parameters()])
+        first = {name: step() for name, step in steps.items()}  # same weights, same batch: same loss
+        print(f"first-step loss: tinytorch {first['tinytorch']:.6f}, pytorch {first['pytorch']:.6f}")
+    for step in steps.values():  # warm up caches, allocators and lazily created state
+        time_block(step, args.steps)
+
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            times[name].append(time_block(step, args.steps))
+    median = {name: statistics.median(t) for name, t in times.items()}
+
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, {args.optimizer}: "
+          f"median of {args.repeats} blocks x {args.steps} steps")
+    for name, seconds in median.items():
+        print(f"  {name:10s} {seconds * 1e6:8.1f} us/step")
+    if torch is None:
+        print("  pytorch    not installed; only TinyTorch was measured")
+    else:
+        print(f"  ratio      {median['tinytorch'] / median['pytorch']:.2f}x (tinytorch / pytorch)")
+    print(f"  threads    {args.threads} (BLAS and PyTorch)")
+
+
+if __name__ == "__main__":
+    main()
