@@ -1,0 +1,368 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Module 14: Profiling
+#
+# > Measure before you optimise: parameters, FLOPs, bytes and latency of a model.
+#
+# Quantization (Module 15) and pruning (Module 16) promise smaller and faster models.
+# Promises need numbers, and numbers need definitions. This module gives four
+# measurements, each with its convention written down:
+#
+# | question | function | counts |
+# |---|---|---|
+# | how many weights? | `count_parameters(model)` | elements of every parameter |
+# | how much arithmetic? | `count_flops(model, input_shape)` | floating-point operations of one forward pass |
+# | how much memory? | `model_size_bytes(model)` | bytes of every array the model holds, at its real dtype |
+# | how fast? | `measure_latency(model, x)` | median wall-clock seconds of one forward pass |
+#
+# They answer different questions. Pruning half the weights to zero halves nothing on
+# this list by itself: the zeros are still stored (bytes), still multiplied (FLOPs as
+# counted here, and real time). Only removing units, or a sparse format, changes them.
+# Seeing that clearly is the point of measuring.
+
+# %%
+#| default_exp profiling.profiler
+
+# %%
+#| export
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from tinytorch.core.autograd import no_grad
+from tinytorch.core.layers import Module
+from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, MaxPool2d
+from tinytorch.core.tensor import Tensor
+
+# %% [markdown]
+# ## Parameters and bytes
+#
+# `count_parameters` adds up the sizes of `model.parameters()`: the trainable numbers.
+#
+# `model_size_bytes` asks a different question: how much memory do the model's arrays
+# take? It reads `nbytes` of the real arrays, so float32 weights count 4 bytes each and
+# int8 weights 1. Parameters *and* buffers count (BatchNorm's running statistics are
+# needed at inference), as do other arrays a layer holds directly: a plain `ndarray`
+# attribute, or any object with an `nbytes` attribute (Module 15's `QuantizedTensor`).
+# Every array is counted once even if two layers share it. Gradients are not part of
+# the model and are not counted.
+
+# %% nbgrader={"grade": false, "grade_id": "sizes", "solution": true}
+#| export
+def count_parameters(model: Module) -> int:
+    """The number of trainable values in `model` (each shared parameter once)."""
+    return int(sum(p.data.size for p in model.parameters()))
+
+
+def model_size_bytes(model: Module) -> int:
+    """Bytes of every array `model` holds (parameters, buffers, other arrays), at their real dtypes.
+
+    Task 14.1: walk `model.modules()` and each module's attributes; count a Tensor's
+    `.data.nbytes`, an ndarray's `nbytes`, or another object's `nbytes`; each object once.
+    """
+    ### BEGIN SOLUTION
+    seen: set[int] = set()
+    total = 0
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, Module) or id(value) in seen:
+                continue
+            if isinstance(value, Tensor):
+                seen.add(id(value))
+                total += value.data.nbytes
+            elif isinstance(getattr(value, "nbytes", None), (int, np.integer)):
+                seen.add(id(value))
+                total += int(value.nbytes)
+    return int(total)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-sizes", "locked": true, "points": 2}
+def test_unit_sizes():
+    """Task 14.1"""
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import BatchNorm2d, Conv2d
+
+    model = Sequential(Conv2d(1, 4, 3), BatchNorm2d(4), Linear(10, 3))
+    assert count_parameters(model) == (4 * 9 + 4) + (4 + 4) + (30 + 3)
+    # float32 everywhere: 4 bytes per parameter, plus the 2 * 4 running statistics.
+    assert model_size_bytes(model) == 4 * (count_parameters(model) + 8)
+    # Arrays held directly count at their dtype (int8: 1 byte), each object once.
+    codes = np.zeros((3, 10), dtype=np.int8)
+    model[2].codes, model[0].same_codes = codes, codes
+    assert model_size_bytes(model) == 4 * (count_parameters(model) + 8) + 30
+
+
+# %% [markdown]
+# ## FLOPs: the convention
+#
+# A FLOP is one floating-point operation. Networks are mostly dot products, and a dot
+# product of length `K` is `K` multiply-adds (the bias supplies the `K`-th add), so:
+#
+# **one multiply-add = 2 FLOPs.** (Some tools report multiply-adds, "MACs", instead:
+# half of our number.)
+#
+# | layer | FLOPs for one forward pass |
+# |---|---|
+# | `Linear(in, out)` on `R` rows | `2 * R * in * out` |
+# | `Conv2d` with weight `(O, C, kh, kw)`, output `(N, O, OH, OW)` | `2 * N * OH * OW * O * C * kh * kw` |
+# | `MaxPool2d` / `AvgPool2d`, kernel `kh x kw`, output of `E` elements | `E * kh * kw` (one comparison or addition per window element) |
+# | `BatchNorm2d` on `E` elements | `2 * E` (at inference it is one multiply-add per element) |
+# | activations, `Flatten`, `Dropout` | 0 (cheap next to the above, and memory-bound) |
+#
+# Counts are for the whole `input_shape`, batch included, and for dense weights: a
+# weight that is zero is still multiplied. Shapes are read from the weights themselves,
+# so a layer Module 16 has made smaller is counted at its new size, and a layer that
+# stores its weight as `qweight` (Module 15) is counted like its float original.
+# A layer can also count itself with a method `flops(input_shape, output_shape)`.
+
+# %% nbgrader={"grade": false, "grade_id": "layer-flops", "solution": true}
+#| export
+def _weight_shape(layer: Module) -> tuple[int, ...] | None:
+    weight = getattr(layer, "weight", None)
+    if weight is None:
+        weight = getattr(layer, "qweight", None)
+    return None if weight is None else tuple(weight.shape)
+
+
+def layer_flops(layer: Module, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+    """FLOPs of one call of a leaf `layer` mapping `input_shape` to `output_shape` (multiply-add = 2).
+
+    Task 14.2: apply the table above; a layer's own `flops` method wins; 0 for the rest.
+    """
+    if callable(getattr(layer, "flops", None)):
+        return int(layer.flops(input_shape, output_shape))
+    ### BEGIN SOLUTION
+    out_elements = int(np.prod(output_shape))
+    if isinstance(layer, (MaxPool2d, AvgPool2d)):
+        kh, kw = layer.kernel_size
+        return out_elements * kh * kw
+    if isinstance(layer, BatchNorm2d):
+        return 2 * int(np.prod(input_shape))
+    shape = _weight_shape(layer)
+    if shape is not None and len(shape) == 2:  # Linear: (out, in)
+        return 2 * out_elements * shape[1]
+    if shape is not None and len(shape) == 4:  # Conv2d: (O, C, kh, kw)
+        return 2 * out_elements * shape[1] * shape[2] * shape[3]
+    return 0
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-layer-flops", "locked": true, "points": 2}
+def test_unit_layer_flops():
+    """Task 14.2"""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear
+    from tinytorch.core.spatial import Conv2d
+
+    assert layer_flops(Linear(64, 10), (32, 64), (32, 10)) == 2 * 32 * 64 * 10
+    assert layer_flops(Conv2d(3, 8, 3, padding=1), (2, 3, 5, 5), (2, 8, 5, 5)) == 2 * 2 * 25 * 8 * 27
+    assert layer_flops(MaxPool2d(2), (2, 8, 4, 4), (2, 8, 2, 2)) == 2 * 8 * 4 * 4
+    assert layer_flops(ReLU(), (2, 8), (2, 8)) == 0
+
+
+# %% [markdown]
+# ## FLOPs of a whole model: trace one forward pass
+#
+# Output shapes depend on strides, paddings and whatever a model does in its own
+# `forward`, so instead of re-deriving them we **run** the model once on zeros of
+# `input_shape` and record what each leaf layer (one without children) receives and
+# returns. To record, we give each leaf, for the duration of the call, its own
+# `forward` attribute that calls the original and notes the shapes; `Module.__call__`
+# finds an instance attribute before the class's method. A `finally` block removes the
+# wrappers, whatever happens. The pass runs in eval mode under `no_grad()`, and the
+# model's mode is restored afterwards.
+#
+# A layer called twice is counted twice: FLOPs measure work done, not layers owned.
+
+# %% nbgrader={"grade": false, "grade_id": "flops-by-layer", "solution": true}
+#| export
+def _check_shape(input_shape: Any) -> tuple[int, ...]:
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(f"input_shape must be a non-empty tuple of positive ints (batch first), got {input_shape!r}")
+    return tuple(int(d) for d in shape)
+
+
+def flops_by_layer(model: Module, input_shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """`(layer name, FLOPs)` for every leaf-layer call of one forward pass on `input_shape`, in call order.
+
+    Task 14.3: wrap each leaf's `forward` to record shapes, run the model on zeros in
+    eval mode under `no_grad`, always remove the wrappers and restore the mode.
+
+    Raises:
+        ValueError: `input_shape` is not a tuple of positive ints.
+    """
+    shape = _check_shape(input_shape)
+    was_training = model.training
+    calls: list[tuple[str, int]] = []
+    wrapped: list[Module] = []
+    ### BEGIN SOLUTION
+    def recorder(name: str, layer: Module, forward: Any) -> Any:
+        def forward_and_count(x: Any, *args: Any, **kwargs: Any) -> Any:
+            out = forward(x, *args, **kwargs)
+            calls.append((name, layer_flops(layer, tuple(x.shape), tuple(out.shape))))
+            return out
+        return forward_and_count
+
+    try:
+        for name, layer in model.named_modules():
+            if not layer.children() and "forward" not in vars(layer):
+                layer.forward = recorder(name or type(layer).__name__, layer, layer.forward)
+                wrapped.append(layer)
+        model.eval()
+        with no_grad():
+            model(Tensor(np.zeros(shape, dtype=np.float32)))
+    finally:
+        for layer in wrapped:
+            del layer.forward
+        model.train(was_training)
+    ### END SOLUTION
+    return calls
+
+
+def count_flops(model: Module, input_shape: tuple[int, ...]) -> int:
+    """Total FLOPs of one forward pass of `model` on an input of `input_shape` (batch first; multiply-add = 2)."""
+    return int(sum(flops for _, flops in flops_by_layer(model, input_shape)))
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-flops-by-layer", "locked": true, "points": 3}
+def test_unit_count_flops():
+    """Task 14.3"""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten
+
+    model = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(8 * 4 * 4, 10))
+    model.train()
+    by_layer = dict(flops_by_layer(model, (1, 1, 8, 8)))
+    conv = 2 * (8 * 8) * 8 * (1 * 3 * 3)  # 2 * output pixels * filters * weights per filter
+    pool = (8 * 4 * 4) * 4
+    linear = 2 * 128 * 10
+    assert by_layer == {"0": conv, "1": 0, "2": pool, "3": 0, "4": linear}, by_layer
+    assert count_flops(model, (5, 1, 8, 8)) == 5 * (conv + pool + linear)
+    assert model.training and "forward" not in vars(model[0]), "mode and forward must be restored"
+
+
+# %% [markdown]
+# ## Latency
+#
+# Wall-clock time is noisy: the first calls warm caches and allocators, and other
+# programs steal the CPU now and then. So `measure_latency`:
+#
+# 1. switches to eval mode and `no_grad()` (inference, as it would be deployed);
+# 2. runs `warmup` untimed calls;
+# 3. times `repeats` calls one by one with `time.perf_counter` and returns the
+#    **median**, which one slow outlier cannot move (a mean can).
+#
+# `# NOTE:` compare latencies only when measured in the same process on the same
+# machine, close together in time; absolute numbers from different runs mean little.
+
+# %% nbgrader={"grade": false, "grade_id": "latency", "solution": true}
+#| export
+def measure_latency(model: Module, x: Tensor | np.ndarray, warmup: int = 3, repeats: int = 20) -> float:
+    """Median wall-clock seconds of `model(x)` over `repeats` timed calls, in eval mode under `no_grad`.
+
+    Task 14.4: warm up, time each call, return the median; restore the model's mode.
+
+    Args:
+        model: the network to time.
+        x: one input batch (a Tensor or an array).
+        warmup: untimed calls first, >= 0.
+        repeats: timed calls, >= 1.
+
+    Raises:
+        ValueError: `warmup` < 0 or `repeats` < 1.
+    """
+    if not isinstance(warmup, (int, np.integer)) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    if not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
+    was_training = model.training
+    ### BEGIN SOLUTION
+    times = []
+    model.eval()
+    try:
+        with no_grad():
+            for _ in range(warmup):
+                model(x)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return float(np.median(times))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-latency", "locked": true, "points": 2}
+def test_unit_latency():
+    """Task 14.4"""
+    from tinytorch.core.layers import Linear
+
+    class Recorder(Linear):
+        def forward(self, x):
+            self.calls.append((self.training, x.requires_grad))
+            return super().forward(x)
+
+    layer = Recorder(4, 2)
+    layer.calls = []
+    seconds = measure_latency(layer, np.ones((3, 4)), warmup=2, repeats=5)
+    assert 0 < seconds < 1.0
+    assert len(layer.calls) == 7 and all(mode is False for mode, _ in layer.calls)
+    assert layer.training, "measure_latency must restore the mode"
+
+
+# %% [markdown]
+# ## Demo: profiling the course's small CNN
+#
+# The digits CNN of Module 09, profiled for one image and for a batch of 64.
+
+# %%
+def demo_profile():
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten
+
+    model = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
+                       Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    x = np.zeros((64, 1, 8, 8), dtype=np.float32)
+    print(f"parameters {count_parameters(model)}, {model_size_bytes(model)} bytes")
+    for name, flops in flops_by_layer(model, (1, 1, 8, 8)):
+        print(f"  layer {name}: {flops} FLOPs per image")
+    print(f"latency, batch of 64: {measure_latency(model, x) * 1e3:.3f} ms")
+    return model
+
+
+# %%
+def test_module():
+    """Run every inline test of this module."""
+    test_unit_sizes()
+    test_unit_layer_flops()
+    test_unit_count_flops()
+    test_unit_latency()
+    assert count_parameters(demo_profile()) == 80 + 1168 + 650
+
+
+# %%
+if __name__ == "__main__":
+    test_module()
+    print("Module 14: all inline tests passed")
