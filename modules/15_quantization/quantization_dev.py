@@ -50,6 +50,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from tinytorch.core.autograd import no_grad
+from tinytorch.core.layers import Linear, Module
+from tinytorch.core.spatial import Conv2d, _pair, conv2d, conv_output_size, im2col
 from tinytorch.core.tensor import Tensor
 
 # %% [markdown]
@@ -78,7 +81,7 @@ from tinytorch.core.tensor import Tensor
 # the values are lopsided (for example after a ReLU, all >= 0), where symmetric
 # quantization wastes half its levels on numbers that never occur. Two details keep zero
 # exact here too: the range is widened to include 0, and `z` is rounded to an integer, so
-# `x = 0` maps to `q = z` and back to `s * (z - z) = 0`. (Section 3 shows what goes wrong
+# `x = 0` maps to `q = z` and back to `s * (z - z) = 0`. (Section 2 shows what goes wrong
 # with a fractional zero point.)
 #
 # **Per-channel** scales (`axis=0`) give every output unit (a row of a Linear weight, a
@@ -119,6 +122,26 @@ def _check_axis(axis: int | None, shape: tuple[int, ...]) -> None:
 def _per_channel(a: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
     """Reshape a per-channel vector `(C,)` so that it broadcasts along `axis` of an `ndim` array."""
     return a if axis is None else a.reshape((-1,) + (1,) * (ndim - 1))
+
+
+def _checked_qparams(scale: np.ndarray | float, zero_point: np.ndarray | int,
+                     shape: tuple[int, ...], axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """`(scale, zero_point)` as float32 / int32 arrays, checked against a tensor of `shape`."""
+    _check_axis(axis, shape)
+    expected = () if axis is None else (shape[0],)
+    scale = np.asarray(scale, dtype=np.float32)
+    zero_point = np.asarray(zero_point)
+    if scale.shape != expected:
+        raise ValueError(f"scale must have shape {expected} for axis={axis} and a tensor of shape {shape}, "
+                         f"got {scale.shape}")
+    if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        raise ValueError(f"every scale must be finite and > 0, got {scale}")
+    if not np.issubdtype(zero_point.dtype, np.integer):
+        raise TypeError(f"zero_point must be an integer (0.0 must land on a level), got dtype {zero_point.dtype}")
+    zero_point = np.broadcast_to(zero_point, expected).astype(np.int32)  # a scalar 0 serves every channel
+    if np.any(zero_point < INT8_MIN) or np.any(zero_point > INT8_MAX):
+        raise ValueError(f"zero_point must lie in [{INT8_MIN}, {INT8_MAX}], got {zero_point}")
+    return scale, zero_point
 
 # %% [markdown]
 # `choose_qparams` computes the scale and zero point. The arithmetic runs in float64 so
@@ -190,12 +213,10 @@ def test_unit_choose_qparams():
     print("choose_qparams: OK")
 
 # %% [markdown]
-# With the parameters chosen, quantizing is the formula from above: divide, round, add
-# the zero point, clip to the integer range, and store as `np.int8`.
-#
-# The result is a `QuantizedTensor`: the int8 values together with what is needed to
-# read them back. Its `.nbytes` counts the real bytes of all three arrays, so the memory
-# figures later in this lesson are measured, not computed from a formula.
+# The quantized result is a `QuantizedTensor`: the int8 values together with what is
+# needed to read them back. Its `.nbytes` counts the real bytes of all three arrays, so
+# the memory figures later in this lesson are measured, not computed from a formula.
+# Reading back (dequantizing) is the right half of the formula in Section 1.
 
 # %% nbgrader={"grade": false, "grade_id": "quantized-tensor", "solution": true}
 #| export
@@ -207,31 +228,17 @@ class QuantizedTensor:
     """
 
     def __init__(self, values: np.ndarray, scale: np.ndarray | float,
-                 zero_point: np.ndarray | int | None = None, axis: int | None = None) -> None:
+                 zero_point: np.ndarray | int = 0, axis: int | None = None) -> None:
         if not isinstance(values, np.ndarray) or values.dtype != np.int8:
             got = values.dtype if isinstance(values, np.ndarray) else type(values).__name__
             raise TypeError(f"values must be an np.int8 ndarray, got {got}")
-        _check_axis(axis, values.shape)
-        expected = () if axis is None else (values.shape[0],)
-        scale = np.asarray(scale, dtype=np.float32)
-        zero_point = np.zeros(expected, np.int32) if zero_point is None else np.asarray(zero_point)
-        if scale.shape != expected or zero_point.shape != expected:
-            raise ValueError(f"scale and zero_point must have shape {expected} for axis={axis} and "
-                             f"values of shape {values.shape}, got {scale.shape} and {zero_point.shape}")
-        if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
-            raise ValueError(f"every scale must be finite and > 0, got {scale}")
-        if not np.issubdtype(zero_point.dtype, np.integer):
-            raise TypeError(f"zero_point must be integer (0.0 must map to a whole level), "
-                            f"got dtype {zero_point.dtype}")
-        if np.any(zero_point < INT8_MIN) or np.any(zero_point > INT8_MAX):
-            raise ValueError(f"zero_point must lie in [{INT8_MIN}, {INT8_MAX}], got {zero_point}")
+        self.scale, self.zero_point = _checked_qparams(scale, zero_point, values.shape, axis)
         self.values = values
-        self.scale = scale
-        self.zero_point = zero_point.astype(np.int32)
         self.axis = axis
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of the quantized tensor (that of `values`)."""
         return self.values.shape
 
     @property
@@ -270,17 +277,55 @@ def test_unit_dequantize():
     assert q.nbytes == 6 + 2 * 4 + 2 * 4
     print("dequantize: OK")
 
+# %% [markdown]
+# Quantizing with given parameters is the formula from Section 1: divide, round, add the
+# zero point, clip to the integer range, store as `np.int8`. It is a function of its own
+# (PyTorch calls it `quantize_per_tensor` / `quantize_per_channel`) because activations
+# need it too: their scale is measured once, on calibration data, and then reused on
+# every batch, where a value beyond the calibrated range *saturates* at +-127 steps.
+# `quantize_int8` then is just "choose the parameters from `x`, then quantize".
+
 # %% nbgrader={"grade": false, "grade_id": "quantize-int8", "solution": true}
 #| export
+def quantize_with(x: Tensor | np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int = 0,
+                  axis: int | None = None, symmetric: bool = True) -> QuantizedTensor:
+    """`x` rounded onto the int8 levels of a given scale and zero point; values beyond them saturate. Task 15.3.
+
+    Args:
+        x: floating-point ndarray or Tensor, finite and non-empty.
+        scale: step size(s) > 0, shape `()` or `(x.shape[0],)` for `axis=0`.
+        zero_point: the integer(s) that stand for 0.0 (0 for symmetric quantization).
+        axis: `None` (per tensor) or `0` (per output channel).
+        symmetric: clip to `[-127, 127]` (`True`) or `[-128, 127]`.
+
+    Returns:
+        A `QuantizedTensor` of `x`'s shape with `np.int8` values.
+
+    Raises:
+        TypeError / ValueError: bad `x` (see `quantize_int8`), or scales that are not > 0.
+    """
+    data = _float_array(x)
+    scale, zero_point = _checked_qparams(scale, zero_point, data.shape, axis)
+    s = _per_channel(scale, data.ndim, axis).astype(np.float64)
+    z = _per_channel(zero_point, data.ndim, axis)
+    qmin = -SYMMETRIC_MAX if symmetric else INT8_MIN
+    ### BEGIN SOLUTION
+    q = np.round(data.astype(np.float64) / s) + z
+    values = np.clip(q, qmin, INT8_MAX).astype(np.int8)
+    ### END SOLUTION
+    return QuantizedTensor(values, scale, zero_point, axis)
+
+
 def quantize_int8(x: Tensor | np.ndarray, axis: int | None = None,
                   symmetric: bool = True) -> QuantizedTensor:
-    """`x` as int8 values with float32 scale(s): round-trip error at most half a step. Task 15.3.
+    """`x` as int8 values with float32 scale(s): every value within half a step of the original.
 
     Args:
         x: floating-point ndarray or Tensor, finite and non-empty.
         axis: `None` for per-tensor scales, `0` for one scale per output channel.
         symmetric: `True` (default) uses `[-127, 127]` with zero point 0, so 0.0 stays
-            exactly 0.0; `False` uses `[-128, 127]` with an integer zero point.
+            exactly 0.0; `False` uses `[-128, 127]` with an integer zero point (0.0 stays
+            exactly 0.0 too, because the zero point is a whole level).
 
     Returns:
         A `QuantizedTensor` with `np.int8` values of `x`'s shape.
@@ -290,14 +335,7 @@ def quantize_int8(x: Tensor | np.ndarray, axis: int | None = None,
     """
     data = _float_array(x)
     scale, zero_point = choose_qparams(data, axis=axis, symmetric=symmetric)
-    s = _per_channel(scale, data.ndim, axis).astype(np.float64)
-    z = _per_channel(zero_point, data.ndim, axis)
-    qmin = -SYMMETRIC_MAX if symmetric else INT8_MIN
-    ### BEGIN SOLUTION
-    q = np.round(data.astype(np.float64) / s) + z
-    values = np.clip(q, qmin, INT8_MAX).astype(np.int8)
-    ### END SOLUTION
-    return QuantizedTensor(values, scale, zero_point, axis)
+    return quantize_with(data, scale, zero_point, axis=axis, symmetric=symmetric)
 
 # %% nbgrader={"grade": true, "grade_id": "test-quantize-int8", "locked": true, "points": 2}
 def test_unit_quantize_int8():
@@ -323,3 +361,601 @@ def test_unit_quantize_int8():
     else:
         raise AssertionError("NaN input was accepted")
     print("quantize_int8: OK")
+
+# %% [markdown]
+# ## 2. Measuring the error
+#
+# A quick look at a weight-like matrix: every value moves by at most half a step, the
+# int8 array really is a quarter of the float32 one, and the zeros we planted survive.
+
+# %%
+_rng = np.random.default_rng(0)
+_w = (_rng.normal(size=(64, 128)) * 0.1).astype(np.float32)
+_w[np.abs(_w) < 0.05] = 0.0                       # as if pruned
+_q = quantize_int8(_w, axis=0)
+print(_q)
+print(f"float32: {_w.nbytes} B, int8 values: {_q.values.nbytes} B, with scales and zero points: "
+      f"{_q.nbytes} B ({_w.nbytes / _q.nbytes:.2f}x smaller)")
+_err = np.abs(_q.dequantize() - _w) / _q.scale[:, None]
+print(f"largest error: {_err.max():.4f} steps; zeros kept: "
+      f"{np.count_nonzero(_q.dequantize()[_w == 0] == 0)} of {np.count_nonzero(_w == 0)}")
+
+# %% [markdown]
+# **Error against bits.** Each bit doubles the number of levels and halves the step, so
+# the error should halve too: 8 bits is not magic, just the smallest standard integer
+# type that keeps the error small. The demo below repeats the symmetric formula with
+# `2**(bits-1) - 1` levels on each side (only 8 bits is stored as a real integer type).
+
+# %%
+def _symmetric_round_trip(x: np.ndarray, bits: int) -> np.ndarray:
+    levels = 2 ** (bits - 1) - 1
+    step = np.abs(x).max() / levels
+    return np.clip(np.round(x / step), -levels, levels) * step
+
+
+_w = (_rng.normal(size=(64, 128)) * 0.1).astype(np.float32)
+print(" bits   mean |error|   ratio to previous")
+_prev = None
+for _bits in range(2, 9):
+    _e = np.abs(_symmetric_round_trip(_w, _bits) - _w).mean()
+    print(f"{_bits:5d}   {_e:12.2e}   {'' if _prev is None else f'{_prev / _e:.2f}'}")
+    _prev = _e
+assert np.isclose(np.abs(quantize_int8(_w).dequantize() - _w).mean(), _prev, rtol=1e-3)
+
+# %% [markdown]
+# **Why the zero point must be an integer.** The asymmetric formula could use the exact,
+# fractional `z = -128 - min / s`. Then `x = 0` becomes `round(0 + z)`, which is not `z`,
+# and reads back as `s * (round(z) - z)`: a small number that is *not* zero. Every
+# pruned weight would come back as the same tiny non-zero value, and Module 16's sparse
+# formats would find no zeros to drop. Rounding `z` first makes 0 land exactly on a level.
+
+# %%
+_x = np.array([-0.37, 0.0, 0.0, 0.52, 1.9], dtype=np.float32)
+_lo, _hi = min(_x.min(), 0.0), max(_x.max(), 0.0)
+_s = (_hi - _lo) / 255
+_z_frac = -128 - _lo / _s                        # fractional zero point
+_back_frac = _s * (np.clip(np.round(_x / _s + _z_frac), -128, 127) - _z_frac)
+_back_int = quantize_int8(_x, symmetric=False).dequantize()
+print(f"fractional zero point {_z_frac:.3f}: zeros come back as {_back_frac[1]:.2e}")
+print(f"integer zero point {int(quantize_int8(_x, symmetric=False).zero_point)}: zeros come back as {_back_int[1]}")
+assert _back_frac[1] != 0.0 and _back_int[1] == 0.0
+
+# %% [markdown]
+# **On disk.** The int8 values stay one byte each when saved: `np.savez` writes the
+# arrays as they are, plus a few hundred bytes of headers.
+
+# %%
+import io
+
+_q = quantize_int8(_w, axis=0)
+_buf_fp32, _buf_int8 = io.BytesIO(), io.BytesIO()
+np.savez(_buf_fp32, w=_w)
+np.savez(_buf_int8, values=_q.values, scale=_q.scale, zero_point=_q.zero_point)
+print(f"saved float32: {_buf_fp32.getbuffer().nbytes} B, saved int8: {_buf_int8.getbuffer().nbytes} B "
+      f"(in memory: {_w.nbytes} B and {_q.nbytes} B)")
+
+# %% [markdown]
+# ## 3. Quantized layers
+#
+# A quantized layer keeps `qweight`, a per-output-channel symmetric `QuantizedTensor`,
+# and the float32 bias (biases are few, and they are added after the matmul, where
+# precision is cheap). There are two ways to compute with it.
+#
+# **Path A, dequantize then matmul.** Turn the int8 weight back into float32 just for
+# this call and run the float layer's computation: `y = x @ W_hat^T + b`. Memory holds
+# int8; arithmetic is float32 through NumPy's BLAS. The only error is the weight's.
+#
+# **Path B, integer matmul.** Quantize the input too, with a scale `s_x` fixed in
+# advance, and multiply integers:
+#
+# ```
+# y[n, o] = sum_k x[n, k] W[o, k]  ~=  s_x * s_w[o] * sum_k xq[n, k] Wq[o, k]
+# ```
+#
+# The sum is over integers, and the two scales come out as one float per output
+# column. This is what int8 hardware does (8-bit multiplies into 32-bit accumulators).
+# The input scale needs **calibration**: run some representative batches through the
+# model, record the largest `|x|` each layer sees, and set `s_x = max|x| / 127`.
+# Section 4 measures which path is faster in NumPy.
+#
+# Both layers are inference-only: their output is a fresh Tensor with no graph, and
+# `parameters()` does not list the int8 weight (there is nothing to train).
+
+# %% nbgrader={"grade": false, "grade_id": "quantized-matmul", "solution": true}
+#| export
+def quantized_matmul(xq: np.ndarray, x_scale: float, qweight: QuantizedTensor) -> np.ndarray:
+    """`x @ W^T` from int8 inputs and a symmetric int8 weight: int32 sums, one float rescale. Task 15.4.
+
+    Args:
+        xq: int8 inputs `(M, K)`, quantized symmetrically with the single step `x_scale`.
+        x_scale: the inputs' step.
+        qweight: symmetric int8 weight whose axis 0 is the output unit; its other axes
+            flatten to `K` (a Conv2d filter `(C, kh, kw)` becomes one row).
+
+    Returns:
+        float32 `(M, out)`: `x_scale * scale[o] * sum_k xq[m, k] * values[o, k]`.
+    """
+    if np.any(qweight.zero_point != 0):
+        raise ValueError("quantized_matmul needs a symmetric weight (zero_point 0); "
+                         "quantize it with quantize_int8(w, axis=0)")
+    w = qweight.values.reshape(qweight.shape[0], -1)
+    if xq.dtype != np.int8 or xq.ndim != 2 or xq.shape[1] != w.shape[1]:
+        raise ValueError(f"xq must be int8 of shape (M, {w.shape[1]}), got {xq.dtype} {xq.shape}")
+    ### BEGIN SOLUTION
+    # NOTE: int8 products summed in int8 would overflow at once (127 * 127 = 16129);
+    # int32 holds the sum of K such products exactly for K up to 133,000.
+    acc = xq.astype(np.int32) @ w.astype(np.int32).T
+    return acc.astype(np.float32) * (np.float32(x_scale) * qweight.scale)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-quantized-matmul", "locked": true, "points": 2}
+def test_unit_quantized_matmul():
+    """Task 15.4"""
+    rng = np.random.default_rng(1)
+    xq = rng.integers(-127, 128, size=(5, 40)).astype(np.int8)
+    qw = quantize_int8(rng.normal(size=(3, 40)).astype(np.float32), axis=0)
+    out = quantized_matmul(xq, 0.02, qw)
+    exact = (xq.astype(np.float64) * 0.02) @ qw.dequantize().astype(np.float64).T
+    assert out.dtype == np.float32 and out.shape == (5, 3)
+    assert np.allclose(out, exact, rtol=1e-5, atol=1e-6)
+    big = np.full((1, 200), 127, np.int8)                 # the sum would overflow int16
+    ones = QuantizedTensor(big.copy(), np.ones(1, np.float32), axis=0)
+    assert quantized_matmul(big, 1.0, ones)[0, 0] == 200 * 127 * 127
+    print("quantized_matmul: OK")
+
+# %% [markdown]
+# Both layers share what is not specific to the weight's shape: holding `qweight`, the
+# bias and the calibrated input scale, choosing the path, and watching the inputs
+# while `calibrate` runs. Each layer then defines its two paths.
+
+# %%
+#| export
+class QuantizedLayer(Module):
+    """Common part of QuantizedLinear and QuantizedConv2d: int8 weight, float bias, two forward paths."""
+
+    def __init__(self, qweight: QuantizedTensor, bias: np.ndarray | None) -> None:
+        super().__init__()
+        if not isinstance(qweight, QuantizedTensor):
+            raise TypeError(f"qweight must be a QuantizedTensor, got {type(qweight).__name__}")
+        if qweight.axis != 0 or np.any(qweight.zero_point != 0):
+            raise ValueError(f"qweight must be per-output-channel (axis=0) and symmetric, got axis="
+                             f"{qweight.axis}; use quantize_int8(weight, axis=0)")
+        if bias is not None:
+            bias = np.array(bias.data if isinstance(bias, Tensor) else bias, dtype=np.float32)
+            if bias.shape != (qweight.shape[0],):
+                raise ValueError(f"bias must have shape ({qweight.shape[0]},), got {bias.shape}")
+        self.qweight = qweight
+        self.bias = bias
+        # Set by calibrate(); while it is None the layer uses the dequantize path.
+        self.input_scale: np.float32 | None = None
+        self._observed_max: float | None = None  # running max|x| while calibrate() watches
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """The layer's output: integer path once calibrated, dequantize path before."""
+        data = x.data if isinstance(x, Tensor) else np.asarray(x, dtype=np.float32)
+        if self._observed_max is not None:
+            self._observed_max = max(self._observed_max, float(np.abs(data).max(initial=0.0)))
+        if self.input_scale is None:
+            return Tensor(self.forward_dequantized(data))
+        return Tensor(self.forward_integer(data))
+
+    def _input_int8(self, x: np.ndarray) -> np.ndarray:
+        if self.input_scale is None:
+            raise RuntimeError(f"{type(self).__name__}.forward_integer needs an input scale; "
+                               f"run calibrate(model, batches) first")
+        return quantize_with(x, self.input_scale).values
+
+    def forward_dequantized(self, x: np.ndarray) -> np.ndarray:
+        """Path A: float32 output computed with the dequantized weight."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward_dequantized()")
+
+    def forward_integer(self, x: np.ndarray) -> np.ndarray:
+        """Path B: float32 output computed from int8 inputs and weights with int32 sums."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward_integer()")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the int8 weight (with its scales) and the float32 bias."""
+        return self.qweight.nbytes + (0 if self.bias is None else self.bias.nbytes)
+
+# %% nbgrader={"grade": false, "grade_id": "quantized-linear", "solution": true}
+#| export
+class QuantizedLinear(QuantizedLayer):
+    """A Linear layer whose weight is stored as per-output-channel int8: `y ~= x W^T + b`."""
+
+    def __init__(self, qweight: QuantizedTensor, bias: np.ndarray | None = None) -> None:
+        if isinstance(qweight, QuantizedTensor) and len(qweight.shape) != 2:
+            raise ValueError(f"QuantizedLinear needs a 2-D weight (out, in), got shape {qweight.shape}")
+        super().__init__(qweight, bias)
+        self.out_features, self.in_features = qweight.shape
+
+    @classmethod
+    def from_float(cls, linear: Linear) -> QuantizedLinear:
+        """A QuantizedLinear holding `linear`'s weight as int8 (per output unit) and a copy of its bias."""
+        if not isinstance(linear, Linear):
+            raise TypeError(f"from_float expects a Linear, got {type(linear).__name__}")
+        return cls(quantize_int8(linear.weight, axis=0), None if linear.bias is None else linear.bias.data)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, int8")
+
+    def _check(self, x: np.ndarray) -> None:
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"QuantizedLinear({self.in_features}, {self.out_features}) needs input of "
+                             f"shape (..., {self.in_features}), got {x.shape}")
+
+    def forward_dequantized(self, x: np.ndarray) -> np.ndarray:
+        """Path A: `x @ W_hat^T + b` with `W_hat` dequantized for this call only. Task 15.5."""
+        self._check(x)
+        ### BEGIN SOLUTION
+        out = x @ self.qweight.dequantize().T
+        if self.bias is not None:
+            out += self.bias
+        return out
+        ### END SOLUTION
+
+    def forward_integer(self, x: np.ndarray) -> np.ndarray:
+        """Path B: quantize `x` with the calibrated scale, integer matmul, rescale, add the bias."""
+        self._check(x)
+        xq = self._input_int8(x).reshape(-1, self.in_features)
+        out = quantized_matmul(xq, self.input_scale, self.qweight)
+        if self.bias is not None:
+            out += self.bias
+        return out.reshape(x.shape[:-1] + (self.out_features,))
+
+# %% [markdown]
+# The convolution reuses Module 09's machinery instead of a second implementation:
+# path A calls `conv2d` with the dequantized filters; path B quantizes the input image,
+# lays its receptive fields out with `im2col` (which works on int8 arrays as well as
+# floats, and pads with the integer 0 that stands for 0.0), and hands the columns to
+# `quantized_matmul`, where each filter is one row.
+
+# %% nbgrader={"grade": false, "grade_id": "quantized-conv2d", "solution": true}
+#| export
+class QuantizedConv2d(QuantizedLayer):
+    """A Conv2d whose filters are stored as per-filter int8; stride and padding as in the float layer."""
+
+    def __init__(self, qweight: QuantizedTensor, bias: np.ndarray | None = None,
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0) -> None:
+        if isinstance(qweight, QuantizedTensor) and len(qweight.shape) != 4:
+            raise ValueError(f"QuantizedConv2d needs a 4-D weight (out, in, kh, kw), got shape {qweight.shape}")
+        super().__init__(qweight, bias)
+        self.out_channels, self.in_channels, kh, kw = qweight.shape
+        self.kernel_size = (kh, kw)
+        self.stride = _pair(stride, "stride", 1)          # Module 09's checks and messages
+        self.padding = _pair(padding, "padding", 0)
+
+    @classmethod
+    def from_float(cls, conv: Conv2d) -> QuantizedConv2d:
+        """A QuantizedConv2d holding `conv`'s filters as int8 (one scale per filter)."""
+        if not isinstance(conv, Conv2d):
+            raise TypeError(f"from_float expects a Conv2d, got {type(conv).__name__}")
+        bias = None if conv.bias is None else conv.bias.data
+        return cls(quantize_int8(conv.weight, axis=0), bias, conv.stride, conv.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}, int8")
+
+    def forward_dequantized(self, x: np.ndarray) -> np.ndarray:
+        """Path A: Module 09's `conv2d` with the dequantized filters. Task 15.6."""
+        ### BEGIN SOLUTION
+        bias = None if self.bias is None else Tensor(self.bias)
+        with no_grad():
+            return conv2d(Tensor(x), Tensor(self.qweight.dequantize()), bias, self.stride, self.padding).data
+        ### END SOLUTION
+
+    def forward_integer(self, x: np.ndarray) -> np.ndarray:
+        """Path B: int8 image -> `im2col` -> `quantized_matmul` -> `(N, out, OH, OW)`."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"QuantizedConv2d expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
+        oh, ow = conv_output_size("QuantizedConv2d", x.shape, self.kernel_size, self.stride, self.padding)
+        cols = im2col(self._input_int8(x), self.kernel_size, self.stride, self.padding)  # (K, OH*OW*N)
+        out = quantized_matmul(np.ascontiguousarray(cols.T), self.input_scale, self.qweight)
+        if self.bias is not None:
+            out += self.bias
+        return out.T.reshape(self.out_channels, oh, ow, x.shape[0]).transpose(3, 0, 1, 2)
+
+# %% nbgrader={"grade": true, "grade_id": "test-quantized-conv2d", "locked": true, "points": 3}
+def test_unit_quantized_layers():
+    """Task 15.5, Task 15.6"""
+    from tinytorch.core.tensor import manual_seed
+
+    manual_seed(0)
+    rng = np.random.default_rng(2)
+    linear, conv = Linear(20, 7), Conv2d(3, 4, 3, stride=2, padding=1)
+    x_lin = rng.normal(size=(5, 20)).astype(np.float32)
+    x_img = rng.normal(size=(2, 3, 9, 9)).astype(np.float32)
+    for layer, x, cls in ((linear, x_lin, QuantizedLinear), (conv, x_img, QuantizedConv2d)):
+        q = cls.from_float(layer)
+        assert q.qweight.values.dtype == np.int8 and q.qweight.shape == layer.weight.shape
+        ref = layer(Tensor(x)).data
+        # |x . (w - w_hat)| <= sum |x| * step / 2: the same layer applied to |x| with weights step/2
+        step = q.qweight.scale.reshape((-1,) + (1,) * (layer.weight.data.ndim - 1))
+        half = np.broadcast_to(step / 2, layer.weight.shape).astype(np.float32)
+        bound = (np.abs(x) @ half.T if cls is QuantizedLinear
+                 else conv2d(Tensor(np.abs(x)), Tensor(half), None, conv.stride, conv.padding).data)
+        out = q(Tensor(x)).data
+        assert out.shape == ref.shape and np.all(np.abs(out - ref) <= bound + 1e-5)
+        q.input_scale = np.float32(np.abs(x).max() / 127)           # as calibrate() would
+        assert np.allclose(q(x).data, ref, atol=0.05)
+    print("QuantizedLinear, QuantizedConv2d: OK")
+
+# %% [markdown]
+# ### Calibration
+#
+# `calibrate` runs batches through a quantized model in evaluation mode and lets every
+# quantized layer record the largest `|input|` it sees. The scale is then
+# `max|x| / 127`: the observed range uses all the levels, and an input beyond it later
+# saturates instead of wrapping around. (The maximum is the simplest choice; a
+# percentile ignores rare outliers and gives finer steps to everything else.)
+
+# %% nbgrader={"grade": false, "grade_id": "calibrate", "solution": true}
+#| export
+def _inputs(batches: Iterable | Tensor | np.ndarray) -> Iterable:
+    """The model inputs in `batches`: a single array, or an iterable of arrays or `(x, y, ...)` tuples."""
+    if isinstance(batches, (Tensor, np.ndarray)):
+        return [batches]
+    return (b[0] if isinstance(b, (tuple, list)) else b for b in batches)
+
+
+def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
+    """Set each quantized layer's input scale to `max|input| / 127` over `batches`. Task 15.7.
+
+    The model runs in evaluation mode without gradients (its mode is restored after);
+    afterwards its quantized layers use the integer path.
+
+    Args:
+        model: a model containing `QuantizedLinear` / `QuantizedConv2d` layers.
+        batches: one input array, or an iterable of inputs or of `(x, y)` batches
+            (a `DataLoader` works).
+
+    Returns:
+        `model`, calibrated in place.
+
+    Raises:
+        ValueError: the model has no quantized layer, or `batches` is empty.
+    """
+    layers = [m for m in model.modules() if isinstance(m, QuantizedLayer)]
+    if not layers:
+        raise ValueError(f"calibrate: {type(model).__name__} has no quantized layers; "
+                         f"convert it with quantize_model(model) first")
+    was_training = model.training
+    seen = 0
+    ### BEGIN SOLUTION
+    for layer in layers:
+        layer.input_scale = None          # observe through the dequantize path
+        layer._observed_max = 0.0
+    model.eval()
+    try:
+        with no_grad():
+            for x in _inputs(batches):
+                model(x)
+                seen += 1
+        observed = [layer._observed_max for layer in layers]
+    finally:
+        for layer in layers:
+            layer._observed_max = None
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("calibrate: batches yielded no batch")
+    for layer, amax in zip(layers, observed):
+        # A layer that only ever saw zeros (or none at all) gets any positive scale.
+        layer.input_scale = np.float32(amax / SYMMETRIC_MAX) if amax > 0 else np.float32(1.0)
+    ### END SOLUTION
+    return model
+
+# %% [markdown]
+# ## 4. Whole models
+#
+# `quantize_model` deep-copies the model (the float original stays usable, and
+# unchanged: the comparisons below need it) and then walks the copy the way
+# `Module` finds children, through attributes and lists of modules: every `Linear`
+# becomes a `QuantizedLinear`, every `Conv2d` a `QuantizedConv2d`, and every other
+# module (activations, pooling, `Flatten`, `BatchNorm2d`, `Dropout`, containers) stays
+# as it is, with its own children converted. With calibration data, the copy is
+# calibrated and runs the integer path.
+
+# %% nbgrader={"grade": false, "grade_id": "quantize-model", "solution": true}
+#| export
+def quantize_model(model: Module, calibration_data: Iterable | Tensor | np.ndarray | None = None) -> Module:
+    """A copy of `model` with every Linear and Conv2d replaced by its int8 version. Task 15.8.
+
+    The input model is not changed. Modules of other kinds pass through (their
+    children are converted). The copy is returned in evaluation mode.
+
+    Args:
+        model: a float model, e.g. a `Sequential` of Linear/Conv2d/BatchNorm2d/pooling/
+            Flatten/activations, or any Module nesting them.
+        calibration_data: optional batches for `calibrate`; when given, the quantized
+            layers use the integer matmul path.
+
+    Returns:
+        The quantized copy.
+
+    Raises:
+        TypeError: `model` is not a Module.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"quantize_model expects a Module, got {type(model).__name__}")
+    ### BEGIN SOLUTION
+    def convert(module: Module) -> Module:
+        if isinstance(module, Linear):
+            return QuantizedLinear.from_float(module)
+        if isinstance(module, Conv2d):
+            return QuantizedConv2d.from_float(module)
+        for name, value in list(vars(module).items()):
+            if isinstance(value, Module):
+                vars(module)[name] = convert(value)       # same name, same position
+            elif isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
+                items = [convert(v) if isinstance(v, Module) else v for v in value]
+                vars(module)[name] = type(value)(items) if isinstance(value, list) else tuple(items)
+        return module
+
+    qmodel = convert(copy.deepcopy(model))
+    ### END SOLUTION
+    qmodel.eval()
+    if calibration_data is not None:
+        calibrate(qmodel, calibration_data)
+    return qmodel
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-quantize-model", "locked": true, "points": 3}
+def test_unit_quantize_model():
+    """Task 15.7, Task 15.8"""
+    from tinytorch.core.layers import ReLU, Sequential
+    from tinytorch.core.spatial import Flatten, MaxPool2d
+    from tinytorch.core.tensor import manual_seed
+
+    manual_seed(0)
+    model = Sequential(Conv2d(1, 4, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    before = model.state_dict()
+    x = np.random.default_rng(3).uniform(size=(6, 1, 8, 8)).astype(np.float32)
+    q = quantize_model(model, calibration_data=[x])
+    assert [type(m).__name__ for m in q] == ["QuantizedConv2d", "ReLU", "MaxPool2d", "Flatten", "QuantizedLinear"]
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    assert isinstance(model[0], Conv2d) and q[0].input_scale is not None
+    ref = model(Tensor(x)).data
+    assert np.allclose(q(Tensor(x)).data, ref, atol=0.05)
+    layers = [m for m in q.modules() if isinstance(m, QuantizedLayer)]
+    assert sum(m.nbytes for m in layers) < sum(t.data.nbytes for t in model.parameters()) / 3
+    print("quantize_model, calibrate: OK")
+
+# %% [markdown]
+# ## 5. On the digits: memory, error, accuracy, speed
+#
+# Now the real thing: train a small MLP and a small CNN on the digits (Module 07's
+# `fit`), quantize them, and measure. Everything printed below is measured by this
+# cell; run it and compare with your own numbers.
+
+# %%
+import time
+
+from tinytorch.core.layers import ReLU, Sequential
+from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.optimizers import Adam
+from tinytorch.core.spatial import BatchNorm2d, Flatten, MaxPool2d
+from tinytorch.core.tensor import manual_seed
+from tinytorch.core.training import evaluate, fit
+from tinytorch.data import DataLoader, TensorDataset
+from tinytorch.datasets import load_digits
+from tinytorch.profiling import model_size_bytes
+
+
+def _train_digits(flat: bool, seed: int = 0) -> tuple[Module, DataLoader, DataLoader]:
+    """The digits MLP (flat=True) or CNN, trained briefly with Adam; with its train and test loaders."""
+    x_train, y_train, x_test, y_test = load_digits(flat=flat)
+    manual_seed(seed)
+    if flat:
+        model, epochs = Sequential(Linear(64, 64), ReLU(), Linear(64, 10)), 10
+    else:
+        model, epochs = Sequential(Conv2d(1, 8, 3, padding=1), BatchNorm2d(8), ReLU(), MaxPool2d(2),
+                                   Flatten(), Linear(128, 10)), 5
+    train = DataLoader(TensorDataset(x_train, y_train), batch_size=32, shuffle=True, seed=seed)
+    fit(model, Adam(model.parameters(), lr=1e-2), CrossEntropyLoss(), train, epochs, progress=False)
+    return model, train, DataLoader(TensorDataset(x_test, y_test), batch_size=360)
+
+
+_mlp, _mlp_train, _mlp_test = _train_digits(flat=True)
+_cnn, _cnn_train, _cnn_test = _train_digits(flat=False)
+
+# %% [markdown]
+# **Accuracy and bytes.** `int8 (A)` is the uncalibrated copy (dequantize path); `int8
+# (B)` is calibrated on the training images and runs integer matmuls. The weights shrink
+# by exactly 4x; the whole model a little less, because biases, BatchNorm and the
+# per-channel scales stay float32.
+
+# %%
+print(f"{'model':5s} {'float32':>8s} {'int8 (A)':>9s} {'int8 (B)':>9s} {'bytes fp32':>11s} {'bytes int8':>11s}  weights fp32 -> int8")
+for _name, _model, _train, _test in (("MLP", _mlp, _mlp_train, _mlp_test), ("CNN", _cnn, _cnn_train, _cnn_test)):
+    _qa = quantize_model(_model)
+    _qb = quantize_model(_model, calibration_data=_train)
+    _w32 = sum(m.weight.data.nbytes for m in _model.modules() if isinstance(m, (Linear, Conv2d)))
+    _w8 = sum(m.qweight.values.nbytes for m in _qa.modules() if isinstance(m, QuantizedLayer))
+    print(f"{_name:5s} {evaluate(_model, _test):8.2%} {evaluate(_qa, _test):9.2%} {evaluate(_qb, _test):9.2%} "
+          f"{model_size_bytes(_model):11d} {model_size_bytes(_qa):11d}  {_w32} -> {_w8} B ({_w32 / _w8:.0f}x)")
+
+# %% [markdown]
+# **Per-tensor against per-channel, on a trained layer.** The rows of a trained weight
+# have different sizes; with one scale for the whole tensor, the step is set by the
+# largest row and the small rows are quantized coarsely. Mean error, relative to the
+# mean `|w|`, for the first layer of each model:
+
+# %%
+for _name, _w in (("MLP Linear(64, 64)", _mlp[0].weight.data), ("CNN Conv2d(1, 8, 3)", _cnn[0].weight.data)):
+    _rows = np.abs(_w).reshape(len(_w), -1).max(axis=1)
+    _errs = [np.abs(quantize_int8(_w, axis=a).dequantize() - _w).mean() / np.abs(_w).mean() for a in (None, 0)]
+    print(f"{_name}: row max|w| from {_rows.min():.3f} to {_rows.max():.3f}; mean relative error "
+          f"per tensor {_errs[0]:.2e}, per channel {_errs[1]:.2e} ({_errs[0] / _errs[1]:.1f}x smaller)")
+
+# %% [markdown]
+# **Error and accuracy against bits**, on the trained MLP: every weight rounded to
+# `bits` bits per channel (the `_symmetric_round_trip` of Section 2, row by row),
+# then the test accuracy. Where does the accuracy start to fall, and how much room
+# does that leave below 8 bits?
+
+# %%
+print(" bits  mean |error| / mean |w|   test accuracy")
+for _bits in (2, 3, 4, 5, 6, 8):
+    _m = copy.deepcopy(_mlp)
+    _rel = []
+    for _layer in (_m[0], _m[2]):
+        _w = _layer.weight.data
+        _layer.weight.data = np.stack([_symmetric_round_trip(row, _bits) for row in _w]).astype(np.float32)
+        _rel.append(np.abs(_layer.weight.data - _w).mean() / np.abs(_w).mean())
+    print(f"{_bits:5d}  {np.mean(_rel):22.2e}   {evaluate(_m, _mlp_test):13.2%}")
+
+# %% [markdown]
+# **Which path is faster here?** NumPy multiplies float32 matrices with an optimised
+# BLAS, but it has no int8 or int32 matrix kernel: an integer `@` falls back to a plain
+# loop. So on this machine path A (dequantize, then a float32 BLAS matmul) should win,
+# and by a lot; int8 hardware (and PyTorch's int8 kernels) reverse that. Timings are
+# medians of repeated calls, with BLAS held to one thread where `threadpoolctl` is
+# installed (several threads on a shared machine time the machine's load instead).
+
+# %%
+def _median_seconds(fn, repeats: int = 15) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+try:
+    from threadpoolctl import threadpool_limits
+    _threads = threadpool_limits(1)
+except ImportError:
+    _threads = None
+
+_x_big = np.random.default_rng(0).normal(size=(256, 512)).astype(np.float32)
+_cases = [("MLP Linear(64, 64), batch 360", _mlp[0], next(iter(_mlp_test))[0].data),
+          ("CNN Conv2d(1, 8, 3), batch 360", _cnn[0], next(iter(_cnn_test))[0].data),
+          ("Linear(512, 512), batch 256", Linear(512, 512), _x_big)]
+print(f"{'layer':32s} {'float32':>9s} {'A: dequant':>11s} {'B: int32':>10s}   B / A")
+for _name, _layer, _x in _cases:
+    _q = (QuantizedLinear if isinstance(_layer, Linear) else QuantizedConv2d).from_float(_layer)
+    calibrate(_q, [_x])
+    _t_float = _median_seconds(lambda: _layer(Tensor(_x)))
+    _t_a = _median_seconds(lambda: _q.forward_dequantized(_x))
+    _t_b = _median_seconds(lambda: _q.forward_integer(_x))
+    print(f"{_name:32s} {_t_float * 1e6:7.0f}us {_t_a * 1e6:9.0f}us {_t_b * 1e6:8.0f}us   {_t_b / _t_a:5.1f}x")
+if _threads is not None:
+    _threads.restore_original_limits()
+
+# %%
+def test_module():
+    """Run every inline test of this module."""
+    test_unit_choose_qparams()
+    test_unit_dequantize()
+    test_unit_quantize_int8()
+    test_unit_quantized_matmul()
+    test_unit_quantized_layers()
+    test_unit_quantize_model()
+
+# %%
+if __name__ == "__main__":
+    test_module()
+    print("Module 15: all inline tests passed")

@@ -80,7 +80,6 @@ def test_dequantize_matches_formula(rng):
                                rtol=1e-7)
 
 
-@pytest.mark.task("15.2")
 def test_quantized_tensor_rejects_inconsistent_parts():
     v = np.zeros((2, 3), np.int8)
     with pytest.raises(TypeError, match="int8"):
@@ -139,7 +138,6 @@ def test_accepts_tensor_and_float64(rng):
     np.testing.assert_array_equal(a.scale, b.scale)
 
 
-@pytest.mark.task("15.3")
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_raises(bad):
     x = np.ones((2, 2), np.float32)

@@ -5,15 +5,29 @@ only re-exports its public names, so `from tinytorch.quantization import quantiz
 works.
 """
 from tinytorch.quantization.int8 import (
+    QuantizedConv2d,
+    QuantizedLayer,
+    QuantizedLinear,
     QuantizedTensor,
+    calibrate,
     choose_qparams,
     dequantize_int8,
     quantize_int8,
+    quantize_model,
+    quantize_with,
+    quantized_matmul,
 )
 
 __all__ = [
+    "QuantizedConv2d",
+    "QuantizedLayer",
+    "QuantizedLinear",
     "QuantizedTensor",
+    "calibrate",
     "choose_qparams",
     "dequantize_int8",
     "quantize_int8",
+    "quantize_model",
+    "quantize_with",
+    "quantized_matmul",
 ]
