@@ -682,7 +682,7 @@ def maximum(a: Any, b: Any) -> Tensor:
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
-        share = (a.data > b.data).astype(g.dtype)  # 1 where a wins, 0 where b wins
+        share = np.asarray(a.data > b.data, dtype=g.dtype)  # 1 where a wins, 0 where b wins
         share[a.data == b.data] = 0.5
         return (unbroadcast(g * share, a.data.shape) if a.requires_grad else None,
                 unbroadcast(g * (1.0 - share), b.data.shape) if b.requires_grad else None)

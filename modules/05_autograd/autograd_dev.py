@@ -47,6 +47,28 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 # %% [markdown]
+# ## The chain rule over a graph
+#
+# Take `a = 2`, `b = 3` and compute `c = a * b` (6), then `L = c + a` (8). Two ops, two
+# closures:
+#
+# * `add` (c + a -> L): passes its incoming gradient to both inputs unchanged.
+# * `mul` (a * b -> c): sends `g * b` to `a` and `g * a` to `b`.
+#
+# Backwards from `dL/dL = 1`:
+#
+# | step | closure | contributions |
+# |---|---|---|
+# | 1 | `add` gets 1 | `dL/dc += 1`, `dL/da += 1` |
+# | 2 | `mul` gets `dL/dc = 1` | `dL/da += 1 * b = 3`, `dL/db += 1 * a = 2` |
+#
+# So `dL/da = 1 + 3 = 4` (indeed `L = ab + a`, `dL/da = b + 1`) and `dL/db = 2`.
+# Two lessons hide in this table. First, `a` feeds two ops, and its gradient is the
+# **sum** of what both send back: gradients accumulate. Second, `mul` could run only once
+# `dL/dc` was final, that is, after every op that consumed `c`: the order matters.
+# The engine below is exactly this table, produced automatically for any graph.
+
+# %% [markdown]
 # ## Grad mode
 #
 # Recording a graph costs memory (every op keeps its inputs alive) and time. During
@@ -415,7 +437,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
                 expected = (plus - minus) / (2 * eps)
                 received = analytic.reshape(-1)[j]
                 if not abs(received - expected) <= atol + rtol * abs(expected):
-                    index = np.unravel_index(j, x.data.shape) if x.data.ndim else ()
+                    index = tuple(int(k) for k in np.unravel_index(j, x.data.shape))
                     raise GradcheckError(
                         f"gradcheck: input {i} (shape {x.data.shape}), element {index}: "
                         f"expected {expected:.6g} (finite differences), received {received:.6g} "
@@ -451,9 +473,24 @@ def test_unit_gradcheck():
 # ## Putting it together
 #
 # With the engine in place, `Tensor.backward()` (Module 01) calls `backward(self)` and a
-# whole network can be differentiated. A two-layer example, checked by `gradcheck`:
+# whole network can be differentiated. First the worked example from the top of this
+# page, now run by the engine:
 
 # %%
+if __name__ == "__main__":
+    from tinytorch.core.tensor import Tensor
+
+    a = Tensor(2.0, requires_grad=True)
+    b = Tensor(3.0, requires_grad=True)
+    L = a * b + a
+    backward(L)
+    print(f"L = {L.item()}, dL/da = {a.grad}, dL/db = {b.grad}")  # 8, 4, 2
+
+# %% [markdown]
+# And a two-layer network with a ReLU and a squared loss, checked element by element
+# against finite differences:
+
+# %% nbgrader={"grade": true, "grade_id": "test-two-layer-network", "locked": true, "points": 2}
 def test_unit_two_layer_network():
     """Task 05.2"""
     from tinytorch.core.tensor import Tensor

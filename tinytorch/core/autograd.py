@@ -163,7 +163,7 @@ def unbroadcast(grad: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 class GradcheckError(AssertionError):
     """An analytic gradient disagrees with finite differences (raised by `gradcheck`)."""
 
-# %% ../../modules/05_autograd/autograd_dev.py #30b2b315
+# %% ../../modules/05_autograd/autograd_dev.py #be8e60ac
 def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
               atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> bool:
     """Check the engine's gradients of `fn` at `inputs` against float64 central differences.
@@ -217,7 +217,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
                 expected = (plus - minus) / (2 * eps)
                 received = analytic.reshape(-1)[j]
                 if not abs(received - expected) <= atol + rtol * abs(expected):
-                    index = np.unravel_index(j, x.data.shape) if x.data.ndim else ()
+                    index = tuple(int(k) for k in np.unravel_index(j, x.data.shape))
                     raise GradcheckError(
                         f"gradcheck: input {i} (shape {x.data.shape}), element {index}: "
                         f"expected {expected:.6g} (finite differences), received {received:.6g} "

@@ -410,7 +410,7 @@ def abs(a: Any) -> Tensor:
     return Tensor.from_op(np.abs(a.data), (a,), lambda g: (g * np.sign(a.data),), op="abs")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #e8d00681
+# %% ../../modules/01_tensor/tensor_dev.py #0ec59fa9
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise maximum of a and b (broadcast); a tie splits the gradient in half.
 
@@ -419,7 +419,7 @@ def maximum(a: Any, b: Any) -> Tensor:
     a, b = _lift(a), _lift(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
-        share = (a.data > b.data).astype(g.dtype)  # 1 where a wins, 0 where b wins
+        share = np.asarray(a.data > b.data, dtype=g.dtype)  # 1 where a wins, 0 where b wins
         share[a.data == b.data] = 0.5
         return (unbroadcast(g * share, a.data.shape) if a.requires_grad else None,
                 unbroadcast(g * (1.0 - share), b.data.shape) if b.requires_grad else None)
