@@ -22,6 +22,8 @@ def _env(root: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("TINYTORCH_QUIET", "1")
+    # Lessons shorten their measured analyses (fewer epochs, smaller sweeps) under test.
+    env.setdefault("TINYTORCH_QUICK", "1")
     return env
 
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tinytorch.compression import (CompressedModel, compressed_size, format_bytes, load_compressed,
                                    magnitude_prune, prune_and_quantize, save_compressed)
+from tinytorch.compression.storage import gap_code, gap_positions
 from tinytorch.core.layers import Module, Sequential
 from tinytorch.core.tensor import Tensor
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
@@ -34,6 +35,27 @@ def test_format_formulas_equal_real_array_bytes(rows, cols, density, seed):
     assert sizes["dense_int8"] == values.nbytes + scales.nbytes
     assert sizes["csr_int8"] == values[nz].nbytes + index.nbytes + starts.nbytes + scales.nbytes
     assert sizes["bitmask_int8"] == np.packbits(nz).nbytes + values[nz].nbytes + scales.nbytes
+    code = gap_code(nz.reshape(-1))
+    with_escapes = format_bytes(values.size, nnz, rows, cols, rows, code.size - nnz)
+    assert with_escapes["gaps_int8"] == code.nbytes + values[nz].nbytes + scales.nbytes
+
+
+@pytest.mark.task("16.10")
+@given(n=st.integers(1, 3000), density=st.floats(0, 1), seed=st.integers(0, 99))
+def test_gap_code_round_trips_with_long_runs(n, density, seed):
+    rng = np.random.default_rng(seed)
+    keep = rng.random(n) < density ** 3  # densities down to 1e-6: runs far longer than 255
+    code = gap_code(keep)
+    assert code.dtype == np.uint8 and code.size >= np.count_nonzero(keep)
+    np.testing.assert_array_equal(gap_positions(code, n), np.flatnonzero(keep))
+
+
+@pytest.mark.task("16.10")
+def test_gap_code_refuses_corrupt_streams():
+    with pytest.raises(ValueError, match="ends inside a run"):
+        gap_positions(np.array([3, 255], np.uint8), 1000)
+    with pytest.raises(ValueError, match="past the end of 5 entries"):
+        gap_positions(np.array([7], np.uint8), 5)
 
 
 def _same_quantized(a, b):
@@ -90,6 +112,7 @@ def test_report_counts_bytes_per_layer(mlp):
         assert (layer.params, layer.nonzero) == (v.size, nnz)
         assert layer.total("dense_fp32") == 4 * v.size + 4 * v.shape[0]
         assert layer.total("bitmask_int8") == (v.size + 7) // 8 + nnz + q.qweight.scale.nbytes + 4 * v.shape[0]
+        assert layer.total("gaps_int8") == gap_code(v.reshape(-1) != 0).nbytes + nnz + q.qweight.scale.nbytes + 4 * v.shape[0]
     assert report.total("dense_fp32") == sum(p.data.nbytes for p in mlp.parameters())
     assert "file written by save_compressed" in str(report)
     with pytest.raises(ValueError, match="fmt must be one of"):

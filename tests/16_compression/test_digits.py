@@ -1,0 +1,106 @@
+"""The accuracy and size targets on the digits MLP (64-128-64-10), dense baseline in the same run.
+
+Recipe (also the lesson's): Adam lr 3e-3 for 25 epochs; then IterativePruner with the cubic
+schedule in 5 steps of 5 epochs (Adam lr 5e-3, masks attached) and 10 final epochs.
+"""
+import numpy as np
+import pytest
+
+from tinytorch.compression import (IterativePruner, compressed_size, fine_tune, measure_sparsity,
+                                   prune_and_quantize, save_compressed, load_compressed)
+from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.optimizers import Adam
+from tinytorch.core.training import evaluate, fit
+from tinytorch.data.loader import DataLoader, TensorDataset
+
+from .conftest import make_mlp
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(digits):
+    x_train, y_train, x_test, y_test = digits
+    train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=0)
+    test = DataLoader(TensorDataset(x_test, y_test), batch_size=len(y_test))
+    model = make_mlp((64, 128, 64, 10), seed=0)
+    fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), train, 25, progress=False)
+    return model.state_dict(), train, test, evaluate(model, test)
+
+
+def prune_iteratively(setup, target):
+    state, train, test, dense = setup
+    model = make_mlp((64, 128, 64, 10), seed=0)
+    model.load_state_dict(state)
+    opt = Adam(model.parameters(), lr=5e-3)
+    pruner = IterativePruner(target, steps=5)
+    history = pruner.run(model, opt, CrossEntropyLoss(), train, epochs_per_step=5,
+                         evaluate=lambda m: evaluate(m, test))
+    fine_tune(model, opt, CrossEntropyLoss(), train, 10, masks=pruner.masks)
+    return model, history
+
+
+@pytest.fixture(scope="module")
+def pruned90(setup):
+    return prune_iteratively(setup, 0.9)
+
+
+@pytest.mark.task("16.9")
+def test_dense_baseline_is_a_real_model(setup):
+    assert setup[3] >= 0.94
+
+
+@pytest.mark.task("16.9")
+def test_iterative_90_loses_at_most_one_point(setup, pruned90):
+    model, history = pruned90
+    assert [row["step"] for row in history] == [1, 2, 3, 4, 5]
+    targets = [row["target"] for row in history]
+    assert targets == sorted(targets) and targets[-1] == pytest.approx(0.9)
+    assert abs(measure_sparsity(model) - 0.9) <= 1 / 17024
+    accuracy = evaluate(model, setup[2])
+    assert accuracy >= setup[3] - 0.01, f"dense {setup[3]:.4f}, 90% sparse {accuracy:.4f}"
+
+
+@pytest.mark.task("16.9")
+def test_iterative_95_loses_at_most_two_points(setup):
+    model, _ = prune_iteratively(setup, 0.95)
+    assert abs(measure_sparsity(model) - 0.95) <= 1 / 17024
+    accuracy = evaluate(model, setup[2])
+    assert accuracy >= setup[3] - 0.02, f"dense {setup[3]:.4f}, 95% sparse {accuracy:.4f}"
+
+
+@pytest.mark.task("16.12")
+def test_90_percent_int8_file_is_20x_smaller_and_accurate(setup, pruned90, tmp_path):
+    model, _ = pruned90
+    dense_weight_bytes = sum(layer.weight.data.nbytes for layer in (model[0], model[2], model[4]))
+    small = prune_and_quantize(model, sparsity=None, per_channel=False, int8_bias=True)
+    path = tmp_path / "digits.ttz"
+    size = save_compressed(small, path)
+    assert size == path.stat().st_size == compressed_size(small).file_bytes
+    assert dense_weight_bytes / size >= 20, f"{dense_weight_bytes} / {size} = {dense_weight_bytes / size:.1f}x"
+    accuracy = evaluate(load_compressed(path), setup[2])
+    assert accuracy >= setup[3] - 0.015, f"dense {setup[3]:.4f}, 90% + INT8 from disk {accuracy:.4f}"
+
+
+@pytest.mark.task("16.9")
+@pytest.mark.parametrize("rewind", [True, False])
+def test_rewind_resets_survivors_before_each_fine_tune(setup, monkeypatch, rewind):
+    import tinytorch.compression.iterative as iterative
+
+    state, train, _, _ = setup
+    model = make_mlp((64, 128, 64, 10), seed=0)
+    model.load_state_dict(state)
+    start = {n: p.data.copy() for n, p in model.named_parameters()}
+    seen = []
+    real_fine_tune = iterative.fine_tune
+
+    def spy(model, optimizer, loss_fn, loader, epochs, masks=None, progress=None):
+        params = dict(model.named_parameters())
+        seen.append(all(np.array_equal(params[n].data[k], start[n][k]) for n, k in masks.items()))
+        return real_fine_tune(model, optimizer, loss_fn, loader, epochs, masks, progress)
+
+    monkeypatch.setattr(iterative, "fine_tune", spy)
+    pruner = IterativePruner(0.5, steps=3, rewind=rewind)
+    pruner.run(model, Adam(model.parameters(), lr=5e-3), CrossEntropyLoss(), train, epochs_per_step=1)
+    assert seen == ([True, True, True] if rewind else [True, False, False])
+    assert measure_sparsity(model) == pytest.approx(0.5, abs=1 / 17024)
