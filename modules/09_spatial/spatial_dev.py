@@ -292,7 +292,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
     out = out.reshape(o, oh, ow, n).transpose(3, 0, 1, 2)
 
     def backward(grad: np.ndarray) -> tuple:
-        g2 = grad.transpose(1, 2, 3, 0).reshape(o, oh * ow * n)
+        # NOTE: the incoming gradient may be a broadcast view with zero strides (the
+        # backward of a sum); BLAS cannot read that, and NumPy would fall back to a
+        # matmul loop many times slower. ascontiguousarray costs nothing when it is not needed.
+        g2 = np.ascontiguousarray(grad.transpose(1, 2, 3, 0)).reshape(o, oh * ow * n)
         gx = col2im(w2.T @ g2, x.shape, (kh, kw), stride, padding) if x.requires_grad else None
         gw = (g2 @ cols.T).reshape(weight.shape) if weight.requires_grad else None
         if bias is None:

@@ -120,7 +120,7 @@ def col2im(cols: np.ndarray, shape: tuple[int, int, int, int], kernel: tuple[int
     return xp[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2)
     ### END SOLUTION
 
-# %% ../../modules/09_spatial/spatial_dev.py #eff6bad3
+# %% ../../modules/09_spatial/spatial_dev.py #9bfa440b
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
            stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0) -> Tensor:
     """2-D cross-correlation of `x (N, C, H, W)` with `weight (O, C, kh, kw)`: one matmul over im2col.
@@ -156,7 +156,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
     out = out.reshape(o, oh, ow, n).transpose(3, 0, 1, 2)
 
     def backward(grad: np.ndarray) -> tuple:
-        g2 = grad.transpose(1, 2, 3, 0).reshape(o, oh * ow * n)
+        # NOTE: the incoming gradient may be a broadcast view with zero strides (the
+        # backward of a sum); BLAS cannot read that, and NumPy would fall back to a
+        # matmul loop many times slower. ascontiguousarray costs nothing when it is not needed.
+        g2 = np.ascontiguousarray(grad.transpose(1, 2, 3, 0)).reshape(o, oh * ow * n)
         gx = col2im(w2.T @ g2, x.shape, (kh, kw), stride, padding) if x.requires_grad else None
         gw = (g2 @ cols.T).reshape(weight.shape) if weight.requires_grad else None
         if bias is None:

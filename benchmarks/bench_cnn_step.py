@@ -1,0 +1,172 @@
+"""One training step of the digits CNN at batch 64: TinyTorch against PyTorch (CPU).
+
+The network is the course's small CNN for 8x8 digits:
+Conv(1->8, 3x3, pad 1), ReLU, MaxPool 2, Conv(8->16, 3x3, pad 1), ReLU, MaxPool 2,
+Flatten, Linear(64, 10). A step is: zero the gradients, forward, cross-entropy,
+backward, Adam step. Both frameworks start from the same weights and see the same
+batch; repeats are interleaved (TinyTorch block, PyTorch block, ...) so a slow moment
+of the machine hits both, and the medians over the blocks are reported.
+
+A second table times one convolution layer (forward and backward, batch 64, 16 input
+channels, 16x16 images) at several filter counts: im2col turns a convolution into one
+matrix product whose size is proportional to the number of filters, so pruning whole
+filters (Module 16) should cut the time about proportionally.
+
+    python benchmarks/bench_cnn_step.py [--repeats 30] [--steps 50] [--threads 1]
+
+Both frameworks run with the same number of threads (default 1: NumPy's BLAS and
+PyTorch's intra-op pool). NOTE: at these sizes a matmul takes tens of microseconds,
+and a multi-threaded BLAS on a busy machine can spend far longer waiting for its
+threads than computing, which would measure the machine's load, not the framework.
+
+PyTorch is optional: without it, only TinyTorch's times are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+BATCH = 64
+
+
+def tinytorch_cnn():
+    """The digits CNN in TinyTorch."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+
+    return Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
+                      Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+
+
+def torch_cnn(torch):
+    """The same network in PyTorch."""
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10))
+
+
+def tinytorch_step(model, x, y):
+    """A function running one Adam training step of `model` on `(x, y)`."""
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import Adam
+    from tinytorch.core.tensor import Tensor
+
+    opt, loss_fn, inputs = Adam(model.parameters(), lr=1e-3), CrossEntropyLoss(), Tensor(x)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(inputs), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def torch_step(torch, model, x, y):
+    """The same step in PyTorch."""
+    opt, loss_fn = torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+    inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(inputs), labels)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def conv_step(filters: int, x):
+    """Forward and backward of one TinyTorch Conv2d(16, filters, 3, padding=1) layer."""
+    from tinytorch.core.spatial import Conv2d
+    from tinytorch.core.tensor import Tensor
+
+    conv, inputs = Conv2d(x.shape[1], filters, 3, padding=1), Tensor(x, requires_grad=True)
+
+    def step() -> None:
+        conv.weight.grad = conv.bias.grad = inputs.grad = None
+        conv(inputs).sum().backward()
+
+    return step
+
+
+def time_block(step, steps: int) -> float:
+    """Seconds per step, averaged over one block of `steps` steps."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def interleaved_medians(steps: dict, repeats: int, block: int) -> dict[str, float]:
+    """Median seconds per step of each function, timed in interleaved blocks after a warm-up block."""
+    for step in steps.values():
+        time_block(step, block)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            times[name].append(time_block(step, block))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30, help="interleaved blocks per framework")
+    parser.add_argument("--steps", type=int, default=50, help="training steps per block")
+    parser.add_argument("--threads", type=int, default=1, help="threads for BLAS and PyTorch")
+    args = parser.parse_args(argv)
+    # NOTE: BLAS reads these when NumPy is first imported, so they are set before that.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import numpy as np
+
+    from tinytorch.core.tensor import manual_seed
+
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH).astype(np.int64)
+    manual_seed(0)
+    ours = tinytorch_cnn()
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    steps = {"tinytorch": tinytorch_step(ours, x, y)}
+    if torch is not None:
+        theirs = torch_cnn(torch)
+        with torch.no_grad():
+            for (_, p), q in zip(ours.named_parameters(), theirs.parameters()):
+                q.copy_(torch.from_numpy(p.data))
+        steps["pytorch"] = torch_step(torch, theirs, x, y)
+        first = {name: step() for name, step in steps.items()}  # same weights, same batch: same loss
+        print(f"first-step loss: tinytorch {first['tinytorch']:.6f}, pytorch {first['pytorch']:.6f}")
+
+    median = interleaved_medians(steps, args.repeats, args.steps)
+    print(f"digits CNN, batch {BATCH}, adam: median of {args.repeats} blocks x {args.steps} steps")
+    for name, seconds in median.items():
+        print(f"  {name:10s} {seconds * 1e6:8.1f} us/step")
+    if torch is None:
+        print("  pytorch    not installed; only TinyTorch was measured")
+    else:
+        print(f"  ratio      {median['tinytorch'] / median['pytorch']:.2f}x (tinytorch / pytorch)")
+
+    manual_seed(0)
+    images = rng.standard_normal((BATCH, 16, 16, 16)).astype(np.float32)
+    filters = (64, 32, 16, 8)
+    conv = interleaved_medians({f: conv_step(f, images) for f in filters}, max(args.repeats // 3, 3),
+                               max(args.steps // 5, 3))
+    print(f"Conv2d(16, filters, 3, padding=1) forward + backward, input {images.shape}:")
+    for f in filters:
+        print(f"  {f:3d} filters {conv[f] * 1e3:8.3f} ms   {conv[f] / conv[filters[0]]:.2f} of {filters[0]} filters")
+    print(f"  threads    {args.threads} (BLAS and PyTorch)")
+
+
+if __name__ == "__main__":
+    main()
