@@ -147,7 +147,8 @@ def _checked_qparams(scale: np.ndarray | float, zero_point: np.ndarray | int,
 # `choose_qparams` computes the scale and zero point. The arithmetic runs in float64 so
 # that a range near float32's limits cannot overflow, and the scale is rounded to float32
 # *before* the zero point is computed from it: the numbers used to quantize must be the
-# ones stored, or the round-trip bound would not hold for the stored values.
+# ones stored, or the round-trip bound would not hold for the stored values. It is
+# rounded *up*, so the largest value still fits in 127 steps.
 #
 # **Trap:** an all-zero tensor (or an all-zero channel of a pruned layer) has `max|x| = 0`,
 # which would make the scale 0 and `x / s` a division by zero. Any positive scale
@@ -185,9 +186,14 @@ def choose_qparams(x: Tensor | np.ndarray, axis: int | None = None,
         lo = np.minimum(d.min(axis=over), 0.0)
         hi = np.maximum(d.max(axis=over), 0.0)
         scale = (hi - lo) / (INT8_MAX - INT8_MIN)
-    scale = np.asarray(scale, dtype=np.float32)
-    # An all-zero tensor or channel (or a range so tiny its scale underflows float32).
-    scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
+    exact = np.asarray(scale, dtype=np.float64)
+    scale = exact.astype(np.float32)
+    # NOTE: round the stored scale up, never down, so that max|x| / scale <= 127 and
+    # nothing is clipped (a subnormal scale can round down by a large fraction).
+    low = scale < exact
+    scale[low] = np.nextafter(scale[low], np.float32(np.inf))
+    # An all-zero tensor or channel: any positive scale represents it exactly.
+    scale[scale == 0] = 1.0
     if symmetric:
         zero_point = np.zeros(scale.shape, dtype=np.int32)
     else:

@@ -74,7 +74,7 @@ def _checked_qparams(scale: np.ndarray | float, zero_point: np.ndarray | int,
         raise ValueError(f"zero_point must lie in [{INT8_MIN}, {INT8_MAX}], got {zero_point}")
     return scale, zero_point
 
-# %% ../../modules/15_quantization/quantization_dev.py #1e7c31ae
+# %% ../../modules/15_quantization/quantization_dev.py #9c850105
 def choose_qparams(x: Tensor | np.ndarray, axis: int | None = None,
                    symmetric: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The float32 scale(s) and int32 zero point(s) that map `x` onto int8. Task 15.1.
@@ -105,9 +105,14 @@ def choose_qparams(x: Tensor | np.ndarray, axis: int | None = None,
         lo = np.minimum(d.min(axis=over), 0.0)
         hi = np.maximum(d.max(axis=over), 0.0)
         scale = (hi - lo) / (INT8_MAX - INT8_MIN)
-    scale = np.asarray(scale, dtype=np.float32)
-    # An all-zero tensor or channel (or a range so tiny its scale underflows float32).
-    scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
+    exact = np.asarray(scale, dtype=np.float64)
+    scale = exact.astype(np.float32)
+    # NOTE: round the stored scale up, never down, so that max|x| / scale <= 127 and
+    # nothing is clipped (a subnormal scale can round down by a large fraction).
+    low = scale < exact
+    scale[low] = np.nextafter(scale[low], np.float32(np.inf))
+    # An all-zero tensor or channel: any positive scale represents it exactly.
+    scale[scale == 0] = 1.0
     if symmetric:
         zero_point = np.zeros(scale.shape, dtype=np.int32)
     else:
