@@ -76,6 +76,8 @@ def test_is_a_module_found_by_the_walk(make, ref):
     model = Module()
     model.act = make()
     assert model.modules()[1] is model.act and model.parameters() == []
+    x = np.random.default_rng(2).standard_normal((2, 3)).astype(np.float32)
+    assert model.act(Tensor(x)).shape == (2, 3)
 
 
 # --- per-activation properties and formulas ---------------------------------------------

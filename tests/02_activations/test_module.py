@@ -127,7 +127,6 @@ def test_replacing_an_attribute_replaces_the_parameter():
     assert dict(tree.named_parameters())["first.weight"] is new
 
 
-@pytest.mark.task("02.2")
 def test_train_eval_reach_every_module_and_return_self():
     tree = Tree()
     assert tree.eval() is tree

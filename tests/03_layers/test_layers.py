@@ -79,7 +79,6 @@ def test_linear_without_bias():
     np.testing.assert_allclose(layer(Tensor(x)).data, x @ layer.weight.data.T, rtol=RTOL)
 
 
-@pytest.mark.task("03.1")
 @pytest.mark.parametrize("args, error, named", [
     ((0, 3), ValueError, "in_features must be >= 1, got 0"),
     ((3, -2), ValueError, "out_features must be >= 1, got -2"),
@@ -139,7 +138,6 @@ def test_linear_skips_the_input_gradient_when_the_input_is_data():
     assert x.grad is None and layer.weight.grad is not None
 
 
-@pytest.mark.task("03.2")
 def test_linear_wrong_width_names_both_shapes():
     layer = Linear(64, 10)
     with pytest.raises(ValueError, match=r"\(32, 65\).*\(10, 64\)"):
@@ -149,7 +147,6 @@ def test_linear_wrong_width_names_both_shapes():
 
 
 # --- 03.3 Sequential -----------------------------------------------------------------------
-@pytest.mark.task("03.3")
 def test_sequential_names_match_torch_state_dict_keys():
     torch = pytest.importorskip("torch")
     model = mlp()
@@ -201,13 +198,11 @@ def test_sequential_setitem_is_surgery_under_the_same_name():
         model[0] = 3
 
 
-@pytest.mark.task("03.3")
 def test_nested_sequential_names():
     model = Sequential(Linear(2, 3), Sequential(ReLU(), Linear(3, 1)))
     assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.1.weight", "1.1.bias"]
 
 
-@pytest.mark.task("03.3")
 def test_sequential_rejects_non_modules():
     with pytest.raises(TypeError, match=r"layer 1 must be a Module, got function"):
         Sequential(ReLU(), lambda x: x)
@@ -215,7 +210,6 @@ def test_sequential_rejects_non_modules():
         Sequential([Linear(2, 2)])
 
 
-@pytest.mark.task("03.3")
 def test_sequential_repr():
     assert repr(Sequential(Linear(2, 3), ReLU())) == (
         "Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n  (1): ReLU()\n)")
@@ -256,7 +250,6 @@ def test_dropout_mask_is_reproducible_with_manual_seed():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.task("03.4")
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
 def test_dropout_rejects_p_outside_0_1(p):
     with pytest.raises(ValueError, match=rf"p must be in \[0, 1\), got {p}"):

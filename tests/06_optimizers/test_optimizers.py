@@ -66,8 +66,8 @@ def test_trajectory_matches_torch_for_20_steps(cls, kwargs):
     assert opt.step_counts == [20, 20, 13]
 
 
-@pytest.mark.task("06.3")
-@pytest.mark.parametrize("cls", [SGD, Adam])
+@pytest.mark.parametrize("cls", [pytest.param(SGD, marks=pytest.mark.task("06.2")),
+                                 pytest.param(Adam, marks=pytest.mark.task("06.3"))])
 def test_training_a_network_matches_torch(cls):
     torch = pytest.importorskip("torch")
     nn = torch.nn
@@ -141,7 +141,6 @@ def test_update_is_in_place_and_lr_can_change_between_steps():
     np.testing.assert_allclose(w.data, make_params()[0].data - 1.1, rtol=1e-6)
 
 
-@pytest.mark.task("06.1")
 def test_zero_grad_clears_every_gradient():
     params = make_params()
     for p in params:
@@ -216,7 +215,6 @@ def test_masking_hook_keeps_pruned_weights_exactly_zero(cls, kwargs, seed, densi
 
 
 # --- errors --------------------------------------------------------------------------------------
-@pytest.mark.task("06.1")
 def test_bad_parameter_lists_are_rejected():
     w = make_params()[0]
     with pytest.raises(ValueError, match="params is empty"):
@@ -234,26 +232,17 @@ def test_bad_parameter_lists_are_rejected():
 
 
 @pytest.mark.parametrize("make, error, named", [
-    pytest.param(lambda p: SGD(p, lr=0.0), ValueError, "lr must be > 0, got 0.0", marks=pytest.mark.task("06.1")),
-    pytest.param(lambda p: SGD(p, lr=-0.1), ValueError, "lr must be > 0, got -0.1", marks=pytest.mark.task("06.1")),
-    pytest.param(lambda p: Adam(p, lr=float("nan")), ValueError, "lr must be > 0, got nan",
-                 marks=pytest.mark.task("06.1")),
-    pytest.param(lambda p: SGD(p, lr="0.1"), TypeError, "lr must be a number, got '0.1'",
-                 marks=pytest.mark.task("06.1")),
-    pytest.param(lambda p: SGD(p, lr=0.1, momentum=-0.5), ValueError, "momentum must be >= 0, got -0.5",
-                 marks=pytest.mark.task("06.2")),
-    pytest.param(lambda p: SGD(p, lr=0.1, weight_decay=-1), ValueError, "weight_decay must be >= 0, got -1",
-                 marks=pytest.mark.task("06.2")),
-    pytest.param(lambda p: Adam(p, betas=(1.0, 0.999)), ValueError, r"betas\[0\] must be in \[0, 1\), got 1.0",
-                 marks=pytest.mark.task("06.3")),
-    pytest.param(lambda p: Adam(p, betas=(0.9, -0.1)), ValueError, r"betas\[1\] must be in \[0, 1\), got -0.1",
-                 marks=pytest.mark.task("06.3")),
-    pytest.param(lambda p: Adam(p, betas=(0.9,)), ValueError, r"betas must be a pair \(beta1, beta2\), got \(0.9,\)",
-                 marks=pytest.mark.task("06.3")),
-    pytest.param(lambda p: Adam(p, eps=-1e-8), ValueError, "eps must be >= 0, got -1e-08",
-                 marks=pytest.mark.task("06.3")),
-    pytest.param(lambda p: AdamW(p, weight_decay=-0.01), ValueError, "weight_decay must be >= 0, got -0.01",
-                 marks=pytest.mark.task("06.4")),
+    (lambda p: SGD(p, lr=0.0), ValueError, "lr must be > 0, got 0.0"),
+    (lambda p: SGD(p, lr=-0.1), ValueError, "lr must be > 0, got -0.1"),
+    (lambda p: Adam(p, lr=float("nan")), ValueError, "lr must be > 0, got nan"),
+    (lambda p: SGD(p, lr="0.1"), TypeError, "lr must be a number, got '0.1'"),
+    (lambda p: SGD(p, lr=0.1, momentum=-0.5), ValueError, "momentum must be >= 0, got -0.5"),
+    (lambda p: SGD(p, lr=0.1, weight_decay=-1), ValueError, "weight_decay must be >= 0, got -1"),
+    (lambda p: Adam(p, betas=(1.0, 0.999)), ValueError, r"betas\[0\] must be in \[0, 1\), got 1.0"),
+    (lambda p: Adam(p, betas=(0.9, -0.1)), ValueError, r"betas\[1\] must be in \[0, 1\), got -0.1"),
+    (lambda p: Adam(p, betas=(0.9,)), ValueError, r"betas must be a pair \(beta1, beta2\), got \(0.9,\)"),
+    (lambda p: Adam(p, eps=-1e-8), ValueError, "eps must be >= 0, got -1e-08"),
+    (lambda p: AdamW(p, weight_decay=-0.01), ValueError, "weight_decay must be >= 0, got -0.01"),
 ])
 def test_bad_hyper_parameters_name_the_value(make, error, named):
     with pytest.raises(error, match=named):
