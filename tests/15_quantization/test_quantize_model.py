@@ -8,7 +8,7 @@ import pytest
 
 from tinytorch.core.layers import Dropout, Linear, Module, ReLU, Sequential, Tanh
 from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.optimizers import Adam
+from tinytorch.core.optimizers import SGD, Adam
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor, manual_seed
 from tinytorch.core.training import evaluate, fit
@@ -190,16 +190,18 @@ def test_quantize_model_rejects_non_modules():
 # --- The digits: accuracy after quantization ----------------------------------------
 
 def _train(flat: bool):
-    """The lesson's recipe: Adam lr 1e-2, batch 32, seed 0; MLP 10 epochs, CNN 5."""
+    """The networks and optimizers of benchmarks/bench_digits_train.py, first phase only, shortened."""
     x_train, y_train, x_test, y_test = load_digits(flat=flat)
     manual_seed(0)
     if flat:
-        model, epochs = Sequential(Linear(64, 64), ReLU(), Linear(64, 10)), 10
+        model = Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
+        optimizer, epochs = SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4), 20
     else:
-        model, epochs = Sequential(Conv2d(1, 8, 3, padding=1), BatchNorm2d(8), ReLU(), MaxPool2d(2),
-                                   Flatten(), Linear(128, 10)), 5
+        model = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
+                           Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+        optimizer, epochs = Adam(model.parameters(), lr=3e-3), 10
     train = DataLoader(TensorDataset(x_train, y_train), batch_size=32, shuffle=True, seed=0)
-    fit(model, Adam(model.parameters(), lr=1e-2), CrossEntropyLoss(), train, epochs, progress=False)
+    fit(model, optimizer, CrossEntropyLoss(), train, epochs, progress=False)
     return model, train, DataLoader(TensorDataset(x_test, y_test), batch_size=360)
 
 
