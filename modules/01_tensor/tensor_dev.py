@@ -496,9 +496,10 @@ def pow(a: Any, exponent: float) -> Tensor:
         TypeError: `exponent` is not a real number.
     """
     a = _lift(a)
-    if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
-        raise TypeError(f"the exponent of ** must be a real number, got {type(exponent).__name__} {_preview(exponent)}")
     ### BEGIN SOLUTION
+    if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
+        raise TypeError(f"the exponent of ** must be a real number, got {type(exponent).__name__} "
+                        f"{_preview(exponent)}")
     p = float(exponent)
     return Tensor.from_op(a.data ** p, (a,), lambda g: (g * p * a.data ** (p - 1),), op="pow")
     ### END SOLUTION

@@ -172,7 +172,7 @@ FORWARD_CASES = [
     ("01.3", "pow2", lambda a: a ** 2, lambda a: a ** 2, (A34,)),
     ("01.3", "pow-1.5", lambda a: a ** -1.5, lambda a: a ** -1.5, (POS34,)),
     ("01.4", "matmul", lambda a, b: a @ b, np.matmul, (A34, B34.T)),
-    ("01.4", "matmul-batched", lambda a, b: a @ b, np.matmul, (X234, rng0.standard_normal((4, 2)))),
+    ("01.4", "matmul-batched", lambda a, b: a @ b, np.matmul, (X234, rng0.standard_normal((2, 4, 2)))),
     ("01.4", "matmul-vector", lambda a, b: a @ b, np.matmul, (A34, B34[0])),
     ("01.4", "vector-matmul", lambda a, b: a @ b, np.matmul, (A34[:, 0], B34)),
     ("01.4", "vector-dot", lambda a, b: a @ b, np.matmul, (A34[0], B34[0])),
@@ -204,12 +204,22 @@ FORWARD_CASES = [
 ]
 
 
+# Broadcasting in the forward pass only: reducing a broadcast gradient needs Module 05's
+# unbroadcast, and tests/05_autograd checks those gradients.
+BROADCAST_FORWARD_CASES = [
+    ("01.2", "add-broadcast", lambda a, b: a + b, np.add, (X234, A34[0])),
+    ("01.2", "mul-broadcast", lambda a, b: a * b, np.multiply, (X234, A34[:, :1])),
+    ("01.4", "matmul-broadcast-batch", lambda a, b: a @ b, np.matmul, (X234, rng0.standard_normal((4, 2)))),
+    ("01.6", "relu", lambda a: a.maximum(0.0), lambda a: np.maximum(a, 0.0), (A34,)),
+]
+
+
 def _cases(cases):
     return [pytest.param(fn, ref, args, id=name, marks=pytest.mark.task(task))
             for task, name, fn, ref, args in cases]
 
 
-@pytest.mark.parametrize("fn, ref, args", _cases(FORWARD_CASES))
+@pytest.mark.parametrize("fn, ref, args", _cases(FORWARD_CASES + BROADCAST_FORWARD_CASES))
 def test_forward_matches_numpy(fn, ref, args):
     out = fn(*[Tensor(a) for a in args])
     assert isinstance(out, Tensor) and out.data.dtype == np.float32

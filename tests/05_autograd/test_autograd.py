@@ -111,7 +111,8 @@ def test_only_tensors_that_require_grad_get_grad():
     h.sum().backward()
     assert x.grad is None
     np.testing.assert_allclose(w.grad, np.ones(3))
-    np.testing.assert_allclose(h.grad, np.ones(3)), "intermediates that require grad get .grad too"
+    # Intermediate results that require grad get .grad too (docs/internals.md).
+    np.testing.assert_allclose(h.grad, np.ones(3))
 
 
 @pytest.mark.task("05.2")
@@ -158,16 +159,6 @@ def test_deep_graph_does_not_hit_recursion_limit():
     np.testing.assert_allclose(x.grad, [1.0])
 
 
-@pytest.mark.task("05.2")
-def test_no_grad_records_nothing_and_backward_then_fails():
-    w = Tensor(np.ones(3), requires_grad=True)
-    with no_grad():
-        y = (w * 2.0).sum()
-    assert not y.requires_grad and y._parents == ()
-    with pytest.raises(RuntimeError):
-        y.backward()
-
-
 # ---------------------------------------------------------------------------------------
 # Grad mode (given, not a task)
 
@@ -191,6 +182,15 @@ def test_grad_mode_nests_restores_and_decorates():
 
     assert not evaluate(Tensor([1.0], requires_grad=True)).requires_grad
     assert is_grad_enabled()
+
+
+def test_no_grad_records_nothing_and_backward_then_fails():
+    w = Tensor(np.ones(3), requires_grad=True)
+    with no_grad():
+        y = (w * 2.0).sum()
+    assert not y.requires_grad and y._parents == ()
+    with pytest.raises(RuntimeError):
+        y.backward()
 
 
 def test_autograd_does_not_import_tensor_at_import_time():

@@ -266,7 +266,7 @@ def mul(a: Any, b: Any) -> Tensor:
     return Tensor.from_op(a.data * b.data, (a, b), backward, op="mul")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #5c4809ae
+# %% ../../modules/01_tensor/tensor_dev.py #1d72ef54
 def neg(a: Any) -> Tensor:
     """Elementwise -a.
 
@@ -317,9 +317,10 @@ def pow(a: Any, exponent: float) -> Tensor:
         TypeError: `exponent` is not a real number.
     """
     a = _lift(a)
-    if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
-        raise TypeError(f"the exponent of ** must be a real number, got {type(exponent).__name__} {_preview(exponent)}")
     ### BEGIN SOLUTION
+    if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
+        raise TypeError(f"the exponent of ** must be a real number, got {type(exponent).__name__} "
+                        f"{_preview(exponent)}")
     p = float(exponent)
     return Tensor.from_op(a.data ** p, (a,), lambda g: (g * p * a.data ** (p - 1),), op="pow")
     ### END SOLUTION
