@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tito.project import ModuleInfo
+from tito.project import ModuleInfo, TitoError
 
 _PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
 
@@ -85,10 +85,26 @@ def run_pytest(root: Path, paths: list[Path], task: str | None, quiet: bool) -> 
     return proc.returncode, counts
 
 
+def _warn_if_stale(modules: list[ModuleInfo]) -> None:
+    """Tests import the package: say so when it is not what the dev files export."""
+    from tito import export
+
+    try:
+        stale = export.differences([export.render(m) for m in modules])
+    except TitoError as err:
+        print(f"note: {err}")
+        return
+    if stale:
+        names = ", ".join(str(p) for p in stale)
+        print(f"note: not what the module source exports: {names}. The tests use the package, "
+              f"so run 'tito export' first to test your latest code")
+
+
 def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: bool = False) -> int:
     """Inline tests of each module, then one pytest run over their suites."""
     if task:
         modules = [m for m in modules if task.split(".")[0] == m.number] or modules
+    _warn_if_stale(modules)
     inline_failed = [m for m in modules if not task and not run_inline(m, quiet)]
     task_passed = task_failed = 0
     if task:

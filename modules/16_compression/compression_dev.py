@@ -274,6 +274,89 @@ def test_unit_smallest_k_masks():
     assert smallest_k_masks(tied, 2)[0].tolist() == [False, False, True, True]
 
 
+# %% nbgrader={"grade": false, "grade_id": "magnitude-prune", "solution": true}
+#| export
+def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
+    names = {name: name for name, _ in layers} | {f"{name}.weight": name for name, _ in layers}
+    chosen = {}
+    for key, value in sparsity.items():
+        if key not in names:
+            raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
+                             f"(prunable layers: {', '.join(n for n, _ in layers)})")
+        chosen[names[key]] = _check_fraction(f"sparsity[{key!r}]", value)
+    return chosen
+
+
+def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope: str = "global") -> Masks:
+    """Zero, in place, exactly round(sparsity * n) of the smallest-|w| prunable weights. Task 16.3
+
+    Args:
+        model: the model to prune (changed in place).
+        sparsity: a fraction in [0, 1), or `{layer name: fraction}` for a layer-wise
+            allocation (layers not named are left alone).
+        scope: "global" ranks all layers' weights together (n = all prunable weights);
+            "layer" prunes each layer to the same fraction (n = that layer's weights).
+
+    Returns:
+        The keep-masks of the pruned weights, already applied.
+
+    Raises:
+        TypeError: `model` is not a Module, or `sparsity` is not a number.
+        ValueError: `sparsity` outside [0, 1) or NaN, an unknown `scope` or layer name,
+            or a model without Linear/Conv2d layers.
+    """
+    layers = prunable_layers(model)
+    if scope not in ("global", "layer"):
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    ### BEGIN SOLUTION
+    if isinstance(sparsity, Mapping):
+        per_layer = _resolve_layer_sparsities(layers, sparsity)
+        groups = [([name], per_layer[name]) for name, _ in layers if name in per_layer]
+    else:
+        sparsity = _check_fraction("sparsity", sparsity)
+        names = [name for name, _ in layers]
+        groups = [(names, sparsity)] if scope == "global" else [([n], sparsity) for n in names]
+    by_name = dict(layers)
+    masks = {}
+    for names, fraction in groups:
+        weights = [by_name[n].weight.data for n in names]
+        k = round(fraction * sum(w.size for w in weights))
+        for name, keep in zip(names, smallest_k_masks(weights, k)):
+            masks[f"{name}.weight"] = keep
+    return Masks(model, masks).apply()
+    ### END SOLUTION
+
+
+# %%
+def test_unit_magnitude_prune():
+    """Task 16.3"""
+    model = _toy_mlp()
+    weights = np.concatenate([model[i].weight.data.ravel() for i in (0, 2, 4)])
+    masks = magnitude_prune(model, 0.5)
+    k = round(0.5 * weights.size)
+    assert abs(measure_sparsity(model) - k / weights.size) < 1e-12
+    threshold = np.sort(np.abs(weights))[k - 1]
+    for i in (0, 2, 4):
+        w = model[i].weight.data
+        assert np.all(w[~masks[f"{i}.weight"]] == 0)
+        assert np.all(np.abs(w[masks[f"{i}.weight"]]) > threshold)
+    assert np.count_nonzero(model[0].bias.data) == model[0].bias.data.size  # biases untouched
+    model = _toy_mlp()
+    magnitude_prune(model, 0.25, scope="layer")
+    for row in sparsity_report(model):
+        assert row.zeros == round(0.25 * row.params)
+    model = _toy_mlp()
+    magnitude_prune(model, {"2": 0.5})
+    assert [r.zeros for r in sparsity_report(model)] == [0, 96, 0]
+    for bad in (1.0, -0.1, float("nan")):
+        try:
+            magnitude_prune(model, bad)
+        except ValueError as err:
+            assert "sparsity" in str(err)
+        else:
+            raise AssertionError(f"sparsity={bad} was accepted")
+
+
 # %% [markdown]
 # A `Masks` object remembers which weights were pruned: a mapping from parameter name
 # (PyTorch's dotted names, `"0.weight"`) to a boolean *keep* mask of the parameter's
@@ -373,87 +456,20 @@ class Masks(Mapping):
         return f"Masks({len(self)} parameters, sparsity={self.sparsity:.1%})"
 
 
-# %% nbgrader={"grade": false, "grade_id": "magnitude-prune", "solution": true}
-#| export
-def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
-    names = {name: name for name, _ in layers} | {f"{name}.weight": name for name, _ in layers}
-    chosen = {}
-    for key, value in sparsity.items():
-        if key not in names:
-            raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
-                             f"(prunable layers: {', '.join(n for n, _ in layers)})")
-        chosen[names[key]] = _check_fraction(f"sparsity[{key!r}]", value)
-    return chosen
-
-
-def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope: str = "global") -> Masks:
-    """Zero, in place, exactly round(sparsity * n) of the smallest-|w| prunable weights. Task 16.3
-
-    Args:
-        model: the model to prune (changed in place).
-        sparsity: a fraction in [0, 1), or `{layer name: fraction}` for a layer-wise
-            allocation (layers not named are left alone).
-        scope: "global" ranks all layers' weights together (n = all prunable weights);
-            "layer" prunes each layer to the same fraction (n = that layer's weights).
-
-    Returns:
-        The keep-masks of the pruned weights, already applied.
-
-    Raises:
-        TypeError: `model` is not a Module, or `sparsity` is not a number.
-        ValueError: `sparsity` outside [0, 1) or NaN, an unknown `scope` or layer name,
-            or a model without Linear/Conv2d layers.
-    """
-    layers = prunable_layers(model)
-    if scope not in ("global", "layer"):
-        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-    ### BEGIN SOLUTION
-    if isinstance(sparsity, Mapping):
-        per_layer = _resolve_layer_sparsities(layers, sparsity)
-        groups = [([name], per_layer[name]) for name, _ in layers if name in per_layer]
-    else:
-        sparsity = _check_fraction("sparsity", sparsity)
-        names = [name for name, _ in layers]
-        groups = [(names, sparsity)] if scope == "global" else [([n], sparsity) for n in names]
-    by_name = dict(layers)
-    masks = {}
-    for names, fraction in groups:
-        weights = [by_name[n].weight.data for n in names]
-        k = round(fraction * sum(w.size for w in weights))
-        for name, keep in zip(names, smallest_k_masks(weights, k)):
-            masks[f"{name}.weight"] = keep
-    return Masks(model, masks).apply()
-    ### END SOLUTION
-
-
 # %%
-def test_unit_magnitude_prune():
-    """Task 16.3"""
+def test_unit_masks_apply():
+    """Task 16.4"""
     model = _toy_mlp()
-    weights = np.concatenate([model[i].weight.data.ravel() for i in (0, 2, 4)])
-    masks = magnitude_prune(model, 0.5)
-    k = round(0.5 * weights.size)
-    assert abs(measure_sparsity(model) - k / weights.size) < 1e-12
-    threshold = np.sort(np.abs(weights))[k - 1]
-    for i in (0, 2, 4):
-        w = model[i].weight.data
-        assert np.all(w[~masks[f"{i}.weight"]] == 0)
-        assert np.all(np.abs(w[masks[f"{i}.weight"]]) > threshold)
-    assert np.count_nonzero(model[0].bias.data) == model[0].bias.data.size  # biases untouched
-    model = _toy_mlp()
-    magnitude_prune(model, 0.25, scope="layer")
-    for row in sparsity_report(model):
-        assert row.zeros == round(0.25 * row.params)
-    model = _toy_mlp()
-    magnitude_prune(model, {"2": 0.5})
-    assert [r.zeros for r in sparsity_report(model)] == [0, 96, 0]
-    for bad in (1.0, -0.1, float("nan")):
-        try:
-            magnitude_prune(model, bad)
-        except ValueError as err:
-            assert "sparsity" in str(err)
-        else:
-            raise AssertionError(f"sparsity={bad} was accepted")
+    keep = np.random.default_rng(2).random((16, 8)) > 0.5
+    masks = Masks(model, {"0.weight": keep}).apply()
+    assert np.all(model[0].weight.data[~keep] == 0) and np.all(model[0].weight.data[keep] != 0)
+    assert abs(masks.sparsity - (1 - keep.mean())) < 1e-12
+    try:
+        Masks(model, {"0.weight": keep.T})
+    except ValueError as err:
+        assert "(16, 8)" in str(err)
+    else:
+        raise AssertionError("a mask of the wrong shape was accepted")
 
 
 # %% [markdown]
@@ -849,13 +865,16 @@ class IterativePruner:
 # | dense int8 | n + 4C (one float32 scale per channel) |
 # | CSR int8 | nnz (values) + nnz x index width + 4(C+1) (row starts) + 4C |
 # | bitmask + int8 | n/8 (one bit per weight) + nnz + 4C |
+# | gaps + int8 | nnz (values) + nnz (one byte: zeros since the previous survivor) + 4C |
 #
-# At 90% sparsity the bitmask costs 1.25 bits per kept weight... per *weight*, that is
-# 10 bits per kept one, more than the 8-bit value itself: position information is the
-# real price of unstructured sparsity. A general-purpose compressor squeezes a sparse
-# bitmask towards its entropy (about 0.47 bits per weight at 10% density), so the file
-# format below stores bitmask or CSR (whichever is smaller, per layer) and compresses
-# the whole payload with zlib or LZMA, whichever the measurement says is smaller.
+# At 90% sparsity a bitmask spends 1 bit on every weight, that is 10 bits per survivor,
+# more than the 8-bit value itself: *where* the survivors are is the real price of
+# unstructured sparsity. Information theory puts the floor at the entropy of the mask,
+# H(0.1) = 0.47 bits per weight, 4.7 bits per survivor. The gap code (one byte per
+# survivor, saying how many zeros precede it) plus a general-purpose compressor gets
+# close to that floor. The file format below picks, per layer, the encoding with the
+# fewest bytes, and compresses the whole payload with zlib or LZMA, whichever the
+# measurement says is smaller.
 #
 # `compressed_size(model)` reports each format per layer, and the exact size of the file
 # `save_compressed` writes, computed by writing it to memory: the report cannot drift
@@ -1419,10 +1438,13 @@ def test_unit_storage_round_trip():
 # figures in ABOUT.md come from a full run of this file.
 
 # %%
+import copy
+import tempfile
 import time as _time
 
 QUICK = os.environ.get("TINYTORCH_QUICK") == "1"
-PLOTS = Path(os.environ.get("TINYTORCH_PLOTS", "compression-plots"))
+# Quick runs (under test) draw their plots in a temporary folder, not in your project.
+PLOTS = Path(os.environ.get("TINYTORCH_PLOTS") or (tempfile.mkdtemp() if QUICK else "compression-plots"))
 
 
 def digits_setup(seed: int = 0):
@@ -1454,7 +1476,7 @@ def analysis_one_shot_vs_iterative(sparsities=(0.5, 0.8, 0.9, 0.95)):
     fit(model, Adam(model.parameters(), lr=3e-3), loss_fn, train, epochs, progress=False)
     dense = evaluate(model, test)
     trained = model.state_dict()
-    rows = []
+    rows, pruned = [], {}
     for target in sparsities:
         model.load_state_dict(trained)
         masks = magnitude_prune(model, target)
@@ -1467,12 +1489,14 @@ def analysis_one_shot_vs_iterative(sparsities=(0.5, 0.8, 0.9, 0.95)):
         pruner.run(model, opt, loss_fn, train, per_step)
         fine_tune(model, opt, loss_fn, train, final, pruner.masks)
         rows.append((target, no_tuning, one_shot, evaluate(model, test)))
+        pruned[target] = copy.deepcopy(model)
     print(f"dense accuracy {dense:.4f} (same fine-tuning epochs for both methods)")
     print(f"{'sparsity':>9} {'pruned, no tuning':>18} {'one-shot + tune':>16} {'iterative':>10}")
     for target, raw, one, it in rows:
         print(f"{target:>9.0%} {raw:>18.4f} {one:>16.4f} {it:>10.4f}")
     _plot_accuracy(dense, rows)
-    return dense, rows
+    model.load_state_dict(trained)
+    return model, pruned, test
 
 
 def _plot_accuracy(dense, rows):
@@ -1507,6 +1531,22 @@ def analysis_bytes_per_format(sparsities=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99)):
               + f"{report.file_bytes:>10,}{report.ratio():>7.1f}x")
 
 
+def analysis_prune_plus_int8(dense_model, pruned: dict, test):
+    """Accuracy and real file bytes: dense fp32, INT8 alone, pruned + INT8 (two settings)."""
+    from tinytorch.core.training import evaluate
+
+    weights = sum(layer.weight.data.nbytes for _, layer in prunable_layers(dense_model))
+    print(f"dense float32 weights: {weights:,} bytes, accuracy {evaluate(dense_model, test):.4f}")
+    variants = [("INT8 only", dense_model, {}), *[
+        (f"{t:.0%} + INT8{label}", m, kw) for t, m in pruned.items()
+        for label, kw in (("", {}), (", per-tensor scale, int8 bias", {"per_channel": False, "int8_bias": True}))]]
+    print(f"{'variant':<40}{'file bytes':>11}{'vs fp32 weights':>17}{'accuracy':>10}")
+    for label, model, kw in variants:
+        small = prune_and_quantize(model, sparsity=None, **kw)
+        size = compressed_size(small).file_bytes
+        print(f"{label:<40}{size:>11,}{weights / size:>16.1f}x{evaluate(small, test):>10.4f}")
+
+
 def analysis_unstructured_latency():
     """Unstructured sparsity does not change the work a dense matmul does: time it."""
     from tinytorch.core.tensor import Tensor
@@ -1527,7 +1567,7 @@ def analysis_unstructured_latency():
 if __name__ == "__main__":
     test_unit_storage_round_trip()
     _start = _time.perf_counter()
-    analysis_one_shot_vs_iterative()
+    analysis_prune_plus_int8(*analysis_one_shot_vs_iterative())
     analysis_bytes_per_format()
     analysis_unstructured_latency()
     print(f"analyses took {_time.perf_counter() - _start:.1f} s; plots in {PLOTS}/")
@@ -1539,6 +1579,7 @@ def test_module():
     test_unit_measure_sparsity()
     test_unit_smallest_k_masks()
     test_unit_magnitude_prune()
+    test_unit_masks_apply()
     test_unit_sensitivity_scan()
     test_unit_structured_prune()
     test_unit_masks_survive_optimizer()

@@ -16,7 +16,7 @@ from ..core.spatial import BatchNorm2d, Conv2d
 
 # %% auto #0
 __all__ = ['prunable_layers', 'LayerSparsity', 'SparsityReport', 'sparsity_report', 'measure_sparsity', 'kth_smallest_magnitude',
-           'smallest_k_masks', 'Masks', 'magnitude_prune', 'SensitivityScan', 'sensitivity_scan', 'unit_norms',
+           'smallest_k_masks', 'magnitude_prune', 'Masks', 'SensitivityScan', 'sensitivity_scan', 'unit_norms',
            'structured_prune']
 
 # %% ../../modules/16_compression/compression_dev.py #2f28cdcf
@@ -159,6 +159,57 @@ def smallest_k_masks(arrays: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
         excess -= restore.size
     return masks
 
+# %% ../../modules/16_compression/compression_dev.py #2a4f20d5
+def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
+    names = {name: name for name, _ in layers} | {f"{name}.weight": name for name, _ in layers}
+    chosen = {}
+    for key, value in sparsity.items():
+        if key not in names:
+            raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
+                             f"(prunable layers: {', '.join(n for n, _ in layers)})")
+        chosen[names[key]] = _check_fraction(f"sparsity[{key!r}]", value)
+    return chosen
+
+
+def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope: str = "global") -> Masks:
+    """Zero, in place, exactly round(sparsity * n) of the smallest-|w| prunable weights. Task 16.3
+
+    Args:
+        model: the model to prune (changed in place).
+        sparsity: a fraction in [0, 1), or `{layer name: fraction}` for a layer-wise
+            allocation (layers not named are left alone).
+        scope: "global" ranks all layers' weights together (n = all prunable weights);
+            "layer" prunes each layer to the same fraction (n = that layer's weights).
+
+    Returns:
+        The keep-masks of the pruned weights, already applied.
+
+    Raises:
+        TypeError: `model` is not a Module, or `sparsity` is not a number.
+        ValueError: `sparsity` outside [0, 1) or NaN, an unknown `scope` or layer name,
+            or a model without Linear/Conv2d layers.
+    """
+    layers = prunable_layers(model)
+    if scope not in ("global", "layer"):
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    ### BEGIN SOLUTION
+    if isinstance(sparsity, Mapping):
+        per_layer = _resolve_layer_sparsities(layers, sparsity)
+        groups = [([name], per_layer[name]) for name, _ in layers if name in per_layer]
+    else:
+        sparsity = _check_fraction("sparsity", sparsity)
+        names = [name for name, _ in layers]
+        groups = [(names, sparsity)] if scope == "global" else [([n], sparsity) for n in names]
+    by_name = dict(layers)
+    masks = {}
+    for names, fraction in groups:
+        weights = [by_name[n].weight.data for n in names]
+        k = round(fraction * sum(w.size for w in weights))
+        for name, keep in zip(names, smallest_k_masks(weights, k)):
+            masks[f"{name}.weight"] = keep
+    return Masks(model, masks).apply()
+    ### END SOLUTION
+
 # %% ../../modules/16_compression/compression_dev.py #89b865a7
 class Masks(Mapping):
     """Parameter name -> boolean keep-mask, bound to the model it was made for."""
@@ -249,57 +300,6 @@ class Masks(Mapping):
 
     def __repr__(self) -> str:
         return f"Masks({len(self)} parameters, sparsity={self.sparsity:.1%})"
-
-# %% ../../modules/16_compression/compression_dev.py #2a4f20d5
-def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
-    names = {name: name for name, _ in layers} | {f"{name}.weight": name for name, _ in layers}
-    chosen = {}
-    for key, value in sparsity.items():
-        if key not in names:
-            raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
-                             f"(prunable layers: {', '.join(n for n, _ in layers)})")
-        chosen[names[key]] = _check_fraction(f"sparsity[{key!r}]", value)
-    return chosen
-
-
-def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope: str = "global") -> Masks:
-    """Zero, in place, exactly round(sparsity * n) of the smallest-|w| prunable weights. Task 16.3
-
-    Args:
-        model: the model to prune (changed in place).
-        sparsity: a fraction in [0, 1), or `{layer name: fraction}` for a layer-wise
-            allocation (layers not named are left alone).
-        scope: "global" ranks all layers' weights together (n = all prunable weights);
-            "layer" prunes each layer to the same fraction (n = that layer's weights).
-
-    Returns:
-        The keep-masks of the pruned weights, already applied.
-
-    Raises:
-        TypeError: `model` is not a Module, or `sparsity` is not a number.
-        ValueError: `sparsity` outside [0, 1) or NaN, an unknown `scope` or layer name,
-            or a model without Linear/Conv2d layers.
-    """
-    layers = prunable_layers(model)
-    if scope not in ("global", "layer"):
-        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-    ### BEGIN SOLUTION
-    if isinstance(sparsity, Mapping):
-        per_layer = _resolve_layer_sparsities(layers, sparsity)
-        groups = [([name], per_layer[name]) for name, _ in layers if name in per_layer]
-    else:
-        sparsity = _check_fraction("sparsity", sparsity)
-        names = [name for name, _ in layers]
-        groups = [(names, sparsity)] if scope == "global" else [([n], sparsity) for n in names]
-    by_name = dict(layers)
-    masks = {}
-    for names, fraction in groups:
-        weights = [by_name[n].weight.data for n in names]
-        k = round(fraction * sum(w.size for w in weights))
-        for name, keep in zip(names, smallest_k_masks(weights, k)):
-            masks[f"{name}.weight"] = keep
-    return Masks(model, masks).apply()
-    ### END SOLUTION
 
 # %% ../../modules/16_compression/compression_dev.py #723e6304
 class SensitivityScan(list):
