@@ -7,10 +7,14 @@ backward, Adam step. Both frameworks start from the same weights and see the sam
 batch; repeats are interleaved (TinyTorch block, PyTorch block, ...) so a slow moment
 of the machine hits both, and the medians over the blocks are reported.
 
-A second table times one convolution layer (forward and backward, batch 64, 16 input
-channels, 16x16 images) at several filter counts: im2col turns a convolution into one
-matrix product whose size is proportional to the number of filters, so pruning whole
-filters (Module 16) should cut the time about proportionally.
+Two more tables show how the time of a convolution (forward and backward, batch 64,
+16x16 images) follows its number of filters F, as pruning whole filters (Module 16)
+changes it, next to the FLOP count of Module 14:
+
+* one layer Conv(16 -> F): its matrix products shrink with F, but im2col of its input
+  (16 channels, whatever F is) is a fixed cost;
+* a pair Conv(16 -> F), ReLU, Conv(F -> 16): removing a filter of the first layer also
+  removes an input channel of the second, so every part of the work shrinks with F.
 
     python benchmarks/bench_cnn_step.py [--repeats 30] [--steps 50] [--threads 1]
 
@@ -81,16 +85,28 @@ def torch_step(torch, model, x, y):
     return step
 
 
-def conv_step(filters: int, x):
-    """Forward and backward of one TinyTorch Conv2d(16, filters, 3, padding=1) layer."""
+def conv_block(filters: int, channels: int, pair: bool):
+    """Conv(channels -> filters), and with `pair` a ReLU and Conv(filters -> channels) after it."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Sequential
     from tinytorch.core.spatial import Conv2d
+
+    layers = [Conv2d(channels, filters, 3, padding=1)]
+    if pair:
+        layers += [ReLU(), Conv2d(filters, channels, 3, padding=1)]
+    return Sequential(*layers)
+
+
+def forward_backward(model, x):
+    """A function running forward and backward of `model` on `x` (the input needs its gradient too)."""
     from tinytorch.core.tensor import Tensor
 
-    conv, inputs = Conv2d(x.shape[1], filters, 3, padding=1), Tensor(x, requires_grad=True)
+    inputs = Tensor(x, requires_grad=True)
 
     def step() -> None:
-        conv.weight.grad = conv.bias.grad = inputs.grad = None
-        conv(inputs).sum().backward()
+        model.zero_grad()
+        inputs.grad = None
+        model(inputs).sum().backward()
 
     return step
 
@@ -157,15 +173,21 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print(f"  ratio      {median['tinytorch'] / median['pytorch']:.2f}x (tinytorch / pytorch)")
 
+    from tinytorch.profiling import count_flops
+
     manual_seed(0)
     images = rng.standard_normal((BATCH, 16, 16, 16)).astype(np.float32)
-    filters = (64, 32, 16, 8)
-    conv = interleaved_medians({f: conv_step(f, images) for f in filters}, max(args.repeats // 3, 3),
-                               max(args.steps // 5, 3))
-    print(f"Conv2d(16, filters, 3, padding=1) forward + backward, input {images.shape}:")
-    for f in filters:
-        print(f"  {f:3d} filters {conv[f] * 1e3:8.3f} ms   {conv[f] / conv[filters[0]]:.2f} of {filters[0]} filters")
-    print(f"  threads    {args.threads} (BLAS and PyTorch)")
+    widths = (64, 32, 16, 8)
+    for pair, title in ((False, "Conv(16 -> F)"), (True, "Conv(16 -> F), ReLU, Conv(F -> 16)")):
+        models = {f: conv_block(f, 16, pair) for f in widths}
+        seconds = interleaved_medians({f: forward_backward(m, images) for f, m in models.items()},
+                                      max(args.repeats // 3, 3), max(args.steps // 5, 3))
+        flops = {f: count_flops(m, images.shape) for f, m in models.items()}
+        print(f"{title}, 3x3, padding 1, forward + backward, input {images.shape}:")
+        for f in widths:
+            print(f"  F = {f:2d}  {seconds[f] * 1e3:8.3f} ms   time {seconds[f] / seconds[widths[0]]:.2f}, "
+                  f"forward FLOPs {flops[f] / flops[widths[0]]:.3f} of F = {widths[0]}")
+    print(f"threads: {args.threads} (BLAS and PyTorch)")
 
 
 if __name__ == "__main__":
