@@ -299,8 +299,12 @@ def test_batch_norm2d_errors():
         BatchNorm2d(4)(Tensor(np.zeros((2, 3, 4, 4))))
     with pytest.raises(ValueError, match=r"more than 1 value per channel"):
         BatchNorm2d(3)(Tensor(np.zeros((1, 3, 1, 1))))
-    with pytest.raises(ValueError, match=r"momentum"):
+    with pytest.raises(ValueError, match=r"momentum must be a number in \[0, 1\].*1\.5"):
         BatchNorm2d(3, momentum=1.5)
+    with pytest.raises(ValueError, match=r"momentum.*None"):
+        BatchNorm2d(3, momentum=None)
+    with pytest.raises(ValueError, match=r"eps must be"):
+        BatchNorm2d(3, eps=0)
 
 
 # --- PyTorch as a second opinion ---------------------------------------------------------

@@ -373,17 +373,18 @@ def batch_norm2d(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor |
     return Tensor.from_op(out, (x, weight, bias), backward, op="batch_norm2d")
     ### END SOLUTION
 
-# %% ../../modules/09_spatial/spatial_dev.py #9bfe1bb8
+# %% ../../modules/09_spatial/spatial_dev.py #e0c3a418
 class BatchNorm2d(Module):
     """Batch normalisation per channel: parameters `weight`, `bias`; buffers `running_mean`, `running_var`."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
         self.num_features = _int(num_features, "num_features", 1)
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        if not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"eps must be a number > 0, got {eps!r}")
+        if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be a number in [0, 1] (PyTorch's cumulative "
+                             f"momentum=None is not supported), got {momentum!r}")
         self.eps, self.momentum = float(eps), float(momentum)
         self.weight = Tensor(np.ones(self.num_features, np.float32), requires_grad=True)
         self.bias = Tensor(np.zeros(self.num_features, np.float32), requires_grad=True)
