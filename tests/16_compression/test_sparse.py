@@ -239,7 +239,6 @@ def test_to_sparse_and_plan_bad_inputs():
         to_sparse("model")
 
 
-@pytest.mark.task("16.18")
 def test_time_interleaved():
     import time
 
