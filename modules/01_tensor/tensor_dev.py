@@ -350,8 +350,8 @@ class Tensor:
 # write it; until then only same-shape gradients work).
 #
 # A closure computes the gradient of a parent only when that parent requires grad.
-# The input batch of a network never does, so the first layer's `x` gradient (the
-# largest array in a small MLP) is never computed.
+# The input batch of a network never does, so the gradient with respect to the batch
+# (an array as large as the batch itself) is never computed.
 
 # %% nbgrader={"grade": false, "grade_id": "add-mul", "solution": true}
 #| export
@@ -701,7 +701,7 @@ def test_unit_maximum():
 # %% [markdown]
 # ## Sum and mean
 #
-# Summing copies each input's gradient to every element it summed: the gradient of
+# A sum hands its output's gradient to every element that went into it: the gradient of
 # `y = x.sum(axis=1)` with respect to `x[i, j]` is `g[i]`. In code: put the reduced axes
 # back as size-1 axes (`np.expand_dims`) and broadcast to the input's shape
 # (`np.broadcast_to` builds a read-only view, no copy). A mean divides that by the
@@ -716,6 +716,9 @@ def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) ->
     return np.broadcast_to(g, shape)
 
 
+# NOTE: `sum`, `max`, `abs` and `pow` shadow Python's builtins inside this file, as
+# `torch.sum` does in torch's namespace. Nothing here needs the builtins; other code
+# calls the methods (`x.sum()`) or imports the module (`from tinytorch.core import tensor`).
 def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Sum of the elements over `axis` (all when None).
 

@@ -427,7 +427,7 @@ def maximum(a: Any, b: Any) -> Tensor:
     return Tensor.from_op(np.maximum(a.data, b.data), (a, b), backward, op="maximum")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #812a6f0b
+# %% ../../modules/01_tensor/tensor_dev.py #c076312b
 def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
     """Broadcast the gradient of a reduction back to the input's shape (a view)."""
     if axis is not None and not keepdims:
@@ -435,6 +435,9 @@ def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) ->
     return np.broadcast_to(g, shape)
 
 
+# NOTE: `sum`, `max`, `abs` and `pow` shadow Python's builtins inside this file, as
+# `torch.sum` does in torch's namespace. Nothing here needs the builtins; other code
+# calls the methods (`x.sum()`) or imports the module (`from tinytorch.core import tensor`).
 def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Sum of the elements over `axis` (all when None).
 
