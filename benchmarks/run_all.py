@@ -1,0 +1,322 @@
+"""Run every benchmark in one go and write `benchmarks/RESULTS.md`: `python -m benchmarks` or `tito bench`.
+
+Each section says what it measures and how; the file starts with the machine, the
+versions and the date, because every figure below belongs to them. Timings in one
+section are taken in interleaved repeats (A, B, A, B, ...) wherever the benchmark
+allows it, so a busy moment of the machine slows both sides alike: the ratios are the
+figures to compare across machines, not the absolute times.
+
+    python -m benchmarks [--quick] [--out PATH]
+
+`--quick` runs every benchmark with small settings (a check that they all work) and
+writes the report only where `--out` says; a full run writes `benchmarks/RESULTS.md`.
+PyTorch is optional: without it, its columns say so.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "RESULTS.md"
+NO_TORCH = "n/a (PyTorch not installed)"
+
+
+# ----------------------------------------------------------------------------- the machine
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def machine() -> dict[str, str]:
+    """CPU model, cores, memory, OS, versions, BLAS, date and commit of this run."""
+    import numpy as np
+
+    cpu = re.search(r"^model name\s*:\s*(.+)$", _read("/proc/cpuinfo"), re.M)
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
+    info = {
+        "CPU": cpu.group(1).strip() if cpu else (platform.processor() or platform.machine()),
+        "cores": str(os.cpu_count()),
+        "memory": f"{int(mem.group(1)) / 2**20:.1f} GiB" if mem else "unknown",
+        "OS": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "BLAS": _blas(),
+        "torch": _torch_version() or "not installed",
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "load average at start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+    return info
+
+
+def _torch_version() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.__version__
+
+
+def _blas() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return f"threads set to {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}"
+    found = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, {i.get('num_threads')} threads)"
+             for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "; ".join(found) or "unknown"
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tinytorch", "benchmarks"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A table cell: None says PyTorch is missing, floats get `digits` significant digits."""
+    if value is None:
+        return NO_TORCH
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:,.{digits}g}" if abs(value) < 10 ** digits else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v, digits) for v in value)
+    return str(value)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(c if isinstance(c, str) else fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def generic_table(rows: list[dict]) -> str:
+    """Rows of a benchmark we know nothing about: one column per key."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return table(keys, [[row.get(k, "") for k in keys] for row in rows])
+
+
+def _pct(x: float | None) -> str | None:
+    return None if x is None else f"{100 * x:.1f}%"
+
+
+def _times(a: float | None, unit: str = "x") -> str | None:
+    return None if a is None else f"{a:.2f}{unit}"
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def section_prune(rows: list[dict]) -> str:
+    body = table(
+        ["method", "TinyTorch s", "torch s", "TinyTorch faster by", "TinyTorch extra memory", "torch extra memory"],
+        [[r["method"], f"{r['tinytorch_s']:.3f}", None if r["torch_s"] is None else f"{r['torch_s']:.3f}",
+          _times(r["speedup"]), _times(r["tinytorch_extra_x"], "x weights"),
+          _times(r["torch_extra_x"], "x weights")] for r in rows])
+    return body + ("\n\nThe same 4 x Linear(2048, 2048) weights (16.8M, float32) pruned to 90% by "
+                   "`magnitude_prune` (global, scope=\"layer\") and `structured_prune` (L1 rows) against "
+                   "`torch.nn.utils.prune` (`global_unstructured` + `L1Unstructured`, `l1_unstructured` per "
+                   "layer, `ln_structured(n=1, dim=0)`), then `prune.remove`. Each pruner runs in a fresh "
+                   "process; extra memory is the peak resident memory while pruning minus the memory with "
+                   "the weights loaded, in units of the weights' own size; times are medians of the runs.")
+
+
+def section_pipeline(rows: list[dict]) -> str:
+    header = ["seed", "TinyTorch dense", "torch dense", "TinyTorch 90%", "torch 90%", "TinyTorch 90% + INT8 (from file)",
+              "TinyTorch CPU s", "torch CPU s"]
+    body = [[r["seed"], _pct(r["tinytorch_dense"]), _pct(r["torch_dense"]), _pct(r["tinytorch_final"]),
+             _pct(r["torch_final"]), _pct(r["tinytorch_int8_accuracy"]), f"{r['tinytorch_cpu_seconds']:.2f}",
+             None if r["torch_cpu_seconds"] is None else f"{r['torch_cpu_seconds']:.2f}"] for r in rows]
+    if len(rows) > 1:
+        def mean(key):
+            values = [r[key] for r in rows]
+            return None if None in values else sum(values) / len(values)
+        body.append(["mean", _pct(mean("tinytorch_dense")), _pct(mean("torch_dense")), _pct(mean("tinytorch_final")),
+                     _pct(mean("torch_final")), _pct(mean("tinytorch_int8_accuracy")),
+                     f"{mean('tinytorch_cpu_seconds'):.2f}",
+                     None if mean("torch_cpu_seconds") is None else f"{mean('torch_cpu_seconds'):.2f}"])
+    steps = [[r["seed"], ", ".join(f"{100 * a:.1f}" for a in r["tinytorch_steps"]),
+              NO_TORCH if r["torch_steps"] is None else ", ".join(f"{100 * a:.1f}" for a in r["torch_steps"]),
+              f"{100 * r['tinytorch_sparsity']:.2f}%", _pct(r["torch_sparsity"])] for r in rows]
+    return (table(header, body) + "\n\nTest accuracy (360 images) of the MLP 64-128-64-10 after each phase. "
+            "Both frameworks start from the same weights, see the same batches in the same order, use the "
+            "same Adam settings and prune the same number of weights at each step (see "
+            "`benchmarks/bench_pipeline.py`); the INT8 column is TinyTorch's compressed file read back "
+            "from disk. Accuracy after each of the pruning steps (%):\n\n"
+            + table(["seed", "TinyTorch", "torch", "TinyTorch sparsity", "torch sparsity"], steps))
+
+
+def section_bytes(rows: list[dict]) -> str:
+    r = rows[0]
+    base = r["torch_dense_bytes"]
+    entries = [
+        (f"float32 parameters, raw ({r['weights']:,} values x 4 bytes)", r["dense_fp32_bytes"]),
+        ("PyTorch: `torch.save(state_dict)` after `prune.remove` (dense fp32 with zeros)", r["torch_dense_bytes"]),
+        ("PyTorch: the same with 2-D weights as `to_sparse_csr()`", r["torch_csr_bytes"]),
+        ("PyTorch: the dense file compressed with xz -9e", r["torch_dense_xz_bytes"]),
+        ("TinyTorch: `save_compressed` of the pruned fp32 model", r["tinytorch_fp32_bytes"]),
+        ("TinyTorch: `save_compressed(prune_and_quantize(...))`, 90% + INT8", r["tinytorch_int8_bytes"]),
+    ]
+    body = [[name, size, None if (base is None or size is None) else f"{base / size:.1f}x"] for name, size in entries]
+    return (table(["file", "bytes", "smaller than torch.save dense by"], body)
+            + f"\n\nThe 90%-pruned digits MLP of seed {r['seed']} from the pipeline above (each framework "
+            "saves its own pruned model; the two have the same architecture and sparsity). "
+            "`prune_and_quantize(model, sparsity=None, per_channel=False, int8_bias=True)` keeps the "
+            "pruning's zeros, stores one scale per layer and int8 biases.")
+
+
+def section_rows(rows: list[dict]) -> str:
+    return generic_table(rows) if rows else "(the benchmark returned no rows)"
+
+
+def section_text(text: str) -> str:
+    return "```\n" + text.strip() + "\n```"
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def run_module(name: str, argv: list[str]) -> list[dict] | None:
+    """`benchmarks.<name>.main(argv)`, or None when that benchmark does not exist yet."""
+    try:
+        module = importlib.import_module(f"benchmarks.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"benchmarks.{name}":
+            return None
+        raise
+    return module.main(argv) or []
+
+
+def run_script(name: str, argv: list[str]) -> str:
+    """Run `benchmarks/<name>.py` (a benchmark that prints its results) and return what it printed."""
+    proc = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *argv], cwd=ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name}.py exited {proc.returncode}:\n{proc.stderr.strip()}")
+    return proc.stdout
+
+
+def plan(quick: bool) -> list[tuple[str, str, Callable[[], str]]]:
+    """(title, command, run) of each section, in the order of the report."""
+    q = quick
+    pipeline: dict[str, list[dict]] = {}
+
+    def prune() -> str:
+        return section_prune(run_module("bench_prune", ["--repeats", "1" if q else "3"]))
+
+    def pipe() -> str:
+        pipeline["rows"] = run_module("bench_pipeline", ["--quick"] if q else [])
+        return section_pipeline(pipeline["rows"])
+
+    def size() -> str:
+        return section_bytes(pipeline["rows"])
+
+    def optional(name: str, argv: list[str]) -> Callable[[], str]:
+        def run() -> str:
+            rows = run_module(name, argv)
+            return "not yet available" if rows is None else section_rows(rows)
+        return run
+
+    def script(name: str, argv: list[str]) -> Callable[[], str]:
+        return lambda: section_text(run_script(name, argv))
+
+    steps = ["--repeats", "5", "--steps", "10"] if q else []
+    return [
+        ("Pruning speed and peak memory: TinyTorch vs torch.nn.utils.prune", "python benchmarks/bench_prune.py", prune),
+        ("The same pruning pipeline in TinyTorch and PyTorch: accuracy on the digits",
+         "python benchmarks/bench_pipeline.py", pipe),
+        ("Bytes on disk: pruned + INT8 vs a pruned PyTorch state_dict", "python benchmarks/bench_pipeline.py", size),
+        ("Structured pruning: speed after removing units", "python benchmarks/bench_structured.py",
+         optional("bench_structured", ["--quick"] if q else [])),
+        ("Sparse vs dense: where CSR starts to pay", "python benchmarks/bench_sparse.py",
+         optional("bench_sparse", ["--quick"] if q else [])),
+        ("Training step, MLP 64-128-64-10: TinyTorch vs PyTorch", "python benchmarks/bench_mlp_step.py",
+         script("bench_mlp_step", steps)),
+        ("Training step, digits CNN: TinyTorch vs PyTorch", "python benchmarks/bench_cnn_step.py",
+         script("bench_cnn_step", steps)),
+        ("Training the digits MLP and CNN: accuracy and time", "python benchmarks/bench_digits_train.py",
+         script("bench_digits_train", ["--seeds", "0", "--model", "mlp"] if q else [])),
+    ]
+
+
+def report(info: dict[str, str], sections: list[tuple[str, str, str, float]], quick: bool, failed: int) -> str:
+    """The whole RESULTS.md."""
+    lines = ["# Benchmark results", "",
+             "Reproduce with `python -m benchmarks` (or `tito bench`) from the project root; a quick check "
+             "that every benchmark runs: `python -m benchmarks --quick`." + (
+                 " **This report comes from a quick run: small settings, not for comparison.**" if quick else ""),
+             "", "Timings within a section come from interleaved repeats where the benchmark allows it; on a "
+             "shared or busy machine the absolute times wander, the ratios much less. NumPy's BLAS and "
+             "PyTorch run on one thread unless a section says otherwise.", "", "## Machine", "",
+             table(["", ""], [[k, v] for k, v in info.items()]), ""]
+    for title, command, body, seconds in sections:
+        lines += [f"## {title}", "", f"`{command}` ({seconds:.0f} s in this run)", "", body, ""]
+    if failed:
+        lines += [f"**{failed} section(s) failed in this run; see above.**", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small settings: checks that every benchmark runs")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"where to write the report (default: {RESULTS.relative_to(ROOT)} for a full run; "
+                             "a quick run writes nothing unless given)")
+    args = parser.parse_args(argv)
+    # NOTE: BLAS reads these when NumPy is first imported, so they are set before that;
+    # the benchmarks' own matrices are small, and one thread keeps the load of a shared
+    # machine out of the figures.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    info = machine()
+    sections, failed = [], 0
+    for title, command, run in plan(args.quick):
+        print(f"== {title}", flush=True)
+        start = time.perf_counter()
+        try:
+            body = run()
+        except Exception:  # a benchmark that breaks is reported, and the others still run
+            failed += 1
+            body = "**failed:**\n\n" + section_text(traceback.format_exc())
+        sections.append((title, command, body, time.perf_counter() - start))
+        print(body + "\n", flush=True)
+    info["load average at end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    text = report(info, sections, args.quick, failed)
+    out = args.out if args.out is not None else (None if args.quick else RESULTS)
+    if out is not None:
+        out.write_text(text)
+        print(f"wrote {out}")
+    return 1 if failed else 0

@@ -1,0 +1,93 @@
+"""The benchmark runner: its report, its handling of missing benchmarks and PyTorch, and the pipeline's twin runs."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_pipeline, run_all  # noqa: E402
+
+
+def pipeline_row(seed=0, torch=True):
+    row = {"seed": seed, "weights": 17226, "dense_fp32_bytes": 68904, "tinytorch_dense": 0.96,
+           "tinytorch_steps": [0.95, 0.96], "tinytorch_final": 0.9639, "tinytorch_sparsity": 0.9,
+           "tinytorch_seconds": 2.0, "tinytorch_cpu_seconds": 1.5, "tinytorch_fp32_bytes": 11000,
+           "tinytorch_int8_bytes": 3200, "tinytorch_int8_accuracy": 0.9611}
+    for key, value in {"dense": 0.9611, "steps": [0.95, 0.955], "final": 0.9583, "sparsity": 0.9, "seconds": 3.0,
+                       "cpu_seconds": 2.5, "dense_bytes": 71637, "csr_bytes": 40000, "dense_xz_bytes": 12000}.items():
+        row[f"torch_{key}"] = value if torch else None
+    return row
+
+
+def test_missing_benchmark_is_reported_as_not_yet_available():
+    assert run_all.run_module("bench_that_does_not_exist", []) is None
+    sections = {title: run for title, _, run in run_all.plan(quick=True)}
+    assert any("Sparse vs dense" in title for title in sections)
+
+
+def test_pipeline_and_bytes_sections_show_both_frameworks():
+    rows = [pipeline_row(0), pipeline_row(1)]
+    text = run_all.section_pipeline(rows)
+    assert "| 0 | 96.0% | 96.1% | 96.4% | 95.8% | 96.1% | 1.50 | 2.50 |" in text
+    assert "| mean |" in text
+    size = run_all.section_bytes(rows)
+    assert "| 3,200 | 22.4x |" in size  # 71,637 / 3,200
+    assert "| 71,637 | 1.0x |" in size
+
+
+def test_without_torch_its_columns_say_so():
+    rows = [pipeline_row(torch=False)]
+    assert run_all.NO_TORCH in run_all.section_pipeline(rows)
+    assert run_all.NO_TORCH in run_all.section_bytes(rows)
+    assert run_all.fmt(None) == run_all.NO_TORCH
+
+
+def test_report_names_the_machine_and_the_command():
+    info = run_all.machine()
+    assert {"CPU", "cores", "memory", "python", "numpy", "torch", "date"} <= set(info)
+    text = run_all.report(info, [("A section", "python benchmarks/bench_x.py", "body", 1.0)], quick=False, failed=0)
+    assert "`python -m benchmarks`" in text and "## A section" in text and info["CPU"] in text
+    assert "quick run" not in text
+    assert "quick run" in run_all.report(info, [], quick=True, failed=0)
+
+
+def test_a_failing_benchmark_does_not_stop_the_others(monkeypatch, tmp_path, capsys):
+    def boom():
+        raise RuntimeError("broken benchmark")
+
+    monkeypatch.setattr(run_all, "plan", lambda quick: [("bad", "cmd", boom), ("good", "cmd", lambda: "fine")])
+    out = tmp_path / "RESULTS.md"
+    assert run_all.main(["--quick", "--out", str(out)]) == 1
+    text = out.read_text()
+    assert "broken benchmark" in text and "fine" in text and "1 section(s) failed" in text
+
+
+def test_twin_pipelines_match_on_the_same_weights_and_batches():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    data = bench_pipeline.digits()
+    model = bench_pipeline.tinytorch_model(0)
+    twin = bench_pipeline.torch_copy(torch, model)
+    ours = bench_pipeline.run_tinytorch(model, data, bench_pipeline.QUICK, 0)
+    theirs = bench_pipeline.run_torch(torch, twin, data, bench_pipeline.QUICK, 0)
+    # float32 in a different order: the two may disagree on an image or two, not more
+    assert abs(ours["dense"] - theirs["dense"]) <= 2 / 360
+    assert abs(ours["final"] - theirs["final"]) <= 3 / 360
+    assert ours["sparsity"] == pytest.approx(0.9, abs=1 / 17024)
+    assert theirs["sparsity"] == pytest.approx(0.9, abs=1 / 17024)
+
+
+def test_tito_bench_needs_the_benchmarks_folder(tmp_path, monkeypatch):
+    from tito.bench import run_benchmarks
+    from tito.project import TitoError
+
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "modules").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TitoError, match="benchmarks"):
+        run_benchmarks(quick=True)
