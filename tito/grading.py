@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tito.project import ModuleInfo, TitoError
-from tito.stubs import split_cells, test_functions
+from tito.stubs import find_test_functions, split_cells
 
 try:  # the plugin half needs pytest; the rest of tito does not
     import pytest
@@ -100,25 +100,30 @@ def _assert_source(filename: str, lineno: int) -> str | None:
 
 
 def _values(statement: str, frame: types.FrameType) -> list[str]:
-    """`name = value` for the plain variables a failed assert looked at."""
+    """`expression = value` for what a failed assert looked at: its plain variables, and
+    the two sides of each comparison when reading them calls nothing."""
     try:
-        names = [n.id for n in ast.walk(ast.parse(statement)) if isinstance(n, ast.Name)]
+        tree = ast.parse(statement)
     except SyntaxError:
         return []
     shown, out = set(), []
-    for name in names:
-        if name in shown:
+    sides = [side for node in ast.walk(tree) if isinstance(node, ast.Compare)
+             for side in (node.left, *node.comparators)
+             if not isinstance(side, ast.Name) and any(isinstance(n, ast.Name) for n in ast.walk(side))
+             and not any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr)) for n in ast.walk(side))]
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    for node in names + sides:
+        source = ast.unparse(node)
+        if source in shown:
             continue
-        shown.add(name)
-        if name in frame.f_locals:
-            value = frame.f_locals[name]
-        elif name in frame.f_globals:
-            value = frame.f_globals[name]
-        else:
+        shown.add(source)
+        try:
+            value = eval(compile(ast.Expression(node), "<assert>", "eval"), frame.f_globals, dict(frame.f_locals))
+        except Exception:  # noqa: BLE001 - a value we cannot read is simply not shown
             continue
         if isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)):
             continue
-        out.append(f"{name} = {_short(value)}")
+        out.append(f"{source} = {_short(value)}")
     return out
 
 
@@ -150,7 +155,7 @@ def explain(exc: BaseException, tb=None) -> str:
                 frame = frame.tb_next
             lines += ["    " + v for v in _values(statement, frame.tb_frame)[:6]]
         return "\n".join(lines + ["    " + n for n in notes])
-    where = f"\n    raised at {_where(frames[-1])}" if frames else ""
+    where = f"\n    raised at {_where(frames[_own_frame(frames)])}" if frames else ""
     body = message.splitlines()[:6]
     text = f"{type(exc).__name__}: {body[0] if body else ''}" + "".join(f"\n    {ln}" for ln in body[1:])
     return text + where + "".join(f"\n    {n}" for n in notes)
@@ -198,7 +203,7 @@ def inline_tests(module: ModuleInfo, text: str | None = None) -> dict[str, list[
     """Inline test function name -> the tasks it covers, in file order."""
     text = module.dev_file.read_text(encoding="utf-8") if text is None else text
     return {name: tasks_of(name, ast.get_docstring(fn), module.number)
-            for name, fn in test_functions(text).items()}
+            for name, fn in find_test_functions(text).items()}
 
 
 # ----------------------------------------------------------------------------- running inline tests
@@ -261,9 +266,13 @@ def load_dev_file(path: Path) -> tuple[types.ModuleType, dict[int, str]]:
 
 
 def _run_here(path: Path, names: list[str], number: str) -> InlineRun:
-    module, errors = load_dev_file(path)
     text = path.read_text(encoding="utf-8")
-    functions = test_functions(text)
+    functions = find_test_functions(text)
+    try:
+        module, errors = load_dev_file(path)
+    except SyntaxError as err:
+        problem = f"{path.name} does not compile: line {err.lineno}: {err.msg}\n    {(err.text or '').strip()}"
+        return InlineRun([InlineResult(n, tasks_of(n, "", number), False, problem) for n in names])
     run = InlineRun(cell_errors=errors)
     for name in names:
         tasks = tasks_of(name, ast.get_docstring(functions[name]) if name in functions else "", number)
@@ -368,7 +377,7 @@ class GradedCell:
 def graded_cells(module: ModuleInfo, text: str | None = None) -> list[GradedCell]:
     """The cells marked `nbgrader={"grade": true, ..., "points": N}`, with the tests each defines."""
     text = module.dev_file.read_text(encoding="utf-8") if text is None else text
-    functions = test_functions(text)
+    functions = find_test_functions(text)
     cells = []
     for cell in split_cells(text):
         meta = cell.nbgrader
@@ -404,14 +413,17 @@ def grade(module: ModuleInfo, env: dict[str, str] | None = None) -> list[GradedC
 # ----------------------------------------------------------------------------- pytest plugin
 
 
+_ROWS = pytest.StashKey() if pytest is not None else None
+
+
 def pytest_configure(config) -> None:
-    config._tito_rows = []
+    config.stash[_ROWS] = []
 
 
 @_hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    rows = getattr(item.config, "_tito_rows", None)
+    rows = item.config.stash.get(_ROWS, None)
     if rows is None or (report.when != "call" and report.passed):
         return report
     if report.when != "call" and report.skipped:
@@ -434,7 +446,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    rows = getattr(config, "_tito_rows", [])
+    rows = config.stash.get(_ROWS, [])
     if not rows:
         return
     by_task: dict[str, dict[str, int]] = {}

@@ -93,7 +93,7 @@ def cell_at(cells: list[Cell], line: int) -> Cell:
     return cells[-1]
 
 
-def test_functions(text: str) -> dict[str, ast.FunctionDef]:
+def find_test_functions(text: str) -> dict[str, ast.FunctionDef]:
     """Top-level `test_*` functions of a module source, by name (`test_module` excluded)."""
     try:
         tree = ast.parse(text)
@@ -103,10 +103,10 @@ def test_functions(text: str) -> dict[str, ast.FunctionDef]:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_") and node.name != "test_module"}
 
 
-def test_cells(text: str) -> list[Cell]:
+def find_test_cells(text: str) -> list[Cell]:
     """Cells that hold tests: graded/locked nbgrader cells and cells defining `test_*` functions."""
     cells = split_cells(text)
-    test_lines = [fn.lineno for fn in test_functions(text).values()]
+    test_lines = [fn.lineno for fn in find_test_functions(text).values()]
     return [c for c in cells if c.kind == "code" and (
         c.is_graded_test or any(c.start <= n <= c.end for n in test_lines))]
 
@@ -223,7 +223,7 @@ def find_solutions(text: str, path: str = "<source>") -> list[Solution]:
     lines = text.splitlines()
     cells = split_cells(text)
     pairs, problems = _pairs(lines, cells)
-    tests = test_cells(text)
+    tests = find_test_cells(text)
     for begin, end in pairs:
         cell = cell_at(cells, begin)
         if cell in tests:

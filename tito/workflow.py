@@ -55,7 +55,7 @@ def _git_head(module: ModuleInfo) -> bytes | None:
     """The committed dev file, when the project is a git checkout that has one."""
     rel = module.dev_file.relative_to(module.root).as_posix()
     try:
-        proc = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=module.root, capture_output=True, timeout=20)
+        proc = subprocess.run(["git", "show", f"HEAD:./{rel}"], cwd=module.root, capture_output=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 else None
@@ -273,7 +273,7 @@ def check_student(full: str, student: str, path: str = "<student version>") -> l
     problems += [f"solution text left in: {line!r}" for line in leaks[:10]]
     full_lines = full.splitlines()
     student_text = "\n".join(student.splitlines())
-    for cell in stubs.test_cells(full):
+    for cell in stubs.find_test_cells(full):
         body = "\n".join(full_lines[cell.start - 1: cell.end]).rstrip()
         if body not in student_text:
             problems.append(f"the test cell at line {cell.start} is not kept unchanged")

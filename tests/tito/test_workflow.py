@@ -1,0 +1,199 @@
+"""The student workflow, run as a student would, on a temporary copy of the project."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tito import grading, stubs
+from tito.project import ModuleInfo
+
+from .conftest import TOY, Project, failing_tasks, output, summary
+
+
+def test_temp_project_imports_the_copy(project: Project):
+    code = "import tinytorch, tito, tinytorch.toy; print(tinytorch.__file__); print(tito.__file__)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project.root, env=project.env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for line in proc.stdout.split():
+        assert line.startswith(str(project.root)), f"imported {line}, not the copy in {project.root}"
+
+
+def _run_tests(project: Project, dirname: str) -> tuple[bool, set[str], str]:
+    """Every inline test (one by one) and the pytest suite: (all passed, failing tasks, output).
+
+    `tito test` would also run the dev file's `__main__` block, which in some modules runs
+    long analyses, and the suite's slow tests train networks for tens of seconds; the
+    toy module's tests below go through `tito test` itself.
+    """
+    module = ModuleInfo(dirname[:2], dirname[3:], project.root)
+    inline = grading.run_inline_tests(module, list(grading.inline_tests(module)), env=project.env)
+    failing = {t for r in inline.results if not r.passed for t in r.tasks}
+    text = "\n".join(f"{'passed' if r.passed else 'FAILED'} {r.name} {r.tasks}: {r.message}" for r in inline.results)
+    ok = all(r.passed for r in inline.results)
+    if module.tests_dir.is_dir():
+        proc = project.suite(dirname)
+        text += "\n" + output(proc)
+        failing |= failing_tasks(proc.stdout)
+        ok = ok and proc.returncode in (0, 5)  # 5: every test there is marked slow
+    return ok, failing, text
+
+
+@pytest.mark.parametrize("dirname", [TOY, "15_quantization", "16_compression"])
+def test_start_export_test_reset_loop(project: Project, dirname: str):
+    """start -> every task fails -> (toy: half done) -> reset is byte-identical -> tests pass."""
+    dev = project.dev_file(dirname)
+    if not dev.exists():
+        pytest.skip(f"{dirname} does not exist yet")
+    original = dev.read_bytes()
+    full = original.decode("utf-8")
+    tasks = stubs.task_ids(full)
+    assert tasks, f"{dirname} has no tasks"
+    number = dirname[:2]
+
+    proc = project.tito("module", "start", number)
+    assert proc.returncode == 0, output(proc)
+    assert not stubs.has_markers(dev.read_text()) and stubs.stubs_left(dev.read_text())
+    note = f"# a line the student wrote in {dirname}\n"
+    with dev.open("a") as f:
+        f.write(note)
+
+    assert project.tito("export", number).returncode == 0
+    ok, failing, text = _run_tests(project, dirname)
+    assert not ok, text
+    for task in sorted(set(tasks) - failing):  # a task only the slow tests check
+        proc = project.suite(dirname, "--task", task, "--maxfail", "1")
+        failing |= failing_tasks(proc.stdout)
+        text += "\n" + output(proc)
+    missing = set(tasks) - failing
+    assert not missing, f"tasks with no failing test in the student version: {sorted(missing)}\n{text}"
+
+    if dirname == TOY:
+        _half_finished(project, dev, full + note)
+
+    proc = project.tito("module", "reset", number)
+    assert proc.returncode == 0, output(proc)
+    assert dev.read_bytes() == original
+    saved = [p for p in (project.root / ".tito" / "backups" / dirname).glob("*.py") if note in p.read_text()]
+    assert saved, "the student's line is in no backup"
+    listing = output(project.tito("module", "backups", number))
+    assert any(f"\n│ {p.stem} " in listing for p in saved), listing
+
+    assert project.tito("export", number).returncode == 0
+    assert project.tito("export", number, "--check").returncode == 0
+    ok, failing, text = _run_tests(project, dirname)
+    assert ok and not failing, text
+
+
+def _half_finished(project: Project, dev, full: str) -> None:
+    """Task 90.1 done, 90.2 not: 90.1's tests pass, 90.2's fail, and every report says so."""
+    dev.write_text(stubs.make_student(full, keep={"90.1"}))
+    assert project.tito("export", TOY).returncode == 0
+
+    done = project.tito("test", TOY, "--task", "90.1")
+    assert done.returncode == 0 and summary(output(done)) == (2, 0, 0), output(done)
+    todo = project.tito("test", TOY, "--task", "90.2")
+    text = output(todo)
+    assert todo.returncode == 1 and summary(text) == (0, 2, 0), text
+    assert "Task 90.2 is not implemented yet: implement Counter.tick" in text
+    assert "Traceback" not in text and "FAILED  test_unit_tick [Task 90.2]" in text, text
+    assert "Task 90.2: 1 failed" in text
+
+    everything = output(project.tito("test", TOY))
+    assert "Task 90.1: 1 passed" in everything and "Task 90.2: 1 failed" in everything, everything
+    assert "passed  test_unit_double [Task 90.1]" in everything
+    assert failing_tasks(everything) == {"90.2"}
+    assert "Traceback" not in everything and "toy_dev.py stopped: Task 90.2 is not implemented yet" in everything
+
+    status = output(project.tito("module", "status", TOY))
+    assert "student" in status and "1/2" in status and "in sync" in status, status
+    grade = json.loads(project.tito("grade", TOY, "--json").stdout)
+    assert (grade["score"], grade["max"]) == (1, 3)
+    assert [c["passed"] for c in grade["cells"]] == [True, False]
+
+
+def test_a_wrong_answer_shows_expected_and_received(project: Project):
+    dev = project.dev_file(TOY)
+    full = dev.read_text()
+    wrong = full.replace("    y = x * 2\n", "    y = x + 2\n")
+    dev.write_text(wrong)
+    text = output(project.tito("test", TOY, "--task", "90.1"))
+    assert "check failed at modules/90_toy/toy_dev.py" in text and "in test_unit_double" in text, text
+    assert "out = array([ 3. -0.5], shape=(2,), dtype=float64)" in text, text
+    assert "expected = array([ 2. -5.], shape=(2,), dtype=float64)" in text, text
+
+
+def test_unusable_markers_change_nothing(project: Project):
+    dev = project.dev_file(TOY)
+    lines = dev.read_text().splitlines(keepends=True)
+    begin = next(i for i, ln in enumerate(lines) if "BEGIN SOLUTION" in ln)
+    lines.insert(begin + 1, "    ### BEGIN SOLUTION\n")  # nested, and then one END too few
+    broken = "".join(lines).encode()
+    dev.write_bytes(broken)
+    proc = project.cli("module", "start", TOY)
+    assert proc.returncode == 2
+    assert f"line {begin + 2}: ### BEGIN SOLUTION inside the solution opened at line {begin + 1}" in proc.stderr
+    assert f"line {begin + 1}: ### BEGIN SOLUTION has no ### END SOLUTION" in proc.stderr
+    assert dev.read_bytes() == broken
+    assert not (project.root / ".tito").exists()
+
+
+def test_start_twice_and_reset_twice_change_nothing(project: Project):
+    dev = project.dev_file(TOY)
+    original = dev.read_bytes()
+    assert "already the full version" in output(project.tito("module", "reset", TOY))
+    assert project.tito("module", "start", TOY).returncode == 0
+    student = dev.read_bytes()
+    again = project.tito("module", "start", TOY)
+    assert again.returncode == 0 and "already the student version" in again.stdout
+    assert dev.read_bytes() == student
+    assert project.tito("module", "reset", TOY).returncode == 0
+    assert "already the full version" in project.tito("module", "reset", TOY).stdout
+    assert dev.read_bytes() == original
+    backups = sorted((project.root / ".tito" / "backups" / TOY).glob("*.py"))
+    assert [p.read_bytes() for p in backups] == [original, student]
+    restored = project.tito("module", "reset", TOY, "--backup", "2")
+    assert restored.returncode == 0 and dev.read_bytes() == student
+    assert "already saved as backup 1" in restored.stdout
+
+
+def test_release_writes_student_versions_and_refuses_a_full_folder(project: Project, tmp_path):
+    out = tmp_path / "course"
+    proc = project.tito("release", TOY, "--out", str(out))
+    assert proc.returncode == 0, output(proc)
+    released = (out / "modules" / TOY / "toy_dev.py").read_text()
+    full = project.dev_file(TOY).read_text()
+    assert stubs.stubs_left(released) == ["90.1", "90.2"] and stubs.solution_leaks(full, released) == []
+    assert (out / "modules" / TOY / "ABOUT.md").read_text().startswith("# Module 90")
+    refused = project.tito("release", TOY, "--out", str(out))
+    assert refused.returncode == 2 and "not empty" in refused.stderr
+    assert project.tito("release", TOY, "--out", str(out), "--force").returncode == 0
+    # From a student working copy, the kept full version is what gets released.
+    assert project.tito("module", "start", TOY).returncode == 0
+    again = project.tito("release", "--all", "--out", str(tmp_path / "all"))
+    assert again.returncode == 0, output(again)
+    assert (tmp_path / "all" / "modules" / TOY / "toy_dev.py").read_text() == released
+
+
+def test_reset_falls_back_to_the_committed_version(project: Project):
+    dev = project.dev_file(TOY)
+    original = dev.read_bytes()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for args in (["init", "-q"], ["add", str(dev)], ["commit", "-q", "-m", "toy"]):
+        subprocess.run(git + args, cwd=project.root, check=True, capture_output=True)
+    assert project.tito("module", "start", TOY).returncode == 0
+    (project.root / ".tito" / "full" / f"{TOY}.py").unlink()
+    assert project.tito("module", "reset", TOY).returncode == 0
+    assert dev.read_bytes() == original
+
+
+def test_reset_without_any_full_version_says_what_to_do(project: Project):
+    assert project.tito("module", "start", TOY).returncode == 0
+    (project.root / ".tito" / "full" / f"{TOY}.py").unlink()
+    student = project.dev_file(TOY).read_bytes()
+    proc = project.tito("module", "reset", TOY)
+    assert proc.returncode == 2 and "--backup ID" in proc.stderr
+    assert project.dev_file(TOY).read_bytes() == student
