@@ -53,10 +53,12 @@ from tinytorch.core.tensor import Tensor
 # - `state`: a list aligned with `params`; `state[i]` is a dict of arrays shaped like
 #   `params[i]` (`"momentum_buffer"` for SGD, `"exp_avg"` and `"exp_avg_sq"` for
 #   Adam), created on the first step that parameter takes, so a plain SGD keeps none;
-# - `step_counts`: how many updates each parameter has received (Adam's bias
-#   correction needs it). It lives apart from `state`, so every value in `state` is
-#   an array shaped like its parameter, and code that masks the state (pruning) can
-#   treat all of them alike.
+# - `step_counts`: each parameter's step number `t` (Adam's bias correction needs it).
+#   It lives apart from `state`, so every value in `state` is an array shaped like its
+#   parameter, and code that masks the state (pruning) can treat all of them alike.
+#   An empty state means the parameter's history starts over: clearing `state[i]`
+#   (as lottery-ticket rewinding does) also restarts its count at 1, just as in
+#   PyTorch, whose count lives inside the state.
 #
 # `step()` walks the parameters, skips those whose `.grad` is `None` (a layer that
 # took no part in this forward pass), and calls `update(param, grad, state, t)`,
@@ -132,13 +134,14 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient, then call each post-step hook with the optimizer.
 
-        Task 06.1: skip `grad is None`; count the step; call `update`; then the hooks.
+        Task 06.1: skip `grad is None`; count the step (from 1 again when the state is
+        empty); call `update`; then the hooks.
         """
         ### BEGIN SOLUTION
         for i, param in enumerate(self.params):
             if param.grad is None:
                 continue
-            self.step_counts[i] += 1
+            self.step_counts[i] = 1 if not self.state[i] else self.step_counts[i] + 1
             self.update(param, param.grad, self.state[i], self.step_counts[i])
         for hook in list(self._post_hooks.values()):  # a hook may remove itself
             hook(self)

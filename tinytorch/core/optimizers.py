@@ -16,7 +16,7 @@ from .tensor import Tensor
 # %% auto #0
 __all__ = ['RemovableHandle', 'Optimizer', 'SGD', 'Adam', 'AdamW']
 
-# %% ../../modules/06_optimizers/optimizers_dev.py #22d23ad2
+# %% ../../modules/06_optimizers/optimizers_dev.py #0049472b
 def _hyper(name: str, value: Any, allowed: str, ok: Callable[[float], bool]) -> float:
     """`value` as a float, after checking that it is a number and that `ok(value)` holds."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -80,13 +80,14 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient, then call each post-step hook with the optimizer.
 
-        Task 06.1: skip `grad is None`; count the step; call `update`; then the hooks.
+        Task 06.1: skip `grad is None`; count the step (from 1 again when the state is
+        empty); call `update`; then the hooks.
         """
         ### BEGIN SOLUTION
         for i, param in enumerate(self.params):
             if param.grad is None:
                 continue
-            self.step_counts[i] += 1
+            self.step_counts[i] = 1 if not self.state[i] else self.step_counts[i] + 1
             self.update(param, param.grad, self.state[i], self.step_counts[i])
         for hook in list(self._post_hooks.values()):  # a hook may remove itself
             hook(self)
