@@ -122,9 +122,10 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def generic_table(rows: list[dict]) -> str:
-    """Rows of a benchmark we know nothing about: one column per key."""
+    """Rows of a benchmark we know nothing about: one column per key; a missing value reads n/a."""
     keys = list(dict.fromkeys(k for row in rows for k in row))
-    return table(keys, [[row.get(k, "") for k in keys] for row in rows])
+    missing = {k: NO_TORCH if "torch" in k and _torch_version() is None else "n/a" for k in keys}
+    return table(keys, [[missing[k] if row.get(k) is None else row[k] for k in keys] for row in rows])
 
 
 def _pct(x: float | None) -> str | None:
@@ -196,8 +197,12 @@ def section_bytes(rows: list[dict]) -> str:
             "pruning's zeros, stores one scale per layer and int8 biases.")
 
 
-def section_rows(rows: list[dict]) -> str:
-    return generic_table(rows) if rows else "(the benchmark returned no rows)"
+def section_rows(rows: list[dict], doc: str | None) -> str:
+    """A benchmark's rows, after the first line and the goal its docstring states."""
+    lines = (doc or "").strip().splitlines()
+    about = [lines[0]] if lines else []
+    about += [line.strip() for line in lines if line.strip().startswith("Goal")]
+    return "\n\n".join(about + [generic_table(rows) if rows else "(the benchmark returned no rows)"])
 
 
 def section_text(text: str) -> str:
@@ -207,15 +212,20 @@ def section_text(text: str) -> str:
 # ----------------------------------------------------------------------------- running
 
 
-def run_module(name: str, argv: list[str]) -> list[dict] | None:
-    """`benchmarks.<name>.main(argv)`, or None when that benchmark does not exist yet."""
+def load(name: str):
+    """The module `benchmarks.<name>`, or None when that benchmark does not exist yet."""
     try:
-        module = importlib.import_module(f"benchmarks.{name}")
+        return importlib.import_module(f"benchmarks.{name}")
     except ModuleNotFoundError as err:
         if err.name == f"benchmarks.{name}":
             return None
         raise
-    return module.main(argv) or []
+
+
+def run_module(name: str, argv: list[str]) -> list[dict] | None:
+    """`benchmarks.<name>.main(argv)`, or None when that benchmark does not exist yet."""
+    module = load(name)
+    return None if module is None else (module.main(argv) or [])
 
 
 def run_script(name: str, argv: list[str]) -> str:
@@ -245,7 +255,7 @@ def plan(quick: bool) -> list[tuple[str, str, Callable[[], str]]]:
     def optional(name: str, argv: list[str]) -> Callable[[], str]:
         def run() -> str:
             rows = run_module(name, argv)
-            return "not yet available" if rows is None else section_rows(rows)
+            return "not yet available" if rows is None else section_rows(rows, load(name).__doc__)
         return run
 
     def script(name: str, argv: list[str]) -> Callable[[], str]:

@@ -91,3 +91,10 @@ def test_tito_bench_needs_the_benchmarks_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(TitoError, match="benchmarks"):
         run_benchmarks(quick=True)
+
+
+def test_rows_of_other_benchmarks_become_a_table_with_their_goal():
+    doc = "One line about it.\n\nDetails.\n\nGoal: at 95% sparsity, 2x.\n"
+    text = run_all.section_rows([{"sparsity": 0.95, "speedup": 2.5, "crossover": None}], doc)
+    assert text.startswith("One line about it.\n\nGoal: at 95% sparsity, 2x.")
+    assert "| sparsity | speedup | crossover |" in text and "| 0.95 | 2.5 | n/a |" in text
