@@ -241,14 +241,34 @@ class _Run:
         self.stages.append(row)
         return row, loaded
 
-    def finish(self, rows: list[dict], models: list, x) -> None:
-        """Ratios against the first row and interleaved latencies, written into `rows`."""
+    def record(self, net: str, stages: list[tuple], test, x) -> None:
+        """Save, reload and measure each `(key, label, model)` stage; ratios against the first one.
+
+        Latencies are timed together, in interleaved rounds, on the models read back from disk.
+        """
+        rows, models = [], []
+        for key, label, model in stages:
+            row, loaded = self.stage(net, key, label, model, test)
+            rows.append(row)
+            models.append(loaded)
         times = _latencies({r["key"]: m for r, m in zip(rows, models)}, x,
                            self.recipe.latency_rounds, self.recipe.latency_repeats)
         for row in rows:
             row["ratio"] = rows[0]["bytes"] / row["bytes"]
             row["latency_ms"] = times[row["key"]] * 1e3
             row["speedup"] = times[rows[0]["key"]] / times[row["key"]]
+
+
+def _one_shot(model, prune, amounts, test) -> list[list[float]]:
+    """[amount, test accuracy] of copies of `model` pruned by `prune(copy, amount)`, without fine-tuning."""
+    from tinytorch.core.training import evaluate
+
+    points = []
+    for amount in amounts:
+        trial = copy.deepcopy(model)
+        prune(trial, amount)
+        points.append([amount, float(evaluate(trial, test))])
+    return points
 
 
 def _run_mlp(run: _Run) -> None:
@@ -265,11 +285,7 @@ def _run_mlp(run: _Run) -> None:
     dense_accuracy = run.train("MLP 64-128-64-10", model, train, test, r.mlp_epochs)
     dense = copy.deepcopy(model)
 
-    one_shot = []
-    for s in (0.5, 0.7, 0.8, 0.85, 0.9, 0.95):
-        trial = copy.deepcopy(dense)
-        magnitude_prune(trial, s)
-        one_shot.append([s, float(evaluate(trial, test))])
+    one_shot = _one_shot(dense, magnitude_prune, (0.5, 0.7, 0.8, 0.85, 0.9, 0.95), test)
 
     pruner, history, _ = run.prune_iteratively(
         "MLP", model, train, test, MLP_SPARSITY, "magnitude", r.mlp_steps, r.mlp_epochs_per_step,
@@ -288,21 +304,14 @@ def _run_mlp(run: _Run) -> None:
     }
     run.console.print(f"  for comparison, one-shot to {MLP_SPARSITY:.0%} then {budget} epochs of fine-tuning: "
                       f"test accuracy {run.curves['mlp']['one_shot_fine_tuned'][1]:.1%}")
-    rows, models = [], []
-    for key, label, m in (("dense", "dense fp32", dense),
-                          ("pruned", f"{MLP_SPARSITY:.0%} pruned", model),
-                          ("int8", f"{MLP_SPARSITY:.0%} pruned + INT8",
-                           prune_and_quantize(model, sparsity=None, per_channel=False, int8_bias=True))):
-        row, loaded = run.stage("mlp", key, label, m, test)
-        rows.append(row)
-        models.append(loaded)
-    run.finish(rows, models, x)
+    run.record("mlp", [("dense", "dense fp32", dense), ("pruned", f"{MLP_SPARSITY:.0%} pruned", model),
+                       ("int8", f"{MLP_SPARSITY:.0%} pruned + INT8",
+                        prune_and_quantize(model, sparsity=None, per_channel=False, int8_bias=True))], test, x)
 
 
 def _run_cnn(run: _Run) -> None:
     from tinytorch.compression import prune_and_quantize, structured_prune
     from tinytorch.core.tensor import manual_seed
-    from tinytorch.core.training import evaluate
 
     r = run.recipe
     train, test, x = run.loaders(flat=False)
@@ -310,11 +319,7 @@ def _run_cnn(run: _Run) -> None:
     model = _cnn()
     dense_accuracy = run.train("CNN 16-32 filters", model, train, test, r.cnn_epochs)
     dense = copy.deepcopy(model)
-    one_shot = []
-    for ratio in (0.25, 0.5, 0.75):
-        trial = copy.deepcopy(dense)
-        structured_prune(trial, ratio)
-        one_shot.append([ratio, float(evaluate(trial, test))])
+    one_shot = _one_shot(dense, structured_prune, (0.25, 0.5, 0.75), test)
 
     pruner, history, accuracy = run.prune_iteratively(
         "CNN", model, train, test, CNN_UNITS, "structured", r.cnn_steps, r.cnn_epochs_per_step,
@@ -336,12 +341,7 @@ def _run_cnn(run: _Run) -> None:
         stages.append(("removed", "units removed", small))
     stages.append(("int8", "removed + INT8" if remove else "zeroed + INT8",
                    prune_and_quantize(small, sparsity=None, per_channel=False, int8_bias=True)))
-    rows, models = [], []
-    for key, label, m in stages:
-        row, loaded = run.stage("cnn", key, label, m, test)
-        rows.append(row)
-        models.append(loaded)
-    run.finish(rows, models, x)
+    run.record("cnn", stages, test, x)
 
 
 # ----------------------------------------------------------------------------- reporting
