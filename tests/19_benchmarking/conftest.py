@@ -1,0 +1,96 @@
+"""Fixtures for Module 19: small models, a fake clock, and the trained digits MLP with its variants."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from tinytorch.core.activations import ReLU
+from tinytorch.core.autograd import is_grad_enabled
+from tinytorch.core.layers import Linear, Module, Sequential
+from tinytorch.core.tensor import manual_seed
+
+
+def make_mlp(sizes=(64, 32, 32, 10), seed=0) -> Sequential:
+    manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(ReLU())
+    return Sequential(*layers)
+
+
+class FakeClock:
+    """Time that moves only when a `Costly` model runs: exact latencies, no waiting."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Costly(Module):
+    """Returns its input; each call advances the clock by the next of `costs` (the last one repeats).
+
+    Every call is logged as (name, training, grad enabled, batch rows).
+    """
+
+    def __init__(self, name, clock, costs, log):
+        super().__init__()
+        self.name, self.clock, self.log = name, clock, log
+        self.costs = list(costs) if isinstance(costs, (list, tuple)) else [costs]
+        self.calls = 0
+
+    def forward(self, x):
+        self.log.append((self.name, self.training, is_grad_enabled(), x.shape[0]))
+        self.clock.now += self.costs[min(self.calls, len(self.costs) - 1)]
+        self.calls += 1
+        return x
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from tinytorch.datasets import load_digits
+
+    return load_digits(flat=True)
+
+
+@pytest.fixture(scope="session")
+def wide_digits(digits):
+    """The digits MLP 64-512-512-10 after one epoch of Adam (lr 3e-3), its train loader, test accuracy."""
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import Adam
+    from tinytorch.core.training import evaluate, fit
+    from tinytorch.data.loader import DataLoader, TensorDataset
+
+    x_train, y_train, x_test, y_test = digits
+    model = make_mlp((64, 512, 512, 10), seed=0)
+    train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=0)
+    fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), train, 1, progress=False)
+    return model, train, evaluate(model, DataLoader(TensorDataset(x_test, y_test), batch_size=360))
+
+
+@pytest.fixture(scope="session")
+def variants(wide_digits):
+    """`standard_variants` of the wide digits MLP, one fine-tuning epoch each."""
+    from tinytorch.benchmarking import standard_variants
+    from tinytorch.core.losses import CrossEntropyLoss
+
+    model, train, _ = wide_digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a structured variant without physical removal warns
+        return standard_variants(model, train, CrossEntropyLoss(), epochs=1, lr=1e-3)
+
+
+def has_unit_removal() -> bool:
+    import tinytorch.compression
+
+    return hasattr(tinytorch.compression, "remove_pruned_units")
