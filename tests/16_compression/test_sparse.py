@@ -248,3 +248,15 @@ def test_time_interleaved():
         time_interleaved([lambda: None], repeats=0)
     with pytest.raises(ValueError, match="min_time must be > 0 seconds, got 0"):
         time_interleaved([lambda: None], min_time=0)
+
+
+def test_crossover_sparsity():
+    from tinytorch.compression.sparse import crossover_sparsity
+
+    # log(sparse/dense) goes from log 2 at 80% to log 0.5 at 90%: it crosses 0 half-way
+    assert crossover_sparsity([0.5, 0.8, 0.9], [1, 1, 1], [4, 2, 0.5]) == pytest.approx(0.85)
+    assert crossover_sparsity([0.9, 0.5], [1, 1], [0.5, 0.25]) == 0.5  # faster everywhere: the lowest point
+    assert crossover_sparsity([0.5, 0.9], [1, 1], [2, 1.5]) is None  # never faster
+    assert crossover_sparsity([0.5, 0.7, 0.9], [1, 1, 1], [0.5, 2, 0.5]) == pytest.approx(0.8)  # stays faster
+    with pytest.raises(ValueError, match="one dense and one sparse time per sparsity"):
+        crossover_sparsity([0.5], [1, 2], [1])

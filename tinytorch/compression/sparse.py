@@ -278,6 +278,33 @@ class SparseChoice:
         return None if self.sparse_seconds is None else self.dense_seconds / self.sparse_seconds
 
 
+def crossover_sparsity(sparsities: Sequence[float], dense_seconds: Sequence[float],
+                       sparse_seconds: Sequence[float]) -> float | None:
+    """The sparsity from which CSR stays faster than dense, interpolated between measured points.
+
+    The answer is the lowest measured sparsity at which CSR wins there and at every
+    higher one, moved back towards the last losing point where log(sparse / dense)
+    crosses 0 on the straight line between the two. It is the lowest sparsity measured
+    when CSR wins everywhere, and None when CSR loses at the highest.
+
+    Raises:
+        ValueError: the three sequences differ in length or are empty.
+    """
+    if not len(sparsities) == len(dense_seconds) == len(sparse_seconds) > 0:
+        raise ValueError(f"need one dense and one sparse time per sparsity, got {len(sparsities)} sparsities, "
+                         f"{len(dense_seconds)} dense and {len(sparse_seconds)} sparse times")
+    points = sorted(zip(sparsities, np.log(np.asarray(sparse_seconds) / np.asarray(dense_seconds))))
+    first = len(points)
+    while first > 0 and points[first - 1][1] < 0:
+        first -= 1
+    if first == len(points):
+        return None
+    if first == 0:
+        return float(points[0][0])
+    (s0, r0), (s1, r1) = points[first - 1], points[first]
+    return float(s0 + (s1 - s0) * r0 / (r0 - r1))
+
+
 def _linears(model: Module) -> list[tuple[str, Linear]]:
     if not isinstance(model, Module):
         raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
@@ -306,7 +333,8 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
         ValueError: `min_sparsity` outside [0, 1], `batch_size` < 1, an unknown backend.
     """
     layers = _linears(model)
-    if isinstance(min_sparsity, bool) or not isinstance(min_sparsity, (int, float, np.integer, np.floating)) or not 0 <= min_sparsity <= 1:
+    number = isinstance(min_sparsity, (int, float, np.integer, np.floating)) and not isinstance(min_sparsity, bool)
+    if not number or not 0 <= min_sparsity <= 1:  # also rejects NaN
         raise ValueError(f"min_sparsity must be a number in [0, 1], got {min_sparsity!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")

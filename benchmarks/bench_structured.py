@@ -1,0 +1,180 @@
+"""Structured pruning and speed: the masked model vs the physically smaller one, beside the FLOP ratio.
+
+Two networks with random weights (accuracy is not the point here):
+
+* the MLP 512-2048-2048-10 at batch 256;
+* the digits CNN, Conv(1->8, 3x3, pad 1), ReLU, MaxPool 2, Conv(8->16, 3x3, pad 1), ReLU,
+  MaxPool 2, Flatten, Linear(64, 10), on 8x8 images at batch 256.
+
+At each ratio, `structured_prune` zeros that fraction of every hidden layer's units
+(the masked model: same shapes, zeros inside) and `remove_pruned_units` builds the
+smaller model. Both run forward in eval mode; their outputs are checked to agree,
+and they are timed in interleaved rounds (`time_interleaved`), so the speedup and the
+FLOP ratio (Module 14's `count_flops`, masked / smaller) come from the same run. Where
+PyTorch is installed, the same masked weights run in `torch.nn` twice: plain, and after
+`torch.nn.utils.prune.ln_structured` (what PyTorch's pruning gives you: a mask
+multiplied in on every call, the same shapes, no speedup).
+
+    python benchmarks/bench_structured.py [--repeats 11] [--threads 1] [--quick]
+
+Goal: at ratio 0.5, a measured speedup of at least 0.8x the FLOP ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+
+# NOTE: BLAS reads its thread count when NumPy is first imported; one thread keeps a
+# shared machine's load out of the figures (see benchmarks/run_all.py).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+RATIOS = (0.25, 0.5, 0.75)
+BATCH = 256
+GOAL_RATIO, GOAL_FRACTION = 0.5, 0.8
+
+
+def mlp(width: int = 2048):
+    """The MLP 512-width-width-10."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+
+    return Sequential(Linear(512, width), ReLU(), Linear(width, width), ReLU(), Linear(width, 10))
+
+
+def digits_cnn():
+    """The digits CNN (8 and 16 filters)."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+
+    return Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
+                      Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+
+
+def to_torch(model, torch):
+    """A torch.nn.Sequential with the same layers and weights as a TinyTorch Sequential."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+
+    nn, layers = torch.nn, []
+    for layer in model:
+        if isinstance(layer, Linear):
+            t = nn.Linear(layer.in_features, layer.out_features)
+        elif isinstance(layer, Conv2d):
+            t = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
+        elif isinstance(layer, ReLU):
+            layers.append(nn.ReLU())
+            continue
+        elif isinstance(layer, MaxPool2d):
+            layers.append(nn.MaxPool2d(layer.kernel_size, layer.stride))
+            continue
+        elif isinstance(layer, Flatten):
+            layers.append(nn.Flatten())
+            continue
+        else:
+            raise TypeError(f"no torch twin for {type(layer).__name__}")
+        with torch.no_grad():
+            t.weight.copy_(torch.from_numpy(layer.weight.data))
+            t.bias.copy_(torch.from_numpy(layer.bias.data))
+        layers.append(t)
+    return nn.Sequential(*layers).eval()
+
+
+def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int, torch) -> list[dict]:
+    """One row per ratio: FLOP ratio, medians of masked and removed forward, speedup, torch columns."""
+    import numpy as np
+
+    from tinytorch.compression import structured_prune
+    from tinytorch.compression.sparse import time_interleaved
+    from tinytorch.compression.surgery import remove_pruned_units
+    from tinytorch.core.autograd import no_grad
+    from tinytorch.core.tensor import Tensor, manual_seed
+    from tinytorch.profiling import count_flops, count_parameters
+
+    manual_seed(0)
+    base = build()
+    x = Tensor(np.random.default_rng(0).standard_normal(input_shape).astype(np.float32))
+    rows = []
+    for ratio in ratios:
+        masked = copy.deepcopy(base)
+        masks = structured_prune(masked, ratio)
+        smaller = remove_pruned_units(masked, masks)
+        masked.eval()
+        smaller.eval()
+        fns = [lambda: masked(x), lambda: smaller(x)]
+        if torch is not None:
+            from torch.nn.utils import prune
+
+            plain, pruned = to_torch(masked, torch), to_torch(masked, torch)
+            hidden = [m for m in pruned if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:-1]
+            for m in hidden:
+                prune.ln_structured(m, "weight", amount=ratio, n=1, dim=0)
+            tx = torch.from_numpy(x.data)
+            fns += [lambda: plain(tx), lambda: pruned(tx)]
+        with no_grad():
+            err = float(np.abs(masked(x).data - smaller(x).data).max())
+            if err > 1e-4:
+                raise AssertionError(f"{name} at ratio {ratio}: the smaller model differs by {err}")
+            if torch is not None:
+                with torch.inference_mode():
+                    times = time_interleaved(fns, repeats=repeats)
+            else:
+                times = time_interleaved(fns, repeats=repeats)
+        flop_ratio = count_flops(masked, input_shape) / count_flops(smaller, input_shape)
+        speedup = times[0] / times[1]
+        rows.append({
+            "model": name, "ratio": ratio,
+            "params": count_parameters(masked), "params_removed": count_parameters(smaller),
+            "flop_ratio": flop_ratio, "masked_ms": 1e3 * times[0], "removed_ms": 1e3 * times[1],
+            "speedup": speedup, "speedup_over_flop_ratio": speedup / flop_ratio, "max_abs_diff": err,
+            "torch_dense_ms": 1e3 * times[2] if torch is not None else None,
+            "torch_pruned_ms": 1e3 * times[3] if torch is not None else None,
+        })
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"Forward pass at batch {BATCH}, eval mode: masked model (zeros inside) vs units removed "
+          "(medians of interleaved rounds)")
+    print(f"{'model':<22} {'ratio':>5} {'params':>16} {'FLOP ratio':>10} {'masked ms':>10} {'removed ms':>10} "
+          f"{'speedup':>8} {'speedup/FLOPs':>13} {'torch dense ms':>14} {'torch pruned ms':>15}")
+    for r in rows:
+        t_dense = "n/a" if r["torch_dense_ms"] is None else f"{r['torch_dense_ms']:.2f}"
+        t_pruned = "n/a" if r["torch_pruned_ms"] is None else f"{r['torch_pruned_ms']:.2f}"
+        params = f"{r['params']:,}->{r['params_removed']:,}"
+        print(f"{r['model']:<22} {r['ratio']:>5.2f} {params:>16} {r['flop_ratio']:>9.2f}x {r['masked_ms']:>10.2f} "
+              f"{r['removed_ms']:>10.2f} {r['speedup']:>7.2f}x {r['speedup_over_flop_ratio']:>13.2f} "
+              f"{t_dense:>14} {t_pruned:>15}")
+    for r in rows:
+        if abs(r["ratio"] - GOAL_RATIO) < 1e-9:
+            verdict = "met" if r["speedup_over_flop_ratio"] >= GOAL_FRACTION else "NOT met"
+            print(f"goal ({r['model']}, ratio {GOAL_RATIO}): speedup >= {GOAL_FRACTION} x FLOP ratio: "
+                  f"{r['speedup']:.2f}x vs {r['flop_ratio']:.2f}x = {r['speedup_over_flop_ratio']:.2f} ({verdict})")
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Measure both networks at every ratio, print the table, return its rows."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 512-wide MLP and 3 rounds: a check that it runs")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 11)")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (NumPy's: OPENBLAS_NUM_THREADS)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 11)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    width = 512 if args.quick else 2048
+    rows = measure(f"MLP 512-{width}-{width}-10", lambda: mlp(width), (BATCH, 512), RATIOS, repeats, torch)
+    rows += measure("digits CNN", digits_cnn, (BATCH, 1, 8, 8), RATIOS, repeats, torch)
+    print_table(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
