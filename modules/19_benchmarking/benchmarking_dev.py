@@ -576,7 +576,7 @@ class BenchmarkResult:
                 ax.set_xscale("log")
             ax.set(xlabel="stored bytes" if cost == "bytes" else f"median latency, batch {self.batch_size} (ms)",
                    ylabel="accuracy (%)", title=f"accuracy vs {'size' if cost == 'bytes' else 'latency'}")
-            ax.legend(loc="lower right")
+            ax.legend(loc="best")
         fig.tight_layout()
         path = Path(path)
         fig.savefig(path, dpi=120)

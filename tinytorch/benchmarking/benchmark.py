@@ -205,7 +205,7 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     return front
     ### END SOLUTION
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #c2f908e4
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #d8ca7ae6
 @dataclass
 class BenchmarkRow:
     """One model's measurements; a metric that was not measured stays None."""
@@ -327,7 +327,7 @@ class BenchmarkResult:
                 ax.set_xscale("log")
             ax.set(xlabel="stored bytes" if cost == "bytes" else f"median latency, batch {self.batch_size} (ms)",
                    ylabel="accuracy (%)", title=f"accuracy vs {'size' if cost == 'bytes' else 'latency'}")
-            ax.legend(loc="lower right")
+            ax.legend(loc="best")
         fig.tight_layout()
         path = Path(path)
         fig.savefig(path, dpi=120)
