@@ -53,7 +53,6 @@ def run_inline(module: ModuleInfo, quiet: bool = False) -> bool:
 def _explain_inline(module: ModuleInfo) -> None:
     """After a failed script run: every inline test on its own, so each task gets its verdict."""
     from tito import grading
-    from tito.project import TitoError
 
     names = list(grading.inline_tests(module))
     if not names:

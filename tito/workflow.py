@@ -159,8 +159,15 @@ class Store:
                     break
                 except FileExistsError:
                     number += 1
+                except OSError:  # a file system without hard links
+                    if target.exists():
+                        number += 1
+                        continue
+                    os.replace(tmp, target)
+                    break
         finally:
-            os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         now = dt.datetime.now().isoformat(timespec="seconds")
         version = version_of(data.decode("utf-8", "replace"), self.full_bytes(), detail=True)
         meta = {"id": number, "time": now, "size": len(data), "version": version,
@@ -371,6 +378,8 @@ def status(modules: list[ModuleInfo], run_tests: bool = False) -> int:
 
 def release(modules: list[ModuleInfo], out: Path, force: bool = False) -> int:
     """Write the student versions (and ABOUT.md) of `modules` into `out/modules/NN_name/`."""
+    from tito import export
+
     out = out.resolve()
     if out.exists() and not out.is_dir():
         raise TitoError(f"--out must be a folder, got the file {out}")
@@ -388,6 +397,7 @@ def release(modules: list[ModuleInfo], out: Path, force: bool = False) -> int:
         if problems:
             raise TitoError(f"{rel}: the student version would be wrong; nothing was written\n  "
                             + "\n  ".join(problems))
+        export.render(module, source=student)  # students must be able to export it
         folder = out / "modules" / module.dirname
         planned.append((folder / module.dev_file.name, student.encode("utf-8")))
         about = module.dev_file.parent / "ABOUT.md"
