@@ -826,8 +826,9 @@ def test_unit_standard_variants():
 #
 # The cells below measure on this machine, now, and print what they find; the figures
 # in ABOUT.md come from one full run of this file. Set `TINYTORCH_QUICK=1` for a fast
-# smoke run (`tito test` does). The model is a digits MLP 64-512-512-10: wide enough
-# that removing three quarters of its hidden units changes real work, not just overhead.
+# smoke run (`tito test` does; it also narrows the model to 64-128-128-10). The model is
+# a digits MLP 64-512-512-10: wide enough that removing three quarters of its hidden
+# units changes real work, not just overhead.
 
 # %%
 import os
@@ -836,15 +837,15 @@ QUICK = os.environ.get("TINYTORCH_QUICK") == "1"
 PLOTS = Path(os.environ.get("TINYTORCH_PLOTS", "out/benchmarking"))
 
 
-def digits_model(epochs: int, seed: int = 0):
-    """A digits MLP 64-512-512-10 trained with Adam, and the train and test data."""
+def digits_model(epochs: int, width: int = 512, seed: int = 0):
+    """A digits MLP 64-width-width-10 trained with Adam, and the train and test data."""
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.training import fit
     from tinytorch.datasets import load_digits
 
     x_train, y_train, x_test, y_test = load_digits(flat=True)
     train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=seed)
-    model = _mlp((64, 512, 512, 10), seed=seed)
+    model = _mlp((64, width, width, 10), seed=seed)
     fit(model, Adam(model.parameters(), lr=1e-3), CrossEntropyLoss(), train, epochs, progress=False)
     return model, train, (x_test, y_test)
 
@@ -881,7 +882,7 @@ def analysis_digits_table():
     from tinytorch.core.losses import CrossEntropyLoss
 
     epochs, tune, repeats = (1, 0, 3) if QUICK else (10, 3, 30)
-    model, train, test = digits_model(epochs)
+    model, train, test = digits_model(epochs, width=128 if QUICK else 512)
     variants = standard_variants(model, train, CrossEntropyLoss(), epochs=tune, lr=1e-3)
     result = Benchmark(variants, test, batch_size=256).run(repeats=repeats, warmup=3)
     print(result.to_markdown())

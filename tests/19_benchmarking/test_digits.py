@@ -46,7 +46,7 @@ def test_structured_variant_is_physically_smaller_when_removal_exists(variants):
 
 
 @pytest.mark.task("19.7")
-def test_zero_epochs_means_no_fine_tuning(digits):
+def test_zero_epochs_means_no_fine_tuning():
     model = make_mlp((64, 16, 10))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
