@@ -100,9 +100,11 @@ def test_bad_counts(kwargs, match):
 
 
 @pytest.mark.task("19.2")
-def test_no_models():
+def test_bad_models():
     with pytest.raises(ValueError, match="at least one model"):
         interleaved_latency({}, X)
+    with pytest.raises(TypeError, match=r"models\['f'\] must be a tinytorch Module, got function"):
+        interleaved_latency({"f": lambda x: x}, X)
 
 
 @pytest.mark.task("19.3")

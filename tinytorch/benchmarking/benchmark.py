@@ -70,12 +70,23 @@ def latency_stats(times: Sequence[float] | np.ndarray) -> LatencyStats:
     return LatencyStats(median=float(median), q1=float(q1), q3=float(q3), mean=float(t.mean()), best=float(t.min()))
     ### END SOLUTION
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #b005925e
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #44877586
 def _check_count(name: str, value: object, minimum: int) -> int:
     # NOTE: bool is an int subclass; repeats=True would silently mean 1.
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _check_models(models: object) -> dict[str, Module]:
+    if not isinstance(models, Mapping):
+        raise TypeError(f"models must be a dict of name -> Module, got {type(models).__name__}")
+    if not models:
+        raise ValueError("models must hold at least one model, got an empty dict")
+    for name, model in models.items():
+        if not isinstance(model, Module):
+            raise TypeError(f"models[{name!r}] must be a tinytorch Module, got {type(model).__name__}")
+    return dict(models)
 
 
 def interleaved_latency(models: Mapping[str, Module], x: Tensor | np.ndarray, repeats: int = 20,
@@ -95,8 +106,7 @@ def interleaved_latency(models: Mapping[str, Module], x: Tensor | np.ndarray, re
         `{name: array of repeats seconds}`; entry r of every array comes from round r.
     """
     repeats, warmup = _check_count("repeats", repeats, 1), _check_count("warmup", warmup, 0)
-    if not models:
-        raise ValueError("models must hold at least one model, got none")
+    models = _check_models(models)
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
     names = list(models)
     times = {name: np.empty(repeats) for name in names}
@@ -205,7 +215,7 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     return front
     ### END SOLUTION
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #d8ca7ae6
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #e1ab5e41
 @dataclass
 class BenchmarkRow:
     """One model's measurements; a metric that was not measured stays None."""
@@ -302,13 +312,16 @@ class BenchmarkResult:
 
     def plot(self, path: str | Path) -> Path:
         """Save accuracy vs bytes and vs latency (whichever were measured), Pareto fronts marked, as an image."""
-        from matplotlib.figure import Figure  # no pyplot: the Agg renderer, no global backend change
+        # No pyplot: an Agg canvas of our own leaves the user's matplotlib backend alone.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
         self._need("accuracy", "plot")
         panels = [c for c in self.COSTS if ("size" if c == "bytes" else "latency") in self.metrics]
         if not panels:
             raise ValueError("plot needs the 'size' or 'latency' metric as well as 'accuracy'")
         fig = Figure(figsize=(5.5 * len(panels), 4.2))
+        FigureCanvasAgg(fig)
         accuracy = np.array([100 * r.accuracy for r in self.rows])
         for ax, cost in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
             xs = np.array(self._costs(cost)) * (1e3 if cost == "latency" else 1)
@@ -333,7 +346,7 @@ class BenchmarkResult:
         fig.savefig(path, dpi=120)
         return path
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #7359aee0
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #965f3c2f
 def _plain(a: object) -> np.ndarray:
     return np.asarray(a.data if isinstance(a, Tensor) else a)
 
@@ -374,18 +387,11 @@ class Benchmark:
 
     def __init__(self, models: Mapping[str, Module], data: object,
                  metrics: Sequence[str] = ("accuracy", "latency", "size"), batch_size: int = 256) -> None:
-        if not isinstance(models, Mapping):
-            raise TypeError(f"models must be a dict of name -> Module, got {type(models).__name__}")
-        if not models:
-            raise ValueError("models must hold at least one model, got an empty dict")
-        for name, model in models.items():
-            if not isinstance(model, Module):
-                raise TypeError(f"models[{name!r}] must be a tinytorch Module, got {type(model).__name__}")
+        self.models = _check_models(models)
         metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
         unknown = [m for m in metrics if m not in self.METRICS]
         if unknown or not metrics:
             raise ValueError(f"metrics must be drawn from {', '.join(self.METRICS)}, got {list(metrics)!r}")
-        self.models = dict(models)
         self.metrics = tuple(m for m in self.METRICS if m in metrics)
         self.batch_size = _check_count("batch_size", batch_size, 1)
         self.x, self.y = _as_arrays(data)
