@@ -101,6 +101,9 @@ def _warn_if_stale(modules: list[ModuleInfo]) -> None:
 
 def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: bool = False) -> int:
     """Inline tests of each module, then one pytest run over their suites."""
+    if task and re.fullmatch(r"\d+\.\d+", task):
+        major, minor = task.split(".")
+        task = f"{int(major):02d}.{minor}"  # "5.1" names Task 05.1
     if task:
         modules = [m for m in modules if task.split(".")[0] == m.number] or modules
     _warn_if_stale(modules)

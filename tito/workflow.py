@@ -129,7 +129,8 @@ class Store:
                 id=int(path.stem), path=path,
                 time=meta.get("time") or dt.datetime.fromtimestamp(stat.st_mtime).isoformat(timespec="seconds"),
                 size=len(data),
-                version=meta.get("version") or version_of(data.decode("utf-8", "replace"), self.full_bytes(), True),
+                version=meta.get("version")
+                or version_of(data.decode("utf-8", "replace"), self.full_bytes(), detail=True),
                 reason=meta.get("reason", ""),
                 sha256=meta.get("sha256") or hashlib.sha256(data).hexdigest(),
             ))
@@ -230,14 +231,16 @@ def start(module: ModuleInfo) -> int:
     student = stubs.make_student(text, rel)  # refuses bad markers before anything is written
     problems = check_student(text, student)
     if problems:
-        raise TitoError(f"{rel}: the student version would be wrong; nothing was changed\n  " + "\n  ".join(problems))
+        raise TitoError(f"{rel}: the student version would be wrong; nothing was changed\n  "
+                        + "\n  ".join(problems))
     backup, new = store.backup(raw, "before start")
     store.keep_full(raw)
     write_atomic(module.dev_file, student.encode("utf-8"))
     tasks = stubs.task_ids(text)
     print(f"{rel}: student version written, {len(tasks)} task(s) to implement: {', '.join(tasks)}")
     print(f"  the full version: {_backup_note(backup, new)}; 'tito module reset {module.number}' restores it")
-    print(f"  next: edit the file, then 'tito export {module.number}' and 'tito test {module.number} --task {tasks[0] if tasks else ''}'")
+    first = f" --task {tasks[0]}" if tasks else ""
+    print(f"  next: edit the file, then 'tito export {module.number}' and 'tito test {module.number}{first}'")
     return 0
 
 
@@ -308,7 +311,8 @@ def backups(module: ModuleInfo) -> int:
     found = store.backups()
     console = _console()
     if not found:
-        console.print(f"{module.dirname} has no backups yet (they are made before any command overwrites the file)")
+        console.print(f"{module.dirname} has no backups yet "
+                      f"(one is made before any command overwrites the file)")
     else:
         table = _table(f"backups of {_rel(module, module.dev_file)}", ["id", "time", "size", "version", "saved"])
         for b in found:
@@ -346,7 +350,8 @@ def _test_state(module: ModuleInfo) -> str:
     if not m:
         return "could not run"
     passed, failed, skipped = map(int, m.groups())
-    return f"{passed} passed" + (f", {failed} FAILED" if failed else "") + (f", {skipped} skipped" if skipped else "")
+    return (f"{passed} passed" + (f", {failed} FAILED" if failed else "")
+            + (f", {skipped} skipped" if skipped else ""))
 
 
 def status(modules: list[ModuleInfo], run_tests: bool = False) -> int:

@@ -84,7 +84,8 @@ def test_summary_line_describes_a_task_without_words_after_its_id():
 def test_leak_check_finds_solution_lines_but_not_shared_ones():
     student = stubs.make_student(SOURCE)
     assert stubs.solution_leaks(SOURCE, student) == []
-    leaked = student.replace('raise NotImplementedError("Task 42.1', 'out = x * k\n    raise NotImplementedError("Task 42.1')
+    stub = 'raise NotImplementedError("Task 42.1'
+    leaked = student.replace(stub, "out = x * k\n    " + stub)
     assert stubs.solution_leaks(SOURCE, leaked) == ["out = x * k"]
     # `return out` also occurs outside any solution: only an extra copy is a leak.
     shared = SOURCE.replace("# %% nbgrader={\"grade\": true", "# %%\ndef other(out):\n    return out\n\n"

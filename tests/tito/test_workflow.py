@@ -32,7 +32,8 @@ def _run_tests(project: Project, dirname: str) -> tuple[bool, set[str], str]:
     module = ModuleInfo(dirname[:2], dirname[3:], project.root)
     inline = grading.run_inline_tests(module, list(grading.inline_tests(module)), env=project.env)
     failing = {t for r in inline.results if not r.passed for t in r.tasks}
-    text = "\n".join(f"{'passed' if r.passed else 'FAILED'} {r.name} {r.tasks}: {r.message}" for r in inline.results)
+    text = "\n".join(f"{'passed' if r.passed else 'FAILED'} {r.name} {r.tasks}: {r.message}"
+                     for r in inline.results)
     ok = all(r.passed for r in inline.results)
     if module.tests_dir.is_dir():
         proc = project.suite(dirname)
