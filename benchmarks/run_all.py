@@ -169,7 +169,8 @@ def section_pipeline(rows: list[dict]) -> str:
                      None if mean("torch_cpu_seconds") is None else f"{mean('torch_cpu_seconds'):.2f}"])
     steps = [[r["seed"], ", ".join(f"{100 * a:.1f}" for a in r["tinytorch_steps"]),
               NO_TORCH if r["torch_steps"] is None else ", ".join(f"{100 * a:.1f}" for a in r["torch_steps"]),
-              f"{100 * r['tinytorch_sparsity']:.2f}%", _pct(r["torch_sparsity"])] for r in rows]
+              f"{100 * r['tinytorch_sparsity']:.2f}%",
+              None if r["torch_sparsity"] is None else f"{100 * r['torch_sparsity']:.2f}%"] for r in rows]
     return (table(header, body) + "\n\nTest accuracy (360 images) of the MLP 64-128-64-10 after each phase. "
             "Both frameworks start from the same weights, see the same batches in the same order, use the "
             "same Adam settings and prune the same number of weights at each step (see "
@@ -237,29 +238,36 @@ def run_script(name: str, argv: list[str]) -> str:
     return proc.stdout
 
 
-def plan(quick: bool) -> list[tuple[str, str, Callable[[], str]]]:
-    """(title, command, run) of each section, in the order of the report."""
+def plan(quick: bool, found: dict) -> list[tuple[str, str, Callable[[], str]]]:
+    """(title, command, run) of each section, in the order of the report.
+
+    Each run also keeps what its benchmark returned (rows, or printed text) in `found`
+    under the benchmark's name, for the summary.
+    """
     q = quick
-    pipeline: dict[str, list[dict]] = {}
 
     def prune() -> str:
-        return section_prune(run_module("bench_prune", ["--repeats", "1" if q else "3"]))
+        found["bench_prune"] = run_module("bench_prune", ["--repeats", "1" if q else "3"])
+        return section_prune(found["bench_prune"])
 
     def pipe() -> str:
-        pipeline["rows"] = run_module("bench_pipeline", ["--quick"] if q else [])
-        return section_pipeline(pipeline["rows"])
+        found["bench_pipeline"] = run_module("bench_pipeline", ["--quick"] if q else [])
+        return section_pipeline(found["bench_pipeline"])
 
     def size() -> str:
-        return section_bytes(pipeline["rows"])
+        return section_bytes(found["bench_pipeline"])
 
     def optional(name: str, argv: list[str]) -> Callable[[], str]:
         def run() -> str:
-            rows = run_module(name, argv)
+            rows = found[name] = run_module(name, argv)
             return "not yet available" if rows is None else section_rows(rows, load(name).__doc__)
         return run
 
     def script(name: str, argv: list[str]) -> Callable[[], str]:
-        return lambda: section_text(run_script(name, argv))
+        def run() -> str:
+            found[name] = run_script(name, argv)
+            return section_text(found[name])
+        return run
 
     steps = ["--repeats", "5", "--steps", "10"] if q else []
     return [
@@ -280,7 +288,81 @@ def plan(quick: bool) -> list[tuple[str, str, Callable[[], str]]]:
     ]
 
 
-def report(info: dict[str, str], sections: list[tuple[str, str, str, float]], quick: bool, failed: int) -> str:
+def _summary_rows(found: dict) -> list[list]:
+    """The headline figures of each benchmark that ran: (measurement, TinyTorch, PyTorch, comparison)."""
+    def prune(r):
+        what = {"global": "Global magnitude pruning", "layer": "Layer-wise magnitude pruning",
+                "structured": "Structured (L1 rows) pruning"}[r["method"]]
+        torch = None if r["torch_s"] is None else f"{r['torch_s']:.3f} s, {r['torch_extra_x']:.1f}x weights extra memory"
+        return [f"{what}, 16.8M weights to 90%", f"{r['tinytorch_s']:.3f} s, "
+                f"{r['tinytorch_extra_x']:.1f}x weights extra memory", torch,
+                None if r["speedup"] is None else f"TinyTorch {r['speedup']:.1f}x faster"]
+
+    def pipeline(rows):
+        mean = {k: sum(r[k] for r in rows) / len(rows) if rows[0][k] is not None else None
+                for k in ("tinytorch_dense", "tinytorch_final", "tinytorch_int8_accuracy", "torch_dense", "torch_final")}
+        torch = None if mean["torch_final"] is None else \
+            f"{100 * mean['torch_final']:.1f}% (dense {100 * mean['torch_dense']:.1f}%)"
+        return [[f"Digits MLP, same pipeline to 90% sparsity: test accuracy, mean of {len(rows)} seed(s)",
+                 f"{100 * mean['tinytorch_final']:.1f}% (dense {100 * mean['tinytorch_dense']:.1f}%; "
+                 f"{100 * mean['tinytorch_int8_accuracy']:.1f}% after INT8, read from the file)", torch,
+                 None if torch is None else
+                 f"{100 * (mean['tinytorch_final'] - mean['torch_final']):+.1f} points"],
+                ["Digits MLP at 90%: bytes on disk", f"{rows[0]['tinytorch_int8_bytes']:,} (sparse INT8 file)",
+                 None if rows[0]["torch_dense_bytes"] is None else
+                 f"{rows[0]['torch_dense_bytes']:,} (torch.save); {rows[0]['torch_csr_bytes']:,} (CSR); "
+                 f"{rows[0]['torch_dense_xz_bytes']:,} (xz)",
+                 None if rows[0]["torch_dense_bytes"] is None else
+                 f"{rows[0]['torch_dense_bytes'] / rows[0]['tinytorch_int8_bytes']:.1f}x smaller than torch.save"]]
+
+    def structured(r):
+        torch = None if r.get("torch_pruned_ms") is None else \
+            f"{r['torch_dense_ms'] / r['torch_pruned_ms']:.2f}x (prune.ln_structured: same shapes, masked)"
+        return [f"{r['model']}, {r['ratio']:.0%} of units removed: speedup over the masked model",
+                f"{r['speedup']:.2f}x (FLOP ratio {r['flop_ratio']:.2f})", torch,
+                f"{r['speedup'] / r['flop_ratio']:.2f} of the FLOP ratio"]
+
+    def sparse(rows):
+        one = [r for r in rows if r["batch"] == 1]
+        best = min(one, key=lambda r: abs(r["sparsity"] - 0.95))
+        return [f"CSR vs dense Linear, batch 1: crossover and speed at {best['sparsity']:.0%} sparsity",
+                f"CSR faster from {best['crossover_scipy']:.0%} sparsity; {best['speedup_scipy']:.1f}x at "
+                f"{best['sparsity']:.0%}", None if best.get("torch_dense_ms") is None else
+                f"dense F.linear {best['torch_dense_ms']:.3f} ms (pruning keeps PyTorch's weights dense)",
+                f"{best['dense_ms'] / best['csr_scipy_ms']:.1f}x vs TinyTorch dense"]
+
+    def step(name, what):
+        times = {k: re.search(rf"^\s*{k}\s+([\d.]+) us/step", found[name], re.M) for k in ("tinytorch", "pytorch")}
+        ours, theirs = (None if m is None else float(m.group(1)) for m in times.values())
+        return [f"Training step, {what}", f"{ours:,.0f} us", None if theirs is None else f"{theirs:,.0f} us",
+                None if theirs is None else f"TinyTorch takes {ours / theirs:.2f}x PyTorch's time"]
+
+    makers = [("bench_prune", lambda rows: [prune(r) for r in rows]),
+              ("bench_pipeline", pipeline),
+              ("bench_structured", lambda rows: [structured(r) for r in rows if r["ratio"] == 0.5]),
+              ("bench_sparse", lambda rows: [sparse(rows)]),
+              ("bench_mlp_step", lambda _: [step("bench_mlp_step", "MLP 64-128-64-10, batch 64, Adam")]),
+              ("bench_cnn_step", lambda _: [step("bench_cnn_step", "digits CNN, batch 64, Adam")])]
+    out = []
+    for name, make in makers:
+        if found.get(name):
+            try:
+                out += make(found[name])
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                pass  # a benchmark whose rows changed shape: its own section still shows them
+    return out
+
+
+def summary(found: dict) -> str:
+    """The headline table of RESULTS.md (and of the README's Results section)."""
+    rows = _summary_rows(found)
+    if not rows:
+        return "(no benchmark ran)"
+    return table(["measurement", "TinyTorch", "PyTorch", "comparison"], rows)
+
+
+def report(info: dict[str, str], sections: list[tuple[str, str, str, float]], quick: bool, failed: int,
+           headline: str = "") -> str:
     """The whole RESULTS.md."""
     lines = ["# Benchmark results", "",
              "Reproduce with `python -m benchmarks` (or `tito bench`) from the project root; a quick check "
@@ -290,6 +372,8 @@ def report(info: dict[str, str], sections: list[tuple[str, str, str, float]], qu
              "shared or busy machine the absolute times wander, the ratios much less. NumPy's BLAS and "
              "PyTorch run on one thread unless a section says otherwise.", "", "## Machine", "",
              table(["", ""], [[k, v] for k, v in info.items()]), ""]
+    if headline:
+        lines += ["## Summary", "", headline, "", "The sections below give every figure and how it was measured.", ""]
     for title, command, body, seconds in sections:
         lines += [f"## {title}", "", f"`{command}` ({seconds:.0f} s in this run)", "", body, ""]
     if failed:
@@ -312,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     info = machine()
-    sections, failed = [], 0
-    for title, command, run in plan(args.quick):
+    sections, failed, found = [], 0, {}
+    for title, command, run in plan(args.quick, found):
         print(f"== {title}", flush=True)
         start = time.perf_counter()
         try:
@@ -324,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         sections.append((title, command, body, time.perf_counter() - start))
         print(body + "\n", flush=True)
     info["load average at end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    text = report(info, sections, args.quick, failed)
+    headline = summary(found)
+    print("== Summary\n" + headline, flush=True)
+    text = report(info, sections, args.quick, failed, headline)
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     if out is not None:
         out.write_text(text)

@@ -26,7 +26,7 @@ def pipeline_row(seed=0, torch=True):
 
 def test_missing_benchmark_is_reported_as_not_yet_available():
     assert run_all.run_module("bench_that_does_not_exist", []) is None
-    sections = {title: run for title, _, run in run_all.plan(quick=True)}
+    sections = {title: run for title, _, run in run_all.plan(quick=True, found={})}
     assert any("Sparse vs dense" in title for title in sections)
 
 
@@ -60,7 +60,7 @@ def test_a_failing_benchmark_does_not_stop_the_others(monkeypatch, tmp_path, cap
     def boom():
         raise RuntimeError("broken benchmark")
 
-    monkeypatch.setattr(run_all, "plan", lambda quick: [("bad", "cmd", boom), ("good", "cmd", lambda: "fine")])
+    monkeypatch.setattr(run_all, "plan", lambda quick, found: [("bad", "cmd", boom), ("good", "cmd", lambda: "fine")])
     out = tmp_path / "RESULTS.md"
     assert run_all.main(["--quick", "--out", str(out)]) == 1
     text = out.read_text()
@@ -98,3 +98,29 @@ def test_rows_of_other_benchmarks_become_a_table_with_their_goal():
     text = run_all.section_rows([{"sparsity": 0.95, "speedup": 2.5, "crossover": None}], doc)
     assert text.startswith("One line about it.\n\nGoal: at 95% sparsity, 2x.")
     assert "| sparsity | speedup | crossover |" in text and "| 0.95 | 2.5 | n/a |" in text
+
+
+def test_summary_picks_the_headline_of_each_benchmark():
+    found = {
+        "bench_prune": [{"method": "global", "tinytorch_s": 0.25, "tinytorch_extra_x": 0.0, "torch_s": 9.0,
+                         "torch_extra_x": 16.0, "speedup": 36.0}],
+        "bench_pipeline": [pipeline_row(0), pipeline_row(1)],
+        "bench_structured": [{"model": "digits CNN", "ratio": 0.5, "speedup": 1.75, "flop_ratio": 3.5,
+                              "torch_dense_ms": 1.5, "torch_pruned_ms": 1.5},
+                             {"model": "digits CNN", "ratio": 0.25, "speedup": 1.2, "flop_ratio": 1.6}],
+        "bench_sparse": [{"batch": 1, "sparsity": 0.9, "dense_ms": 1.0, "csr_scipy_ms": 0.5, "speedup_scipy": 2.0,
+                          "crossover_scipy": 0.78, "torch_dense_ms": 1.2},
+                         {"batch": 1, "sparsity": 0.95, "dense_ms": 1.0, "csr_scipy_ms": 0.25, "speedup_scipy": 4.0,
+                          "crossover_scipy": 0.78, "torch_dense_ms": 1.2}],
+        "bench_mlp_step": "  tinytorch     420.0 us/step\n  pytorch       840.0 us/step\n",
+        "bench_sparse_missing": None,
+    }
+    text = run_all.summary(found)
+    assert "| 0.250 s, 0.0x weights extra memory | 9.000 s, 16.0x weights extra memory | TinyTorch 36.0x faster |" in text
+    assert "96.4% (dense 96.0%; 96.1% after INT8" in text and "+0.6 points" in text
+    assert "3,200 (sparse INT8 file)" in text and "22.4x smaller than torch.save" in text
+    assert "digits CNN, 50% of units removed" in text and "1.75x (FLOP ratio 3.50)" in text and "25%" not in text
+    assert "CSR faster from 78% sparsity; 4.0x at 95%" in text
+    assert "| 420 us | 840 us | TinyTorch takes 0.50x PyTorch's time |" in text
+    broken = run_all.summary({"bench_structured": [{"model": "x", "ratio": 0.5}]})  # rows of another shape
+    assert broken == "(no benchmark ran)"
