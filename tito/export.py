@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tito.project import ModuleInfo, TitoError
+from tito.project import ModuleInfo, TitoError, write_atomic
 
 
 @dataclass
@@ -90,19 +90,6 @@ def render(module: ModuleInfo, source: str | None = None) -> ExportResult:
     return ExportResult(module, files)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _package_init(root: Path, rel: Path) -> list[Path]:
     """Package folders the generated file needs that have no `__init__.py` yet."""
     missing = []
@@ -134,9 +121,9 @@ def write(results: list[ExportResult]) -> list[Path]:
         for rel, text in res.files.items():
             target = root / rel
             for init in _package_init(root, rel):
-                _write_atomic(init, f'"""{init.parent.name}: generated from modules/; see its __init__ for the public names."""\n')
+                write_atomic(init, f'"""{init.parent.name}: generated from modules/; see its __init__ for the public names."""\n')
             if target.exists() and target.read_text(encoding="utf-8") == text:
                 continue
-            _write_atomic(target, text)
+            write_atomic(target, text.encode("utf-8"))
             written.append(rel)
     return written

@@ -21,30 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tito import stubs
-from tito.project import ModuleInfo, TitoError, all_modules, find_root, resolve_module
+from tito.project import ModuleInfo, TitoError, all_modules, find_root, resolve_module, write_atomic
 
 STATE_DIR = ".tito"
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _rel(module: ModuleInfo, path: Path) -> str:

@@ -852,6 +852,29 @@ class IterativePruner:
         ### END SOLUTION
 
 
+# %%
+def test_unit_iterative_pruner():
+    """Task 16.9"""
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import SGD
+    from tinytorch.data.loader import DataLoader, TensorDataset
+
+    rng = np.random.default_rng(0)
+    loader = DataLoader(TensorDataset(rng.standard_normal((64, 8)).astype(np.float32), rng.integers(0, 4, 64)),
+                        batch_size=16)
+    model = _toy_mlp()
+    pruner = IterativePruner(0.8, steps=3, schedule="linear")
+    history = pruner.run(model, SGD(model.parameters(), lr=0.1, momentum=0.9), CrossEntropyLoss(), loader, 1,
+                         evaluate=lambda m: 0.5)
+    assert [round(row["target"], 4) for row in history] == [0.2667, 0.5333, 0.8]
+    assert [row["accuracy"] for row in history] == [0.5, 0.5, 0.5]
+    assert abs(history[-1]["sparsity"] - 0.8) < 1 / 368 and abs(measure_sparsity(model) - 0.8) < 1 / 368
+    assert all(np.isfinite(row["loss"]) for row in history)
+    params = dict(model.named_parameters())
+    for name, keep in pruner.masks.items():
+        assert np.all(params[name].data[~keep] == 0)
+
+
 # %% [markdown]
 # ## 7. Honest bytes: pruning + INT8 on disk
 #
@@ -1404,7 +1427,7 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
 
 # %%
 def test_unit_storage_round_trip():
-    """Tasks 16.10-16.12"""
+    """Tasks 16.10, 16.11 and 16.12"""
     import tempfile as _tempfile
 
     model = _toy_mlp()
@@ -1462,7 +1485,7 @@ def digits_setup(seed: int = 0):
     return model, train, test
 
 
-def analysis_one_shot_vs_iterative(sparsities=(0.5, 0.8, 0.9, 0.95)):
+def analysis_one_shot_vs_iterative(sparsities=(0.5, 0.8, 0.9, 0.95, 0.98)):
     """Accuracy after one-shot pruning (with the same fine-tuning budget) vs iterative pruning."""
     from tinytorch.compression.iterative import IterativePruner, fine_tune
     from tinytorch.core.losses import CrossEntropyLoss
@@ -1584,6 +1607,7 @@ def test_module():
     test_unit_structured_prune()
     test_unit_masks_survive_optimizer()
     test_unit_sparsity_schedule()
+    test_unit_iterative_pruner()
     test_unit_storage_round_trip()
 
 
