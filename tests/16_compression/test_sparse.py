@@ -248,6 +248,12 @@ def test_time_interleaved():
         time_interleaved([lambda: None], repeats=0)
     with pytest.raises(ValueError, match="min_time must be > 0 seconds, got 0"):
         time_interleaved([lambda: None], min_time=0)
+    with pytest.raises(ValueError, match="clock must be 'wall' or 'cpu', got 'gpu'"):
+        time_interleaved([lambda: None], clock="gpu")
+    # NOTE: no sleep-vs-work comparison on the CPU clock: a multi-threaded BLAS spins
+    # its idle threads for a while after each call, and their CPU time counts too.
+    (busy,) = time_interleaved([lambda: sum(range(20000))], repeats=3, clock="cpu")
+    assert 1e-6 < busy < 1.0
 
 
 def test_crossover_sparsity():

@@ -23,6 +23,9 @@ BACKENDS = ("scipy", "numpy")
 _CHUNK_ELEMENTS = 1 << 20
 
 
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def default_backend() -> str:
     """`"scipy"` when scipy is installed (`pip install tinytorch[sparse]`), else `"numpy"`."""
     return "numpy" if _scipy_sparse is None else "scipy"
@@ -211,7 +214,7 @@ class SparseLinear(Module):
 
 
 def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: int = 1,
-                     min_time: float = 2e-3) -> list[float]:
+                     min_time: float = 2e-3, clock: str = "wall") -> list[float]:
     """Median seconds per call of each function in `fns`, timed in interleaved rounds.
 
     Each round times every function once, in a rotated order, and each timing repeats
@@ -224,9 +227,13 @@ def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int = 7, warm
         repeats: rounds, >= 1.
         warmup: untimed calls of each function first, >= 0.
         min_time: seconds each timing lasts at least, > 0.
+        clock: "wall" (elapsed time, `time.perf_counter`: the latency) or "cpu" (CPU
+            seconds of this process, `time.process_time`: on one thread, the latency
+            an idle machine would show, blind to the time other programs hold the CPU;
+            with several threads it adds theirs up).
 
     Raises:
-        ValueError: `repeats` < 1, `warmup` < 0 or `min_time` <= 0.
+        ValueError: `repeats` < 1, `warmup` < 0, `min_time` <= 0 or an unknown clock.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
@@ -234,26 +241,28 @@ def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int = 7, warm
         raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
     if not min_time > 0:
         raise ValueError(f"min_time must be > 0 seconds, got {min_time!r}")
+    if clock not in _CLOCKS:
+        raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+    clock = _CLOCKS[clock]
     calls = []
     for fn in fns:
         for _ in range(warmup):
             fn()
-        start, n = time.perf_counter(), 0
+        start, n = clock(), 0
         while True:  # how many calls fill min_time, found while warming up
             fn()
             n += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
+            if clock() - start >= min_time:
                 break
         calls.append(n)
     times: list[list[float]] = [[] for _ in fns]
     for r in range(repeats):
         for k in range(len(fns)):
             i = (k + r) % len(fns)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(calls[i]):
                 fns[i]()
-            times[i].append((time.perf_counter() - start) / calls[i])
+            times[i].append((clock() - start) / calls[i])
     return [statistics.median(t) for t in times]
 
 
@@ -312,7 +321,7 @@ def _linears(model: Module) -> list[tuple[str, Linear]]:
 
 
 def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, backend: str | None = None,
-                repeats: int = 7) -> list[SparseChoice]:
+                repeats: int = 7, clock: str = "wall") -> list[SparseChoice]:
     """For each Linear of `model`: its sparsity and, from `min_sparsity` on, dense vs CSR time.
 
     Both forms are timed on the layer's own weights and a random `(batch_size,
@@ -324,6 +333,7 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
         batch_size: rows of the timing input, >= 1.
         backend: as for `SparseLinear`.
         repeats: timing rounds per layer.
+        clock: as for `time_interleaved`.
 
     Returns:
         One `SparseChoice` per Linear, in model order.
@@ -353,7 +363,8 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
         layer.eval()
         try:
             with no_grad():
-                dense_s, sparse_s = time_interleaved([lambda: layer(x), lambda: sparse(x)], repeats=repeats)
+                dense_s, sparse_s = time_interleaved([lambda: layer(x), lambda: sparse(x)], repeats=repeats,
+                                                      clock=clock)
         finally:
             layer.train(was_training)
         choices.append(SparseChoice(name, w.shape, sparsity, dense_s, sparse_s))
