@@ -237,6 +237,10 @@ def test_bad_inputs():
         def forward(self, x):
             return self.b(self.a(x))
 
+    relu, shared = ReLU(), Linear(6, 6)
+    twice = Sequential(Linear(4, 6), relu, shared, relu, shared, relu, Linear(6, 2))  # a shared ReLU is fine
+    with pytest.raises(ValueError, match="layer '4' is the same object as layer '2'"):
+        remove_pruned_units(twice, structured_prune(twice, 0.5))
     custom = TwoLayers()
     with pytest.raises(ValueError, match="TwoLayers with sub-modules and its own forward"):
         remove_pruned_units(custom, structured_prune(custom, 0.5))

@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 import copy
 import statistics
 import time
@@ -99,7 +97,9 @@ class SparseLinear(Module):
     It has no trainable parameters: its weights cannot learn. Gradients do flow to its
     input (in eval mode), but a forward pass in training mode with gradients on raises,
     so a training loop cannot leave it silently frozen. It starts in eval mode.
-    Fine-tune the dense model (with its masks attached), then convert it.
+    Fine-tune the dense model (with its masks attached), then convert it. Its arrays
+    are plain ndarrays, not Tensors, so `state_dict()` leaves them out: save the
+    dense model (or `save_compressed`) and convert after loading.
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None = None, backend: str | None = None) -> None:
@@ -125,7 +125,7 @@ class SparseLinear(Module):
         self.training = False
 
     @classmethod
-    def from_linear(cls, linear: Linear, backend: str | None = None) -> SparseLinear:
+    def from_linear(cls, linear: Linear, backend: str | None = None) -> "SparseLinear":
         """A SparseLinear computing what `linear` computes, from its current weights."""
         if not isinstance(linear, Linear):
             raise TypeError(f"linear must be a Linear, got {type(linear).__name__}")

@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 import copy
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -201,7 +199,11 @@ def remove_pruned_units(model: Module, masks: Masks | Mapping[str, np.ndarray]) 
     """
     prunable_layers(model)  # the TypeError for non-Modules, the ValueError for nothing to prune
     _check_masks(model, masks)
-    sequential_layers(model)  # fail before copying anything
+    seen: dict[int, str] = {}
+    for name, layer in sequential_layers(model):  # fail before copying anything
+        if layer.parameters() + layer.buffers() and seen.setdefault(id(layer), name) != name:
+            raise ValueError(f"layer {name!r} is the same object as layer {seen[id(layer)]!r}: a layer used "
+                             "twice would have to lose units for both uses at once")
     new = copy.deepcopy(model)
     for name, param in new.named_parameters():
         param.grad = None  # old gradients have the old shapes
