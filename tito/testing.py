@@ -24,6 +24,11 @@ def _env(root: Path) -> dict[str, str]:
     env.setdefault("TINYTORCH_QUIET", "1")
     # Lessons shorten their measured analyses (fewer epochs, smaller sweeps) under test.
     env.setdefault("TINYTORCH_QUICK", "1")
+    # NOTE: one BLAS thread: on a busy 2-core machine a second thread makes small matmuls
+    # many times slower, and a fixed thread count keeps float sums (and so training
+    # trajectories and the accuracy tests) the same from run to run.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
     return env
 
 
