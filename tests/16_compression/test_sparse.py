@@ -110,6 +110,9 @@ def test_sparse_linear_equals_linear(backend, bias):
     assert layer.nnz == np.count_nonzero(linear.weight.data) and abs(layer.sparsity - 0.9) < 1 / 960
     np.testing.assert_array_equal(layer.to_dense(), linear.weight.data)
     assert layer.parameters() == [] and not layer.training
+    profiling = pytest.importorskip("tinytorch.profiling")
+    assert profiling.count_flops(Sequential(layer), (5, 40)) == 2 * layer.nnz * 5  # only the stored weights work
+    assert profiling.model_size_bytes(Sequential(layer)) == layer.nbytes
     assert layer.nbytes == layer.nnz * 12 + 25 * 8 + (24 * 4 if bias else 0)
 
 

@@ -148,6 +148,10 @@ class SparseLinear(Module):
         arrays = (self.values, self.indices, self.indptr) + (() if self.bias is None else (self.bias,))
         return int(sum(a.nbytes for a in arrays))
 
+    def flops(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """FLOPs of one forward pass (Module 14's `count_flops` asks): 2 per stored weight per input row."""
+        return 2 * self.nnz * int(np.prod(input_shape[:-1], dtype=np.int64))
+
     def to_dense(self) -> np.ndarray:
         """The dense `(out_features, in_features)` weight."""
         dense = np.zeros((self.out_features, self.in_features), dtype=self.values.dtype)
