@@ -212,7 +212,8 @@ def kth_smallest_magnitude(arrays: Sequence[np.ndarray], k: int, sample: int = 6
     flat = [a.reshape(-1) for a in arrays]
     if n > 4 * sample:
         rng = np.random.default_rng(0)
-        picks = np.concatenate([np.abs(f[rng.integers(0, f.size, max(1, sample * f.size // n))]) for f in flat])
+        picks = np.concatenate([np.abs(f[rng.integers(0, f.size, max(1, sample * f.size // n))])
+                                for f in flat if f.size])
         picks.sort()
         q, margin = k / n, 5.0 * math.sqrt(k / n * (1 - k / n) / picks.size) + 2.0 / picks.size
         lo = picks[max(0, int((q - margin) * picks.size))]
@@ -654,6 +655,104 @@ def test_unit_structured_prune():
 
 
 # %% [markdown]
+# ### Units that cannot matter
+#
+# Unstructured pruning leaves *dead units* behind: a hidden neuron whose outgoing
+# weights are all zero contributes nothing, so its incoming weights and bias are wasted
+# bytes; a neuron whose incoming weights are all zero outputs a constant, `act(b)`, which
+# the next layer can absorb into its bias. Zeroing both kinds changes what the network
+# computes by at most a float rounding, and every extra zero is a byte saved on disk.
+# `drop_dead_units` does this for chains of Linear layers joined by element-wise
+# activations, repeating until nothing changes (one dead unit can kill another).
+
+# %%
+#| export
+_ELEMENTWISE = ("ReLU", "Sigmoid", "Tanh", "GELU", "Dropout")
+
+
+def _linear_chains(model: Module) -> list[tuple[Module, list[Module], Module]]:
+    """(Linear, [element-wise layers], Linear) runs among the children of each module."""
+    found = []
+    for _, parent in model.named_modules():
+        layers = list(parent.children())
+        for i, first in enumerate(layers):
+            if not isinstance(first, Linear):
+                continue
+            between = []
+            for nxt in layers[i + 1:]:
+                if isinstance(nxt, Linear):
+                    found.append((first, between, nxt))
+                    break
+                if type(nxt).__name__ not in _ELEMENTWISE:
+                    break
+                between.append(nxt)
+    return found
+
+
+def drop_dead_units(model: Module) -> int:
+    """Zero the weights of hidden units that cannot change the output; returns how many.
+
+    A unit with no outgoing weights loses its incoming weights and bias; a unit with no
+    incoming weights has its constant output folded into the next layer's bias.
+    Only Linear layers of one Sequential joined by element-wise layers are touched.
+    """
+    from tinytorch.core.autograd import no_grad
+    from tinytorch.core.tensor import Tensor
+
+    _check_model(model)
+    before = sum(int(np.count_nonzero(p.data)) for p in model.parameters())
+    changed = True
+    while changed:
+        changed = False
+        for first, between, second in _linear_chains(model):
+            w1, w2 = first.weight.data, second.weight.data
+            dead_out = ~np.any(w2, axis=0)
+            dead_in = ~np.any(w1, axis=1) & ~dead_out
+            if first.bias is None or second.bias is None:
+                dead_in[:] = False
+            if np.any(dead_in):
+                constant = Tensor(first.bias.data[dead_in][None, :])
+                with no_grad():
+                    for layer in between:
+                        was = layer.training
+                        layer.eval()
+                        constant = layer(constant)
+                        layer.train(was)
+                second.bias.data += w2[:, dead_in] @ constant.data[0]
+                w2[:, dead_in] = 0.0
+                first.bias.data[dead_in] = 0.0
+                changed = True
+            alive = np.any(w1, axis=1) if first.bias is None else np.any(w1, axis=1) | (first.bias.data != 0)
+            kill = dead_out & alive
+            if np.any(kill):
+                w1[kill] = 0.0
+                if first.bias is not None:
+                    first.bias.data[kill] = 0.0
+                changed = True
+    return before - sum(int(np.count_nonzero(p.data)) for p in model.parameters())
+
+
+# %%
+def test_unit_drop_dead_units():
+    from tinytorch.core.tensor import Tensor
+
+    model = _toy_mlp()
+    model[0].weight.data[3] = 0.0       # unit 3 of layer 0: constant output relu(b)
+    model[2].weight.data[:, 5] = 0.0    # unit 5 of layer 0: nobody listens
+    model[4].weight.data[:, 7] = 0.0    # unit 7 of layer 2: nobody listens
+    x = Tensor(np.random.default_rng(0).standard_normal((6, 8)))
+    before = model(x).data.copy()
+    nonzero = sum(int(np.count_nonzero(p.data)) for p in model.parameters())
+    zeroed = drop_dead_units(model)
+    assert np.allclose(model(x).data, before, atol=1e-5)
+    assert not model[0].weight.data[5].any() and model[0].bias.data[5] == 0
+    assert not model[2].weight.data[7].any() and model[2].bias.data[7] == 0
+    assert not model[2].weight.data[:, 3].any() and model[0].bias.data[3] == 0
+    assert zeroed == nonzero - sum(int(np.count_nonzero(p.data)) for p in model.parameters()) > 30
+    assert drop_dead_units(model) == 0
+
+
+# %% [markdown]
 # ## 5. Fine-tuning without resurrection
 #
 # After pruning, a few epochs of training recover most of the lost accuracy. But the
@@ -669,8 +768,6 @@ def test_unit_structured_prune():
 
 # %%
 #| export compression.iterative
-import os
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -678,6 +775,7 @@ import numpy as np
 from tinytorch.compression.prune import Masks, _check_fraction, _check_model, magnitude_prune, measure_sparsity
 from tinytorch.compression.prune import structured_prune
 from tinytorch.core.layers import Module
+from tinytorch.core.training import fit, progress_bar
 
 # %% nbgrader={"grade": false, "grade_id": "fine-tune", "solution": false}
 #| export compression.iterative
@@ -693,8 +791,6 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
     Returns:
         `fit`'s history, one row per epoch.
     """
-    from tinytorch.core.training import fit
-
     handle = masks.attach(optimizer) if masks is not None else None
     try:
         return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)
@@ -780,18 +876,6 @@ def test_unit_sparsity_schedule():
 
 # %% nbgrader={"grade": false, "grade_id": "iterative", "solution": true}
 #| export compression.iterative
-def _progress(total: int, description: str):
-    """A rich progress bar on a terminal, nothing otherwise (or with TINYTORCH_QUIET=1)."""
-    if os.environ.get("TINYTORCH_QUIET") == "1" or not sys.stdout.isatty():
-        return None
-    from rich.progress import Progress
-
-    bar = Progress(transient=True)
-    bar.start()
-    bar.add_task(description, total=total)
-    return bar
-
-
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -826,8 +910,8 @@ class IterativePruner:
             raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
         ### BEGIN SOLUTION
         start = model.state_dict() if self.rewind else None
-        history, bar = [], _progress(self.steps, f"pruning to {self.target_sparsity:.0%}")
-        try:
+        history = []
+        with progress_bar(self.steps, f"pruning to {self.target_sparsity:.0%}") as bar:
             for step in range(1, self.steps + 1):
                 target = sparsity_schedule(step, self.steps, self.target_sparsity, kind=self.schedule)
                 new = self._prune(model, target)
@@ -843,11 +927,7 @@ class IterativePruner:
                     "loss": epochs[-1]["loss"] if epochs else float("nan"),
                     "accuracy": float(evaluate(model)) if evaluate is not None else None,
                 })
-                if bar is not None:
-                    bar.advance(bar.task_ids[0])
-        finally:
-            if bar is not None:
-                bar.stop()
+                bar.advance()
         return history
         ### END SOLUTION
 
@@ -921,7 +1001,7 @@ from pathlib import Path
 import numpy as np
 
 from tinytorch.compression.prune import _check_model as _check
-from tinytorch.compression.prune import magnitude_prune
+from tinytorch.compression.prune import drop_dead_units, magnitude_prune
 from tinytorch.core import activations as _act
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
@@ -1029,9 +1109,9 @@ class SizeReport:
 # %% [markdown]
 # ### The file format
 #
-# `save_compressed` writes one file: a fixed header (magic, version, codec, SHA-256 of
-# the payload), then the compressed payload: a JSON description of the layers and the
-# raw bytes of every array. Loading never unpickles anything; it checks the magic, the
+# `save_compressed` writes one file: a fixed header (magic, version, codec, a BLAKE2b
+# checksum of the payload), then the compressed payload: a JSON description of the
+# layers and the raw bytes of every array, one after the other. Loading never unpickles anything; it checks the magic, the
 # checksum, every dtype, shape and offset, and rebuilds the layers from the description.
 # A truncated, foreign or tampered file is refused with a message that says which.
 
@@ -1060,7 +1140,7 @@ class _Payload:
 
     def add(self, a: np.ndarray) -> int:
         a = np.ascontiguousarray(a)
-        self.arrays.append({"dtype": a.dtype.name, "shape": list(a.shape), "offset": self.size})
+        self.arrays.append([a.dtype.name, *a.shape])  # offsets follow from the order
         self.parts.append(a.tobytes())
         self.size += a.nbytes
         return len(self.arrays) - 1
@@ -1076,8 +1156,9 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
     gaps = gap_code(nz.reshape(-1))
     sizes = format_bytes(values.size, nnz, rows, flat.shape[1], q.scale.size, gaps.size - nnz)
     uniform = q.scale.size > 1 and bool(np.all(q.scale == q.scale.flat[0]))
-    spec = {"shape": list(values.shape), "axis": q.axis,
-            "scale": payload.add(q.scale.reshape(-1)[:1] if uniform else q.scale)}
+    spec = {"shape": list(values.shape), "scale": payload.add(q.scale.reshape(-1)[:1] if uniform else q.scale)}
+    if q.axis != 0:
+        spec["axis"] = q.axis
     if uniform:  # a per-tensor scale spread over channels: store it once
         spec["channels"] = q.scale.size
     if np.any(q.zero_point != 0):
@@ -1130,7 +1211,7 @@ def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
     if "channels" in spec:
         scale = np.full(int(spec["channels"]), scale[0], np.float32)
     zero_point = arrays[spec["zero_point"]] if "zero_point" in spec else np.zeros(scale.shape, np.int32)
-    return QuantizedTensor(values.astype(np.int8), scale, zero_point, spec["axis"])
+    return QuantizedTensor(values.astype(np.int8), scale, zero_point, spec.get("axis", 0))
 
 
 def _encode_bias(bias: np.ndarray | None, payload: _Payload) -> dict | None:
@@ -1183,9 +1264,9 @@ def _describe(module: Module, payload: _Payload) -> dict:
     if isinstance(module, _QUANT_LAYERS):
         conv = isinstance(module, QuantizedConv2d)
         spec = {"type": "Conv2d" if conv else "Linear", "weight": _encode_weights(module.qweight, payload),
-                "qbias": _encode_bias(module.bias, payload),
-                "input_scale": None if module.input_scale is None else payload.add(
-                    np.asarray(module.input_scale, np.float32))}
+                "qbias": _encode_bias(module.bias, payload)}
+        if module.input_scale is not None:
+            spec["input_scale"] = payload.add(np.asarray(module.input_scale, np.float32))
         if conv:
             spec["args"] = {name: _plain(getattr(module, name)) for name in _CONV_ARGS}
         return spec
@@ -1200,7 +1281,9 @@ def _describe(module: Module, payload: _Payload) -> dict:
     if cls not in _LAYER_ARGS:
         raise ValueError(f"save_compressed cannot store a {cls.__name__} layer "
                          f"(it stores {', '.join(sorted(_BY_NAME))} and quantized Linear/Conv2d)")
-    spec = {"type": cls.__name__, "args": {name: _plain(getattr(module, name)) for name in _LAYER_ARGS[cls]}}
+    spec = {"type": cls.__name__}
+    if _LAYER_ARGS[cls]:
+        spec["args"] = {name: _plain(getattr(module, name)) for name in _LAYER_ARGS[cls]}
     if isinstance(module, BatchNorm2d):
         spec["arrays"] = {name: payload.add(getattr(module, name).data)
                           for name in ("weight", "bias", "running_mean", "running_var")}
@@ -1243,18 +1326,22 @@ def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
 
 # %% nbgrader={"grade": false, "grade_id": "file-io", "solution": false}
 #| export compression.storage
-_HEADER = len(MAGIC) + 1 + 32  # magic, codec id, SHA-256 of the uncompressed payload
+_HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
 
 
 def to_bytes(model: Module) -> bytes:
     """The exact bytes `save_compressed(model, path)` writes."""
     payload = _Payload()
-    description = json.dumps({"format": 1, "model": _describe(_check(model), payload),
-                              "arrays": payload.arrays}, separators=(",", ":")).encode()
+    description = json.dumps({"model": _describe(_check(model), payload), "arrays": payload.arrays},
+                             separators=(",", ":")).encode()
     body = len(description).to_bytes(4, "little") + description + b"".join(payload.parts)
     # NOTE: which codec wins depends on the model; measure both, keep the smaller.
     codec, packed = min(((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items()), key=lambda c: len(c[1]))
-    return MAGIC + bytes([codec]) + hashlib.sha256(body).digest() + packed
+    return MAGIC + bytes([codec]) + _digest(body) + packed
 
 
 def from_bytes(blob: bytes, source: str = "data") -> Module:
@@ -1270,21 +1357,23 @@ def from_bytes(blob: bytes, source: str = "data") -> Module:
         body = _CODECS[codec][2](blob[_HEADER:])
     except (zlib.error, lzma.LZMAError, EOFError) as err:
         raise ValueError(f"{source} is truncated or corrupt ({_CODECS[codec][0]}: {err})") from None
-    if hashlib.sha256(body).digest() != blob[len(MAGIC) + 1:_HEADER]:
+    if _digest(body) != blob[len(MAGIC) + 1:_HEADER]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
         size = int.from_bytes(body[:4], "little")
         meta = json.loads(body[4:4 + size])
-        arrays = []
-        for a in meta["arrays"]:
-            if a["dtype"] not in _DTYPES:
-                raise ValueError(f"dtype {a['dtype']!r} not allowed")
-            count = int(np.prod(a["shape"], dtype=np.int64))
-            start = 4 + size + int(a["offset"])
-            end = start + count * np.dtype(a["dtype"]).itemsize
-            if start < 4 + size or end > len(body):
+        arrays, start = [], 4 + size
+        for dtype, *shape in meta["arrays"]:
+            if dtype not in _DTYPES or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise ValueError(f"array of dtype {dtype!r} and shape {shape} not allowed")
+            count = int(np.prod(shape, dtype=np.int64))
+            end = start + count * np.dtype(dtype).itemsize
+            if end > len(body):
                 raise ValueError("array outside the payload")
-            arrays.append(np.frombuffer(body, a["dtype"], count, start).reshape(a["shape"]).copy())
+            arrays.append(np.frombuffer(body, dtype, count, start).reshape(shape).copy())
+            start = end
+        if start != len(body):
+            raise ValueError(f"{len(body) - start} bytes after the last array")
         return CompressedModel(_rebuild(meta["model"], arrays))
     except (KeyError, TypeError, IndexError, json.JSONDecodeError) as err:
         raise ValueError(f"{source} has a malformed description: {err!r}") from None
@@ -1395,7 +1484,8 @@ def _compact(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bo
 
 
 def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str = "global",
-                       calibration_data=None, per_channel: bool = True, int8_bias: bool = False) -> "CompressedModel":
+                       calibration_data=None, per_channel: bool = True, int8_bias: bool = False,
+                       drop_dead: bool = True) -> "CompressedModel":
     """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.12
 
     Args:
@@ -1407,6 +1497,8 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
         per_channel: one weight scale per output channel (Module 15's default); False
             uses one scale per layer, 4 bytes per channel fewer.
         int8_bias: round biases to int8 with one scale per layer (stored as int8).
+        drop_dead: also zero the weights of units that cannot change the output
+            (`drop_dead_units`), so the copy may be sparser than `sparsity`.
 
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 weights.
@@ -1416,6 +1508,8 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     work = copy.deepcopy(model)
     if sparsity is not None:
         magnitude_prune(work, sparsity, scope=scope)
+    if drop_dead:
+        drop_dead_units(work)
     quantized = quantize_model(work, calibration_data)
     floats = dict(work.named_modules())
     for name, layer in quantized.named_modules():
@@ -1588,12 +1682,1161 @@ def analysis_unstructured_latency():
 
 # %%
 if __name__ == "__main__":
-    test_unit_storage_round_trip()
     _start = _time.perf_counter()
     analysis_prune_plus_int8(*analysis_one_shot_vs_iterative())
     analysis_bytes_per_format()
     analysis_unstructured_latency()
-    print(f"analyses took {_time.perf_counter() - _start:.1f} s; plots in {PLOTS}/")
+    print(f"section 8 analyses took {_time.perf_counter() - _start:.1f} s; plots in {PLOTS}/")
+
+
+# %% [markdown]
+# ## 9. Smaller and faster for real: removing units, running sparse
+#
+# The most common complaint about pruning libraries is that a pruned model is neither
+# smaller nor faster. After `structured_prune(model, 0.5)` half the rows of every hidden
+# weight are zero, yet every array has its old shape and every matmul multiplies the
+# zeros as diligently as before. PyTorch's `torch.nn.utils.prune` is no different: it
+# keeps the dense weight and multiplies a mask into it on every call.
+#
+# Two ways turn zeros into speed:
+#
+# 1. **Remove the pruned units** (structured sparsity). A zero row of layer k produces a
+#    zero output; the matching column of layer k+1 only ever multiplies that zero. Drop
+#    both and the model is a smaller *dense* model: fewer bytes, fewer FLOPs, and the
+#    same fast BLAS matmul. This works on any hardware.
+# 2. **Skip the zeros inside a layer** (unstructured sparsity). Store only the non-zero
+#    weights (CSR) and multiply only those. Each stored weight costs more than a dense
+#    one (an index to read, an irregular memory access), so this wins only above some
+#    sparsity, and where that crossover lies depends on the batch size and the machine.
+#    We measure it instead of assuming it.
+
+# %% [markdown]
+# ### 9.1 Which units may go: follow each unit to the next layer
+#
+# Removing output unit j of a layer is exact only if what it sends to the next `Linear`
+# or `Conv2d` is exactly zero, for every input. Walk the layers in between:
+#
+# - the unit's **weight row** must be pruned in the masks, and its **bias** must be 0
+#   (a dead ReLU unit with a positive bias still sends `relu(b)` onward);
+# - a **BatchNorm2d** turns a zero channel into `beta - mean * gamma / std`, so its scale
+#   and shift must be 0 too (`structured_prune` zeroes them; other masks may not);
+# - **ReLU, Tanh, GELU, Dropout, pooling** map 0 to 0 channel by channel: they pass;
+# - **Sigmoid** maps 0 to 0.5: a removed unit would be missed, so all its units stay;
+# - **Softmax** normalises over the units: removing any changes all the others, so it is
+#   an error, as is any layer we do not know (an error, never a wrong model);
+# - a **Flatten** after a conv turns channel c of an `H x W` map into the block of
+#   features `[c*H*W, (c+1)*H*W)` of the next Linear: one channel, one block of columns.
+#
+# The last Linear/Conv2d keeps all its outputs: they are the classes. And at least one
+# unit of every layer stays (an all-zero unit changes nothing and keeps shapes valid).
+# `plan_cut` makes this decision for one layer; it returns the keep-mask, the
+# BatchNorms that lose the same channels, and how many consumer inputs belong to one unit.
+
+# %% nbgrader={"grade": false, "grade_id": "surgery", "solution": true}
+#| export compression.surgery
+import copy
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from tinytorch.compression.prune import Masks, prunable_layers
+from tinytorch.core.layers import GELU, Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh
+from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.core.tensor import Tensor
+
+# Layers that act on each unit (or channel) alone and map 0 to exactly 0, so a unit that
+# is zero before them is still zero after them. AvgPool2d is a MaxPool2d subclass; its
+# zero padding keeps an all-zero channel at zero too.
+_ZERO_STAYS_ZERO = (ReLU, Tanh, GELU, Dropout, MaxPool2d)
+# Unit-wise, but 0 becomes something else (sigmoid(0) = 0.5): a removed unit would be missed.
+_ZERO_BECOMES_NONZERO = (Sigmoid,)
+
+
+def _param(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def sequential_layers(model: Module, prefix: str = "") -> list[tuple[str, Module]]:
+    """The layers of a (nested) Sequential in the order they run, with their dotted names.
+
+    Nested Sequentials are opened up, so `Sequential(Sequential(a, b), c)` gives
+    `[("0.0", a), ("0.1", b), ("1", c)]`; a model that is a single layer gives `[("", model)]`.
+
+    Raises:
+        TypeError: `model` is not a Module.
+        ValueError: some module other than a Sequential has children: its own `forward`
+            decides how data flows, which this function cannot see.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    if isinstance(model, Sequential):
+        found = []
+        for name, child in model.named_children():
+            found += sequential_layers(child, _param(prefix, name))
+        return found
+    if model.children():
+        where = f"layer {prefix!r}" if prefix else "the model"
+        raise ValueError(
+            f"{where} is a {type(model).__name__} with sub-modules and its own forward(); units can "
+            "only be followed through Sequential models (nested Sequentials are fine)")
+    return [(prefix, model)]
+
+
+def _check_masks(model: Module, masks: Mapping) -> None:
+    if not isinstance(masks, Mapping):
+        raise TypeError(f"masks must be a Masks (parameter name -> bool keep-mask), got {type(masks).__name__}")
+    params = dict(model.named_parameters())
+    wrong = []
+    for name, mask in masks.items():
+        mask = np.asarray(mask)
+        if name not in params:
+            wrong.append(f"{name!r} is not a parameter of this model")
+        elif mask.dtype != np.bool_ or mask.shape != params[name].data.shape:
+            wrong.append(f"{name!r} is {mask.dtype} {mask.shape}, the parameter is {params[name].data.shape}")
+    if wrong:
+        shown = ", ".join(f"{n} {p.data.shape}" for n, p in list(params.items())[:8])
+        raise ValueError(f"these masks were not made for this model: {'; '.join(wrong[:4])} "
+                         f"(the model's parameters: {shown}{', ...' if len(params) > 8 else ''})")
+
+
+class Cut(NamedTuple):
+    """What removing units of one prunable layer touches, up to the next prunable layer."""
+
+    keep: np.ndarray  # bool per output unit of the producer
+    channels: list[BatchNorm2d]  # BatchNorms on the way that lose the same channels
+    block: int  # consumer inputs per producer unit (H*W after a Flatten, else 1)
+
+
+def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Mapping) -> Cut:
+    """Which output units of `layers[start]` can go, given the layers up to `layers[stop]`. Task 16.13
+
+    A unit can go only if what it sends to the next prunable layer is exactly zero for
+    every input: its whole weight row is pruned in `masks`, its bias is 0, a
+    BatchNorm2d on the way has scale and shift 0 for its channel, and every layer on
+    the way maps 0 to 0 (ReLU, Tanh, GELU, Dropout, pooling, Flatten). A Sigmoid on the
+    way sends 0.5 instead, so its units all stay. At least one unit always stays.
+
+    Args:
+        layers: `sequential_layers` of a model whose parameters already have the masks applied.
+        start: index of the producer (a Linear or Conv2d) in `layers`.
+        stop: index of the next Linear or Conv2d (the consumer of the producer's units).
+        masks: parameter name -> bool keep-mask.
+
+    Returns:
+        A `Cut`: the keep-mask, the BatchNorms that lose the same channels, and how many
+        consumer inputs belong to one unit (a Flatten turns one channel into H*W features).
+
+    Raises:
+        ValueError: units would be removed but a layer on the way is one it cannot follow
+            (a Softmax, an unknown layer, a Flatten after a Linear, shapes that do not match).
+    """
+    name, producer = layers[start]
+    consumer_name, consumer = layers[stop]
+    units = producer.weight.data.shape[0]
+    channels: list[BatchNorm2d] = []
+    ### BEGIN SOLUTION
+    weight_mask = masks.get(_param(name, "weight"))
+    if weight_mask is None:
+        removable = np.zeros(units, dtype=bool)
+    else:
+        removable = ~np.asarray(weight_mask).reshape(units, -1).any(axis=1)
+    if producer.bias is not None:
+        removable &= producer.bias.data == 0
+    image = isinstance(producer, Conv2d)  # (N, C, H, W) until a Flatten
+    flattened = False
+
+    def cannot_follow(layer_name: str, why: str) -> ValueError:
+        return ValueError(f"cannot remove {int(removable.sum())} pruned units of layer {name!r}: "
+                          f"layer {layer_name!r} {why} (on the way to layer {consumer_name!r})")
+
+    for layer_name, layer in layers[start + 1:stop]:
+        if isinstance(layer, BatchNorm2d):
+            if layer.num_features != units:
+                if removable.any():
+                    raise cannot_follow(layer_name, f"normalises {layer.num_features} channels, not {units}")
+                continue
+            removable &= (layer.weight.data == 0) & (layer.bias.data == 0)
+            channels.append(layer)
+        elif isinstance(layer, Flatten):
+            flattened = flattened or image
+            image = False
+        elif isinstance(layer, _ZERO_BECOMES_NONZERO):
+            removable[:] = False  # NOTE: the consumer would see sigmoid(0) = 0.5 from a removed unit
+        elif isinstance(layer, Softmax) and removable.any():
+            raise cannot_follow(layer_name, "is a Softmax: the units it normalises over would change")
+        elif not isinstance(layer, _ZERO_STAYS_ZERO) and removable.any():
+            raise cannot_follow(layer_name, f"is a {type(layer).__name__}, which it does not know how to follow")
+
+    block = 1
+    if removable.any():
+        if isinstance(consumer, Conv2d) and image and consumer.in_channels == units:
+            block = 1
+        elif isinstance(consumer, Linear) and flattened and consumer.in_features % units == 0:
+            block = consumer.in_features // units  # channel c is features [c*H*W, (c+1)*H*W)
+        elif isinstance(consumer, Linear) and not image and not flattened and consumer.in_features == units:
+            block = 1
+        else:
+            raise ValueError(f"cannot remove {int(removable.sum())} pruned units of layer {name!r}: the next "
+                             f"layer {consumer_name!r} ({type(consumer).__name__} with weight "
+                             f"{consumer.weight.data.shape}) does not take its {units} units as its inputs")
+    keep = ~removable
+    if not keep.any():
+        keep[0] = True  # an all-zero unit keeps the layer valid and changes no output
+    ### END SOLUTION
+    return Cut(keep, channels, block)
+
+
+def _replace(layer: Module, attr: str, data: np.ndarray) -> None:
+    # A new Tensor (never a view into the old one), with the old one's requires_grad.
+    setattr(layer, attr, Tensor(np.ascontiguousarray(data), requires_grad=getattr(layer, attr).requires_grad))
+
+
+def _keep_outputs(layer: Module, keep: np.ndarray) -> None:
+    _replace(layer, "weight", layer.weight.data[keep])
+    if layer.bias is not None:
+        _replace(layer, "bias", layer.bias.data[keep])
+    setattr(layer, "out_features" if isinstance(layer, Linear) else "out_channels", int(keep.sum()))
+
+
+def _keep_inputs(layer: Module, keep: np.ndarray) -> None:
+    _replace(layer, "weight", layer.weight.data[:, keep])
+    setattr(layer, "in_features" if isinstance(layer, Linear) else "in_channels", int(keep.sum()))
+
+
+def _keep_channels(norm: BatchNorm2d, keep: np.ndarray) -> None:
+    for attr in ("weight", "bias", "running_mean", "running_var"):
+        _replace(norm, attr, getattr(norm, attr).data[keep])
+    norm.num_features = int(keep.sum())
+
+
+def remove_pruned_units(model: Module, masks: Masks | Mapping[str, np.ndarray]) -> Sequential:
+    """A physically smaller copy of `model` without the units that `masks` pruned away. Task 16.14
+
+    Removing output unit j of a Linear/Conv2d also removes input j of the next one
+    (a block of H*W inputs after a Flatten) and channel j of a BatchNorm2d on the way.
+    The copy computes the same outputs as the masked model: a unit whose output is
+    not exactly zero stays (see `plan_cut`), and the last Linear/Conv2d keeps all
+    its outputs (the classes). Layers with nothing removed are copied unchanged,
+    nested Sequentials are flattened into one, and `model` itself is not changed.
+
+    Args:
+        model: a Sequential (nested ones allowed) of Linear, Conv2d, BatchNorm2d,
+            activations, Dropout, pooling and Flatten layers.
+        masks: keep-masks of `model`'s parameters, e.g. from `structured_prune`.
+
+    Returns:
+        A new Sequential with new parameter arrays: train it with a new optimizer.
+
+    Raises:
+        TypeError: `model` is not a Module, or `masks` not a mapping.
+        ValueError: masks that do not fit the model's parameters, a model that is not
+            a Sequential, or a layer it cannot follow between two pruned layers.
+    """
+    prunable_layers(model)  # the TypeError for non-Modules, the ValueError for nothing to prune
+    _check_masks(model, masks)
+    seen: dict[int, str] = {}
+    for name, layer in sequential_layers(model):  # fail before copying anything
+        if layer.parameters() + layer.buffers() and seen.setdefault(id(layer), name) != name:
+            raise ValueError(f"layer {name!r} is the same object as layer {seen[id(layer)]!r}: a layer used "
+                             "twice would have to lose units for both uses at once")
+    new = copy.deepcopy(model)
+    for name, param in new.named_parameters():
+        param.grad = None  # old gradients have the old shapes
+        if name in masks:
+            param.data = param.data * masks[name]  # the masked model, whether or not masks were applied
+    layers = sequential_layers(new)
+    ### BEGIN SOLUTION
+    positions = [i for i, (_, layer) in enumerate(layers) if isinstance(layer, (Linear, Conv2d))]
+    cuts = [(i, j, plan_cut(layers, i, j, masks)) for i, j in zip(positions, positions[1:])]
+    for i, j, cut in cuts:  # all plans are made on the unchanged copy first
+        if cut.keep.all():
+            continue
+        _keep_outputs(layers[i][1], cut.keep)
+        for norm in cut.channels:
+            _keep_channels(norm, cut.keep)
+        _keep_inputs(layers[j][1], np.repeat(cut.keep, cut.block))
+    ### END SOLUTION
+    smaller = Sequential(*[layer for _, layer in layers])
+    smaller.training = model.training
+    return smaller
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-plan-cut", "locked": true, "points": 3}
+def test_unit_plan_cut():
+    """Task 16.13"""
+    from tinytorch.core.activations import ReLU, Sigmoid, Softmax
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
+    from tinytorch.core.tensor import manual_seed
+
+    manual_seed(0)
+    model = Sequential(Linear(4, 6), ReLU(), Linear(6, 3))
+    masks = structured_prune(model, 0.5)
+    cut = plan_cut(sequential_layers(model), 0, 2, masks)
+    np.testing.assert_array_equal(cut.keep, masks["0.bias"])
+    model[0].bias.data[np.flatnonzero(~cut.keep)[0]] = 0.3  # relu(0.3) would still reach layer 2
+    assert plan_cut(sequential_layers(model), 0, 2, masks).keep.sum() == 4
+    sig = Sequential(Linear(4, 6), Sigmoid(), Linear(6, 3))
+    assert plan_cut(sequential_layers(sig), 0, 2, structured_prune(sig, 0.5)).keep.all()
+    soft = Sequential(Linear(4, 6), Softmax(), Linear(6, 3))
+    try:
+        plan_cut(sequential_layers(soft), 0, 2, structured_prune(soft, 0.5))
+    except ValueError as err:
+        assert "Softmax" in str(err)
+    else:
+        raise AssertionError("a Softmax between pruned layers must raise")
+    cnn = Sequential(Conv2d(1, 4, 3, padding=1), BatchNorm2d(4), ReLU(), MaxPool2d(2), Flatten(), Linear(16, 2))
+    cut = plan_cut(sequential_layers(cnn), 0, 5, structured_prune(cnn, 0.5))
+    assert cut.keep.sum() == 2 and cut.channels == [cnn[1]] and cut.block == 4  # 2x2 map per channel
+
+
+# %% [markdown]
+# ### 9.2 The smaller model, and why it needs a new optimizer
+#
+# `remove_pruned_units(model, masks)` copies the model (the original is not touched),
+# flattens nested Sequentials, plans every producer -> consumer pair on the unchanged
+# copy, and only then slices: rows of the producer (weight and bias), channels of the
+# BatchNorms on the way (scale, shift and both running statistics), columns of the
+# consumer (`np.repeat(keep, block)` after a Flatten). Its outputs equal the masked
+# model's, up to float32 rounding of sums taken in a different order.
+#
+# To fine-tune the smaller model, build a **new optimizer** on its parameters. The old
+# one cannot follow: its `params` list holds the old Tensors, which the new model does
+# not use, so stepping it trains a model nobody runs, and its state (momentum, Adam's
+# two moments) has the old shapes, `(2048, 512)` where the new weight is `(1024, 512)`.
+# Moments of units that no longer exist have no place in the new arrays anyway. The
+# masks' post-step hook belongs to the old model as well; the remaining weights of a
+# structured-pruned model have no zeros left to protect.
+
+# %% nbgrader={"grade": true, "grade_id": "test-remove-pruned-units", "locked": true, "points": 3}
+def test_unit_remove_pruned_units():
+    """Task 16.14"""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
+    from tinytorch.core.tensor import Tensor, manual_seed
+
+    manual_seed(0)
+    cnn = Sequential(Conv2d(1, 4, 3, padding=1), BatchNorm2d(4), ReLU(), MaxPool2d(2),
+                     Conv2d(4, 6, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(24, 3))
+    x = Tensor(np.random.default_rng(0).standard_normal((5, 1, 8, 8)))
+    cnn(x)  # training-mode pass: the running statistics are no longer 0 and 1
+    masks = structured_prune(cnn, 0.5)
+    small = remove_pruned_units(cnn, masks)
+    assert [tuple(p.shape) for p in small.parameters()] == [(2, 1, 3, 3), (2,), (2,), (2,), (3, 2, 3, 3), (3,),
+                                                            (3, 12), (3,)]
+    cnn.eval()
+    small.eval()
+    assert np.abs(small(x).data - cnn(x).data).max() < 1e-5
+    assert cnn[0].weight.shape == (4, 1, 3, 3)  # the input model is not changed
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-fine-tune-after-removal", "locked": true, "points": 2}
+def test_unit_fine_tune_after_removal():
+    """Task 16.14"""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import Adam
+    from tinytorch.core.tensor import Tensor, manual_seed
+
+    manual_seed(1)
+    model = Sequential(Linear(8, 32), ReLU(), Linear(32, 16), ReLU(), Linear(16, 4))
+    rng = np.random.default_rng(1)
+    x, y = Tensor(rng.standard_normal((64, 8))), rng.integers(0, 4, 64)
+    old = Adam(model.parameters(), lr=1e-2)
+    loss_fn = CrossEntropyLoss()
+    loss_fn(model(x), y).backward()
+    old.step()  # the old optimizer now holds (32, 8)-shaped moments
+    small = remove_pruned_units(model, structured_prune(model, 0.5))
+    assert old.state[0]["exp_avg"].shape == (32, 8) and small[0].weight.shape == (16, 8)
+    assert not {id(p) for p in small.parameters()} & {id(p) for p in old.params}
+    new = Adam(small.parameters(), lr=3e-2)
+    losses = []
+    for _ in range(20):
+        new.zero_grad()
+        loss = loss_fn(small(x), y)
+        loss.backward()
+        new.step()
+        losses.append(float(loss.data))
+    assert losses[-1] < 0.95 * losses[0], losses
+
+
+# %% [markdown]
+# ### 9.3 A sparse path for unstructured sparsity
+#
+# Magnitude pruning leaves zeros scattered everywhere: no unit can go. To gain speed
+# from them we must stop storing and multiplying them. **CSR** (compressed sparse row)
+# keeps three arrays: the non-zero `values` row after row, the column `indices` of each,
+# and `indptr`, where row i's entries start (`indptr[i]:indptr[i+1]`).
+#
+# `y = x W^T` then needs, for output i, the sum over row i's entries of
+# `values[k] * x[:, indices[k]]`. In NumPy: gather the inputs (`np.take(x, indices,
+# axis=1)`), multiply by `values`, and add up each row's run with `np.add.reduceat` at
+# the row starts. Two traps: reduceat returns the *first element* for an empty run, not
+# 0, so only the rows holding entries are reduced; and a batch of 64 would make a
+# `64 x nnz` temporary, so the batch goes through in chunks. scipy (the optional extra
+# `tinytorch[sparse]`) has the same product as compiled loops; `SparseLinear` uses it
+# when it is installed and `csr_matmul` otherwise. Both are tested against the dense layer.
+#
+# `SparseLinear` is for **inference only**: it has no trainable parameters, so a
+# training loop could not update its weights. Rather than stay silently frozen, its
+# forward pass raises in training mode with gradients on; gradients do flow through it
+# to its input. Prune and fine-tune the dense model (masks attached), then convert.
+#
+# `to_sparse(model, min_sparsity, batch_size)` times every sufficiently sparse Linear
+# both ways on its real weights at the batch size you will serve (`plan_sparse`, with
+# the interleaved medians of `time_interleaved`), and swaps in a SparseLinear only
+# where it was measured faster.
+
+# %% nbgrader={"grade": false, "grade_id": "sparse", "solution": true}
+#| export compression.sparse
+import copy
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinytorch.core.autograd import is_grad_enabled, no_grad
+from tinytorch.core.layers import Linear, Module
+from tinytorch.core.tensor import Tensor
+
+try:  # scipy is the optional extra `tinytorch[sparse]`; without it the NumPy path runs
+    import scipy.sparse as _scipy_sparse
+except ImportError:  # pragma: no cover - depends on what is installed
+    _scipy_sparse = None
+
+BACKENDS = ("scipy", "numpy")
+# NOTE: csr_matmul builds a (rows of x) x nnz product array; chunks of the batch keep it
+# near this many elements (4 MB in float32) instead of gigabytes for a large batch.
+_CHUNK_ELEMENTS = 1 << 20
+
+
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def default_backend() -> str:
+    """`"scipy"` when scipy is installed (`pip install tinytorch[sparse]`), else `"numpy"`."""
+    return "numpy" if _scipy_sparse is None else "scipy"
+
+
+def _check_backend(backend: str | None) -> str:
+    backend = default_backend() if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+    if backend == "scipy" and _scipy_sparse is None:
+        raise ValueError("backend 'scipy' needs scipy (pip install tinytorch[sparse]); use backend='numpy'")
+    return backend
+
+
+def to_csr(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR form of a 2-D array: `(values, column indices, row pointers)`. Task 16.15
+
+    Row i's non-zeros are `values[indptr[i]:indptr[i+1]]`, in columns
+    `indices[indptr[i]:indptr[i+1]]` (increasing); `indptr` has rows + 1 entries.
+
+    Raises:
+        ValueError: `weight` is not 2-D.
+    """
+    weight = np.asarray(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    ### BEGIN SOLUTION
+    rows, cols = np.nonzero(weight)  # row-major order: each row's entries come together
+    indptr = np.zeros(weight.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=weight.shape[0]), out=indptr[1:])
+    return weight[rows, cols], cols.astype(np.int64), indptr
+    ### END SOLUTION
+
+
+def csr_matmul(values: np.ndarray, indices: np.ndarray, indptr: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """`x @ W.T` for `x (B, in)` and `W (rows, in)` given in CSR form, with NumPy only. Task 16.16
+
+    Gather the input each stored weight meets, multiply, and sum each row's products
+    with `np.add.reduceat`: work in proportion to the non-zeros, not to rows x in.
+
+    Args:
+        values, indices, indptr: `W` in CSR form (see `to_csr`).
+        x: a 2-D batch of inputs.
+
+    Returns:
+        `(B, rows)` array.
+    """
+    rows = indptr.size - 1
+    out = np.zeros((x.shape[0], rows), dtype=np.result_type(x.dtype, values.dtype))
+    ### BEGIN SOLUTION
+    starts = indptr[:-1]
+    filled = starts < indptr[1:]
+    if not filled.any():
+        return out
+    # NOTE: reduceat gives an empty segment the single element at its start, not 0, so
+    # only the rows that hold entries are reduced (each up to the next one's start).
+    starts = starts[filled]
+    step = max(1, _CHUNK_ELEMENTS // values.size)
+    for lo in range(0, x.shape[0], step):
+        # NOTE: np.take along axis 1 gathers several times faster than x[:, indices].
+        products = np.take(x[lo:lo + step], indices, axis=1).astype(out.dtype, copy=False)
+        products *= values
+        out[lo:lo + step, filled] = np.add.reduceat(products, starts, axis=1)
+    ### END SOLUTION
+    return out
+
+
+class SparseLinear(Module):
+    """y = x W^T + b with `W` stored and multiplied in CSR form: a Linear for inference only.
+
+    It has no trainable parameters: its weights cannot learn. Gradients do flow to its
+    input (in eval mode), but a forward pass in training mode with gradients on raises,
+    so a training loop cannot leave it silently frozen. It starts in eval mode.
+    Fine-tune the dense model (with its masks attached), then convert it. Its arrays
+    are plain ndarrays, not Tensors, so `state_dict()` leaves them out: save the
+    dense model (or `save_compressed`) and convert after loading.
+    """
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None = None, backend: str | None = None) -> None:
+        """Store `weight (out_features, in_features)` in CSR form and a copy of `bias (out_features,)`.
+
+        Args:
+            weight: the dense weight; its exact zeros are not stored.
+            bias: the bias, or None.
+            backend: "scipy" (compiled CSR kernels), "numpy" (`csr_matmul`), or None for
+                scipy when it is installed.
+
+        Raises:
+            ValueError: `weight` is not 2-D, `bias` has the wrong shape, or an unknown backend.
+        """
+        super().__init__()
+        self.backend = _check_backend(backend)
+        self.values, self.indices, self.indptr = to_csr(weight)
+        self.out_features, self.in_features = np.shape(weight)
+        if bias is not None and np.shape(bias) != (self.out_features,):
+            raise ValueError(f"bias must have shape ({self.out_features},), got {np.shape(bias)}")
+        self.bias = None if bias is None else np.array(bias, dtype=self.values.dtype)
+        self._csr: dict[bool, object] = {}  # transposed? -> the form the backend multiplies
+        self.training = False
+
+    @classmethod
+    def from_linear(cls, linear: Linear, backend: str | None = None) -> "SparseLinear":
+        """A SparseLinear computing what `linear` computes, from its current weights."""
+        if not isinstance(linear, Linear):
+            raise TypeError(f"linear must be a Linear, got {type(linear).__name__}")
+        bias = None if linear.bias is None else linear.bias.data
+        return cls(linear.weight.data, bias, backend)
+
+    @property
+    def nnz(self) -> int:
+        """How many weights are stored (the non-zeros)."""
+        return int(self.values.size)
+
+    @property
+    def sparsity(self) -> float:
+        """The fraction of the dense weight that is zero (not stored)."""
+        return 1.0 - self.nnz / (self.out_features * self.in_features)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: values, column indices, row pointers and bias."""
+        arrays = (self.values, self.indices, self.indptr) + (() if self.bias is None else (self.bias,))
+        return int(sum(a.nbytes for a in arrays))
+
+    def flops(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """FLOPs of one forward pass (Module 14's `count_flops` asks): 2 per stored weight per input row."""
+        return 2 * self.nnz * int(np.prod(input_shape[:-1], dtype=np.int64))
+
+    def to_dense(self) -> np.ndarray:
+        """The dense `(out_features, in_features)` weight."""
+        dense = np.zeros((self.out_features, self.in_features), dtype=self.values.dtype)
+        rows = np.repeat(np.arange(self.out_features), np.diff(self.indptr))
+        dense[rows, self.indices] = self.values
+        return dense
+
+    def _operand(self, transposed: bool) -> object:
+        """W (or W^T, for the input gradient) in the form the backend multiplies; built once."""
+        if transposed not in self._csr:
+            if self.backend == "scipy":
+                shape = (self.out_features, self.in_features)
+                matrix = _scipy_sparse.csr_matrix((self.values, self.indices, self.indptr), shape=shape)
+                self._csr[transposed] = matrix.T.tocsr() if transposed else matrix
+            else:
+                self._csr[transposed] = to_csr(self.to_dense().T) if transposed else (
+                    self.values, self.indices, self.indptr)
+        return self._csr[transposed]
+
+    def _multiply(self, x2d: np.ndarray, transposed: bool = False) -> np.ndarray:
+        """`x2d @ W.T` (or `x2d @ W`) through the backend."""
+        operand = self._operand(transposed)
+        if self.backend == "numpy":
+            return csr_matmul(*operand, x2d)
+        if x2d.shape[0] == 1:
+            return (operand @ x2d[0])[None, :]
+        # NOTE: scipy multiplies a C-ordered (in, B) block fastest; x.T alone would be F-ordered.
+        return np.ascontiguousarray((operand @ np.ascontiguousarray(x2d.T)).T)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Compute x W^T + b for `x (..., in_features)`; the gradient reaches `x`, never the weights. Task 16.17
+
+        Raises:
+            TypeError: `x` is not a Tensor.
+            ValueError: the last dimension of `x` is not `in_features`.
+            RuntimeError: training mode with gradients on (the weights cannot be trained).
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"SparseLinear expects a Tensor, got {type(x).__name__}")
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"SparseLinear({self.in_features}, {self.out_features}) needs input of shape "
+                             f"(..., {self.in_features}), got {x.shape}")
+        if self.training and is_grad_enabled():
+            raise RuntimeError(
+                "SparseLinear is inference-only: its CSR weights get no gradients, so training would leave "
+                "them frozen. Fine-tune the dense model (masks attached), then convert it; run this one in "
+                "eval mode (model.eval()) or under no_grad()")
+        ### BEGIN SOLUTION
+        out = self._multiply(x.data.reshape(-1, self.in_features))
+        if self.bias is not None:
+            out += self.bias
+        out = out.reshape(x.shape[:-1] + (self.out_features,))
+
+        def backward(grad: np.ndarray) -> tuple[np.ndarray]:
+            gx = self._multiply(grad.reshape(-1, self.out_features), transposed=True)
+            return (gx.reshape(x.shape),)
+
+        return Tensor.from_op(out, (x,), backward, op="sparse_linear")
+        ### END SOLUTION
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, nnz={self.nnz} "
+                f"({self.sparsity:.1%} sparse), bias={self.bias is not None}, backend={self.backend!r}")
+
+
+def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: int = 1,
+                     min_time: float = 2e-3, clock: str = "wall") -> list[float]:
+    """Median seconds per call of each function in `fns`, timed in interleaved rounds.
+
+    Each round times every function once, in a rotated order, and each timing repeats
+    its call until about `min_time` has passed. A burst of load from other programs
+    then falls on all functions alike, and the median over rounds drops the bursts:
+    the ratio of two results is much steadier than either time alone.
+
+    Args:
+        fns: callables without arguments.
+        repeats: rounds, >= 1.
+        warmup: untimed calls of each function first, >= 0.
+        min_time: seconds each timing lasts at least, > 0.
+        clock: "wall" (elapsed time, `time.perf_counter`: the latency) or "cpu" (CPU
+            seconds of this process, `time.process_time`: on one thread, the latency
+            an idle machine would show, blind to the time other programs hold the CPU;
+            with several threads it adds theirs up).
+
+    Raises:
+        ValueError: `repeats` < 1, `warmup` < 0, `min_time` <= 0 or an unknown clock.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    if not min_time > 0:
+        raise ValueError(f"min_time must be > 0 seconds, got {min_time!r}")
+    if clock not in _CLOCKS:
+        raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+    clock = _CLOCKS[clock]
+    calls = []
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+        start, n = clock(), 0
+        while True:  # how many calls fill min_time, found while warming up
+            fn()
+            n += 1
+            if clock() - start >= min_time:
+                break
+        calls.append(n)
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats):
+        for k in range(len(fns)):
+            i = (k + r) % len(fns)
+            start = clock()
+            for _ in range(calls[i]):
+                fns[i]()
+            times[i].append((clock() - start) / calls[i])
+    return [statistics.median(t) for t in times]
+
+
+@dataclass(frozen=True)
+class SparseChoice:
+    """One Linear layer: its sparsity and, if it was timed, dense and CSR seconds per call."""
+
+    name: str
+    shape: tuple[int, int]
+    sparsity: float
+    dense_seconds: float | None = None
+    sparse_seconds: float | None = None
+
+    @property
+    def use_sparse(self) -> bool:
+        """Whether the CSR layer was measured faster."""
+        return self.sparse_seconds is not None and self.sparse_seconds < self.dense_seconds
+
+    @property
+    def speedup(self) -> float | None:
+        """Dense time / CSR time (None when not timed)."""
+        return None if self.sparse_seconds is None else self.dense_seconds / self.sparse_seconds
+
+
+def crossover_sparsity(sparsities: Sequence[float], dense_seconds: Sequence[float],
+                       sparse_seconds: Sequence[float]) -> float | None:
+    """The sparsity from which CSR stays faster than dense, interpolated between measured points.
+
+    The answer is the lowest measured sparsity at which CSR wins there and at every
+    higher one, moved back towards the last losing point where log(sparse / dense)
+    crosses 0 on the straight line between the two. It is the lowest sparsity measured
+    when CSR wins everywhere, and None when CSR loses at the highest.
+
+    Raises:
+        ValueError: the three sequences differ in length or are empty.
+    """
+    if not len(sparsities) == len(dense_seconds) == len(sparse_seconds) > 0:
+        raise ValueError(f"need one dense and one sparse time per sparsity, got {len(sparsities)} sparsities, "
+                         f"{len(dense_seconds)} dense and {len(sparse_seconds)} sparse times")
+    points = sorted(zip(sparsities, np.log(np.asarray(sparse_seconds) / np.asarray(dense_seconds))))
+    first = len(points)
+    while first > 0 and points[first - 1][1] < 0:
+        first -= 1
+    if first == len(points):
+        return None
+    if first == 0:
+        return float(points[0][0])
+    (s0, r0), (s1, r1) = points[first - 1], points[first]
+    return float(s0 + (s1 - s0) * r0 / (r0 - r1))
+
+
+def _linears(model: Module) -> list[tuple[str, Linear]]:
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, Linear)]
+
+
+def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, backend: str | None = None,
+                repeats: int = 7, clock: str = "wall") -> list[SparseChoice]:
+    """For each Linear of `model`: its sparsity and, from `min_sparsity` on, dense vs CSR time.
+
+    Both forms are timed on the layer's own weights and a random `(batch_size,
+    in_features)` input, interleaved (`time_interleaved`), in eval mode without gradients.
+
+    Args:
+        model: the model (not changed).
+        min_sparsity: layers sparser than this are timed, in [0, 1].
+        batch_size: rows of the timing input, >= 1.
+        backend: as for `SparseLinear`.
+        repeats: timing rounds per layer.
+        clock: as for `time_interleaved`.
+
+    Returns:
+        One `SparseChoice` per Linear, in model order.
+
+    Raises:
+        TypeError: `model` is not a Module.
+        ValueError: `min_sparsity` outside [0, 1], `batch_size` < 1, an unknown backend.
+    """
+    layers = _linears(model)
+    number = isinstance(min_sparsity, (int, float, np.integer, np.floating)) and not isinstance(min_sparsity, bool)
+    if not number or not 0 <= min_sparsity <= 1:  # also rejects NaN
+        raise ValueError(f"min_sparsity must be a number in [0, 1], got {min_sparsity!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    backend = _check_backend(backend)
+    rng = np.random.default_rng(0)
+    choices = []
+    for name, layer in layers:
+        w = layer.weight.data
+        sparsity = 1.0 - np.count_nonzero(w) / w.size
+        if sparsity < min_sparsity:
+            choices.append(SparseChoice(name, w.shape, sparsity))
+            continue
+        sparse = SparseLinear.from_linear(layer, backend)
+        x = Tensor(rng.standard_normal((batch_size, w.shape[1])).astype(w.dtype))
+        was_training = layer.training
+        layer.eval()
+        try:
+            with no_grad():
+                dense_s, sparse_s = time_interleaved([lambda: layer(x), lambda: sparse(x)], repeats=repeats,
+                                                      clock=clock)
+        finally:
+            layer.train(was_training)
+        choices.append(SparseChoice(name, w.shape, sparsity, dense_s, sparse_s))
+    return choices
+
+
+def _swap(root: Module, name: str, new: Module) -> None:
+    """Put `new` where the sub-module `name` (dotted, as `named_modules` gives it) is."""
+    *path, last = name.split(".")
+    parent = root
+    for part in path:
+        parent = parent[int(part)] if isinstance(parent, list) else getattr(parent, part)
+    if isinstance(parent, list):
+        parent[int(last)] = new
+    else:
+        setattr(parent, last, new)
+
+
+def to_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, backend: str | None = None,
+              plan: Sequence[SparseChoice] | None = None) -> Module:
+    """A copy of `model`, in eval mode, with a SparseLinear wherever CSR was measured faster. Task 16.18
+
+    Only Linear layers at least `min_sparsity` sparse are considered, and each one is
+    swapped only when its CSR form ran faster than the dense one at `batch_size`
+    (`plan_sparse`). The crossover depends on the batch size and the machine, so it is
+    measured, not assumed. The copy is for inference (see `SparseLinear`).
+
+    Args:
+        model: the model (not changed).
+        min_sparsity: as for `plan_sparse`.
+        batch_size: the batch size the copy will serve.
+        backend: as for `SparseLinear`.
+        plan: the result of `plan_sparse(model, ...)`, to reuse its measurements.
+
+    Returns:
+        The new model (a SparseLinear when `model` is itself a Linear that was swapped).
+
+    Raises:
+        TypeError: `model` is not a Module.
+        ValueError: bad `min_sparsity`, `batch_size` or backend, or a plan for other layers.
+    """
+    layers = dict(_linears(model))
+    ### BEGIN SOLUTION
+    if plan is None:
+        plan = plan_sparse(model, min_sparsity, batch_size, backend)
+    wrong = [f"{c.name!r} {c.shape}" for c in plan
+             if c.name not in layers or layers[c.name].weight.data.shape != tuple(c.shape)]
+    if wrong:
+        have = ", ".join(f"{n!r} {m.weight.data.shape}" for n, m in layers.items())
+        raise ValueError(f"plan names Linear layers this model does not have: {', '.join(wrong)} (it has {have})")
+    new = copy.deepcopy(model)
+    replaced = new
+    for choice in plan:
+        if choice.use_sparse:
+            copied = dict(new.named_modules())[choice.name]
+            sparse = SparseLinear.from_linear(copied, backend)
+            if choice.name == "":
+                replaced = sparse
+            else:
+                _swap(new, choice.name, sparse)
+    ### END SOLUTION
+    return replaced.eval()
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-to-csr", "locked": true, "points": 1}
+def test_unit_to_csr():
+    """Task 16.15"""
+    w = np.array([[0, 2, 0, 3], [0, 0, 0, 0], [4, 0, 0, 5]], dtype=np.float32)
+    values, indices, indptr = to_csr(w)
+    np.testing.assert_array_equal(values, [2, 3, 4, 5])
+    np.testing.assert_array_equal(indices, [1, 3, 0, 3])
+    np.testing.assert_array_equal(indptr, [0, 2, 2, 4])
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-csr-matmul", "locked": true, "points": 2}
+def test_unit_csr_matmul():
+    """Task 16.16"""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((7, 9)).astype(np.float32)
+    w[rng.random(w.shape) < 0.8] = 0.0
+    w[3] = 0.0  # an empty row
+    x = rng.standard_normal((4, 9)).astype(np.float32)
+    np.testing.assert_allclose(csr_matmul(*to_csr(w), x), x @ w.T, atol=1e-5)
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-sparse-linear", "locked": true, "points": 2}
+def test_unit_sparse_linear():
+    """Task 16.17"""
+    from tinytorch.core.autograd import no_grad
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.tensor import Tensor, manual_seed
+
+    manual_seed(2)
+    linear = Linear(30, 20)
+    magnitude_prune(Sequential(linear), 0.9)
+    x = Tensor(np.random.default_rng(2).standard_normal((3, 30)))
+    for backend in ("numpy", "scipy"):
+        try:
+            layer = SparseLinear.from_linear(linear, backend)
+        except ValueError:  # scipy is not installed: only the NumPy path exists
+            continue
+        np.testing.assert_allclose(layer(x).data, linear(x).data, atol=1e-5)
+        layer.train()
+        try:
+            layer(x)
+        except RuntimeError as err:
+            assert "inference-only" in str(err)
+        else:
+            raise AssertionError("training mode with gradients on must raise")
+        with no_grad():
+            layer(x)
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-to-sparse", "locked": true, "points": 2}
+def test_unit_to_sparse():
+    """Task 16.18"""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.tensor import Tensor, manual_seed
+
+    manual_seed(3)
+    model = Sequential(Linear(16, 32), ReLU(), Linear(32, 4))
+    magnitude_prune(model, 0.9)
+    plan = [SparseChoice("0", (32, 16), 0.9, 2e-6, 1e-6), SparseChoice("2", (4, 32), 0.9, 1e-6, 2e-6)]
+    fast = to_sparse(model, plan=plan)  # the plan says: CSR wins for layer 0 only
+    assert isinstance(fast[0], SparseLinear) and isinstance(fast[2], Linear) and isinstance(model[0], Linear)
+    x = Tensor(np.random.default_rng(3).standard_normal((5, 16)))
+    model.eval()
+    np.testing.assert_allclose(fast(x).data, model(x).data, atol=1e-5)
+
+
+# %% [markdown]
+# ### 9.4 Measure it: when do zeros become speed?
+#
+# Three measurements, each timed in interleaved rounds (every variant once per round,
+# medians over rounds), so a busy moment of the machine slows all variants alike and
+# the ratios hold even when the absolute times wander:
+#
+# 1. forward latency of the masked model vs the smaller one across structured ratios,
+#    next to the FLOP reduction (Module 14's `count_flops`);
+# 2. one Linear layer, dense matmul vs CSR across sparsity 50-99%, at batch 1 and 64,
+#    with the crossover marked;
+# 3. an MLP pruned to 90% unstructured sparsity: latency without and with the sparse path.
+#
+# NumPy's BLAS is held to one thread where `threadpoolctl` is installed, and then the
+# clock is the CPU time of this process: on one thread that is the latency an idle
+# machine shows, while elapsed time on a busy machine also counts the moments other
+# programs hold the CPU. `TINYTORCH_QUICK=1` shrinks the sizes for a fast smoke run;
+# the numbers worth reading come from a full run. Plots go to `$TINYTORCH_PLOTS`
+# (default `./compression-plots`).
+
+# %%
+import contextlib
+
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    return plt
+
+
+def _plain_log_y(ax, label: str, title: str) -> None:
+    """A log y axis with plain numbers (0.5, 2, 10) as tick labels."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set(yscale="log", ylabel=label, title=title)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    # label the 2s and 5s between the powers of ten too
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+
+
+def _wide_mlp(width: int, seed: int = 0):
+    """MLP 512-width-width-10 with random weights (speed does not care about accuracy)."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.tensor import manual_seed
+
+    manual_seed(seed)
+    return Sequential(Linear(512, width), ReLU(), Linear(width, width), ReLU(), Linear(width, 10))
+
+
+def _digits_cnn(seed: int = 0):
+    """The digits CNN: Conv 1->8, ReLU, MaxPool, Conv 8->16, ReLU, MaxPool, Flatten, Linear(64, 10)."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+    from tinytorch.core.tensor import manual_seed
+
+    manual_seed(seed)
+    return Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
+                      Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Hold NumPy's BLAS to one thread where threadpoolctl is installed; yields the clock to time with."""
+    # NOTE: on a shared machine a multi-threaded BLAS waits for its threads far longer
+    # than it computes, and the dense times would measure the machine's load.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield "wall"
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield "cpu"
+
+
+def _eval_times(models, x, repeats):
+    """Median seconds per forward pass of each model on x, interleaved, eval mode, no graph."""
+    from tinytorch.core.autograd import no_grad
+
+    for m in models:
+        m.eval()
+    with no_grad(), _one_blas_thread() as clock:
+        return time_interleaved([lambda m=m: m(x) for m in models], repeats=repeats, clock=clock)
+
+
+def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
+    """Masked vs removed forward latency across structured ratios, against the FLOP reduction."""
+    import copy
+
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.profiling import count_flops
+
+    width, batch, repeats = (256, 32, 2) if QUICK else (2048, 256, 11)
+    ratios = (0.5, 0.9) if QUICK else ratios
+    nets = [(f"MLP 512-{width}-{width}-10", lambda: _wide_mlp(width), (batch, 512)),
+            ("digits CNN", _digits_cnn, (batch, 1, 8, 8))]
+    rows = []
+    for name, build, shape in nets:
+        x = Tensor(np.random.default_rng(0).standard_normal(shape))
+        base = build()
+        for ratio in ratios:
+            masked = copy.deepcopy(base)
+            small = remove_pruned_units(masked, structured_prune(masked, ratio))
+            t_masked, t_small = _eval_times([masked, small], x, repeats)
+            flops = count_flops(masked, shape) / count_flops(small, shape)
+            rows.append((name, ratio, t_masked, t_small, flops))
+    print(f"{'model':<22}{'ratio':>6}{'masked ms':>11}{'removed ms':>11}{'speedup':>9}{'FLOP ratio':>11}")
+    for name, ratio, tm, ts, flops in rows:
+        print(f"{name:<22}{ratio:>6.2f}{1e3 * tm:>11.2f}{1e3 * ts:>11.2f}{tm / ts:>8.2f}x{flops:>10.2f}x")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, _, _ in nets:
+        mine = [r for r in rows if r[0] == name]
+        line, = ax.plot([r[1] for r in mine], [r[2] / r[3] for r in mine], "o-", label=f"{name}: measured speedup")
+        ax.plot([r[1] for r in mine], [r[4] for r in mine], "s--", color=line.get_color(),
+                label=f"{name}: FLOP reduction")
+    ax.set(xlabel="structured ratio (fraction of hidden units removed)")
+    _plain_log_y(ax, "x faster / x fewer FLOPs", f"Removing pruned units, batch {batch}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "structured_speedup.png", dpi=120)
+    plt.close(fig)
+    return rows
+
+
+def analysis_csr_crossover(sparsities=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99), batches=(1, 64)):
+    """Dense vs CSR time of one Linear layer across sparsity, per batch size, with the crossover."""
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.tensor import Tensor, manual_seed
+
+    size, repeats = (256, 2) if QUICK else (1024, 9)
+    if QUICK:
+        sparsities = (0.5, 0.9, 0.99)
+    manual_seed(0)
+    layer = Linear(size, size)
+    weights = layer.weight.data.copy()
+    rng = np.random.default_rng(0)
+    results = {b: [] for b in batches}
+    for s in sparsities:
+        np.copyto(layer.weight.data, weights)
+        magnitude_prune(Sequential(layer), s)
+        sparse = SparseLinear.from_linear(layer)
+        for b in batches:
+            x = Tensor(rng.standard_normal((b, size)))
+            results[b].append(tuple(_eval_times([layer, sparse], x, repeats)))
+    backend = SparseLinear(np.eye(1)).backend
+    print(f"Linear({size}, {size}): dense vs CSR ({backend}), ms per forward pass")
+    print(f"{'sparsity':>9}" + "".join(f"{f'dense b={b}':>12}{f'CSR b={b}':>12}" for b in batches))
+    for i, s in enumerate(sparsities):
+        print(f"{s:>9.0%}" + "".join(f"{1e3 * results[b][i][0]:>12.3f}{1e3 * results[b][i][1]:>12.3f}"
+                                     for b in batches))
+    crossings = {b: crossover_sparsity(sparsities, [d for d, _ in results[b]], [c for _, c in results[b]])
+                 for b in batches}
+    for b, c in crossings.items():
+        print(f"batch {b}: CSR is faster from " + ("-- (never, in this range)" if c is None else f"{c:.1%} sparsity"))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(batches), figsize=(10, 4), sharex=True)
+    for ax, b in zip(np.atleast_1d(axes), batches):
+        xs = [100 * s for s in sparsities]
+        ax.plot(xs, [1e3 * d for d, _ in results[b]], "o-", label="dense matmul")
+        ax.plot(xs, [1e3 * c for _, c in results[b]], "s-", label=f"CSR ({backend})")
+        if crossings[b] is not None:
+            ax.axvline(100 * crossings[b], color="gray", linestyle=":", label=f"crossover {crossings[b]:.0%}")
+        ax.set(xlabel="sparsity (%)")
+        _plain_log_y(ax, "ms per forward", f"Linear({size}, {size}), batch {b}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "csr_crossover.png", dpi=120)
+    plt.close(fig)
+    return results, crossings
+
+
+def analysis_sparse_path(sparsity=0.9, batches=(1, 64)):
+    """An MLP at 90% unstructured sparsity: latency dense, pruned (still dense), and with to_sparse."""
+    import copy
+
+    from tinytorch.core.tensor import Tensor
+
+    width, repeats = (256, 2) if QUICK else (1024, 11)
+    dense = _wide_mlp(width, seed=1)
+    pruned = copy.deepcopy(dense)
+    magnitude_prune(pruned, sparsity)
+    rows = []
+    for b in batches:
+        with _one_blas_thread() as clock:
+            plan = plan_sparse(pruned, min_sparsity=0.5, batch_size=b, repeats=repeats, clock=clock)
+        fast = to_sparse(pruned, plan=plan)
+        x = Tensor(np.random.default_rng(b).standard_normal((b, 512)))
+        times = _eval_times([dense, pruned, fast], x, repeats)
+        swapped = [c.name for c in plan if c.use_sparse]
+        rows.append((b, *times, swapped))
+    print(f"MLP 512-{width}-{width}-10 at {sparsity:.0%} unstructured sparsity, ms per forward pass")
+    print(f"{'batch':>6}{'dense':>10}{'pruned':>10}{'to_sparse':>11}  CSR layers")
+    for b, d, p, f, swapped in rows:
+        print(f"{b:>6}{1e3 * d:>10.3f}{1e3 * p:>10.3f}{1e3 * f:>11.3f}  {', '.join(swapped) or 'none'}"
+              f"  (dense / to_sparse = {d / f:.2f}x)")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    idx = np.arange(len(rows))
+    for k, label in enumerate(["dense", f"{sparsity:.0%} pruned, dense matmul", "with to_sparse"]):
+        ax.bar(idx + (k - 1) * 0.27, [r[1 + k] / r[1] for r in rows], width=0.27, label=label)
+    ax.set_xticks(idx, [f"batch {r[0]}" for r in rows])
+    ax.set(ylabel="latency relative to dense", title=f"MLP 512-{width}-{width}-10, unstructured pruning")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "sparse_path_latency.png", dpi=120)
+    plt.close(fig)
+    return rows
+
+
+# %% [markdown]
+# **Reading the results.** FLOPs count multiply-adds, not memory traffic or fixed
+# costs. Where the work is a few large matrix products (the wide MLP), the speedup of
+# the smaller model should follow the FLOP reduction closely. Where layers are tiny (the
+# digits CNN) it falls short. A convolution here is `im2col` (a copy of its input, work
+# in proportion to the input channels), one small matmul (input x output channels: the
+# only part FLOPs count) and reshapes of the output (output channels). Halving both
+# channel counts quarters the matmul but only halves the copies; the first conv's
+# one-channel input is copied whole however many filters remain; pooling moves memory
+# rather than multiplying; and every layer call has a fixed Python cost. Compare the
+# two lines of each model in `structured_speedup.png`.
+#
+# For CSR, each stored weight costs an index read and an irregular access to the
+# input, so it pays only when most weights are gone; where exactly depends on the batch
+# size (a dense product reuses every weight for all rows of the batch, scipy's kernel
+# also walks the batch for each stored weight) and on the machine. That is why
+# `to_sparse` times both forms at your batch size before it swaps anything. Questions:
+# which batch size has the lower crossover here, and why? At 90% unstructured sparsity,
+# is the pruned model (dense matmul) any faster than the unpruned one?
+
+# %%
+if __name__ == "__main__":
+    _start = _time.perf_counter()
+    analysis_structured_speed()
+    analysis_csr_crossover()
+    analysis_sparse_path()
+    print(f"section 9 analyses took {_time.perf_counter() - _start:.1f} s; plots in {PLOTS}/")
 
 
 # %%
@@ -1605,10 +2848,18 @@ def test_module():
     test_unit_masks_apply()
     test_unit_sensitivity_scan()
     test_unit_structured_prune()
+    test_unit_drop_dead_units()
     test_unit_masks_survive_optimizer()
     test_unit_sparsity_schedule()
     test_unit_iterative_pruner()
     test_unit_storage_round_trip()
+    test_unit_plan_cut()
+    test_unit_remove_pruned_units()
+    test_unit_fine_tune_after_removal()
+    test_unit_to_csr()
+    test_unit_csr_matmul()
+    test_unit_sparse_linear()
+    test_unit_to_sparse()
 
 
 # %%

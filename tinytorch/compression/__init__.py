@@ -1,9 +1,10 @@
 """Compression (Module 16): pruning, masks that survive fine-tuning, pruning + INT8, honest sizes.
 
 The code is generated from `modules/16_compression/compression_dev.py` into `prune.py`,
-`iterative.py` and `storage.py`; this file only re-exports the public names.
+`iterative.py`, `storage.py`, `surgery.py` and `sparse.py`; this file only re-exports the public names.
 """
 from tinytorch.compression.prune import (
+    drop_dead_units,
     LayerSparsity,
     Masks,
     SensitivityScan,
@@ -18,6 +19,17 @@ from tinytorch.compression.prune import (
     unit_norms,
 )
 from tinytorch.compression.iterative import IterativePruner, fine_tune, sparsity_schedule
+from tinytorch.compression.sparse import (
+    SparseChoice,
+    SparseLinear,
+    crossover_sparsity,
+    csr_matmul,
+    plan_sparse,
+    time_interleaved,
+    to_csr,
+    to_sparse,
+)
+from tinytorch.compression.surgery import plan_cut, remove_pruned_units, sequential_layers
 from tinytorch.compression.storage import (
     CompressedModel,
     LayerSize,
@@ -31,8 +43,9 @@ from tinytorch.compression.storage import (
 
 __all__ = [
     "CompressedModel", "IterativePruner", "LayerSize", "LayerSparsity", "Masks", "SensitivityScan",
-    "SizeReport", "SparsityReport", "compressed_size", "fine_tune", "format_bytes", "load_compressed",
+    "SizeReport", "SparsityReport", "compressed_size", "drop_dead_units", "fine_tune", "format_bytes", "load_compressed",
     "magnitude_prune", "measure_sparsity", "prunable_layers", "prune_and_quantize", "save_compressed",
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
-    "unit_norms",
+    "unit_norms", "SparseChoice", "SparseLinear", "crossover_sparsity", "csr_matmul", "plan_sparse",
+    "time_interleaved", "to_csr", "to_sparse", "plan_cut", "remove_pruned_units", "sequential_layers",
 ]

@@ -3,9 +3,7 @@
 # %% auto #0
 __all__ = ['fine_tune', 'sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #08a5c9d4
-import os
-import sys
+# %% ../../modules/16_compression/compression_dev.py #6118483f
 from collections.abc import Callable
 
 import numpy as np
@@ -13,8 +11,9 @@ import numpy as np
 from .prune import Masks, _check_fraction, _check_model, magnitude_prune, measure_sparsity
 from .prune import structured_prune
 from ..core.layers import Module
+from ..core.training import fit, progress_bar
 
-# %% ../../modules/16_compression/compression_dev.py #2990c31b
+# %% ../../modules/16_compression/compression_dev.py #afa0b2da
 def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Masks | None = None,
               progress: bool | None = None) -> list[dict]:
     """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
@@ -27,8 +26,6 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
     Returns:
         `fit`'s history, one row per epoch.
     """
-    from tinytorch.core.training import fit
-
     handle = masks.attach(optimizer) if masks is not None else None
     try:
         return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)
@@ -60,19 +57,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #405beb6b
-def _progress(total: int, description: str):
-    """A rich progress bar on a terminal, nothing otherwise (or with TINYTORCH_QUIET=1)."""
-    if os.environ.get("TINYTORCH_QUIET") == "1" or not sys.stdout.isatty():
-        return None
-    from rich.progress import Progress
-
-    bar = Progress(transient=True)
-    bar.start()
-    bar.add_task(description, total=total)
-    return bar
-
-
+# %% ../../modules/16_compression/compression_dev.py #0febb382
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -107,8 +92,8 @@ class IterativePruner:
             raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
         ### BEGIN SOLUTION
         start = model.state_dict() if self.rewind else None
-        history, bar = [], _progress(self.steps, f"pruning to {self.target_sparsity:.0%}")
-        try:
+        history = []
+        with progress_bar(self.steps, f"pruning to {self.target_sparsity:.0%}") as bar:
             for step in range(1, self.steps + 1):
                 target = sparsity_schedule(step, self.steps, self.target_sparsity, kind=self.schedule)
                 new = self._prune(model, target)
@@ -124,10 +109,6 @@ class IterativePruner:
                     "loss": epochs[-1]["loss"] if epochs else float("nan"),
                     "accuracy": float(evaluate(model)) if evaluate is not None else None,
                 })
-                if bar is not None:
-                    bar.advance(bar.task_ids[0])
-        finally:
-            if bar is not None:
-                bar.stop()
+                bar.advance()
         return history
         ### END SOLUTION

@@ -17,7 +17,7 @@ from ..core.spatial import BatchNorm2d, Conv2d
 # %% auto #0
 __all__ = ['prunable_layers', 'LayerSparsity', 'SparsityReport', 'sparsity_report', 'measure_sparsity', 'kth_smallest_magnitude',
            'smallest_k_masks', 'magnitude_prune', 'Masks', 'SensitivityScan', 'sensitivity_scan', 'unit_norms',
-           'structured_prune']
+           'structured_prune', 'drop_dead_units']
 
 # %% ../../modules/16_compression/compression_dev.py #2f28cdcf
 _PRUNABLE = (Linear, Conv2d)
@@ -100,7 +100,7 @@ def measure_sparsity(model: Module) -> float:
     return sparsity_report(model).total.sparsity
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #fc5d03da
+# %% ../../modules/16_compression/compression_dev.py #2c3eff7a
 def kth_smallest_magnitude(arrays: Sequence[np.ndarray], k: int, sample: int = 65536) -> float:
     """The k-th smallest |x| (1-based) over all `arrays`, in O(n) time and small extra memory. Task 16.2
 
@@ -115,7 +115,8 @@ def kth_smallest_magnitude(arrays: Sequence[np.ndarray], k: int, sample: int = 6
     flat = [a.reshape(-1) for a in arrays]
     if n > 4 * sample:
         rng = np.random.default_rng(0)
-        picks = np.concatenate([np.abs(f[rng.integers(0, f.size, max(1, sample * f.size // n))]) for f in flat])
+        picks = np.concatenate([np.abs(f[rng.integers(0, f.size, max(1, sample * f.size // n))])
+                                for f in flat if f.size])
         picks.sort()
         q, margin = k / n, 5.0 * math.sqrt(k / n * (1 - k / n) / picks.size) + 2.0 / picks.size
         lo = picks[max(0, int((q - margin) * picks.size))]
@@ -417,3 +418,68 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> Masks:
             masks[f"{bn_name}.bias"] = keep.copy()
     return Masks(model, masks).apply()
     ### END SOLUTION
+
+# %% ../../modules/16_compression/compression_dev.py #ec4a6df7
+_ELEMENTWISE = ("ReLU", "Sigmoid", "Tanh", "GELU", "Dropout")
+
+
+def _linear_chains(model: Module) -> list[tuple[Module, list[Module], Module]]:
+    """(Linear, [element-wise layers], Linear) runs among the children of each module."""
+    found = []
+    for _, parent in model.named_modules():
+        layers = list(parent.children())
+        for i, first in enumerate(layers):
+            if not isinstance(first, Linear):
+                continue
+            between = []
+            for nxt in layers[i + 1:]:
+                if isinstance(nxt, Linear):
+                    found.append((first, between, nxt))
+                    break
+                if type(nxt).__name__ not in _ELEMENTWISE:
+                    break
+                between.append(nxt)
+    return found
+
+
+def drop_dead_units(model: Module) -> int:
+    """Zero the weights of hidden units that cannot change the output; returns how many.
+
+    A unit with no outgoing weights loses its incoming weights and bias; a unit with no
+    incoming weights has its constant output folded into the next layer's bias.
+    Only Linear layers of one Sequential joined by element-wise layers are touched.
+    """
+    from tinytorch.core.autograd import no_grad
+    from tinytorch.core.tensor import Tensor
+
+    _check_model(model)
+    before = sum(int(np.count_nonzero(p.data)) for p in model.parameters())
+    changed = True
+    while changed:
+        changed = False
+        for first, between, second in _linear_chains(model):
+            w1, w2 = first.weight.data, second.weight.data
+            dead_out = ~np.any(w2, axis=0)
+            dead_in = ~np.any(w1, axis=1) & ~dead_out
+            if first.bias is None or second.bias is None:
+                dead_in[:] = False
+            if np.any(dead_in):
+                constant = Tensor(first.bias.data[dead_in][None, :])
+                with no_grad():
+                    for layer in between:
+                        was = layer.training
+                        layer.eval()
+                        constant = layer(constant)
+                        layer.train(was)
+                second.bias.data += w2[:, dead_in] @ constant.data[0]
+                w2[:, dead_in] = 0.0
+                first.bias.data[dead_in] = 0.0
+                changed = True
+            alive = np.any(w1, axis=1) if first.bias is None else np.any(w1, axis=1) | (first.bias.data != 0)
+            kill = dead_out & alive
+            if np.any(kill):
+                w1[kill] = 0.0
+                if first.bias is not None:
+                    first.bias.data[kill] = 0.0
+                changed = True
+    return before - sum(int(np.count_nonzero(p.data)) for p in model.parameters())

@@ -4,7 +4,7 @@
 __all__ = ['MAGIC', 'format_bytes', 'gap_code', 'gap_positions', 'LayerSize', 'SizeReport', 'to_bytes', 'from_bytes',
            'save_compressed', 'load_compressed', 'CompressedModel', 'compressed_size', 'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #2bbf51b7
+# %% ../../modules/16_compression/compression_dev.py #78cc75cd
 import copy
 import hashlib
 import json
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .prune import _check_model as _check
-from .prune import magnitude_prune
+from .prune import drop_dead_units, magnitude_prune
 from ..core import activations as _act
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
@@ -121,7 +121,7 @@ class SizeReport:
                          f"({self.ratio():.1f}x smaller than dense fp32)")
         return "\n".join(lines)
 
-# %% ../../modules/16_compression/compression_dev.py #bb193d45
+# %% ../../modules/16_compression/compression_dev.py #dc6b5a6d
 MAGIC = b"TTZIP\x01"
 # NOTE: raw LZMA2 skips the 60-byte .xz container; lc=lp=pb=0 because int8 values and
 # gap bytes carry little context from their neighbours (measured: ~8% smaller here).
@@ -145,7 +145,7 @@ class _Payload:
 
     def add(self, a: np.ndarray) -> int:
         a = np.ascontiguousarray(a)
-        self.arrays.append({"dtype": a.dtype.name, "shape": list(a.shape), "offset": self.size})
+        self.arrays.append([a.dtype.name, *a.shape])  # offsets follow from the order
         self.parts.append(a.tobytes())
         self.size += a.nbytes
         return len(self.arrays) - 1
@@ -161,8 +161,9 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
     gaps = gap_code(nz.reshape(-1))
     sizes = format_bytes(values.size, nnz, rows, flat.shape[1], q.scale.size, gaps.size - nnz)
     uniform = q.scale.size > 1 and bool(np.all(q.scale == q.scale.flat[0]))
-    spec = {"shape": list(values.shape), "axis": q.axis,
-            "scale": payload.add(q.scale.reshape(-1)[:1] if uniform else q.scale)}
+    spec = {"shape": list(values.shape), "scale": payload.add(q.scale.reshape(-1)[:1] if uniform else q.scale)}
+    if q.axis != 0:
+        spec["axis"] = q.axis
     if uniform:  # a per-tensor scale spread over channels: store it once
         spec["channels"] = q.scale.size
     if np.any(q.zero_point != 0):
@@ -215,7 +216,7 @@ def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
     if "channels" in spec:
         scale = np.full(int(spec["channels"]), scale[0], np.float32)
     zero_point = arrays[spec["zero_point"]] if "zero_point" in spec else np.zeros(scale.shape, np.int32)
-    return QuantizedTensor(values.astype(np.int8), scale, zero_point, spec["axis"])
+    return QuantizedTensor(values.astype(np.int8), scale, zero_point, spec.get("axis", 0))
 
 
 def _encode_bias(bias: np.ndarray | None, payload: _Payload) -> dict | None:
@@ -237,7 +238,7 @@ def _decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | No
         return arrays[spec["float32"]]
     return QuantizedTensor(arrays[spec["int8"]].astype(np.int8), arrays[spec["scale"]][0]).dequantize()
 
-# %% ../../modules/16_compression/compression_dev.py #6f03caf0
+# %% ../../modules/16_compression/compression_dev.py #7ae0a9e7
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 _LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -266,9 +267,9 @@ def _describe(module: Module, payload: _Payload) -> dict:
     if isinstance(module, _QUANT_LAYERS):
         conv = isinstance(module, QuantizedConv2d)
         spec = {"type": "Conv2d" if conv else "Linear", "weight": _encode_weights(module.qweight, payload),
-                "qbias": _encode_bias(module.bias, payload),
-                "input_scale": None if module.input_scale is None else payload.add(
-                    np.asarray(module.input_scale, np.float32))}
+                "qbias": _encode_bias(module.bias, payload)}
+        if module.input_scale is not None:
+            spec["input_scale"] = payload.add(np.asarray(module.input_scale, np.float32))
         if conv:
             spec["args"] = {name: _plain(getattr(module, name)) for name in _CONV_ARGS}
         return spec
@@ -283,7 +284,9 @@ def _describe(module: Module, payload: _Payload) -> dict:
     if cls not in _LAYER_ARGS:
         raise ValueError(f"save_compressed cannot store a {cls.__name__} layer "
                          f"(it stores {', '.join(sorted(_BY_NAME))} and quantized Linear/Conv2d)")
-    spec = {"type": cls.__name__, "args": {name: _plain(getattr(module, name)) for name in _LAYER_ARGS[cls]}}
+    spec = {"type": cls.__name__}
+    if _LAYER_ARGS[cls]:
+        spec["args"] = {name: _plain(getattr(module, name)) for name in _LAYER_ARGS[cls]}
     if isinstance(module, BatchNorm2d):
         spec["arrays"] = {name: payload.add(getattr(module, name).data)
                           for name in ("weight", "bias", "running_mean", "running_var")}
@@ -323,19 +326,23 @@ def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
         getattr(layer, name).data[...] = arrays[index]
     return layer
 
-# %% ../../modules/16_compression/compression_dev.py #1781767c
-_HEADER = len(MAGIC) + 1 + 32  # magic, codec id, SHA-256 of the uncompressed payload
+# %% ../../modules/16_compression/compression_dev.py #0f99ab10
+_HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
 
 
 def to_bytes(model: Module) -> bytes:
     """The exact bytes `save_compressed(model, path)` writes."""
     payload = _Payload()
-    description = json.dumps({"format": 1, "model": _describe(_check(model), payload),
-                              "arrays": payload.arrays}, separators=(",", ":")).encode()
+    description = json.dumps({"model": _describe(_check(model), payload), "arrays": payload.arrays},
+                             separators=(",", ":")).encode()
     body = len(description).to_bytes(4, "little") + description + b"".join(payload.parts)
     # NOTE: which codec wins depends on the model; measure both, keep the smaller.
     codec, packed = min(((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items()), key=lambda c: len(c[1]))
-    return MAGIC + bytes([codec]) + hashlib.sha256(body).digest() + packed
+    return MAGIC + bytes([codec]) + _digest(body) + packed
 
 
 def from_bytes(blob: bytes, source: str = "data") -> Module:
@@ -351,21 +358,23 @@ def from_bytes(blob: bytes, source: str = "data") -> Module:
         body = _CODECS[codec][2](blob[_HEADER:])
     except (zlib.error, lzma.LZMAError, EOFError) as err:
         raise ValueError(f"{source} is truncated or corrupt ({_CODECS[codec][0]}: {err})") from None
-    if hashlib.sha256(body).digest() != blob[len(MAGIC) + 1:_HEADER]:
+    if _digest(body) != blob[len(MAGIC) + 1:_HEADER]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
         size = int.from_bytes(body[:4], "little")
         meta = json.loads(body[4:4 + size])
-        arrays = []
-        for a in meta["arrays"]:
-            if a["dtype"] not in _DTYPES:
-                raise ValueError(f"dtype {a['dtype']!r} not allowed")
-            count = int(np.prod(a["shape"], dtype=np.int64))
-            start = 4 + size + int(a["offset"])
-            end = start + count * np.dtype(a["dtype"]).itemsize
-            if start < 4 + size or end > len(body):
+        arrays, start = [], 4 + size
+        for dtype, *shape in meta["arrays"]:
+            if dtype not in _DTYPES or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise ValueError(f"array of dtype {dtype!r} and shape {shape} not allowed")
+            count = int(np.prod(shape, dtype=np.int64))
+            end = start + count * np.dtype(dtype).itemsize
+            if end > len(body):
                 raise ValueError("array outside the payload")
-            arrays.append(np.frombuffer(body, a["dtype"], count, start).reshape(a["shape"]).copy())
+            arrays.append(np.frombuffer(body, dtype, count, start).reshape(shape).copy())
+            start = end
+        if start != len(body):
+            raise ValueError(f"{len(body) - start} bytes after the last array")
         return CompressedModel(_rebuild(meta["model"], arrays))
     except (KeyError, TypeError, IndexError, json.JSONDecodeError) as err:
         raise ValueError(f"{source} has a malformed description: {err!r}") from None
@@ -399,7 +408,7 @@ def load_compressed(path: str | os.PathLike) -> "CompressedModel":
     """
     return from_bytes(Path(path).read_bytes(), source=str(path))
 
-# %% ../../modules/16_compression/compression_dev.py #78a5f7bb
+# %% ../../modules/16_compression/compression_dev.py #05093308
 class CompressedModel(Module):
     """A pruned, INT8-quantized model: call it like the original."""
 
@@ -467,7 +476,8 @@ def _compact(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bo
 
 
 def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str = "global",
-                       calibration_data=None, per_channel: bool = True, int8_bias: bool = False) -> "CompressedModel":
+                       calibration_data=None, per_channel: bool = True, int8_bias: bool = False,
+                       drop_dead: bool = True) -> "CompressedModel":
     """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.12
 
     Args:
@@ -479,6 +489,8 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
         per_channel: one weight scale per output channel (Module 15's default); False
             uses one scale per layer, 4 bytes per channel fewer.
         int8_bias: round biases to int8 with one scale per layer (stored as int8).
+        drop_dead: also zero the weights of units that cannot change the output
+            (`drop_dead_units`), so the copy may be sparser than `sparsity`.
 
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 weights.
@@ -488,6 +500,8 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     work = copy.deepcopy(model)
     if sparsity is not None:
         magnitude_prune(work, sparsity, scope=scope)
+    if drop_dead:
+        drop_dead_units(work)
     quantized = quantize_model(work, calibration_data)
     floats = dict(work.named_modules())
     for name, layer in quantized.named_modules():
