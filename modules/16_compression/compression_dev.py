@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinytorch.core.layers import Linear, Module
-from tinytorch.core.spatial import BatchNorm2d, Conv2d
+from tinytorch.core.spatial import Conv2d
 
 # %% [markdown]
 # ## 1. What can be pruned, and how sparse is it?
@@ -577,8 +577,16 @@ def test_unit_sensitivity_scan():
 #
 # `remove_pruned_units` (later) turns such masks into a physically smaller model.
 
+# %%
+#| export compression.structured
+import numpy as np
+
+from tinytorch.compression.prune import Masks, _check_fraction, _check_model, _PRUNABLE, prunable_layers
+from tinytorch.core.layers import Linear, Module
+from tinytorch.core.spatial import BatchNorm2d, Conv2d
+
 # %% nbgrader={"grade": false, "grade_id": "structured-prune", "solution": true}
-#| export
+#| export compression.structured
 def _following_batchnorm(model: Module, layers: list[tuple[str, Module]]) -> dict[str, tuple[str, Module]]:
     """For each Conv2d, the BatchNorm2d that comes next (before the next prunable layer)."""
     found, pending = {}, None
@@ -666,7 +674,7 @@ def test_unit_structured_prune():
 # activations, repeating until nothing changes (one dead unit can kill another).
 
 # %%
-#| export
+#| export compression.structured
 _ELEMENTWISE = ("ReLU", "Sigmoid", "Tanh", "GELU", "Dropout")
 
 
@@ -773,7 +781,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tinytorch.compression.prune import Masks, _check_fraction, _check_model, magnitude_prune, measure_sparsity
-from tinytorch.compression.prune import structured_prune
+from tinytorch.compression.structured import structured_prune
 from tinytorch.core.layers import Module
 from tinytorch.core.training import fit, progress_bar
 
@@ -987,28 +995,15 @@ def test_unit_iterative_pruner():
 # the zeros that pruning made survive quantization, and the bitmask stays valid.
 
 # %%
-#| export compression.storage
-import copy
-import hashlib
-import json
-import lzma
-import os
-import tempfile
-import zlib
+#| export compression.formats
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from tinytorch.compression.prune import _check_model as _check
-from tinytorch.compression.prune import drop_dead_units, magnitude_prune
-from tinytorch.core import activations as _act
-from tinytorch.core.layers import Dropout, Linear, Module, Sequential
-from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
-from tinytorch.quantization import QuantizedConv2d, QuantizedLinear, QuantizedTensor, quantize_int8, quantize_model
+from tinytorch.quantization import QuantizedTensor, quantize_int8
 
 # %% nbgrader={"grade": false, "grade_id": "size-formulas", "solution": true}
-#| export compression.storage
+#| export compression.formats
 def _index_bytes(limit: int) -> int:
     """Bytes of the smallest unsigned integer type that holds values below `limit`."""
     return 1 if limit <= 2**8 else 2 if limit <= 2**16 else 4
@@ -1116,20 +1111,7 @@ class SizeReport:
 # A truncated, foreign or tampered file is refused with a message that says which.
 
 # %% nbgrader={"grade": false, "grade_id": "save-load", "solution": false}
-#| export compression.storage
-MAGIC = b"TTZIP\x01"
-# NOTE: raw LZMA2 skips the 60-byte .xz container; lc=lp=pb=0 because int8 values and
-# gap bytes carry little context from their neighbours (measured: ~8% smaller here).
-_LZMA = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "lc": 0, "lp": 0, "pb": 0}]
-_CODECS = {0: ("none", lambda b: b, lambda b: b),
-           1: ("zlib", lambda b: zlib.compress(b, 9), zlib.decompress),
-           2: ("lzma", lambda b: lzma.compress(b, lzma.FORMAT_RAW, filters=_LZMA),
-               lambda b: lzma.decompress(b, lzma.FORMAT_RAW, filters=_LZMA))}
-_DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
-_FLOAT_LAYERS = (Linear, Conv2d)
-_QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
-
-
+#| export compression.formats
 class _Payload:
     """Arrays appended to one byte buffer, described in a JSON-able list."""
 
@@ -1232,6 +1214,42 @@ def _decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | No
     if "float32" in spec:
         return arrays[spec["float32"]]
     return QuantizedTensor(arrays[spec["int8"]].astype(np.int8), arrays[spec["scale"]][0]).dequantize()
+
+
+# %%
+#| export compression.storage
+import copy
+import hashlib
+import json
+import lzma
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from tinytorch.compression.formats import (LayerSize, SizeReport, _decode_bias, _decode_weights, _encode_bias,
+                                           _encode_weights, _Payload, format_bytes, gap_code)
+from tinytorch.compression.prune import _check_model as _check
+from tinytorch.compression.prune import magnitude_prune
+from tinytorch.compression.structured import drop_dead_units
+from tinytorch.core import activations as _act
+from tinytorch.core.layers import Dropout, Linear, Module, Sequential
+from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.quantization import QuantizedConv2d, QuantizedLinear, QuantizedTensor, quantize_int8, quantize_model
+
+MAGIC = b"TTZIP\x01"
+# NOTE: raw LZMA2 skips the 60-byte .xz container; lc=lp=pb=0 because int8 values and
+# gap bytes carry little context from their neighbours (measured: ~8% smaller here).
+_LZMA = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "lc": 0, "lp": 0, "pb": 0}]
+_CODECS = {0: ("none", lambda b: b, lambda b: b),
+           1: ("zlib", lambda b: zlib.compress(b, 9), zlib.decompress),
+           2: ("lzma", lambda b: lzma.compress(b, lzma.FORMAT_RAW, filters=_LZMA),
+               lambda b: lzma.decompress(b, lzma.FORMAT_RAW, filters=_LZMA))}
+_DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
+_FLOAT_LAYERS = (Linear, Conv2d)
+_QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
 
 
 # %% nbgrader={"grade": false, "grade_id": "architecture", "solution": false}

@@ -1,10 +1,9 @@
 """Compression (Module 16): pruning, masks that survive fine-tuning, pruning + INT8, honest sizes.
 
 The code is generated from `modules/16_compression/compression_dev.py` into `prune.py`,
-`iterative.py`, `storage.py`, `surgery.py` and `sparse.py`; this file only re-exports the public names.
+`structured.py`, `iterative.py`, `formats.py`, `storage.py`, `surgery.py` and `sparse.py`; this file only re-exports the public names.
 """
 from tinytorch.compression.prune import (
-    drop_dead_units,
     LayerSparsity,
     Masks,
     SensitivityScan,
@@ -15,9 +14,8 @@ from tinytorch.compression.prune import (
     sensitivity_scan,
     smallest_k_masks,
     sparsity_report,
-    structured_prune,
-    unit_norms,
 )
+from tinytorch.compression.structured import drop_dead_units, structured_prune, unit_norms
 from tinytorch.compression.iterative import IterativePruner, fine_tune, sparsity_schedule
 from tinytorch.compression.sparse import (
     SparseChoice,
@@ -30,12 +28,10 @@ from tinytorch.compression.sparse import (
     to_sparse,
 )
 from tinytorch.compression.surgery import plan_cut, remove_pruned_units, sequential_layers
+from tinytorch.compression.formats import LayerSize, SizeReport, format_bytes, gap_code, gap_positions
 from tinytorch.compression.storage import (
     CompressedModel,
-    LayerSize,
-    SizeReport,
     compressed_size,
-    format_bytes,
     load_compressed,
     prune_and_quantize,
     save_compressed,
@@ -43,7 +39,7 @@ from tinytorch.compression.storage import (
 
 __all__ = [
     "CompressedModel", "IterativePruner", "LayerSize", "LayerSparsity", "Masks", "SensitivityScan",
-    "SizeReport", "SparsityReport", "compressed_size", "drop_dead_units", "fine_tune", "format_bytes", "load_compressed",
+    "SizeReport", "SparsityReport", "compressed_size", "drop_dead_units", "fine_tune", "format_bytes", "gap_code", "gap_positions", "load_compressed",
     "magnitude_prune", "measure_sparsity", "prunable_layers", "prune_and_quantize", "save_compressed",
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
     "unit_norms", "SparseChoice", "SparseLinear", "crossover_sparsity", "csr_matmul", "plan_sparse",

@@ -3,13 +3,13 @@
 # %% auto #0
 __all__ = ['fine_tune', 'sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #6118483f
+# %% ../../modules/16_compression/compression_dev.py #33e9d784
 from collections.abc import Callable
 
 import numpy as np
 
 from .prune import Masks, _check_fraction, _check_model, magnitude_prune, measure_sparsity
-from .prune import structured_prune
+from .structured import structured_prune
 from ..core.layers import Module
 from ..core.training import fit, progress_bar
 
