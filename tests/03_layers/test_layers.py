@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinytorch.core.layers import GELU, Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh
-from tinytorch.core.tensor import Tensor, manual_seed, set_default_dtype
+from tinytorch.core.tensor import Tensor, manual_seed
+from gradients import closure_gradcheck
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -28,35 +29,6 @@ def to_torch(torch, model: Sequential):
     theirs = nn.Sequential(*[layers[type(m)](m) for m in model])
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     return theirs
-
-
-def closure_gradcheck(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7):
-    """The op's own backward closure against float64 central differences, input by input.
-
-    Calls `out._backward(g)` directly, so a module's gradients are checked before
-    Module 05's engine exists.
-    """
-    previous = set_default_dtype(np.float64)
-    try:
-        xs = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-        out = fn(*xs)
-        g = np.random.default_rng(0).standard_normal(out.shape)
-        analytic = out._backward(g)
-        for i, x in enumerate(xs):
-            numeric = np.zeros(x.data.size)
-            flat = x.data.reshape(-1)  # a view: editing it edits the input
-            for j in range(flat.size):
-                keep = flat[j]
-                flat[j] = keep + eps
-                plus = np.sum(g * fn(*xs).data)
-                flat[j] = keep - eps
-                minus = np.sum(g * fn(*xs).data)
-                flat[j] = keep
-                numeric[j] = (plus - minus) / (2 * eps)
-            np.testing.assert_allclose(analytic[i], numeric.reshape(x.shape), rtol=rtol, atol=atol,
-                                       err_msg=f"gradient of input {i} of {getattr(out, '_op', '?')}")
-    finally:
-        set_default_dtype(previous)
 
 
 def test_layers_module_re_exports_module_and_activations():

@@ -13,39 +13,11 @@ from hypothesis.extra import numpy as hnp
 
 from tinytorch.core.activations import Module
 from tinytorch.core.losses import CrossEntropyLoss, MSELoss, log_softmax
-from tinytorch.core.tensor import Tensor, set_default_dtype
+from tinytorch.core.tensor import Tensor
+from gradients import closure_gradcheck
 
 RTOL, ATOL = 1e-5, 1e-6
 ONE = np.float32(1.0)  # dL/dloss, what the engine of Module 05 would pass to the loss's closure
-
-
-def closure_gradcheck(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7):
-    """The op's own backward closure against float64 central differences, input by input.
-
-    Calls `out._backward(g)` directly, so a module's gradients are checked before
-    Module 05's engine exists.
-    """
-    previous = set_default_dtype(np.float64)
-    try:
-        xs = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-        out = fn(*xs)
-        g = np.random.default_rng(0).standard_normal(out.shape)
-        analytic = out._backward(g)
-        for i, x in enumerate(xs):
-            numeric = np.zeros(x.data.size)
-            flat = x.data.reshape(-1)  # a view: editing it edits the input
-            for j in range(flat.size):
-                keep = flat[j]
-                flat[j] = keep + eps
-                plus = np.sum(g * fn(*xs).data)
-                flat[j] = keep - eps
-                minus = np.sum(g * fn(*xs).data)
-                flat[j] = keep
-                numeric[j] = (plus - minus) / (2 * eps)
-            np.testing.assert_allclose(analytic[i], numeric.reshape(x.shape), rtol=rtol, atol=atol,
-                                       err_msg=f"gradient of input {i} of {getattr(out, '_op', '?')}")
-    finally:
-        set_default_dtype(previous)
 
 
 def test_losses_are_modules():
