@@ -217,8 +217,8 @@ class _Run:
             self.console.print(f"  step {step}/{steps}: {done:.1%} {what}, fine-tuned, test accuracy {accuracy:.1%}")
             return accuracy
 
-        self.console.print(f"{name}: pruning to {target:.0%} {what} in {steps} steps "
-                           f"({epochs_per_step} fine-tuning epochs each)")
+        done = "of weights pruned" if method == "magnitude" else "of hidden units removed"
+        self.console.print(f"{name}: {target:.0%} {done} in {steps} steps, {epochs_per_step} fine-tuning epochs each")
         optimizer, loss_fn = Adam(model.parameters(), lr=lr), CrossEntropyLoss()
         pruner = IterativePruner(target, steps=steps, method=method)
         history = pruner.run(model, optimizer, loss_fn, train, epochs_per_step, evaluate=evaluate_and_report)
@@ -302,7 +302,7 @@ def _run_mlp(run: _Run) -> None:
         "iterative_final": [pruner.masks.sparsity, float(evaluate(model, test))],
         "one_shot_fine_tuned": [MLP_SPARSITY, float(evaluate(trial, test))], "fine_tune_epochs": budget,
     }
-    run.console.print(f"  for comparison, one-shot to {MLP_SPARSITY:.0%} then {budget} epochs of fine-tuning: "
+    run.console.print(f"  for comparison, one-shot to {MLP_SPARSITY:.0%} + {budget} fine-tuning epochs: "
                       f"test accuracy {run.curves['mlp']['one_shot_fine_tuned'][1]:.1%}")
     run.record("mlp", [("dense", "dense fp32", dense), ("pruned", f"{MLP_SPARSITY:.0%} pruned", model),
                        ("int8", f"{MLP_SPARSITY:.0%} pruned + INT8",
@@ -444,8 +444,11 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, quick: bool = False, seed: in
         "files": {"results": RESULTS_FILE, "plot": PLOT_FILE, "models": [r["file"] for r in run.stages]},
     }
     (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"wrote {out / PLOT_FILE} (accuracy vs sparsity), {out / RESULTS_FILE} (every figure) "
-                  f"and {len(run.stages)} model files ({out}/*.ttz) in {results['seconds']:.0f} s")
+    console.print(f"done in {results['seconds']:.0f} s; wrote:")
+    for path, what in ((out / PLOT_FILE, "accuracy vs sparsity, one-shot vs iterative"),
+                       (out / RESULTS_FILE, "every figure of this run"),
+                       (out / "*.ttz", f"the {len(run.stages)} model files, one per stage")):
+        console.print(f"  {path}  ({what})", soft_wrap=True)
     return results
 
 
