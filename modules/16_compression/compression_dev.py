@@ -182,15 +182,22 @@ def test_unit_measure_sparsity():
 # weights we need the k-th smallest |w|, the *threshold*.
 #
 # Sorting all n magnitudes costs O(n log n) and a second copy of the model. We need
-# only one order statistic, and `ndarray.partition` finds it in O(n) (introselect),
-# **in place**. So the plan is:
+# only one order statistic. `ndarray.partition` finds it in O(n) (introselect), in
+# place, but still needs all n magnitudes in one buffer: a full copy of the weights.
+# A random sample does better:
 #
-# 1. write |w| of every layer into one float32 buffer (the only full-size copy: 1x the
-#    weights' bytes);
-# 2. partition the buffer at k-1 and read the threshold t; free the buffer;
-# 3. per layer, keep `|w| > t`; weights equal to t are ties, and we prune just enough of
-#    them, in order, to hit k exactly;
-# 4. multiply each weight by its boolean mask, in place (1 byte per weight).
+# 1. sort a sample of 65,536 magnitudes; the threshold's rank k/n in the sample, plus
+#    and minus five standard errors, brackets the threshold between `lo` and `hi`;
+# 2. one pass over the layers counts the weights below `lo` and gathers the few inside
+#    `[lo, hi]` (about 1% of n);
+# 3. partitioning that small set gives the exact k-th smallest |w|, the threshold t. If
+#    the bracket missed (it almost never does), partition all magnitudes instead: the
+#    sample changes the speed, never the answer;
+# 4. per layer, keep `|w| > t`; weights equal to t are ties, and we prune just enough of
+#    them, in order, to hit k exactly; multiply each weight by its mask, in place.
+#
+# On 16.8M weights this is about 0.1 s with a fraction of the weights' bytes of extra
+# memory (`benchmarks/bench_prune.py` measures it beside `torch.nn.utils.prune`).
 #
 # `scope="global"` ranks all layers together, so layers full of small weights lose more;
 # `scope="layer"` prunes every layer to the same fraction. A dict `{layer: sparsity}`
