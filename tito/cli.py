@@ -42,7 +42,8 @@ def cmd_test(args) -> int:
     from tito import testing
 
     root = find_root()
-    return testing.run(root, _modules(root, args), task=args.task, quiet=args.quiet)
+    return testing.run(root, _modules(root, args), task=args.task, quiet=args.quiet,
+                       everything=bool(args.all))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -104,8 +104,13 @@ def _warn_if_stale(modules: list[ModuleInfo]) -> None:
               f"so run 'tito export' first to test your latest code")
 
 
-def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: bool = False) -> int:
-    """Inline tests of each module, then one pytest run over their suites."""
+def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: bool = False,
+        everything: bool = False) -> int:
+    """Inline tests of each module, then one pytest run over their suites.
+
+    With `everything` (`tito test --all`) pytest runs the whole `tests/` folder: the
+    module suites and the others (tito itself, benchmarks, integration).
+    """
     if task and re.fullmatch(r"\d+\.\d+", task):
         major, minor = task.split(".")
         task = f"{int(major):02d}.{minor}"  # "5.1" names Task 05.1
@@ -121,6 +126,8 @@ def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: b
             p, f = grading.run_task_inline(m, task, env=_env(root))
             task_passed, task_failed = task_passed + p, task_failed + f
     suites = [m.tests_dir for m in modules if m.tests_dir.is_dir()]
+    if everything and (root / "tests").is_dir():
+        suites = [root / "tests"]
     code, counts = (run_pytest(root, suites, task, quiet) if suites else (5, {}))
     passed = counts.get("passed", 0) + (len(modules) - len(inline_failed) if not task else task_passed)
     failed = counts.get("failed", 0) + counts.get("error", 0) + len(inline_failed) + task_failed
