@@ -589,7 +589,9 @@ def test_unit_sensitivity_scan():
 import numpy as np
 
 from tinytorch.compression.prune import Masks, _check_fraction, _check_model, _PRUNABLE, prunable_layers
+from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
+from tinytorch.core.tensor import Tensor
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
 
 # %% nbgrader={"grade": false, "grade_id": "structured-prune", "solution": true}
@@ -711,9 +713,6 @@ def drop_dead_units(model: Module) -> int:
     incoming weights has its constant output folded into the next layer's bias.
     Only Linear layers of one Sequential joined by element-wise layers are touched.
     """
-    from tinytorch.core.autograd import no_grad
-    from tinytorch.core.tensor import Tensor
-
     _check_model(model)
     before = sum(int(np.count_nonzero(p.data)) for p in model.parameters())
     changed = True
@@ -1244,6 +1243,7 @@ from tinytorch.compression.structured import drop_dead_units
 from tinytorch.core import activations as _act
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.core.tensor import Tensor
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear, QuantizedTensor, quantize_int8, quantize_model
 
 MAGIC = b"TTZIP\x01"
@@ -1332,8 +1332,6 @@ def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
             layer.input_scale = np.float32(arrays[spec["input_scale"]])
         return layer
     if kind in ("Linear", "Conv2d"):
-        from tinytorch.core.tensor import Tensor
-
         weight = arrays[spec["float_weight"]]
         if kind == "Linear":
             layer = Linear(weight.shape[1], weight.shape[0], bias=bias is not None)

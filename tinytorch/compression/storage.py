@@ -4,7 +4,7 @@
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel', 'compressed_size',
            'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #dfba6361
+# %% ../../modules/16_compression/compression_dev.py #919ea3f2
 import copy
 import hashlib
 import json
@@ -24,6 +24,7 @@ from .structured import drop_dead_units
 from ..core import activations as _act
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from ..core.tensor import Tensor
 from ..quantization import QuantizedConv2d, QuantizedLinear, QuantizedTensor, quantize_int8, quantize_model
 
 MAGIC = b"TTZIP\x01"
@@ -38,7 +39,7 @@ _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 _FLOAT_LAYERS = (Linear, Conv2d)
 _QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
 
-# %% ../../modules/16_compression/compression_dev.py #7ae0a9e7
+# %% ../../modules/16_compression/compression_dev.py #92f21c62
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 _LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -110,8 +111,6 @@ def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
             layer.input_scale = np.float32(arrays[spec["input_scale"]])
         return layer
     if kind in ("Linear", "Conv2d"):
-        from tinytorch.core.tensor import Tensor
-
         weight = arrays[spec["float_weight"]]
         if kind == "Linear":
             layer = Linear(weight.shape[1], weight.shape[0], bias=bias is not None)

@@ -3,11 +3,13 @@
 # %% auto #0
 __all__ = ['unit_norms', 'structured_prune', 'drop_dead_units']
 
-# %% ../../modules/16_compression/compression_dev.py #b55b849b
+# %% ../../modules/16_compression/compression_dev.py #69fb24cb
 import numpy as np
 
 from .prune import Masks, _check_fraction, _check_model, _PRUNABLE, prunable_layers
+from ..core.autograd import no_grad
 from ..core.layers import Linear, Module
+from ..core.tensor import Tensor
 from ..core.spatial import BatchNorm2d, Conv2d
 
 # %% ../../modules/16_compression/compression_dev.py #57932d4b
@@ -69,7 +71,7 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> Masks:
     return Masks(model, masks).apply()
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #b58812f3
+# %% ../../modules/16_compression/compression_dev.py #07976039
 _ELEMENTWISE = ("ReLU", "Sigmoid", "Tanh", "GELU", "Dropout")
 
 
@@ -99,9 +101,6 @@ def drop_dead_units(model: Module) -> int:
     incoming weights has its constant output folded into the next layer's bias.
     Only Linear layers of one Sequential joined by element-wise layers are touched.
     """
-    from tinytorch.core.autograd import no_grad
-    from tinytorch.core.tensor import Tensor
-
     _check_model(model)
     before = sum(int(np.count_nonzero(p.data)) for p in model.parameters())
     changed = True

@@ -1,0 +1,69 @@
+"""`tito export`: nbdev's exporter on percent-format sources, stable, atomic, checked."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+from .conftest import Project, output
+
+
+def package_state(project: Project) -> dict[str, str]:
+    """Every file under tinytorch/ with the hash of its bytes."""
+    return {str(p.relative_to(project.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((project.root / "tinytorch").rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def test_check_passes_after_export_and_exporting_twice_changes_nothing(project: Project):
+    assert project.tito("export", "--all").returncode == 0
+    before = package_state(project)
+    again = project.tito("export", "--all")
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    assert package_state(project) == before
+    check = project.tito("export", "--all", "--check")
+    assert check.returncode == 0, output(check)
+
+
+def test_a_hand_edit_of_a_generated_file_fails_the_check(project: Project):
+    target = project.root / "tinytorch" / "compression" / "prune.py"
+    target.write_text(target.read_text() + "\n# edited by hand\n")
+    check = project.tito("export", "--all", "--check")
+    assert check.returncode == 1
+    assert "tinytorch/compression/prune.py" in check.stdout and "tito export" in check.stdout
+    assert project.tito("export", "16").returncode == 0
+    assert project.tito("export", "--all", "--check").returncode == 0
+
+
+def test_a_syntax_error_names_file_and_line_and_writes_nothing(project: Project):
+    dev = project.dev_file("16_compression")
+    lines = dev.read_text().splitlines(keepends=True)
+    where = next(i for i, line in enumerate(lines) if line.startswith("def measure_sparsity("))
+    lines[where] = "def measure_sparsity(model: Module -> float:\n"
+    dev.write_text("".join(lines))
+    before = package_state(project)
+    result = project.tito("export", "16")
+    assert result.returncode == 2
+    assert f"modules/16_compression/compression_dev.py:{where + 1}:" in result.stderr
+    assert "def measure_sparsity(model: Module -> float:" in result.stderr
+    assert "nothing was exported" in result.stderr
+    assert package_state(project) == before
+
+
+def test_module_names_and_errors(project: Project):
+    for name in ("16_compression", "16", "compression"):
+        assert project.tito("export", name).returncode == 0
+    unknown = project.tito("export", "17_memo")
+    assert unknown.returncode == 2
+    assert "unknown module '17_memo'" in unknown.stderr and "16_compression" in unknown.stderr
+
+
+def test_generated_files_name_the_source_and_import_relatively(project: Project):
+    text = (project.root / "tinytorch" / "compression" / "storage.py").read_text()
+    assert "File to edit: ../../modules/16_compression/compression_dev.py" in text
+    assert "from ..quantization import" in text and "from tinytorch" not in text
+
+
+def test_python_dash_m_tito_works(project: Project):
+    proc = subprocess.run([sys.executable, "-m", "tito", "--help"], cwd=project.root, env=project.env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "export" in proc.stdout and "test" in proc.stdout
