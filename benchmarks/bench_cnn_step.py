@@ -27,10 +27,7 @@ PyTorch is optional: without it, only TinyTorch's times are printed.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
+from steps import interleaved_medians, limit_threads, step_parser  # benchmarks/steps.py, beside this script
 
 BATCH = 64
 
@@ -111,34 +108,9 @@ def forward_backward(model, x):
     return step
 
 
-def time_block(step, steps: int) -> float:
-    """Seconds per step, averaged over one block of `steps` steps."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
-
-
-def interleaved_medians(steps: dict, repeats: int, block: int) -> dict[str, float]:
-    """Median seconds per step of each function, timed in interleaved blocks after a warm-up block."""
-    for step in steps.values():
-        time_block(step, block)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name].append(time_block(step, block))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30, help="interleaved blocks per framework")
-    parser.add_argument("--steps", type=int, default=50, help="training steps per block")
-    parser.add_argument("--threads", type=int, default=1, help="threads for BLAS and PyTorch")
-    args = parser.parse_args(argv)
-    # NOTE: BLAS reads these when NumPy is first imported, so they are set before that.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = step_parser(__doc__.splitlines()[0]).parse_args(argv)
+    limit_threads(args.threads)  # NOTE: before NumPy is imported, when BLAS reads it
     import numpy as np
 
     from tinytorch.core.tensor import manual_seed

@@ -16,10 +16,7 @@ PyTorch is optional: without it, only TinyTorch's time is printed.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
+from steps import interleaved_medians, limit_threads, step_parser  # benchmarks/steps.py, beside this script
 
 SIZES = (64, 128, 64, 10)
 BATCH = 64
@@ -70,24 +67,11 @@ def torch_step(torch, optimizer_name: str, x, y, weights: list):
     return step
 
 
-def time_block(step, steps: int) -> float:
-    """Seconds per step, averaged over one block of `steps` steps."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = step_parser(__doc__.splitlines()[0])
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    parser.add_argument("--repeats", type=int, default=30, help="interleaved blocks per framework")
-    parser.add_argument("--steps", type=int, default=50, help="training steps per block")
-    parser.add_argument("--threads", type=int, default=1, help="threads for BLAS and PyTorch")
     args = parser.parse_args(argv)
-    # NOTE: BLAS reads these when NumPy is first imported, so they are set before that.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    limit_threads(args.threads)  # NOTE: before NumPy is imported, when BLAS reads it
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -105,14 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         steps["pytorch"] = torch_step(torch, args.optimizer, x, y, [p.data.copy() for p in model.parameters()])
         first = {name: step() for name, step in steps.items()}  # same weights, same batch: same loss
         print(f"first-step loss: tinytorch {first['tinytorch']:.6f}, pytorch {first['pytorch']:.6f}")
-    for step in steps.values():  # warm up caches, allocators and lazily created state
-        time_block(step, args.steps)
-
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            times[name].append(time_block(step, args.steps))
-    median = {name: statistics.median(t) for name, t in times.items()}
+    median = interleaved_medians(steps, args.repeats, args.steps)
 
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, {args.optimizer}: "
           f"median of {args.repeats} blocks x {args.steps} steps")
