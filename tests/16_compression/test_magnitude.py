@@ -40,7 +40,6 @@ def test_kth_smallest_equals_partition_on_both_paths(n, frac, seed, ties, sample
     assert kth_smallest_magnitude(arrays, k, sample=sample) == np.sort(np.abs(data))[k - 1]
 
 
-@pytest.mark.task("16.2")
 def test_smallest_k_rejects_impossible_k():
     with pytest.raises(ValueError, match=r"k must be an integer in \[0, 3\], got 4"):
         smallest_k_masks([np.ones(3, np.float32)], 4)
@@ -117,7 +116,6 @@ def test_bad_sparsity_is_refused_and_nothing_changes(mlp, bad, error, words):
         np.testing.assert_array_equal(p.data, before[n])
 
 
-@pytest.mark.task("16.3")
 def test_bad_scope_and_model(mlp):
     with pytest.raises(ValueError, match="scope must be 'global' or 'layer', got 'all'"):
         magnitude_prune(mlp, 0.5, scope="all")

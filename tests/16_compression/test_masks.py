@@ -85,7 +85,6 @@ def test_masks_of_another_model_are_refused():
         np.testing.assert_array_equal(p.data, before[n])
 
 
-@pytest.mark.task("16.4")
 def test_masks_validate_names_and_shapes(mlp):
     with pytest.raises(ValueError, match="'9.weight', which this model does not have"):
         Masks(mlp, {"9.weight": np.ones((2, 2), bool)})

@@ -19,7 +19,6 @@ def test_schedule_matches_zhu_gupta(steps, final, initial):
     assert sparsity_schedule(0, steps, final, initial) == pytest.approx(initial, abs=1e-12)
 
 
-@pytest.mark.task("16.8")
 @pytest.mark.parametrize("args, words", [
     ((11, 10, 0.9), r"step must be an integer in \[0, 10\], got 11"),
     ((1, 0, 0.9), "steps must be an integer >= 1, got 0"),

@@ -40,7 +40,6 @@ def test_format_formulas_equal_real_array_bytes(rows, cols, density, seed):
     assert with_escapes["gaps_int8"] == code.nbytes + values[nz].nbytes + scales.nbytes
 
 
-@pytest.mark.task("16.10")
 @given(n=st.integers(1, 3000), density=st.floats(0, 1), seed=st.integers(0, 99))
 def test_gap_code_round_trips_with_long_runs(n, density, seed):
     rng = np.random.default_rng(seed)
@@ -50,7 +49,6 @@ def test_gap_code_round_trips_with_long_runs(n, density, seed):
     np.testing.assert_array_equal(gap_positions(code, n), np.flatnonzero(keep))
 
 
-@pytest.mark.task("16.10")
 def test_gap_code_refuses_corrupt_streams():
     with pytest.raises(ValueError, match="ends inside a run"):
         gap_positions(np.array([3, 255], np.uint8), 1000)
@@ -147,7 +145,6 @@ def test_tampered_file_is_refused(tmp_path):
             load_compressed(path)
 
 
-@pytest.mark.task("16.11")
 def test_foreign_files_are_refused_without_unpickling(tmp_path):
     pickled = tmp_path / "evil.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)

@@ -44,14 +44,12 @@ def test_pruned_channels_output_exact_zero_through_batchnorm():
         assert np.all(out[:, dropped] == 0), mode
 
 
-@pytest.mark.task("16.7")
 def test_unit_norms_formula(rng):
     w = rng.standard_normal((4, 3, 2, 2)).astype(np.float32)
     np.testing.assert_allclose(unit_norms(w, 1), np.abs(w).reshape(4, -1).sum(1), rtol=1e-6)
     np.testing.assert_allclose(unit_norms(w, 2), np.sqrt((w.astype(np.float64) ** 2).reshape(4, -1).sum(1)), rtol=1e-6)
 
 
-@pytest.mark.task("16.7")
 @pytest.mark.parametrize("ratio, error, words", [
     (1.0, ValueError, r"ratio must be in \[0, 1\), got 1.0"),
     (float("nan"), ValueError, "ratio"),
