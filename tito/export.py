@@ -121,7 +121,8 @@ def write(results: list[ExportResult]) -> list[Path]:
         for rel, text in res.files.items():
             target = root / rel
             for init in _package_init(root, rel):
-                write_atomic(init, f'"""{init.parent.name}: generated from modules/; see its __init__ for the public names."""\n')
+                doc = f'"""{init.parent.name}: generated from modules/; see its __init__ for the public names."""\n'
+                write_atomic(init, doc.encode("utf-8"))
             if target.exists() and target.read_text(encoding="utf-8") == text:
                 continue
             write_atomic(target, text.encode("utf-8"))

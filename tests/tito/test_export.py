@@ -67,3 +67,13 @@ def test_python_dash_m_tito_works(project: Project):
     proc = subprocess.run([sys.executable, "-m", "tito", "--help"], cwd=project.root, env=project.env,
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "export" in proc.stdout and "test" in proc.stdout
+
+
+def test_export_into_a_new_package_folder_creates_its_init(project: Project):
+    dev = project.dev_file("90_toy")
+    dev.write_text(dev.read_text().replace("#| default_exp toy", "#| default_exp extras.toy"))
+    result = project.tito("export", "90_toy")
+    assert result.returncode == 0, output(result)
+    assert (project.root / "tinytorch" / "extras" / "toy.py").is_file()
+    init = project.root / "tinytorch" / "extras" / "__init__.py"
+    assert init.is_file() and compile(init.read_text(), str(init), "exec")
