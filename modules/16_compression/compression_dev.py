@@ -31,6 +31,9 @@
 # 6. **Iterative pruning**: prune a little, fine-tune, repeat (Zhu & Gupta's schedule),
 #    and the lottery-ticket variant that rewinds survivors to their first values.
 # 7. **Pruning + INT8** (Module 15): what the bytes on disk really are.
+# 8. **Measure it yourself**: one-shot vs iterative, bytes per format, prune + INT8.
+# 9. **Smaller and faster for real**: remove pruned units, run sparse layers, and
+#    measure when zeros become speed.
 #
 # Every figure in this lesson is measured when you run it. Run the file
 # (`python modules/16_compression/compression_dev.py`) or `tito test 16_compression`.
@@ -1112,9 +1115,10 @@ class SizeReport:
 #
 # `save_compressed` writes one file: a fixed header (magic, version, codec, a BLAKE2b
 # checksum of the payload), then the compressed payload: a JSON description of the
-# layers and the raw bytes of every array, one after the other. Loading never unpickles anything; it checks the magic, the
-# checksum, every dtype, shape and offset, and rebuilds the layers from the description.
-# A truncated, foreign or tampered file is refused with a message that says which.
+# layers and the raw bytes of every array, one after the other. Loading never
+# unpickles anything; it checks the magic, the checksum, every dtype, shape and size,
+# and rebuilds the layers from the description. A truncated, foreign or tampered file
+# is refused with a message that says which.
 
 # %% nbgrader={"grade": false, "grade_id": "save-load", "solution": false}
 #| export compression.formats
