@@ -29,13 +29,11 @@ def argmax_accuracy(model, x, y):
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.task("19.6")
 def test_empty_models(data):
     with pytest.raises(ValueError, match="at least one model, got an empty dict"):
         Benchmark({}, data)
 
 
-@pytest.mark.task("19.6")
 def test_models_must_be_a_dict_of_modules(data):
     with pytest.raises(TypeError, match="dict of name -> Module, got list"):
         Benchmark([make_mlp()], data)
@@ -43,14 +41,12 @@ def test_models_must_be_a_dict_of_modules(data):
         Benchmark({"a": make_mlp(), "b": "model.ttz"}, data)
 
 
-@pytest.mark.task("19.6")
 @pytest.mark.parametrize("metrics", [("accuracy", "speed"), ("latency", "Size"), ()])
 def test_unknown_or_no_metric(data, metrics):
     with pytest.raises(ValueError, match="metrics must be drawn from accuracy, latency, size"):
         Benchmark({"m": make_mlp()}, data, metrics=metrics)
 
 
-@pytest.mark.task("19.6")
 @pytest.mark.parametrize("kwargs, match", [
     ({"repeats": 0}, "repeats must be an int >= 1, got 0"),
     ({"repeats": -3}, "repeats must be an int >= 1, got -3"),
@@ -64,14 +60,12 @@ def test_bad_repeats_or_warmup(data, kwargs, match):
         bench.run(**kwargs)
 
 
-@pytest.mark.task("19.6")
 @pytest.mark.parametrize("batch_size", [0, -1, 2.0])
 def test_bad_batch_size(data, batch_size):
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         Benchmark({"m": make_mlp()}, data, batch_size=batch_size)
 
 
-@pytest.mark.task("19.6")
 def test_bad_data(data):
     x, y = data
     with pytest.raises(TypeError, match=r"\(x, y\) pair of arrays or a DataLoader"):
@@ -139,7 +133,6 @@ def test_latency_on_a_fake_clock(data, clock):
     assert len(log) == 10 and {rows for *_, rows in log} == {8}
 
 
-@pytest.mark.task("19.6")
 def test_latency_batch_is_fixed_size_cycled_from_the_data(data):
     x, y = data
     bench = Benchmark({"m": make_mlp()}, (x[:5], y[:5]), batch_size=12)

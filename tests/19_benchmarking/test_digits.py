@@ -55,14 +55,17 @@ def test_zero_epochs_means_no_fine_tuning():
 
 
 @pytest.mark.task("19.7")
-@pytest.mark.parametrize("kwargs, error", [
-    ({"epochs": -1}, ValueError), ({"sparsity": 1.0}, ValueError), ({"structured_ratio": -0.1}, ValueError),
-])
-def test_bad_arguments(kwargs, error):
+@pytest.mark.parametrize("kwargs", [{"sparsity": 1.0}, {"structured_ratio": -0.1}])
+def test_bad_arguments(kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(error):
+        with pytest.raises(ValueError):
             standard_variants(make_mlp((64, 16, 10)), [], CrossEntropyLoss(), **kwargs)
+
+
+def test_bad_epochs_or_model():
+    with pytest.raises(ValueError):
+        standard_variants(make_mlp((64, 16, 10)), [], CrossEntropyLoss(), epochs=-1)
     with pytest.raises(TypeError, match="model must be a tinytorch Module"):
         standard_variants("model", [], CrossEntropyLoss())
 

@@ -87,7 +87,6 @@ def test_real_models_get_positive_times():
     assert times["mlp"].shape == (3,) and np.all(times["mlp"] > 0)
 
 
-@pytest.mark.task("19.2")
 @pytest.mark.parametrize("kwargs, match", [
     ({"repeats": 0}, "repeats must be an int >= 1, got 0"),
     ({"repeats": True}, "repeats"),
@@ -99,7 +98,6 @@ def test_bad_counts(kwargs, match):
         interleaved_latency({"m": make_mlp((3, 2))}, X, **kwargs)
 
 
-@pytest.mark.task("19.2")
 def test_bad_models():
     with pytest.raises(ValueError, match="at least one model"):
         interleaved_latency({}, X)
@@ -126,7 +124,6 @@ def test_a_slow_round_shared_by_both_models_cancels():
     assert paired_speedup(ref, new) == pytest.approx(3.0)
 
 
-@pytest.mark.task("19.3")
 def test_speedup_errors():
     with pytest.raises(ValueError, match="same rounds"):
         paired_speedup([1.0, 2.0], [1.0])

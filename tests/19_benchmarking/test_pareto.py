@@ -73,7 +73,6 @@ def test_duplicating_a_point_keeps_its_membership(pts):
     assert (0 in front) == (len(pts) in front)
 
 
-@pytest.mark.task("19.5")
 def test_errors():
     with pytest.raises(ValueError, match="same length, got 2 and 1"):
         pareto_front([1, 2], [0.5])

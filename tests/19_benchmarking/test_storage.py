@@ -65,7 +65,6 @@ def test_quantized_model_without_the_wrapper_is_also_a_file():
     assert storage_bytes(q) < storage_bytes(model) / 2
 
 
-@pytest.mark.task("19.4")
 def test_int8_values_are_counted_as_weights():
     model = make_mlp((64, 32, 10))
     small = prune_and_quantize(model, 0.75)
@@ -76,7 +75,6 @@ def test_int8_values_are_counted_as_weights():
     assert nonzero <= total - round(0.75 * (64 * 32 + 32 * 10))
 
 
-@pytest.mark.task("19.4")
 def test_not_a_module():
     with pytest.raises(TypeError, match="model must be a tinytorch Module, got dict"):
         storage_bytes({})
