@@ -65,6 +65,12 @@ def resolve_module(root: Path, spec: str) -> ModuleInfo:
     raise TitoError(f"unknown module {spec!r}; available: {names}")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it back at once
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` in one step (a temporary file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +80,9 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        # NOTE: mkstemp makes the file owner-only (0600); keep the old file's mode, or give
+        # a new one the usual mode for the umask, so released and exported files stay readable.
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

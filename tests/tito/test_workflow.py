@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -169,6 +170,10 @@ def test_release_writes_student_versions_and_refuses_a_full_folder(project: Proj
     full = project.dev_file(TOY).read_text()
     assert stubs.stubs_left(released) == ["90.1", "90.2"] and stubs.solution_leaks(full, released) == []
     assert (out / "modules" / TOY / "ABOUT.md").read_text().startswith("# Module 90")
+    # New files get the umask's usual mode, not the owner-only mode of a temporary file.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (out / "modules" / TOY / "toy_dev.py").stat().st_mode & 0o777 == 0o666 & ~umask
     refused = project.tito("release", TOY, "--out", str(out))
     assert refused.returncode == 2 and "not empty" in refused.stderr
     assert project.tito("release", TOY, "--out", str(out), "--force").returncode == 0
