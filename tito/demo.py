@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tito.project import TitoError
+from tito.project import TitoError, write_atomic
 
 DEFAULT_OUT = "compression-demo"
 RESULTS_FILE = "results.json"
@@ -443,7 +443,8 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, quick: bool = False, seed: in
         "stages": run.stages, "curves": run.curves, "notes": run.notes,
         "files": {"results": RESULTS_FILE, "plot": PLOT_FILE, "models": [r["file"] for r in run.stages]},
     }
-    (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    # NOTE: atomic: a half-written results.json would make the next run refuse this folder.
+    write_atomic(out / RESULTS_FILE, (json.dumps(results, indent=2) + "\n").encode("utf-8"))
     console.print(f"done in {results['seconds']:.0f} s; wrote:")
     for path, what in ((out / PLOT_FILE, "accuracy vs sparsity, one-shot vs iterative"),
                        (out / RESULTS_FILE, "every figure of this run"),
