@@ -264,8 +264,9 @@ def paired_speedup(reference: Sequence[float] | np.ndarray, candidate: Sequence[
     if ref.shape != new.shape or ref.size == 0:
         raise ValueError(f"reference and candidate must be timings of the same rounds, got "
                          f"{ref.size} and {new.size} values")
-    if not (np.all(ref > 0) and np.all(new > 0)):
-        raise ValueError("timings must be > 0 seconds to form ratios")
+    for name, t in (("reference", ref), ("candidate", new)):
+        if not np.all(t > 0):
+            raise ValueError(f"{name} timings must be > 0 seconds to form ratios, got {t[~(t > 0)][:3]}")
     ### BEGIN SOLUTION
     return float(np.median(ref / new))
     ### END SOLUTION

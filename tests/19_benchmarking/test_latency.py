@@ -129,5 +129,7 @@ def test_speedup_errors():
         paired_speedup([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="same rounds"):
         paired_speedup([], [])
-    with pytest.raises(ValueError, match="> 0"):
+    with pytest.raises(ValueError, match=r"reference timings must be > 0 seconds.*got \[0\.\]"):
         paired_speedup([1.0, 0.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"candidate timings must be > 0 seconds.*got \[-1\.\]"):
+        paired_speedup([1.0, 1.0], [-1.0, 1.0])

@@ -70,7 +70,7 @@ def latency_stats(times: Sequence[float] | np.ndarray) -> LatencyStats:
     return LatencyStats(median=float(median), q1=float(q1), q3=float(q3), mean=float(t.mean()), best=float(t.min()))
     ### END SOLUTION
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #44877586
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #177a5f51
 def _check_count(name: str, value: object, minimum: int) -> int:
     # NOTE: bool is an int subclass; repeats=True would silently mean 1.
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -150,8 +150,9 @@ def paired_speedup(reference: Sequence[float] | np.ndarray, candidate: Sequence[
     if ref.shape != new.shape or ref.size == 0:
         raise ValueError(f"reference and candidate must be timings of the same rounds, got "
                          f"{ref.size} and {new.size} values")
-    if not (np.all(ref > 0) and np.all(new > 0)):
-        raise ValueError("timings must be > 0 seconds to form ratios")
+    for name, t in (("reference", ref), ("candidate", new)):
+        if not np.all(t > 0):
+            raise ValueError(f"{name} timings must be > 0 seconds to form ratios, got {t[~(t > 0)][:3]}")
     ### BEGIN SOLUTION
     return float(np.median(ref / new))
     ### END SOLUTION
