@@ -191,7 +191,7 @@ def storage_bytes(model: Module) -> int:
     return int(model_size_bytes(model))
     ### END SOLUTION
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #dfc8e213
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #df0eedb9
 def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     """Indices, in increasing order, of the points no other point dominates (lower cost, higher score).
 
@@ -205,8 +205,9 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if c.shape != s.shape:
         raise ValueError(f"costs and scores must have the same length, got {c.size} and {s.size}")
-    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(s))):
-        raise ValueError("costs and scores must be finite numbers")
+    for name, v in (("costs", c), ("scores", s)):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name} must be finite numbers, got {v[~np.isfinite(v)][:3]}")
     ### BEGIN SOLUTION
     front = []
     for i in range(c.size):
