@@ -273,6 +273,10 @@ class Tensor:
         return self.data.shape[0]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        # NOTE: `np.array(t)` asks for a copy (copy=True); returning `self.data` would let
+        # edits of that "copy" change the tensor. `np.asarray(t)` (copy=None) shares it.
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __repr__(self) -> str:
@@ -409,7 +413,9 @@ def _local_grad_check(fn: Callable[..., Tensor], *arrays: np.ndarray) -> None:
         xs = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
         out = fn(*xs)
         g = np.random.default_rng(0).standard_normal(out.shape)
-        for i, (grad, numeric) in enumerate(zip(out._backward(g), numerical_grad(fn, xs, g))):
+        grads = tuple(out._backward(g))
+        assert len(grads) == len(xs), f"{out._op}: {len(grads)} gradients for {len(xs)} inputs"
+        for i, (grad, numeric) in enumerate(zip(grads, numerical_grad(fn, xs, g))):
             np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6,
                                        err_msg=f"gradient of input {i} of {out._op}")
     finally:
@@ -850,7 +856,8 @@ def transpose(a: Any, *axes: Any) -> Tensor:
     a = _lift(a)
     axes = _shape_arg(axes) or tuple(range(a.ndim - 1, -1, -1))
     ### BEGIN SOLUTION
-    if sorted(ax % (a.ndim or 1) for ax in axes) != list(range(a.ndim)):
+    if (any(not -a.ndim <= ax < a.ndim for ax in axes)
+            or sorted(ax % a.ndim for ax in axes) != list(range(a.ndim))):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     inverse = tuple(np.argsort([ax % a.ndim for ax in axes]))
     return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), op="transpose")

@@ -97,6 +97,15 @@ def test_small_helpers():
     np.testing.assert_array_equal(np.asarray(t), t.data)
 
 
+def test_numpy_conversion_copies_only_when_asked():
+    t = Tensor([1.0, 2.0])
+    assert np.asarray(t) is t.data, "np.asarray shares the data"
+    copied = np.array(t)
+    copied[0] = 99.0
+    assert t.data[0] == 1.0, "np.array(t) must copy: editing the copy changed the tensor"
+    assert np.array(t, dtype=np.float64).dtype == np.float64
+
+
 def test_from_op_records_graph_only_when_needed():
     a = Tensor([1.0, 2.0], requires_grad=True)
     c = Tensor([3.0, 4.0])
@@ -336,6 +345,8 @@ def test_reshape_and_transpose_errors():
         Tensor(np.ones((2, 3))).reshape(4, 2)
     with pytest.raises(ValueError, match=r"\(0, 0\)"):
         Tensor(np.ones((2, 3))).transpose(0, 0)
+    with pytest.raises(ValueError, match=r"\(0, 5\).*\(2, 3\)"):
+        Tensor(np.ones((2, 3))).transpose(0, 5)  # 5 % 2 == 1 must not pass as axis 1
 
 
 @pytest.mark.task("01.10")

@@ -81,7 +81,7 @@ def to_array(data: Any) -> np.ndarray:
     return array.astype(dtype, copy=False)
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #7b4e14f1
+# %% ../../modules/01_tensor/tensor_dev.py #1ec64276
 def _lift(value: Any) -> "Tensor":
     """A Tensor as is; a number or array as a constant Tensor (no grad)."""
     return value if isinstance(value, Tensor) else Tensor(value)
@@ -174,6 +174,10 @@ class Tensor:
         return self.data.shape[0]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        # NOTE: `np.array(t)` asks for a copy (copy=True); returning `self.data` would let
+        # edits of that "copy" change the tensor. `np.asarray(t)` (copy=None) shares it.
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __repr__(self) -> str:
@@ -480,7 +484,7 @@ def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
     return Tensor.from_op(out, (a,), backward, op="max")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #dc82df1a
+# %% ../../modules/01_tensor/tensor_dev.py #e4c8f7e0
 def _shape_arg(args: tuple) -> tuple:
     """Accept both `f(2, 3)` and `f((2, 3))`."""
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
@@ -517,7 +521,8 @@ def transpose(a: Any, *axes: Any) -> Tensor:
     a = _lift(a)
     axes = _shape_arg(axes) or tuple(range(a.ndim - 1, -1, -1))
     ### BEGIN SOLUTION
-    if sorted(ax % (a.ndim or 1) for ax in axes) != list(range(a.ndim)):
+    if (any(not -a.ndim <= ax < a.ndim for ax in axes)
+            or sorted(ax % a.ndim for ax in axes) != list(range(a.ndim))):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     inverse = tuple(np.argsort([ax % a.ndim for ax in axes]))
     return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), op="transpose")
