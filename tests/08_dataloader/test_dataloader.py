@@ -89,7 +89,6 @@ def test_unseeded_shuffle_follows_manual_seed():
     np.testing.assert_array_equal(first, again)
 
 
-@pytest.mark.task("08.2")
 @pytest.mark.parametrize("bad, error", [(0, ValueError), (-3, ValueError), (2.5, TypeError),
                                         (True, TypeError), ("8", TypeError)])
 def test_bad_batch_size_is_a_clear_error(bad, error):
