@@ -311,7 +311,8 @@ def fit(model: Module, optimizer: Any, loss_fn: Callable[[Tensor, Any], Tensor],
                 loss_sum, seen = loss_sum + loss * n, seen + n
                 bar.advance(1, f"epoch {epoch}/{epochs} loss {loss_sum / seen:.4f}")
             if seen == 0:
-                raise ValueError("fit: the loader yielded no batches")
+                raise ValueError(f"fit: the loader yielded no batches in epoch {epoch} (a generator is "
+                                 f"used up after one pass; give a DataLoader or a list for epochs > 1)")
             row = {"epoch": epoch, "loss": loss_sum / seen, "seconds": time.perf_counter() - start}
             if val_loader is not None:
                 row["val_accuracy"] = evaluate(model, val_loader)

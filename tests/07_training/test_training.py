@@ -188,6 +188,15 @@ def test_fit_rejects_an_empty_loader():
         fit(model, SGD(model.parameters(), lr=0.1), CrossEntropyLoss(), [], 1, progress=False)
 
 
+@pytest.mark.task("07.3")
+def test_fit_names_the_epoch_when_a_generator_runs_dry():
+    x, y = blobs(n=10)
+    model = Linear(2, 2)
+    with pytest.raises(ValueError, match="no batches in epoch 2"):
+        fit(model, SGD(model.parameters(), lr=0.1), CrossEntropyLoss(),
+            (b for b in batches_of(x, y, 5)), 2, progress=False)
+
+
 # --- the progress bar ----------------------------------------------------------------------
 
 class FakeTerminal(io.StringIO):

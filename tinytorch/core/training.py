@@ -127,7 +127,7 @@ def evaluate(model: Module, loader: Iterable) -> float:
         raise ValueError("evaluate: the loader yielded no examples")
     return correct / total
 
-# %% ../../modules/07_training/training_dev.py #bcff8cf1
+# %% ../../modules/07_training/training_dev.py #33b29aee
 def fit(model: Module, optimizer: Any, loss_fn: Callable[[Tensor, Any], Tensor], loader: Iterable,
         epochs: int, val_loader: Iterable | None = None, progress: bool | None = None) -> list[dict]:
     """Train `model` for `epochs` passes over `loader`; one history row per epoch.
@@ -171,7 +171,8 @@ def fit(model: Module, optimizer: Any, loss_fn: Callable[[Tensor, Any], Tensor],
                 loss_sum, seen = loss_sum + loss * n, seen + n
                 bar.advance(1, f"epoch {epoch}/{epochs} loss {loss_sum / seen:.4f}")
             if seen == 0:
-                raise ValueError("fit: the loader yielded no batches")
+                raise ValueError(f"fit: the loader yielded no batches in epoch {epoch} (a generator is "
+                                 f"used up after one pass; give a DataLoader or a list for epochs > 1)")
             row = {"epoch": epoch, "loss": loss_sum / seen, "seconds": time.perf_counter() - start}
             if val_loader is not None:
                 row["val_accuracy"] = evaluate(model, val_loader)
