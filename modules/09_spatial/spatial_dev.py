@@ -562,12 +562,13 @@ class Flatten(Module):
     """Keep axis 0 (the batch) and flatten the rest: `(N, C, H, W) -> (N, C*H*W)`."""
 
     def forward(self, x: Tensor) -> Tensor:
-        """Task 09.7: reshape to `(N, -1)`."""
+        """Task 09.7: reshape to `(N, C*H*W)` (the product of the other axes)."""
         x = _as_tensor(x)
         if x.ndim < 2:
             raise ValueError(f"Flatten expects an input with a batch axis and at least one more, got shape {x.shape}")
         ### BEGIN SOLUTION
-        return x.reshape(x.shape[0], -1)
+        # NOTE: not reshape(N, -1): for an empty batch (N = 0) the -1 is ambiguous and NumPy refuses.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
         ### END SOLUTION
 
 
@@ -580,6 +581,7 @@ def test_unit_flatten():
     np.testing.assert_array_equal(y.data[1], np.arange(12, 24))
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, np.ones((2, 3, 2, 2)))
+    assert Flatten()(Tensor(np.zeros((0, 3, 2, 2)))).shape == (0, 12), "an empty batch flattens too"
 
 
 # %% [markdown]

@@ -250,6 +250,7 @@ def test_flatten_keeps_the_batch_and_c_order(rng):
     assert gradcheck(lambda t: Flatten()(t), [rng.standard_normal((2, 3, 2, 2))])
     with pytest.raises(ValueError, match=r"\(5,\)"):
         Flatten()(Tensor(np.zeros(5)))
+    assert Flatten()(Tensor(np.zeros((0, 4, 2, 5)))).shape == (0, 40), "an empty batch"
 
 
 @pytest.mark.task("09.8")

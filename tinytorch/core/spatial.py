@@ -309,17 +309,18 @@ class AvgPool2d(MaxPool2d):
         """Pool `x (N, C, H, W)` to `(N, C, OH, OW)`."""
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
 
-# %% ../../modules/09_spatial/spatial_dev.py #508dd7b2
+# %% ../../modules/09_spatial/spatial_dev.py #2c6ca62c
 class Flatten(Module):
     """Keep axis 0 (the batch) and flatten the rest: `(N, C, H, W) -> (N, C*H*W)`."""
 
     def forward(self, x: Tensor) -> Tensor:
-        """Task 09.7: reshape to `(N, -1)`."""
+        """Task 09.7: reshape to `(N, C*H*W)` (the product of the other axes)."""
         x = _as_tensor(x)
         if x.ndim < 2:
             raise ValueError(f"Flatten expects an input with a batch axis and at least one more, got shape {x.shape}")
         ### BEGIN SOLUTION
-        return x.reshape(x.shape[0], -1)
+        # NOTE: not reshape(N, -1): for an empty batch (N = 0) the -1 is ambiguous and NumPy refuses.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
         ### END SOLUTION
 
 # %% ../../modules/09_spatial/spatial_dev.py #7f074019
