@@ -246,3 +246,9 @@ def test_dropout_mask_is_reproducible_with_manual_seed():
 def test_dropout_rejects_p_outside_0_1(p):
     with pytest.raises(ValueError, match=rf"p must be in \[0, 1\), got {p}"):
         Dropout(p)
+
+
+@pytest.mark.parametrize("p", ["0.5", None, True])
+def test_dropout_rejects_p_that_is_not_a_number(p):
+    with pytest.raises(ValueError, match=rf"p must be in \[0, 1\), got {p!r}"):
+        Dropout(p)

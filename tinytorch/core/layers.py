@@ -146,14 +146,14 @@ class Sequential(Module):
         return x
         ### END SOLUTION
 
-# %% ../../modules/03_layers/layers_dev.py #c903ff45
+# %% ../../modules/03_layers/layers_dev.py #0d0f76e0
 class Dropout(Module):
     """Zero each element with probability p in training and scale the rest by 1/(1-p); identity in eval."""
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout probability p must be in [0, 1), got {p}")
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
         self.p = float(p)
 
     def extra_repr(self) -> str:
