@@ -89,6 +89,13 @@ def test_unseeded_shuffle_follows_manual_seed():
     np.testing.assert_array_equal(first, again)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True])
+def test_bad_seed_is_a_clear_error(seed):
+    ds = TensorDataset(np.zeros((4, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match=r"seed must be None or an int >= 0, got " + repr(seed).replace(".", r"\.")):
+        DataLoader(ds, batch_size=2, shuffle=True, seed=seed)
+
+
 @pytest.mark.parametrize("bad, error", [(0, ValueError), (-3, ValueError), (2.5, TypeError),
                                         (True, TypeError), ("8", TypeError)])
 def test_bad_batch_size_is_a_clear_error(bad, error):

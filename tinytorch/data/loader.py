@@ -59,7 +59,7 @@ def to_batch(arrays: tuple[np.ndarray, ...]) -> tuple[Tensor | np.ndarray, ...]:
             raise TypeError(f"a batch array must be numeric, got dtype {a.dtype} with shape {a.shape}")
     return tuple(out)
 
-# %% ../../modules/08_dataloader/dataloader_dev.py #3f258115
+# %% ../../modules/08_dataloader/dataloader_dev.py #a25fbac1
 class DataLoader:
     """Mini-batches of a dataset, optionally shuffled every epoch, as tuples of Tensors / int64 arrays."""
 
@@ -75,8 +75,8 @@ class DataLoader:
             drop_last: drop the last batch when it is smaller than `batch_size`.
 
         Raises:
-            ValueError / TypeError: `batch_size` is not a positive int, or the dataset
-                has no length.
+            ValueError / TypeError: `batch_size` is not a positive int, `seed` is neither
+                None nor an int >= 0, or the dataset has no length.
         """
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool):
             raise TypeError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -86,6 +86,8 @@ class DataLoader:
             raise TypeError(f"dataset must have __len__ and __getitem__, got {type(dataset).__name__}")
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
         if seed is None:
             seed = int(get_rng().integers(2**63)) if self.shuffle else 0
         self.seed = seed
