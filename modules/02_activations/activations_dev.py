@@ -461,7 +461,7 @@ def test_unit_tanh():
 # A *relative* error bound matters in the tails: for `x = -6`, `Phi(x)` is about
 # 1e-9, and computing it as `1 + erf(...)` would leave nothing but rounding noise.
 # With `erfc`, GELU keeps about 7 correct digits everywhere (the tests measure it
-# against `math.erf` and PyTorch). The arithmetic runs in float64 and the result
+# against `math.erfc` and PyTorch). The arithmetic runs in float64 and the result
 # is cast back, so float32 rounding is the only other error.
 #
 # The derivative uses the exact normal density `phi(x) = exp(-x^2/2) / sqrt(2 pi)`.
