@@ -252,10 +252,16 @@ def test_fit_stays_quiet_when_asked_or_not_on_a_terminal(how, monkeypatch):
 
 
 def test_progress_bar_silent_stand_in_accepts_updates(monkeypatch):
+    terminal = use_terminal(monkeypatch)  # a terminal, so only the silencing keeps it quiet
     monkeypatch.setenv("TINYTORCH_QUIET", "1")
     with progress_bar(3, "work") as bar:
         bar.advance()
         bar.advance(2, "done")
+    assert terminal.getvalue() == "", "a silenced bar must print nothing"
+    monkeypatch.setenv("TINYTORCH_QUIET", "0")
+    with progress_bar(3, "work") as bar:
+        bar.advance(3, "done")
+    assert "done" in terminal.getvalue(), "the same calls draw a bar when not silenced"
 
 
 # --- the bundled digits, briefly ----------------------------------------------------------
