@@ -1,23 +1,17 @@
 """Fixtures for Module 16: small random models and one trained digits MLP per session."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import manual_seed
+from models import mlp as build_mlp
 
 
 def make_mlp(sizes=(8, 16, 12, 4), seed=0) -> Sequential:
-    manual_seed(seed)
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(ReLU())
-    return Sequential(*layers)
+    return build_mlp(sizes, seed)
 
 
 def make_cnn(seed=0, channels=(4, 6)) -> Sequential:

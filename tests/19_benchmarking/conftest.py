@@ -5,20 +5,13 @@ import warnings
 
 import pytest
 
-from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import is_grad_enabled
-from tinytorch.core.layers import Linear, Module, Sequential
-from tinytorch.core.tensor import manual_seed
+from tinytorch.core.layers import Module, Sequential
+from models import mlp as build_mlp
 
 
 def make_mlp(sizes=(64, 32, 32, 10), seed=0) -> Sequential:
-    manual_seed(seed)
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(ReLU())
-    return Sequential(*layers)
+    return build_mlp(sizes, seed)
 
 
 class FakeClock:
