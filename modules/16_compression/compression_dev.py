@@ -2627,7 +2627,135 @@ def test_unit_to_sparse():
 
 
 # %% [markdown]
-# ### 9.4 Measure it: when do zeros become speed?
+# ### 9.4 Where does the time go? Layer by layer
+#
+# A whole-model speedup hides which layers earned it. `compare_layer_times(before,
+# after, x)` runs two models with the same layer sequence (the masked model and its
+# smaller twin, say) one layer at a time, each layer on its own model's activations,
+# and times layer i of both in the same interleaved rounds. Next to each layer's time
+# ratio it puts the layer's FLOP ratio (Module 14's `layer_flops`), so a layer whose
+# time shrinks less than its FLOPs stands out.
+
+# %% nbgrader={"grade": false, "grade_id": "layer-times", "solution": false}
+#| export compression.sparse
+@dataclass(frozen=True)
+class LayerTime:
+    """One position of two models run side by side: the layer's seconds per call and FLOPs in each."""
+
+    name: str
+    kind: str
+    before_seconds: float
+    after_seconds: float
+    before_flops: int
+    after_flops: int
+
+    @property
+    def speedup(self) -> float:
+        """Seconds before / seconds after."""
+        return self.before_seconds / self.after_seconds
+
+    @property
+    def flop_ratio(self) -> float | None:
+        """FLOPs before / FLOPs after; None for a layer that counts no FLOPs after."""
+        return self.before_flops / self.after_flops if self.after_flops else None
+
+
+def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, repeats: int = 7,
+                        clock: str = "wall") -> list[LayerTime]:
+    """Time every layer of two models with the same layer sequence, side by side.
+
+    Both models run on `x` one layer at a time, under `no_grad` and in their current
+    mode (call `eval()` first to time inference); each layer gets its own model's
+    activations. Layer i of both models is timed in the same interleaved rounds
+    (`time_interleaved`), so each ratio is as steady as a whole-model one.
+
+    Args:
+        before, after: Sequentials (nested ones are opened up) with the same kinds of
+            layer in the same order, e.g. a masked model and `remove_pruned_units` of it.
+        x: one input batch for both.
+        repeats, clock: as in `time_interleaved`.
+
+    Returns:
+        One `LayerTime` per layer, in the order they run.
+
+    Raises:
+        TypeError: `before` or `after` is not a Module.
+        ValueError: the two layer sequences differ in length or in a layer's kind.
+    """
+    from tinytorch.compression.surgery import sequential_layers
+    from tinytorch.profiling import layer_flops
+
+    for arg, model in (("before", before), ("after", after)):
+        if not isinstance(model, Module):
+            raise TypeError(f"{arg} must be a tinytorch Module, got {type(model).__name__}")
+    first, second = sequential_layers(before), sequential_layers(after)
+    if len(first) != len(second):
+        raise ValueError(f"before has {len(first)} layers and after has {len(second)}: "
+                         "compare_layer_times needs the same layers in the same order")
+    for (name, a), (_, b) in zip(first, second):
+        if type(a) is not type(b):
+            raise ValueError(f"layer {name!r} is a {type(a).__name__} in before but a {type(b).__name__} "
+                             "in after: compare_layer_times needs the same layers in the same order")
+    x_before = x_after = x if isinstance(x, Tensor) else Tensor(x)
+    rows = []
+    with no_grad():
+        for (name, a), (_, b) in zip(first, second):
+            out_a, out_b = a(x_before), b(x_after)
+            seconds = time_interleaved([lambda a=a, h=x_before: a(h), lambda b=b, h=x_after: b(h)],
+                                       repeats=repeats, clock=clock)
+            rows.append(LayerTime(name, type(a).__name__, seconds[0], seconds[1],
+                                  layer_flops(a, x_before.shape, out_a.shape),
+                                  layer_flops(b, x_after.shape, out_b.shape)))
+            x_before, x_after = out_a, out_b
+    return rows
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-layer-times", "locked": true, "points": 1}
+def test_unit_compare_layer_times():
+    """The per-layer FLOPs equal Module 14's; a layer made 4x slower shows a speedup near 4."""
+    import time as _clock
+
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+    from tinytorch.core.tensor import manual_seed
+    from tinytorch.profiling import flops_by_layer
+
+    class Spin(Module):
+        """Waits `seconds` (busy), then returns its input: a layer of known cost."""
+
+        def __init__(self, seconds: float) -> None:
+            super().__init__()
+            self.seconds = seconds
+
+        def forward(self, x):
+            end = _clock.perf_counter() + self.seconds
+            while _clock.perf_counter() < end:
+                pass
+            return x
+
+    manual_seed(0)
+    model = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
+                       Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    small = remove_pruned_units(model, structured_prune(model, 0.5))
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 1, 8, 8)))
+    rows = compare_layer_times(model, small, x, repeats=1)
+    assert [r.name for r in rows] == [name for name, _ in flops_by_layer(model, x.shape)]
+    assert [r.before_flops for r in rows] == [f for _, f in flops_by_layer(model, x.shape)]
+    assert [r.after_flops for r in rows] == [f for _, f in flops_by_layer(small, x.shape)]
+    slow = compare_layer_times(Sequential(Spin(0.004), Spin(0.0)), Sequential(Spin(0.001), Spin(0.0)), x,
+                               repeats=3, clock="wall")
+    assert 2.5 < slow[0].speedup < 6, slow[0]
+    try:
+        compare_layer_times(model, Sequential(*list(small)[:-1]), x)
+    except ValueError as e:
+        assert "8 layers" in str(e) and "7" in str(e)
+    else:
+        raise AssertionError("layer sequences of different lengths must raise")
+
+
+# %% [markdown]
+# ### 9.5 Measure it: when do zeros become speed?
 #
 # Three measurements, each timed in interleaved rounds (every variant once per round,
 # medians over rounds), so a busy moment of the machine slows all variants alike and
@@ -2892,6 +3020,7 @@ def test_module():
     test_unit_csr_matmul()
     test_unit_sparse_linear()
     test_unit_to_sparse()
+    test_unit_compare_layer_times()
 
 
 # %%

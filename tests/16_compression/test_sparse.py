@@ -1,4 +1,5 @@
-"""Tasks 16.15-16.18: CSR storage, the NumPy and scipy CSR products, SparseLinear and to_sparse."""
+"""Tasks 16.15-16.18: CSR storage, the NumPy and scipy CSR products, SparseLinear and to_sparse;
+then the timing tools (time_interleaved, compare_layer_times)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +8,9 @@ from hypothesis import strategies as st
 from tinytorch.compression import magnitude_prune
 from tinytorch.compression import sparse as sparse_module
 from tinytorch.compression.sparse import (
+    LayerTime,
     SparseChoice,
+    compare_layer_times,
     SparseLinear,
     csr_matmul,
     plan_sparse,
@@ -20,7 +23,7 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.tensor import Tensor, manual_seed
 
-from .conftest import make_mlp
+from .conftest import make_cnn, make_mlp
 
 BACKENDS = ["numpy", pytest.param("scipy", marks=pytest.mark.skipif(
     sparse_module.default_backend() != "scipy", reason="scipy is not installed (tinytorch[sparse])"))]
@@ -269,3 +272,65 @@ def test_crossover_sparsity():
     assert crossover_sparsity([0.5, 0.7, 0.9], [1, 1, 1], [0.5, 2, 0.5]) == pytest.approx(0.8)  # stays faster
     with pytest.raises(ValueError, match="one dense and one sparse time per sparsity"):
         crossover_sparsity([0.5], [1, 2], [1])
+
+
+class Spin(Module):
+    """Busy-waits `seconds` of wall time, then passes its input on: a layer of known cost."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x):
+        import time
+
+        end = time.perf_counter() + self.seconds
+        while time.perf_counter() < end:
+            pass
+        return x
+
+
+def test_compare_layer_times_feeds_each_model_its_own_activations():
+    from tinytorch.compression import remove_pruned_units, structured_prune
+    from tinytorch.profiling import flops_by_layer
+
+    cnn = make_cnn(channels=(6, 8))
+    small = remove_pruned_units(cnn, structured_prune(cnn, 0.5))
+    cnn.eval()
+    small.eval()
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 1, 8, 8)))
+    rows = compare_layer_times(cnn, small, x, repeats=1)
+    before, after = flops_by_layer(cnn, x.shape), flops_by_layer(small, x.shape)
+    assert [r.name for r in rows] == [name for name, _ in before] == [str(i) for i in range(10)]
+    assert [r.kind for r in rows] == [type(layer).__name__ for layer in cnn]
+    # a layer's FLOPs depend on the shape it was given: after's second conv (on 4x4 maps) sees 3 channels, not 6
+    assert [(r.before_flops, r.after_flops) for r in rows] == [(b, a) for (_, b), (_, a) in zip(before, after)]
+    assert rows[4].before_flops == 2 * 3 * 4 * 4 * 6 * 9 * 8 and rows[4].after_flops == 2 * 3 * 4 * 4 * 3 * 9 * 4
+    assert rows[4].flop_ratio == 4.0 and rows[2].flop_ratio is None  # ReLU counts no FLOPs
+    assert all(r.before_seconds > 0 and r.after_seconds > 0 for r in rows)
+    assert not cnn.training and not small.training
+
+
+def test_compare_layer_times_finds_the_slow_layer():
+    x = Tensor(np.zeros((2, 3), dtype=np.float32))
+    before = Sequential(Sequential(Spin(0.004)), Spin(0.0))  # nested Sequentials are opened up
+    after = Sequential(Sequential(Spin(0.001)), Spin(0.0))
+    slow, quick = compare_layer_times(before, after, x, repeats=3, clock="wall")
+    assert (slow.name, quick.name, slow.kind) == ("0.0", "1", "Spin")
+    assert slow.before_seconds >= 0.004 and slow.after_seconds >= 0.001
+    assert 2.5 < slow.speedup < 6  # 4 ms against 1 ms, whatever else the machine is doing
+    assert quick.before_seconds < 0.001 and quick.after_seconds < 0.001
+    assert slow.speedup == slow.before_seconds / slow.after_seconds
+    assert LayerTime("a", "Linear", 2.0, 1.0, 8, 0).flop_ratio is None
+
+
+def test_compare_layer_times_bad_inputs():
+    model = make_mlp()
+    x = np.zeros((2, model[0].in_features), dtype=np.float32)
+    with pytest.raises(TypeError, match="after must be a tinytorch Module, got str"):
+        compare_layer_times(model, "smaller", x)
+    with pytest.raises(ValueError, match=r"before has 5 layers and after has 4: .*same layers in the same order"):
+        compare_layer_times(model, Sequential(*list(model)[:4]), x)
+    swapped = Sequential(*list(model)[:4], ReLU())
+    with pytest.raises(ValueError, match="layer '4' is a Linear in before but a ReLU in after"):
+        compare_layer_times(model, swapped, x)

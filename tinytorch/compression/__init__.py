@@ -18,8 +18,10 @@ from tinytorch.compression.prune import (
 from tinytorch.compression.structured import drop_dead_units, structured_prune, unit_norms
 from tinytorch.compression.iterative import IterativePruner, fine_tune, sparsity_schedule
 from tinytorch.compression.sparse import (
+    LayerTime,
     SparseChoice,
     SparseLinear,
+    compare_layer_times,
     crossover_sparsity,
     csr_matmul,
     plan_sparse,
@@ -42,6 +44,6 @@ __all__ = [
     "SizeReport", "SparsityReport", "compressed_size", "drop_dead_units", "fine_tune", "format_bytes", "gap_code", "gap_positions", "load_compressed",
     "magnitude_prune", "measure_sparsity", "prunable_layers", "prune_and_quantize", "save_compressed",
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
-    "unit_norms", "SparseChoice", "SparseLinear", "crossover_sparsity", "csr_matmul", "plan_sparse",
+    "unit_norms", "LayerTime", "SparseChoice", "compare_layer_times", "SparseLinear", "crossover_sparsity", "csr_matmul", "plan_sparse",
     "time_interleaved", "to_csr", "to_sparse", "plan_cut", "remove_pruned_units", "sequential_layers",
 ]

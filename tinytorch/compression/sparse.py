@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['BACKENDS', 'default_backend', 'to_csr', 'csr_matmul', 'SparseLinear', 'time_interleaved', 'SparseChoice',
-           'crossover_sparsity', 'plan_sparse', 'to_sparse']
+           'crossover_sparsity', 'plan_sparse', 'to_sparse', 'LayerTime', 'compare_layer_times']
 
 # %% ../../modules/16_compression/compression_dev.py #5cb54c37
 import copy
@@ -438,3 +438,75 @@ def to_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, bac
                 _swap(new, choice.name, sparse)
     ### END SOLUTION
     return replaced.eval()
+
+# %% ../../modules/16_compression/compression_dev.py #da4de54c
+@dataclass(frozen=True)
+class LayerTime:
+    """One position of two models run side by side: the layer's seconds per call and FLOPs in each."""
+
+    name: str
+    kind: str
+    before_seconds: float
+    after_seconds: float
+    before_flops: int
+    after_flops: int
+
+    @property
+    def speedup(self) -> float:
+        """Seconds before / seconds after."""
+        return self.before_seconds / self.after_seconds
+
+    @property
+    def flop_ratio(self) -> float | None:
+        """FLOPs before / FLOPs after; None for a layer that counts no FLOPs after."""
+        return self.before_flops / self.after_flops if self.after_flops else None
+
+
+def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, repeats: int = 7,
+                        clock: str = "wall") -> list[LayerTime]:
+    """Time every layer of two models with the same layer sequence, side by side.
+
+    Both models run on `x` one layer at a time, under `no_grad` and in their current
+    mode (call `eval()` first to time inference); each layer gets its own model's
+    activations. Layer i of both models is timed in the same interleaved rounds
+    (`time_interleaved`), so each ratio is as steady as a whole-model one.
+
+    Args:
+        before, after: Sequentials (nested ones are opened up) with the same kinds of
+            layer in the same order, e.g. a masked model and `remove_pruned_units` of it.
+        x: one input batch for both.
+        repeats, clock: as in `time_interleaved`.
+
+    Returns:
+        One `LayerTime` per layer, in the order they run.
+
+    Raises:
+        TypeError: `before` or `after` is not a Module.
+        ValueError: the two layer sequences differ in length or in a layer's kind.
+    """
+    from tinytorch.compression.surgery import sequential_layers
+    from tinytorch.profiling import layer_flops
+
+    for arg, model in (("before", before), ("after", after)):
+        if not isinstance(model, Module):
+            raise TypeError(f"{arg} must be a tinytorch Module, got {type(model).__name__}")
+    first, second = sequential_layers(before), sequential_layers(after)
+    if len(first) != len(second):
+        raise ValueError(f"before has {len(first)} layers and after has {len(second)}: "
+                         "compare_layer_times needs the same layers in the same order")
+    for (name, a), (_, b) in zip(first, second):
+        if type(a) is not type(b):
+            raise ValueError(f"layer {name!r} is a {type(a).__name__} in before but a {type(b).__name__} "
+                             "in after: compare_layer_times needs the same layers in the same order")
+    x_before = x_after = x if isinstance(x, Tensor) else Tensor(x)
+    rows = []
+    with no_grad():
+        for (name, a), (_, b) in zip(first, second):
+            out_a, out_b = a(x_before), b(x_after)
+            seconds = time_interleaved([lambda a=a, h=x_before: a(h), lambda b=b, h=x_after: b(h)],
+                                       repeats=repeats, clock=clock)
+            rows.append(LayerTime(name, type(a).__name__, seconds[0], seconds[1],
+                                  layer_flops(a, x_before.shape, out_a.shape),
+                                  layer_flops(b, x_after.shape, out_b.shape)))
+            x_before, x_after = out_a, out_b
+    return rows
