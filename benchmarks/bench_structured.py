@@ -1,19 +1,25 @@
 """Structured pruning and speed: the masked model vs the physically smaller one, beside the FLOP ratio.
 
-Two networks with random weights (accuracy is not the point here):
+Three networks with random weights (accuracy is not the point here):
 
 * the MLP 512-2048-2048-10 at batch 256;
 * the digits CNN, Conv(1->8, 3x3, pad 1), ReLU, MaxPool 2, Conv(8->16, 3x3, pad 1), ReLU,
-  MaxPool 2, Flatten, Linear(64, 10), on 8x8 images at batch 256.
+  MaxPool 2, Flatten, Linear(64, 10), on 8x8 images at batch 256;
+* a CNN of CIFAR's shape, the same layers with Conv(3->32) and Conv(32->64) on 3x32x32
+  images at batch 64: wider layers, to show how the answer changes with width.
 
 At each ratio, `structured_prune` zeros that fraction of every hidden layer's units
 (the masked model: same shapes, zeros inside) and `remove_pruned_units` builds the
 smaller model. Both run forward in eval mode; their outputs are checked to agree,
 and they are timed in interleaved rounds (`time_interleaved`), so the speedup and the
 FLOP ratio (Module 14's `count_flops`, masked / smaller) come from the same run. Where
-PyTorch is installed, the same masked weights run in `torch.nn` twice: plain, and after
-`torch.nn.utils.prune.ln_structured` (what PyTorch's pruning gives you: a mask
-multiplied in on every call, the same shapes, no speedup).
+PyTorch is installed, the same weights run in `torch.nn` three times: the masked
+model plain, after `torch.nn.utils.prune.ln_structured` (what PyTorch's pruning gives
+you: a mask multiplied in on every call, the same shapes, no speedup), and the smaller
+model, so PyTorch's own speedup from removing the same units stands beside ours.
+
+For each CNN at ratio 0.5, `compare_layer_times` then times the two models layer by
+layer: each layer's speedup next to its FLOP ratio says where the time went.
 
 Everything runs on one thread, and by default the clock is the CPU time of this
 process (`--clock cpu`): on one thread that is the latency an idle machine shows,
@@ -23,10 +29,11 @@ programs hold the CPU, which swamps the CNN's sub-millisecond calls.
     python benchmarks/bench_structured.py [--repeats 11] [--threads 1] [--clock cpu|wall] [--quick]
 
 Goal: at ratio 0.5, a measured speedup of at least 0.8x the FLOP ratio. FLOPs count
-only multiply-adds. The MLP's time is its matmuls, so its speedup follows them; the
-CNN's convolutions spend most of their time in im2col copies and output reshapes,
-whose work scales with one channel count (input or output), not with their product
-as the matmul's does, so its speedup stays below its FLOP ratio.
+multiply-adds (and pooling's comparisons). The MLP's time is its matmuls, so its
+speedup follows them. A small CNN's is not: im2col copies, ReLU and pooling move
+memory in proportion to one channel count, so halving the channels halves their time
+while it quarters the matmul's; the first convolution copies its input whole however
+many filters remain; and every layer call has a fixed cost. The layer table shows each.
 """
 from __future__ import annotations
 
@@ -63,6 +70,17 @@ def digits_cnn():
                       Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
 
 
+def cifar_cnn(c1: int = 32, c2: int = 64, side: int = 32):
+    """The digits CNN's layers, wider, on 3-channel `side` x `side` images."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+
+    return Sequential(Conv2d(3, c1, 3, padding=1), ReLU(), MaxPool2d(2),
+                      Conv2d(c1, c2, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(),
+                      Linear(c2 * (side // 4) ** 2, 10))
+
+
 def to_torch(model, torch):
     """A torch.nn.Sequential with the same layers and weights as a TinyTorch Sequential."""
     from tinytorch.core.activations import ReLU
@@ -94,12 +112,15 @@ def to_torch(model, torch):
 
 
 def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int, torch,
-            clock: str = "cpu") -> list[dict]:
-    """One row per ratio: FLOP ratio, medians of masked and removed forward, speedup, torch columns."""
+            clock: str = "cpu", layers_at: float | None = None) -> list[dict]:
+    """One row per ratio: FLOP ratio, medians of masked and removed forward, speedup, torch columns.
+
+    At ratio `layers_at` the row also holds `layers`: `compare_layer_times` of the two models.
+    """
     import numpy as np
 
     from tinytorch.compression import structured_prune
-    from tinytorch.compression.sparse import time_interleaved
+    from tinytorch.compression.sparse import compare_layer_times, time_interleaved
     from tinytorch.compression.surgery import remove_pruned_units
     from tinytorch.core.autograd import no_grad
     from tinytorch.core.tensor import Tensor, manual_seed
@@ -119,54 +140,82 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
         if torch is not None:
             from torch.nn.utils import prune
 
-            plain, pruned = to_torch(masked, torch), to_torch(masked, torch)
+            plain, pruned, removed = to_torch(masked, torch), to_torch(masked, torch), to_torch(smaller, torch)
             hidden = [m for m in pruned if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:-1]
             for m in hidden:
                 prune.ln_structured(m, "weight", amount=ratio, n=1, dim=0)
             tx = torch.from_numpy(x.data)
-            fns += [lambda: plain(tx), lambda: pruned(tx)]
+            fns += [lambda: plain(tx), lambda: pruned(tx), lambda: removed(tx)]
         with no_grad():
             err = float(np.abs(masked(x).data - smaller(x).data).max())
             if err > 1e-4:
                 raise AssertionError(f"{name} at ratio {ratio}: the smaller model differs by {err}")
             with torch.inference_mode() if torch is not None else contextlib.nullcontext():
                 times = time_interleaved(fns, repeats=repeats, clock=clock)
+            layers = None
+            if layers_at is not None and abs(ratio - layers_at) < 1e-9:
+                layers = compare_layer_times(masked, smaller, x, repeats=repeats, clock=clock)
         flop_ratio = count_flops(masked, input_shape) / count_flops(smaller, input_shape)
         speedup = times[0] / times[1]
         rows.append({
-            "model": name, "ratio": ratio, "clock": clock,
+            "model": name, "batch": input_shape[0], "ratio": ratio, "clock": clock,
             "params": count_parameters(masked), "params_removed": count_parameters(smaller),
             "flop_ratio": flop_ratio, "masked_ms": 1e3 * times[0], "removed_ms": 1e3 * times[1],
             "speedup": speedup, "speedup_over_flop_ratio": speedup / flop_ratio, "max_abs_diff": err,
             "torch_dense_ms": 1e3 * times[2] if torch is not None else None,
             "torch_pruned_ms": 1e3 * times[3] if torch is not None else None,
+            "torch_removed_ms": 1e3 * times[4] if torch is not None else None,
+            "layers": None if layers is None else [
+                {"layer": f"{t.name} {t.kind}", "masked_us": 1e6 * t.before_seconds,
+                 "removed_us": 1e6 * t.after_seconds, "speedup": t.speedup, "flop_ratio": t.flop_ratio}
+                for t in layers],
         })
     return rows
 
 
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def print_table(rows: list[dict]) -> None:
-    print(f"Forward pass at batch {BATCH}, eval mode: masked model (zeros inside) vs units removed "
-          "(medians of interleaved rounds)")
-    print(f"{'model':<22} {'ratio':>5} {'params':>16} {'FLOP ratio':>10} {'masked ms':>10} {'removed ms':>10} "
-          f"{'speedup':>8} {'speedup/FLOPs':>13} {'torch dense ms':>14} {'torch pruned ms':>15}")
+    print("Forward pass, eval mode: masked model (zeros inside) vs units removed (medians of interleaved rounds)")
+    print(f"{'model':<28} {'batch':>5} {'ratio':>5} {'params':>18} {'FLOP ratio':>10} {'masked ms':>10} "
+          f"{'removed ms':>10} {'speedup':>8} {'speedup/FLOPs':>13} {'torch dense ms':>14} "
+          f"{'torch pruned ms':>15} {'torch removed ms':>16} {'torch speedup':>13}")
     for r in rows:
-        t_dense = "n/a" if r["torch_dense_ms"] is None else f"{r['torch_dense_ms']:.2f}"
-        t_pruned = "n/a" if r["torch_pruned_ms"] is None else f"{r['torch_pruned_ms']:.2f}"
+        t_speedup = "n/a" if r["torch_removed_ms"] is None else f"{r['torch_dense_ms'] / r['torch_removed_ms']:.2f}x"
         params = f"{r['params']:,}->{r['params_removed']:,}"
-        print(f"{r['model']:<22} {r['ratio']:>5.2f} {params:>16} {r['flop_ratio']:>9.2f}x {r['masked_ms']:>10.2f} "
-              f"{r['removed_ms']:>10.2f} {r['speedup']:>7.2f}x {r['speedup_over_flop_ratio']:>13.2f} "
-              f"{t_dense:>14} {t_pruned:>15}")
+        print(f"{r['model']:<28} {r['batch']:>5} {r['ratio']:>5.2f} {params:>18} {r['flop_ratio']:>9.2f}x "
+              f"{r['masked_ms']:>10.2f} {r['removed_ms']:>10.2f} {r['speedup']:>7.2f}x "
+              f"{r['speedup_over_flop_ratio']:>13.2f} {_ms(r['torch_dense_ms']):>14} "
+              f"{_ms(r['torch_pruned_ms']):>15} {_ms(r['torch_removed_ms']):>16} {t_speedup:>13}")
+    for r in rows:
+        if r["layers"]:
+            print(f"\n{r['model']} at ratio {r['ratio']}, layer by layer (compare_layer_times; FLOP ratio "
+                  "'-' where a layer counts no FLOPs)")
+            print(f"{'layer':<14} {'masked us':>10} {'removed us':>10} {'speedup':>8} {'FLOP ratio':>10}")
+            for t in r["layers"]:
+                flops = "-" if t["flop_ratio"] is None else f"{t['flop_ratio']:.2f}x"
+                print(f"{t['layer']:<14} {t['masked_us']:>10.1f} {t['removed_us']:>10.1f} {t['speedup']:>7.2f}x "
+                      f"{flops:>10}")
+            total = [sum(t[k] for t in r["layers"]) for k in ("masked_us", "removed_us")]
+            print(f"{'sum of layers':<14} {total[0]:>10.1f} {total[1]:>10.1f} {total[0] / total[1]:>7.2f}x")
+    print()
     for r in rows:
         if abs(r["ratio"] - GOAL_RATIO) < 1e-9:
             verdict = "met" if r["speedup_over_flop_ratio"] >= GOAL_FRACTION else "NOT met"
+            torch_part = "" if r["torch_removed_ms"] is None else \
+                f"; PyTorch on the same smaller model: {r['torch_dense_ms'] / r['torch_removed_ms']:.2f}x"
             print(f"goal ({r['model']}, ratio {GOAL_RATIO}): speedup >= {GOAL_FRACTION} x FLOP ratio: "
-                  f"{r['speedup']:.2f}x vs {r['flop_ratio']:.2f}x = {r['speedup_over_flop_ratio']:.2f} ({verdict})")
+                  f"{r['speedup']:.2f}x vs {r['flop_ratio']:.2f}x = {r['speedup_over_flop_ratio']:.2f} "
+                  f"({verdict}){torch_part}")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    """Measure both networks at every ratio, print the table, return its rows."""
+    """Measure the three networks at every ratio, print the tables, return the rows."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 512-wide MLP and 3 rounds: a check that it runs")
+    parser.add_argument("--quick", action="store_true",
+                        help="a 512-wide MLP, a narrower CIFAR-shaped CNN and 3 rounds: a check that it runs")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 11)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (NumPy's: OPENBLAS_NUM_THREADS)")
     parser.add_argument("--clock", choices=["cpu", "wall"], default=None,
@@ -183,8 +232,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     except ImportError:
         torch = None
     width = 512 if args.quick else 2048
-    rows = measure(f"MLP 512-{width}-{width}-10", lambda: mlp(width), (BATCH, 512), RATIOS, repeats, torch, clock)
-    rows += measure("digits CNN", digits_cnn, (BATCH, 1, 8, 8), RATIOS, repeats, torch, clock)
+    c1, c2, cifar_batch = (8, 16, 16) if args.quick else (32, 64, 64)
+    nets = [(f"MLP 512-{width}-{width}-10", lambda: mlp(width), (BATCH, 512)),
+            ("digits CNN", digits_cnn, (BATCH, 1, 8, 8)),
+            (f"CIFAR-shaped CNN {c1}/{c2}", lambda: cifar_cnn(c1, c2), (cifar_batch, 3, 32, 32))]
+    rows = []
+    for name, build, shape in nets:
+        rows += measure(name, build, shape, RATIOS, repeats, torch, clock,
+                        layers_at=None if name.startswith("MLP") else GOAL_RATIO)
     print_table(rows)
     return rows
 

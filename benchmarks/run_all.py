@@ -123,11 +123,26 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _is_table(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
 def generic_table(rows: list[dict]) -> str:
-    """Rows of a benchmark we know nothing about: one column per key; a missing value reads n/a."""
-    keys = list(dict.fromkeys(k for row in rows for k in row))
+    """Rows of a benchmark we know nothing about: one column per key; a missing value reads n/a.
+
+    A value that is itself a list of rows gets a table of its own below, captioned with
+    the first three fields of the row it belongs to.
+    """
+    keys = [k for k in dict.fromkeys(k for row in rows for k in row)
+            if not any(_is_table(row.get(k)) for row in rows)]
     missing = {k: NO_TORCH if "torch" in k and _torch_version() is None else "n/a" for k in keys}
-    return table(keys, [[missing[k] if row.get(k) is None else row[k] for k in keys] for row in rows])
+    text = table(keys, [[missing[k] if row.get(k) is None else row[k] for k in keys] for row in rows])
+    for row in rows:
+        for key, value in row.items():
+            if _is_table(value):
+                about = ", ".join(f"{k} {v}" for k, v in list(row.items())[:3] if not _is_table(v))
+                text += f"\n\n{key} ({about}):\n\n" + generic_table(value)
+    return text
 
 
 def _pct(x: float | None) -> str | None:
@@ -320,6 +335,8 @@ def _summary_rows(found: dict) -> list[list]:
     def structured(r):
         torch = None if r.get("torch_pruned_ms") is None else \
             f"{r['torch_dense_ms'] / r['torch_pruned_ms']:.2f}x (prune.ln_structured: same shapes, masked)"
+        if torch is not None and r.get("torch_removed_ms") is not None:
+            torch = f"{r['torch_dense_ms'] / r['torch_removed_ms']:.2f}x (the same smaller model); " + torch
         return [f"{r['model']}, {r['ratio']:.0%} of units removed: speedup over the masked model",
                 f"{r['speedup']:.2f}x (FLOP ratio {r['flop_ratio']:.2f})", torch,
                 f"{r['speedup'] / r['flop_ratio']:.2f} of the FLOP ratio"]

@@ -100,13 +100,24 @@ def test_rows_of_other_benchmarks_become_a_table_with_their_goal():
     assert "| sparsity | speedup | crossover |" in text and "| 0.95 | 2.5 | n/a |" in text
 
 
+def test_rows_holding_rows_get_tables_of_their_own():
+    rows = [{"model": "cnn", "batch": 8, "ratio": 0.5, "speedup": 2.0,
+             "layers": [{"layer": "0 Conv2d", "speedup": 1.5}, {"layer": "1 ReLU", "speedup": 2.0}]},
+            {"model": "mlp", "batch": 8, "ratio": 0.5, "speedup": 3.0, "layers": None}]
+    text = run_all.generic_table(rows)
+    main, rest = text.split("\n\n", 1)
+    assert "layers" not in main and "| cnn | 8 | 0.5 | 2 |" in main and "| mlp | 8 | 0.5 | 3 |" in main
+    assert rest.startswith("layers (model cnn, batch 8, ratio 0.5):")
+    assert "| 0 Conv2d | 1.5 |" in rest and "| 1 ReLU | 2 |" in rest and "mlp" not in rest
+
+
 def test_summary_picks_the_headline_of_each_benchmark():
     found = {
         "bench_prune": [{"method": "global", "tinytorch_s": 0.25, "tinytorch_extra_x": 0.0, "torch_s": 9.0,
                          "torch_extra_x": 16.0, "speedup": 36.0}],
         "bench_pipeline": [pipeline_row(0), pipeline_row(1)],
         "bench_structured": [{"model": "digits CNN", "ratio": 0.5, "speedup": 1.75, "flop_ratio": 3.5,
-                              "torch_dense_ms": 1.5, "torch_pruned_ms": 1.5},
+                              "torch_dense_ms": 1.5, "torch_pruned_ms": 1.5, "torch_removed_ms": 1.2},
                              {"model": "digits CNN", "ratio": 0.25, "speedup": 1.2, "flop_ratio": 1.6}],
         "bench_sparse": [{"batch": 1, "sparsity": 0.9, "dense_ms": 1.0, "csr_scipy_ms": 0.5, "speedup_scipy": 2.0,
                           "crossover_scipy": 0.78, "torch_dense_ms": 1.2},
@@ -120,6 +131,7 @@ def test_summary_picks_the_headline_of_each_benchmark():
     assert "96.4% (dense 96.0%; 96.1% after INT8" in text and "+0.6 points" in text
     assert "3,200 (sparse INT8 file)" in text and "22.4x smaller than torch.save" in text
     assert "digits CNN, 50% of units removed" in text and "1.75x (FLOP ratio 3.50)" in text and "25%" not in text
+    assert "| 1.25x (the same smaller model); 1.00x (prune.ln_structured: same shapes, masked) |" in text
     assert "CSR faster from 78% sparsity; 4.0x at 95%" in text
     assert "| 420 us | 840 us | TinyTorch takes 0.50x PyTorch's time |" in text
     broken = run_all.summary({"bench_structured": [{"model": "x", "ratio": 0.5}]})  # rows of another shape
