@@ -2757,15 +2757,18 @@ def test_unit_compare_layer_times():
 # %% [markdown]
 # ### 9.5 Measure it: when do zeros become speed?
 #
-# Three measurements, each timed in interleaved rounds (every variant once per round,
+# Four measurements, each timed in interleaved rounds (every variant once per round,
 # medians over rounds), so a busy moment of the machine slows all variants alike and
 # the ratios hold even when the absolute times wander:
 #
 # 1. forward latency of the masked model vs the smaller one across structured ratios,
-#    next to the FLOP reduction (Module 14's `count_flops`);
-# 2. one Linear layer, dense matmul vs CSR across sparsity 50-99%, at batch 1 and 64,
+#    next to the FLOP reduction (Module 14's `count_flops`), for three networks: the
+#    wide MLP, the digits CNN (8 and 16 filters on 8x8 images) and a CNN of CIFAR's
+#    shape (32 and 64 filters on 3x32x32 images);
+# 2. the two CNNs at ratio 0.5, layer by layer (`compare_layer_times`);
+# 3. one Linear layer, dense matmul vs CSR across sparsity 50-99%, at batch 1 and 64,
 #    with the crossover marked;
-# 3. an MLP pruned to 90% unstructured sparsity: latency without and with the sparse path.
+# 4. an MLP pruned to 90% unstructured sparsity: latency without and with the sparse path.
 #
 # NumPy's BLAS is held to one thread where `threadpoolctl` is installed, and then the
 # clock is the CPU time of this process: on one thread that is the latency an idle
@@ -2821,6 +2824,27 @@ def _digits_cnn(seed: int = 0):
                       Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
 
 
+def _cifar_cnn(c1: int = 32, c2: int = 64, seed: int = 0):
+    """The digits CNN's layers, wider, on 3x32x32 images: Conv 3->c1, ..., Conv c1->c2, ..., Linear(c2*64, 10)."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+    from tinytorch.core.tensor import manual_seed
+
+    manual_seed(seed)
+    return Sequential(Conv2d(3, c1, 3, padding=1), ReLU(), MaxPool2d(2),
+                      Conv2d(c1, c2, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(c2 * 64, 10))
+
+
+def _speed_nets():
+    """(name, builder, input shape) of the networks section 9.5 times: small in quick mode."""
+    width, batch = (256, 32) if QUICK else (2048, 256)
+    c1, c2, cifar_batch = (8, 16, 8) if QUICK else (32, 64, 64)
+    return [(f"MLP 512-{width}-{width}-10", lambda: _wide_mlp(width), (batch, 512)),
+            ("digits CNN", _digits_cnn, (batch, 1, 8, 8)),
+            (f"CIFAR-shaped CNN {c1}/{c2}", lambda: _cifar_cnn(c1, c2), (cifar_batch, 3, 32, 32))]
+
+
 @contextlib.contextmanager
 def _one_blas_thread():
     """Hold NumPy's BLAS to one thread where threadpoolctl is installed; yields the clock to time with."""
@@ -2852,10 +2876,9 @@ def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
     from tinytorch.core.tensor import Tensor
     from tinytorch.profiling import count_flops
 
-    width, batch, repeats = (256, 32, 2) if QUICK else (2048, 256, 11)
+    repeats = 2 if QUICK else 11
     ratios = (0.5, 0.9) if QUICK else ratios
-    nets = [(f"MLP 512-{width}-{width}-10", lambda: _wide_mlp(width), (batch, 512)),
-            ("digits CNN", _digits_cnn, (batch, 1, 8, 8))]
+    nets = _speed_nets()
     rows = []
     for name, build, shape in nets:
         x = Tensor(np.random.default_rng(0).standard_normal(shape))
@@ -2866,9 +2889,9 @@ def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
             t_masked, t_small = _eval_times([masked, small], x, repeats)
             flops = count_flops(masked, shape) / count_flops(small, shape)
             rows.append((name, ratio, t_masked, t_small, flops))
-    print(f"{'model':<22}{'ratio':>6}{'masked ms':>11}{'removed ms':>11}{'speedup':>9}{'FLOP ratio':>11}")
+    print(f"{'model':<26}{'ratio':>6}{'masked ms':>11}{'removed ms':>11}{'speedup':>9}{'FLOP ratio':>11}")
     for name, ratio, tm, ts, flops in rows:
-        print(f"{name:<22}{ratio:>6.2f}{1e3 * tm:>11.2f}{1e3 * ts:>11.2f}{tm / ts:>8.2f}x{flops:>10.2f}x")
+        print(f"{name:<26}{ratio:>6.2f}{1e3 * tm:>11.2f}{1e3 * ts:>11.2f}{tm / ts:>8.2f}x{flops:>10.2f}x")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, _, _ in nets:
@@ -2877,12 +2900,56 @@ def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
         ax.plot([r[1] for r in mine], [r[4] for r in mine], "s--", color=line.get_color(),
                 label=f"{name}: FLOP reduction")
     ax.set(xlabel="structured ratio (fraction of hidden units removed)")
-    _plain_log_y(ax, "x faster / x fewer FLOPs", f"Removing pruned units, batch {batch}")
-    ax.legend(fontsize=7)
+    _plain_log_y(ax, "x faster / x fewer FLOPs", "Removing pruned units")
+    ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(PLOTS / "structured_speedup.png", dpi=120)
     plt.close(fig)
     return rows
+
+
+def analysis_layer_times(ratio=0.5):
+    """Each CNN layer's speedup after removal at `ratio`, next to its FLOP ratio."""
+    import copy
+
+    from tinytorch.core.tensor import Tensor
+
+    repeats = 2 if QUICK else 9
+    tables = []
+    for name, build, shape in _speed_nets()[1:]:
+        masked = build()
+        small = remove_pruned_units(masked, structured_prune(masked, ratio))
+        masked.eval()
+        small.eval()
+        x = Tensor(np.random.default_rng(0).standard_normal(shape))
+        with _one_blas_thread() as clock:
+            rows = compare_layer_times(masked, small, x, repeats=repeats, clock=clock)
+        tables.append((name, shape[0], rows))
+        print(f"{name} (batch {shape[0]}) at ratio {ratio}, layer by layer; share = the layer's part of the masked time")
+        print(f"{'layer':<13}{'masked us':>11}{'removed us':>11}{'share':>7}{'speedup':>9}{'FLOP ratio':>11}")
+        total = sum(r.before_seconds for r in rows)
+        for r in rows:
+            flops = "-" if r.flop_ratio is None else f"{r.flop_ratio:.2f}x"
+            print(f"{r.name + ' ' + r.kind:<13}{1e6 * r.before_seconds:>11.1f}{1e6 * r.after_seconds:>11.1f}"
+                  f"{r.before_seconds / total:>7.0%}{r.speedup:>8.2f}x{flops:>11}")
+        after = sum(r.after_seconds for r in rows)
+        print(f"{'all layers':<13}{1e6 * total:>11.1f}{1e6 * after:>11.1f}{'':>7}{total / after:>8.2f}x")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(tables), figsize=(11, 4), sharey=True)
+    for ax, (name, batch, rows) in zip(np.atleast_1d(axes), tables):
+        idx = np.arange(len(rows))
+        ax.bar(idx - 0.2, [r.speedup for r in rows], width=0.4, label="measured speedup")
+        ax.bar(idx + 0.2, [r.flop_ratio or 0 for r in rows], width=0.4, label="FLOP ratio")
+        total = sum(r.before_seconds for r in rows)
+        ax.set_xticks(idx, [f"{r.kind} ({r.before_seconds / total:.0%})" for r in rows], rotation=45,
+                      ha="right", fontsize=8)
+        ax.set_xlabel("layer (its share of the masked model's time)", fontsize=8)
+        ax.set(title=f"{name}, batch {batch}, ratio {ratio}", ylabel="x")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "structured_layer_times.png", dpi=120)
+    plt.close(fig)
+    return tables
 
 
 def analysis_csr_crossover(sparsities=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99), batches=(1, 64)):
@@ -2971,16 +3038,36 @@ def analysis_sparse_path(sparsity=0.9, batches=(1, 64)):
 
 
 # %% [markdown]
-# **Reading the results.** FLOPs count multiply-adds, not memory traffic or fixed
-# costs. Where the work is a few large matrix products (the wide MLP), the speedup of
-# the smaller model should follow the FLOP reduction closely. Where layers are tiny (the
-# digits CNN) it falls short. A convolution here is `im2col` (a copy of its input, work
-# in proportion to the input channels), one small matmul (input x output channels: the
-# only part FLOPs count) and reshapes of the output (output channels). Halving both
-# channel counts quarters the matmul but only halves the copies; the first conv's
-# one-channel input is copied whole however many filters remain; pooling moves memory
-# rather than multiplying; and every layer call has a fixed Python cost. Compare the
-# two lines of each model in `structured_speedup.png`.
+# **Reading the results.** FLOPs count multiply-adds, not the bytes a layer moves nor
+# the fixed cost of a call. A layer's time is set by whichever runs out first, the
+# arithmetic or the memory traffic, and its *arithmetic intensity* (FLOPs per byte it
+# reads and writes) says which. A core does several FLOPs, often tens, in the time
+# it takes to move one byte to or from memory; a layer with fewer FLOPs per byte than
+# that waits on memory, and its time follows its bytes, not its FLOPs.
+#
+# - `Linear(2048, 2048)` at batch 256 does 2 x 256 x 2048 x 2048 = 2.1 GFLOP on about
+#   21 MB (input, output, weights): some 100 FLOPs per byte. It is limited by
+#   arithmetic, and removing half the units of both layers it joins quarters its time,
+#   as the MLP's line in `structured_speedup.png` shows.
+# - A 3x3 convolution with C input and O output channels does 2 x 9C x O FLOPs per
+#   output position, while im2col writes and the matmul reads 9C values there, and the
+#   output is O values: about (2 x 9C + O) x 4 bytes. For the digits CNN's second
+#   convolution (C = 8, O = 16) that is 2,304 FLOPs on 640 bytes, 3.6 per byte; halve
+#   both channel counts and it is 576 on 320, 1.8 per byte. The FLOPs drop 4x, the
+#   bytes only 2x, and a layer this far below the machine's balance speeds up by
+#   about the byte ratio. Work out the CIFAR-shaped CNN's second convolution (C = 32,
+#   O = 64) the same way and compare its row in the layer table.
+# - The first convolution copies its 1- or 3-channel input nine times whatever number
+#   of filters remains; ReLU and pooling do no multiply-adds at all and move memory in
+#   proportion to the channels (2x at ratio 0.5); and every layer call costs some
+#   microseconds of Python and NumPy bookkeeping, whatever its size.
+#
+# So removal follows the FLOPs where layers are wide and the work is in matmuls, and
+# falls short where layers are narrow. `benchmarks/bench_structured.py` runs the same
+# smaller models in PyTorch as well, for comparison. Questions: which rows of your layer
+# table fall furthest below their FLOP ratio, and which of the reasons above explains
+# each? From how many channels on would you expect the digits CNN's second convolution
+# to follow its FLOPs?
 #
 # For CSR, each stored weight costs an index read and an irregular access to the
 # input, so it pays only when most weights are gone; where exactly depends on the batch
@@ -2994,6 +3081,7 @@ def analysis_sparse_path(sparsity=0.9, batches=(1, 64)):
 if __name__ == "__main__":
     _start = _time.perf_counter()
     analysis_structured_speed()
+    analysis_layer_times()
     analysis_csr_crossover()
     analysis_sparse_path()
     print(f"section 9 analyses took {_time.perf_counter() - _start:.1f} s; plots in {PLOTS}/")
