@@ -28,8 +28,9 @@ programs hold the CPU, which swamps the CNN's sub-millisecond calls.
 
     python benchmarks/bench_structured.py [--repeats 11] [--threads 1] [--clock cpu|wall] [--quick]
 
-Goal: at ratio 0.5, a measured speedup of at least 0.8x the FLOP ratio. FLOPs count
-multiply-adds (and pooling's comparisons). The MLP's time is its matmuls, so its
+Goal: at ratio 0.5, a measured speedup of at least 0.8x the FLOP ratio.
+
+FLOPs count multiply-adds (and pooling's comparisons). The MLP's time is its matmuls, so its
 speedup follows them. A small CNN's is not: im2col copies, ReLU and pooling move
 memory in proportion to one channel count, so halving the channels halves their time
 while it quarters the matmul's; the first convolution copies its input whole however
