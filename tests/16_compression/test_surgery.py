@@ -207,6 +207,27 @@ def test_masks_need_not_be_applied_and_ratio_zero_copies():
 
 
 @pytest.mark.task("16.14")
+@pytest.mark.parametrize("ratio", [0.0, 0.5])
+def test_the_copy_shares_no_memory_and_the_input_keeps_its_arrays_and_gradients(ratio):
+    model = make_cnn(seed=4)
+    masks = structured_prune(model, ratio)
+    model.train()
+    CrossEntropyLoss()(model(random_images(5)), Tensor(np.arange(5) % 10)).backward()
+    before, grads = snapshot(model), {n: p.grad.copy() for n, p in model.named_parameters()}
+    arrays = {n: p.data for n, p in model.named_parameters() + model.named_buffers()}
+    smaller = remove_pruned_units(model, masks)
+    for name, p in model.named_parameters() + model.named_buffers():
+        assert p.data is arrays[name] and np.array_equal(p.data, before[name]), name
+    for name, p in model.named_parameters():
+        assert np.array_equal(p.grad, grads[name]), name
+    ours = [p.data for p in model.parameters() + model.buffers()]
+    for name, q in smaller.named_parameters() + smaller.named_buffers():
+        assert not any(np.shares_memory(q.data, a) for a in ours), name
+        assert q.grad is None, name
+    assert smaller.training
+
+
+@pytest.mark.task("16.14")
 def test_unstructured_masks_remove_only_dead_units_and_never_the_classes():
     model = make_mlp((6, 8, 5), seed=2)
     masks = magnitude_prune(model, 0.6)

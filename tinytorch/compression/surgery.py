@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['sequential_layers', 'Cut', 'plan_cut', 'remove_pruned_units']
 
-# %% ../../modules/16_compression/compression_dev.py #ea78f4e2
+# %% ../../modules/16_compression/compression_dev.py #6b39af43
 import copy
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -162,15 +162,18 @@ def _replace(layer: Module, attr: str, data: np.ndarray) -> None:
     setattr(layer, attr, Tensor(np.ascontiguousarray(data), requires_grad=getattr(layer, attr).requires_grad))
 
 
+# NOTE: np.compress along an axis gives a new C-ordered array; boolean indexing of
+# columns (w[:, keep]) gives one in another order, and with the copy to C order it
+# takes over ten times longer on a 1024 x 2048 weight.
 def _keep_outputs(layer: Module, keep: np.ndarray) -> None:
-    _replace(layer, "weight", layer.weight.data[keep])
+    _replace(layer, "weight", np.compress(keep, layer.weight.data, axis=0))
     if layer.bias is not None:
-        _replace(layer, "bias", layer.bias.data[keep])
+        _replace(layer, "bias", np.compress(keep, layer.bias.data))
     setattr(layer, "out_features" if isinstance(layer, Linear) else "out_channels", int(keep.sum()))
 
 
 def _keep_inputs(layer: Module, keep: np.ndarray) -> None:
-    _replace(layer, "weight", layer.weight.data[:, keep])
+    _replace(layer, "weight", np.compress(keep, layer.weight.data, axis=1))
     setattr(layer, "in_features" if isinstance(layer, Linear) else "in_channels", int(keep.sum()))
 
 
@@ -210,11 +213,18 @@ def remove_pruned_units(model: Module, masks: Masks | Mapping[str, np.ndarray]) 
         if layer.parameters() + layer.buffers() and seen.setdefault(id(layer), name) != name:
             raise ValueError(f"layer {name!r} is the same object as layer {seen[id(layer)]!r}: a layer used "
                              "twice would have to lose units for both uses at once")
-    new = copy.deepcopy(model)
+    # NOTE: the memo makes deepcopy share the parameter arrays instead of copying them
+    # and drop the gradients (they have the old shapes); every parameter of the copy
+    # then gets a new array of its own, masked: one copy of the weights, not two.
+    memo = {}
+    for param in model.parameters():
+        memo[id(param.data)] = param.data
+        if param.grad is not None:
+            memo[id(param.grad)] = None
+    new = copy.deepcopy(model, memo)
     for name, param in new.named_parameters():
-        param.grad = None  # old gradients have the old shapes
-        if name in masks:
-            param.data = param.data * masks[name]  # the masked model, whether or not masks were applied
+        # the masked model, whether or not masks were applied
+        param.data = param.data * masks[name] if name in masks else param.data.copy()
     layers = sequential_layers(new)
     ### BEGIN SOLUTION
     positions = [i for i, (_, layer) in enumerate(layers) if isinstance(layer, (Linear, Conv2d))]
