@@ -18,6 +18,11 @@ model plain, after `torch.nn.utils.prune.ln_structured` (what PyTorch's pruning 
 you: a mask multiplied in on every call, the same shapes, no speedup), and the smaller
 model, so PyTorch's own speedup from removing the same units stands beside ours.
 
+Where Torch-Pruning is installed, it removes the same units from the PyTorch twin of
+the masked model (its dependency graph, then `prune_*_out_channels` per layer): its
+outputs are checked against our smaller model's, and the time it takes stands beside
+that of `remove_pruned_units` (medians of 5 runs, each on a fresh copy).
+
 For each CNN at ratio 0.5, `compare_layer_times` then times the two models layer by
 layer: each layer's speedup next to its FLOP ratio says where the time went.
 
@@ -42,6 +47,9 @@ import argparse
 import contextlib
 import copy
 import os
+import statistics
+import time
+import warnings
 
 # NOTE: BLAS reads its thread count when NumPy is first imported; one thread keeps a
 # shared machine's load out of the figures (see benchmarks/run_all.py).
@@ -112,8 +120,48 @@ def to_torch(model, torch):
     return nn.Sequential(*layers).eval()
 
 
+def torch_pruning_removal(masked, torch, tp, input_shape: tuple[int, ...]):
+    """The PyTorch twin of `masked` after Torch-Pruning removed its zeroed units, and the seconds it took.
+
+    A unit goes when its weights and its bias are all zero, as in `remove_pruned_units`;
+    the last layer (the classes) keeps all of its outputs.
+    """
+    import numpy as np
+
+    model = to_torch(masked, torch)
+    start = time.perf_counter()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(input_shape))
+    for layer in [m for m in model if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:-1]:
+        rows = layer.weight.detach().numpy().reshape(layer.weight.shape[0], -1)
+        gone = np.flatnonzero(~rows.any(axis=1) & (layer.bias.detach().numpy() == 0)).tolist()
+        if gone:
+            prune = tp.prune_conv_out_channels if isinstance(layer, torch.nn.Conv2d) else tp.prune_linear_out_channels
+            graph.get_pruning_group(layer, prune, idxs=gone).prune()
+    return model, time.perf_counter() - start
+
+
+def removal_times(masked, masks, torch, tp, input_shape, runs: int = 5) -> dict:
+    """Median seconds of `remove_pruned_units` and of Torch-Pruning for the same units, and Torch-Pruning's model."""
+    from tinytorch.compression.surgery import remove_pruned_units
+
+    ours = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        remove_pruned_units(masked, masks)
+        ours.append(time.perf_counter() - start)
+    theirs, model = [], None
+    if tp is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(runs):
+                model, seconds = torch_pruning_removal(masked, torch, tp, input_shape)
+                theirs.append(seconds)
+    return {"ours": statistics.median(ours), "theirs": statistics.median(theirs) if theirs else None,
+            "model": model}
+
+
 def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int, torch,
-            clock: str = "cpu", layers_at: float | None = None) -> list[dict]:
+            clock: str = "cpu", layers_at: float | None = None, tp=None) -> list[dict]:
     """One row per ratio: FLOP ratio, medians of masked and removed forward, speedup, torch columns.
 
     At ratio `layers_at` the row also holds `layers`: `compare_layer_times` of the two models.
@@ -135,6 +183,7 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
         masked = copy.deepcopy(base)
         masks = structured_prune(masked, ratio)
         smaller = remove_pruned_units(masked, masks)
+        removal = removal_times(masked, masks, torch, tp, input_shape)
         masked.eval()
         smaller.eval()
         fns = [lambda: masked(x), lambda: smaller(x)]
@@ -153,6 +202,10 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
                 raise AssertionError(f"{name} at ratio {ratio}: the smaller model differs by {err}")
             with torch.inference_mode() if torch is not None else contextlib.nullcontext():
                 times = time_interleaved(fns, repeats=repeats, clock=clock)
+            tp_diff = None
+            if removal["model"] is not None:
+                tp_out = removal["model"].eval()(torch.from_numpy(x.data)).detach().numpy()
+                tp_diff = float(np.abs(tp_out - smaller(x).data).max())
             layers = None
             if layers_at is not None and abs(ratio - layers_at) < 1e-9:
                 layers = compare_layer_times(masked, smaller, x, repeats=repeats, clock=clock)
@@ -166,6 +219,9 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
             "torch_dense_ms": 1e3 * times[2] if torch is not None else None,
             "torch_pruned_ms": 1e3 * times[3] if torch is not None else None,
             "torch_removed_ms": 1e3 * times[4] if torch is not None else None,
+            "removal_ms": 1e3 * removal["ours"],
+            "torch_pruning_removal_ms": None if removal["theirs"] is None else 1e3 * removal["theirs"],
+            "torch_pruning_max_abs_diff": tp_diff,
             "layers": None if layers is None else [
                 {"layer": f"{t.name} {t.kind}", "masked_us": 1e6 * t.before_seconds,
                  "removed_us": 1e6 * t.after_seconds, "speedup": t.speedup, "flop_ratio": t.flop_ratio}
@@ -190,6 +246,15 @@ def print_table(rows: list[dict]) -> None:
               f"{r['masked_ms']:>10.2f} {r['removed_ms']:>10.2f} {r['speedup']:>7.2f}x "
               f"{r['speedup_over_flop_ratio']:>13.2f} {_ms(r['torch_dense_ms']):>14} "
               f"{_ms(r['torch_pruned_ms']):>15} {_ms(r['torch_removed_ms']):>16} {t_speedup:>13}")
+    print("\nRemoving the units: remove_pruned_units (a new model; the input is kept) vs Torch-Pruning "
+          "(in place), medians of 5 runs")
+    print(f"{'model':<28} {'ratio':>5} {'TinyTorch ms':>12} {'Torch-Pruning ms':>16} {'faster by':>9} "
+          f"{'max |difference| of outputs':>28}")
+    for r in rows:
+        theirs = r["torch_pruning_removal_ms"]
+        faster = "n/a" if theirs is None else f"{theirs / r['removal_ms']:.1f}x"
+        diff = "n/a" if r["torch_pruning_max_abs_diff"] is None else f"{r['torch_pruning_max_abs_diff']:.1e}"
+        print(f"{r['model']:<28} {r['ratio']:>5.2f} {r['removal_ms']:>12.2f} {_ms(theirs):>16} {faster:>9} {diff:>28}")
     for r in rows:
         if r["layers"]:
             print(f"\n{r['model']} at ratio {r['ratio']}, layer by layer (compare_layer_times; FLOP ratio "
@@ -232,6 +297,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
+    try:
+        import torch_pruning as tp  # optional: the reference for removing units in PyTorch
+    except ImportError:
+        tp = None
     width = 512 if args.quick else 2048
     c1, c2, cifar_batch = (8, 16, 16) if args.quick else (32, 64, 64)
     nets = [(f"MLP 512-{width}-{width}-10", lambda: mlp(width), (BATCH, 512)),
@@ -240,7 +309,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for name, build, shape in nets:
         rows += measure(name, build, shape, RATIOS, repeats, torch, clock,
-                        layers_at=None if name.startswith("MLP") else GOAL_RATIO)
+                        layers_at=None if name.startswith("MLP") else GOAL_RATIO, tp=tp)
     print_table(rows)
     return rows
 

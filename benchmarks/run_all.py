@@ -341,6 +341,14 @@ def _summary_rows(found: dict) -> list[list]:
                 f"{r['speedup']:.2f}x (FLOP ratio {r['flop_ratio']:.2f})", torch,
                 f"{r['speedup'] / r['flop_ratio']:.2f} of the FLOP ratio"]
 
+    def removal(r):
+        theirs = r.get("torch_pruning_removal_ms")
+        return [f"{r['model']}: removing {r['ratio']:.0%} of the units (a new, smaller model)",
+                f"{r['removal_ms']:.1f} ms (remove_pruned_units; the input model is kept)",
+                None if theirs is None else f"{theirs:.1f} ms (Torch-Pruning, in place; outputs agree to "
+                                            f"{r['torch_pruning_max_abs_diff']:.0e})",
+                None if theirs is None else f"TinyTorch {theirs / r['removal_ms']:.1f}x faster"]
+
     def sparse(rows):
         one = [r for r in rows if r["batch"] == 1]
         best = min(one, key=lambda r: abs(r["sparsity"] - 0.95))
@@ -359,6 +367,8 @@ def _summary_rows(found: dict) -> list[list]:
     makers = [("bench_prune", lambda rows: [prune(r) for r in rows]),
               ("bench_pipeline", pipeline),
               ("bench_structured", lambda rows: [structured(r) for r in rows if r["ratio"] == 0.5]),
+              ("bench_structured", lambda rows: [removal(r) for r in rows
+                                                 if r["ratio"] == 0.5 and r["model"].startswith("MLP")]),
               ("bench_sparse", lambda rows: [sparse(rows)]),
               ("bench_mlp_step", lambda _: [step("bench_mlp_step", "MLP 64-128-64-10, batch 64, Adam")]),
               ("bench_cnn_step", lambda _: [step("bench_cnn_step", "digits CNN, batch 64, Adam")])]

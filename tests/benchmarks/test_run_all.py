@@ -118,6 +118,9 @@ def test_summary_picks_the_headline_of_each_benchmark():
         "bench_pipeline": [pipeline_row(0), pipeline_row(1)],
         "bench_structured": [{"model": "digits CNN", "ratio": 0.5, "speedup": 1.75, "flop_ratio": 3.5,
                               "torch_dense_ms": 1.5, "torch_pruned_ms": 1.5, "torch_removed_ms": 1.2},
+                             {"model": "MLP 8-8", "ratio": 0.5, "speedup": 3.0, "flop_ratio": 3.2,
+                              "torch_dense_ms": 1.5, "torch_pruned_ms": 1.5, "torch_removed_ms": 0.5,
+                              "removal_ms": 2.0, "torch_pruning_removal_ms": 9.0, "torch_pruning_max_abs_diff": 1e-7},
                              {"model": "digits CNN", "ratio": 0.25, "speedup": 1.2, "flop_ratio": 1.6}],
         "bench_sparse": [{"batch": 1, "sparsity": 0.9, "dense_ms": 1.0, "csr_scipy_ms": 0.5, "speedup_scipy": 2.0,
                           "crossover_scipy": 0.78, "torch_dense_ms": 1.2},
@@ -132,6 +135,10 @@ def test_summary_picks_the_headline_of_each_benchmark():
     assert "3,200 (sparse INT8 file)" in text and "22.4x smaller than torch.save" in text
     assert "digits CNN, 50% of units removed" in text and "1.75x (FLOP ratio 3.50)" in text and "25%" not in text
     assert "| 1.25x (the same smaller model); 1.00x (prune.ln_structured: same shapes, masked) |" in text
+    assert ("| MLP 8-8: removing 50% of the units (a new, smaller model) | 2.0 ms (remove_pruned_units; the "
+            "input model is kept) | 9.0 ms (Torch-Pruning, in place; outputs agree to 1e-07) | TinyTorch 4.5x faster |"
+            in text)
+    assert "digits CNN: removing" not in text
     assert "CSR faster from 78% sparsity; 4.0x at 95%" in text
     assert "| 420 us | 840 us | TinyTorch takes 0.50x PyTorch's time |" in text
     broken = run_all.summary({"bench_structured": [{"model": "x", "ratio": 0.5}]})  # rows of another shape
