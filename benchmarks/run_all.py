@@ -296,6 +296,8 @@ def plan(quick: bool, found: dict) -> list[tuple[str, str, Callable[[], str]]]:
          optional("bench_structured", ["--quick"] if q else [])),
         ("Sparse vs dense: where CSR starts to pay", "python benchmarks/bench_sparse.py",
          optional("bench_sparse", ["--quick"] if q else [])),
+        ("Saving a large pruned model: bytes and seconds", "python benchmarks/bench_save.py",
+         optional("bench_save", ["--quick"] if q else [])),
         ("Training step, MLP 64-128-64-10: TinyTorch vs PyTorch", "python benchmarks/bench_mlp_step.py",
          script("bench_mlp_step", steps)),
         ("Training step, digits CNN: TinyTorch vs PyTorch", "python benchmarks/bench_cnn_step.py",
@@ -358,6 +360,19 @@ def _summary_rows(found: dict) -> list[list]:
                 f"dense F.linear {best['torch_dense_ms']:.3f} ms (pruning keeps PyTorch's weights dense)",
                 f"{best['dense_ms'] / best['csr_scipy_ms']:.1f}x vs TinyTorch dense"]
 
+    def save(rows):
+        ours = next(r for r in rows if r["format"].endswith("float32"))
+        int8 = next(r for r in rows if r["format"].endswith("int8"))
+        dense = next((r for r in rows if r["format"] == "torch.save, dense state_dict"), None)
+        xz = next((r for r in rows if "xz" in r["format"]), None)
+        return [f"Saving {ours['weights'] / 1e6:.1f}M weights pruned to 90%: bytes and seconds",
+                f"{ours['bytes']:,} B in {ours['save_s']:.1f} s (float32, exact); {int8['bytes']:,} B in "
+                f"{int8['save_s']:.1f} s (INT8)",
+                None if dense is None else f"{dense['bytes']:,} B in {dense['save_s']:.1f} s (torch.save); "
+                                           f"{xz['bytes']:,} B in {xz['save_s']:.0f} s (then xz)",
+                None if dense is None else f"float32 file {dense['bytes'] / ours['bytes']:.1f}x smaller than "
+                                           f"torch.save, {xz['bytes'] / ours['bytes']:.1f}x smaller than xz"]
+
     def step(name, what):
         times = {k: re.search(rf"^\s*{k}\s+([\d.]+) us/step", found[name], re.M) for k in ("tinytorch", "pytorch")}
         ours, theirs = (None if m is None else float(m.group(1)) for m in times.values())
@@ -370,6 +385,7 @@ def _summary_rows(found: dict) -> list[list]:
               ("bench_structured", lambda rows: [removal(r) for r in rows
                                                  if r["ratio"] == 0.5 and r["model"].startswith("MLP")]),
               ("bench_sparse", lambda rows: [sparse(rows)]),
+              ("bench_save", lambda rows: [save(rows)]),
               ("bench_mlp_step", lambda _: [step("bench_mlp_step", "MLP 64-128-64-10, batch 64, Adam")]),
               ("bench_cnn_step", lambda _: [step("bench_cnn_step", "digits CNN, batch 64, Adam")])]
     out = []

@@ -174,3 +174,93 @@ def test_prune_and_quantize_errors(mlp):
         prune_and_quantize("model", 0.5)
     with pytest.raises(ValueError, match=r"sparsity must be in \[0, 1\)"):
         prune_and_quantize(mlp, 1.5)
+
+
+# ---- float layers: stored value for value, sparse when that is smaller ---------------
+
+@settings(max_examples=40)
+@given(rows=st.integers(1, 30), cols=st.integers(1, 200), density=st.floats(0, 1), seed=st.integers(0, 99))
+def test_float_weights_round_trip_in_the_smallest_encoding(rows, cols, density, seed):
+    from tinytorch.compression.formats import _decode_float, _encode_float, _Payload
+
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((rows, cols)).astype(np.float32)
+    w[rng.random(w.shape) >= density] = 0.0
+    payload = _Payload()
+    spec = _encode_float(w, payload)
+    n, nnz = w.size, int(np.count_nonzero(w))
+    sizes = {"dense": 4 * n, "bitmask": (n + 7) // 8 + 4 * nnz, "gaps": gap_code(w.reshape(-1) != 0).size + 4 * nnz}
+    assert spec["encoding"] == min(sizes, key=sizes.get)
+    assert payload.size == sum(len(p) for p in payload.parts) == min(sizes.values())
+    arrays = [np.frombuffer(part, dtype).reshape(shape) for part, (dtype, *shape) in zip(payload.parts, payload.arrays)]
+    back = _decode_float(spec, arrays)
+    assert back.dtype == np.float32 and back.shape == w.shape
+    assert back.tobytes() == w.tobytes()  # bit for bit (no -0.0 here)
+
+
+def test_a_negative_zero_comes_back_as_the_same_number():
+    from tinytorch.compression.formats import _decode_float, _encode_float, _Payload
+
+    w = np.zeros((4, 64), np.float32)
+    w[0, 0], w[1, 5], w[2, 7] = 1.5, -0.0, -2.0
+    payload = _Payload()
+    spec = _encode_float(w, payload)
+    assert spec["encoding"] == "gaps"
+    arrays = [np.frombuffer(part, dtype).reshape(shape) for part, (dtype, *shape) in zip(payload.parts, payload.arrays)]
+    back = _decode_float(spec, arrays)
+    assert np.array_equal(back, w) and back[1, 5] == 0.0
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_pruned_float_models_round_trip_and_shrink(tmp_path, sparsity, kind):
+    model = make_mlp((32, 64, 64, 10), seed=2) if kind == "mlp" else make_cnn(seed=2, channels=(8, 16))
+    magnitude_prune(model, sparsity)
+    path = tmp_path / "float.ttz"
+    written = save_compressed(model, path)
+    loaded = load_compressed(path)
+    for (name, p), (_, q) in zip(model.named_parameters() + model.named_buffers(),
+                                 loaded.named_parameters() + loaded.named_buffers()):
+        assert q.data.dtype == np.float32 and np.array_equal(p.data, q.data), name
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 32) if kind == "mlp" else (3, 1, 8, 8)))
+    model.eval(), loaded.eval()
+    np.testing.assert_array_equal(model(x).data, loaded(x).data)
+    dense_bytes = 4 * sum(p.data.size for p in model.parameters())
+    if sparsity >= 0.9:  # 4 bytes per survivor plus about one byte of position each
+        assert written < (1 - sparsity) * 5.5 * dense_bytes / 4 + 2000
+    assert written < dense_bytes + 2000
+
+
+def test_files_of_format_version_1_still_load():
+    data = os.path.join(os.path.dirname(__file__), "data")
+    cnn = make_cnn(seed=7)
+    magnitude_prune(cnn, 0.5)
+    loaded = load_compressed(os.path.join(data, "format1_float_cnn.ttz"))
+    for (name, p), (_, q) in zip(cnn.named_parameters() + cnn.named_buffers(),
+                                 loaded.named_parameters() + loaded.named_buffers()):
+        assert np.array_equal(p.data, q.data), name
+    expected = prune_and_quantize(make_mlp(seed=7), 0.75)
+    _same_quantized(expected, load_compressed(os.path.join(data, "format1_int8_mlp.ttz")))
+
+
+def test_an_unknown_format_version_is_refused_by_number(tmp_path):
+    path = _saved(tmp_path)
+    blob = bytearray(path.read_bytes())
+    assert blob[:6] == b"TTZIP\x02"
+    blob[5] = 3
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="has format version 3, this TinyTorch reads versions 1 and 2"):
+        load_compressed(path)
+
+
+def test_a_saved_file_gets_the_usual_mode(tmp_path):
+    umask = os.umask(0o027)
+    try:
+        path = tmp_path / "new.ttz"
+        save_compressed(make_mlp(), path)
+        assert path.stat().st_mode & 0o777 == 0o640  # 0666 less the umask, as open() would give
+        os.chmod(path, 0o604)
+        save_compressed(make_mlp(), path)
+        assert path.stat().st_mode & 0o777 == 0o604  # a replaced file keeps its mode
+    finally:
+        os.umask(umask)

@@ -126,6 +126,11 @@ def test_summary_picks_the_headline_of_each_benchmark():
                           "crossover_scipy": 0.78, "torch_dense_ms": 1.2},
                          {"batch": 1, "sparsity": 0.95, "dense_ms": 1.0, "csr_scipy_ms": 0.25, "speedup_scipy": 4.0,
                           "crossover_scipy": 0.78, "torch_dense_ms": 1.2}],
+        "bench_save": [{"format": "TinyTorch save_compressed, float32", "bytes": 600, "save_s": 1.25,
+                        "weights": 2_000_000},
+                       {"format": "TinyTorch prune_and_quantize + save_compressed, int8", "bytes": 200, "save_s": 0.5},
+                       {"format": "torch.save, dense state_dict", "bytes": 8000, "save_s": 0.1},
+                       {"format": "torch.save dense, then xz (preset 6)", "bytes": 900, "save_s": 40.0}],
         "bench_mlp_step": "  tinytorch     420.0 us/step\n  pytorch       840.0 us/step\n",
         "bench_sparse_missing": None,
     }
@@ -141,5 +146,8 @@ def test_summary_picks_the_headline_of_each_benchmark():
     assert "digits CNN: removing" not in text
     assert "CSR faster from 78% sparsity; 4.0x at 95%" in text
     assert "| 420 us | 840 us | TinyTorch takes 0.50x PyTorch's time |" in text
+    assert ("| Saving 2.0M weights pruned to 90%: bytes and seconds | 600 B in 1.2 s (float32, exact); 200 B in "
+            "0.5 s (INT8) | 8,000 B in 0.1 s (torch.save); 900 B in 40 s (then xz) | float32 file 13.3x smaller "
+            "than torch.save, 1.5x smaller than xz |") in text
     broken = run_all.summary({"bench_structured": [{"model": "x", "ratio": 0.5}]})  # rows of another shape
     assert broken == "(no benchmark ran)"

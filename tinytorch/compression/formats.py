@@ -107,7 +107,7 @@ class SizeReport:
                          f"({self.ratio():.1f}x smaller than dense fp32)")
         return "\n".join(lines)
 
-# %% ../../modules/16_compression/compression_dev.py #2e1b6a28
+# %% ../../modules/16_compression/compression_dev.py #d37953ab
 class _Payload:
     """Arrays appended to one byte buffer, described in a JSON-able list."""
 
@@ -157,34 +157,61 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
     return spec
 
 
-def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
+def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
+    """The dense array of `spec["shape"]` that a weight spec (dense, bitmask, gaps or CSR) describes."""
     shape = tuple(spec["shape"])
     rows, cols = shape[0], int(np.prod(shape[1:], dtype=np.int64))
-    kind = spec["encoding"]
+    kind, kept = spec["encoding"], arrays[spec["values"]]
     if kind == "dense":
-        values = arrays[spec["values"]].reshape(shape)
+        if kept.size != rows * cols:
+            raise ValueError("compressed file's values do not match their shape")
+        return kept.reshape(shape)
+    if kind == "bitmask":
+        mask = np.unpackbits(arrays[spec["bits"]], count=rows * cols).astype(bool).reshape(rows, cols)
+    elif kind == "gaps":
+        mask = np.zeros(rows * cols, bool)
+        mask[gap_positions(arrays[spec["gaps"]], rows * cols)] = True
+        mask = mask.reshape(rows, cols)
+    elif kind == "csr":
+        starts, columns = arrays[spec["starts"]].astype(np.int64), arrays[spec["columns"]].astype(np.int64)
+        if starts.shape != (rows + 1,) or starts[0] != 0 or np.any(np.diff(starts) < 0) \
+                or starts[-1] != columns.size or (columns.size and columns.max() >= cols):
+            raise ValueError("corrupt CSR index in compressed file")
+        mask = np.zeros((rows, cols), bool)
+        mask[np.repeat(np.arange(rows), np.diff(starts)), columns] = True
     else:
-        dense = np.zeros((rows, cols), np.int8)
-        if kind == "bitmask":
-            mask = np.unpackbits(arrays[spec["bits"]], count=rows * cols).astype(bool).reshape(rows, cols)
-        elif kind == "gaps":
-            mask = np.zeros(rows * cols, bool)
-            mask[gap_positions(arrays[spec["gaps"]], rows * cols)] = True
-            mask = mask.reshape(rows, cols)
-        elif kind == "csr":
-            starts, columns = arrays[spec["starts"]].astype(np.int64), arrays[spec["columns"]].astype(np.int64)
-            if starts.shape != (rows + 1,) or starts[0] != 0 or np.any(np.diff(starts) < 0) \
-                    or starts[-1] != columns.size or (columns.size and columns.max() >= cols):
-                raise ValueError("corrupt CSR index in compressed file")
-            mask = np.zeros((rows, cols), bool)
-            mask[np.repeat(np.arange(rows), np.diff(starts)), columns] = True
-        else:
-            raise ValueError(f"unknown weight encoding {kind!r} in compressed file")
-        kept = arrays[spec["values"]]
-        if kept.size != np.count_nonzero(mask):
-            raise ValueError("compressed file's values do not match its index")
-        dense[mask] = kept
-        values = dense.reshape(shape)
+        raise ValueError(f"unknown weight encoding {kind!r} in compressed file")
+    if kept.size != np.count_nonzero(mask):
+        raise ValueError("compressed file's values do not match its index")
+    dense = np.zeros((rows, cols), dtype)
+    dense[mask] = kept
+    return dense.reshape(shape)
+
+
+def _encode_float(weight: np.ndarray, payload: _Payload) -> dict:
+    """A float32 weight, value for value: dense, or its non-zeros with bitmask or gap-coded
+    positions, whichever takes fewest bytes. A -0.0 comes back as 0.0, the same number."""
+    flat = np.asarray(weight, np.float32).reshape(-1)
+    nz = flat != 0
+    nnz = int(np.count_nonzero(nz))
+    gaps = gap_code(nz)
+    sizes = {"dense": 4 * flat.size, "bitmask": (flat.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
+    best = min(sizes, key=sizes.__getitem__)
+    spec = {"shape": list(np.shape(weight)), "encoding": best}
+    if best == "dense":
+        return spec | {"values": payload.add(flat)}
+    index = {"gaps": payload.add(gaps)} if best == "gaps" else {"bits": payload.add(np.packbits(nz))}
+    return spec | index | {"values": payload.add(flat[nz])}
+
+
+def _decode_float(spec: dict, arrays: list[np.ndarray]) -> np.ndarray:
+    if arrays[spec["values"]].dtype != np.float32:
+        raise ValueError("compressed file stores a float weight as another dtype")
+    return _stored_values(spec, arrays, np.float32)
+
+
+def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
+    values = _stored_values(spec, arrays, np.int8)
     scale = arrays[spec["scale"]]
     if "channels" in spec:
         scale = np.full(int(spec["channels"]), scale[0], np.float32)
