@@ -61,7 +61,7 @@ class MSELoss(Module):
 
         Raises:
             TypeError: `pred` is not a Tensor.
-            ValueError: the shapes differ.
+            ValueError: the shapes differ, or they hold no elements (a mean of nothing).
         """
         if not isinstance(pred, Tensor):
             raise TypeError(f"MSELoss expects pred as a Tensor, got {type(pred).__name__}")
@@ -69,6 +69,8 @@ class MSELoss(Module):
         if target_data.shape != pred.shape:
             raise ValueError(f"MSELoss: pred has shape {pred.shape} but target has shape {target_data.shape}; "
                              f"they must match")
+        if pred.data.size == 0:
+            raise ValueError(f"MSELoss needs at least one element, got pred of shape {pred.shape}")
         ### BEGIN SOLUTION
         diff = pred.data - target_data
         parents = (pred, target) if isinstance(target, Tensor) else (pred,)

@@ -64,6 +64,8 @@ def test_mse_rejects_shape_mismatch_instead_of_broadcasting():
         MSELoss()(Tensor(np.zeros(4)), np.zeros((4, 1)))
     with pytest.raises(TypeError, match="pred as a Tensor, got ndarray"):
         MSELoss()(np.zeros(4), np.zeros(4))
+    with pytest.raises(ValueError, match=r"MSELoss needs at least one element, got pred of shape \(0, 3\)"):
+        MSELoss()(Tensor(np.zeros((0, 3))), np.zeros((0, 3)))  # a mean of nothing would be NaN
 
 
 # --- 04.2 log_softmax ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from .tensor import Tensor
 # %% auto #0
 __all__ = ['MSELoss', 'log_softmax', 'CrossEntropyLoss']
 
-# %% ../../modules/04_losses/losses_dev.py #8dfc95c8
+# %% ../../modules/04_losses/losses_dev.py #b7b72087
 class MSELoss(Module):
     """mean((pred - target)^2) over all elements."""
 
@@ -26,7 +26,7 @@ class MSELoss(Module):
 
         Raises:
             TypeError: `pred` is not a Tensor.
-            ValueError: the shapes differ.
+            ValueError: the shapes differ, or they hold no elements (a mean of nothing).
         """
         if not isinstance(pred, Tensor):
             raise TypeError(f"MSELoss expects pred as a Tensor, got {type(pred).__name__}")
@@ -34,6 +34,8 @@ class MSELoss(Module):
         if target_data.shape != pred.shape:
             raise ValueError(f"MSELoss: pred has shape {pred.shape} but target has shape {target_data.shape}; "
                              f"they must match")
+        if pred.data.size == 0:
+            raise ValueError(f"MSELoss needs at least one element, got pred of shape {pred.shape}")
         ### BEGIN SOLUTION
         diff = pred.data - target_data
         parents = (pred, target) if isinstance(target, Tensor) else (pred,)
