@@ -290,9 +290,10 @@ def measure_latency(model: Module, x: Tensor | np.ndarray, warmup: int = 3, repe
     Raises:
         ValueError: `warmup` < 0 or `repeats` < 1.
     """
-    if not isinstance(warmup, (int, np.integer)) or warmup < 0:
+    # NOTE: bool is an int subclass: True would pass as 1 without the extra check
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
         raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-    if not isinstance(repeats, (int, np.integer)) or repeats < 1:
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
     was_training = model.training

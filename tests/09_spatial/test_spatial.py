@@ -306,6 +306,10 @@ def test_batch_norm2d_errors():
         BatchNorm2d(3, momentum=None)
     with pytest.raises(ValueError, match=r"eps must be"):
         BatchNorm2d(3, eps=0)
+    with pytest.raises(ValueError, match=r"eps must be a number > 0, got True"):
+        BatchNorm2d(3, eps=True)  # a bool is an int to Python, not a number to us
+    with pytest.raises(ValueError, match=r"momentum must be a number in \[0, 1\].*got False"):
+        BatchNorm2d(3, momentum=False)
 
 
 # --- PyTorch as a second opinion ---------------------------------------------------------

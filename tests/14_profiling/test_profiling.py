@@ -216,7 +216,8 @@ def test_measure_latency_is_a_median_that_ignores_a_slow_outlier():
     assert seconds < 0.1, "one outlier of 9 must not move the median"
 
 
-@pytest.mark.parametrize("kwargs", [dict(warmup=-1), dict(repeats=0), dict(repeats=2.5)])
+@pytest.mark.parametrize("kwargs", [dict(warmup=-1), dict(repeats=0), dict(repeats=2.5),
+                                    dict(warmup=True), dict(repeats=True)])
 def test_measure_latency_rejects_bad_counts(kwargs):
     with pytest.raises(ValueError, match="warmup|repeats"):
         measure_latency(Linear(2, 2), np.ones((1, 2)), **kwargs)

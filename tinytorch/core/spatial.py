@@ -378,16 +378,16 @@ def batch_norm2d(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor |
     return Tensor.from_op(out, (x, weight, bias), backward, op="batch_norm2d")
     ### END SOLUTION
 
-# %% ../../modules/09_spatial/spatial_dev.py #e0c3a418
+# %% ../../modules/09_spatial/spatial_dev.py #b51564ef
 class BatchNorm2d(Module):
     """Batch normalisation per channel: parameters `weight`, `bias`; buffers `running_mean`, `running_var`."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
         self.num_features = _int(num_features, "num_features", 1)
-        if not isinstance(eps, (int, float)) or not eps > 0:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
             raise ValueError(f"eps must be a number > 0, got {eps!r}")
-        if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
             raise ValueError(f"momentum must be a number in [0, 1] (PyTorch's cumulative "
                              f"momentum=None is not supported), got {momentum!r}")
         self.eps, self.momentum = float(eps), float(momentum)

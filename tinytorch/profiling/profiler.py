@@ -125,7 +125,7 @@ def count_flops(model: Module, input_shape: tuple[int, ...]) -> int:
     """Total FLOPs of one forward pass of `model` on an input of `input_shape` (batch first; multiply-add = 2)."""
     return int(sum(flops for _, flops in flops_by_layer(model, input_shape)))
 
-# %% ../../modules/14_profiling/profiling_dev.py #48e32761
+# %% ../../modules/14_profiling/profiling_dev.py #286d9051
 def measure_latency(model: Module, x: Tensor | np.ndarray, warmup: int = 3, repeats: int = 20) -> float:
     """Median wall-clock seconds of `model(x)` over `repeats` timed calls, in eval mode under `no_grad`.
 
@@ -140,9 +140,10 @@ def measure_latency(model: Module, x: Tensor | np.ndarray, warmup: int = 3, repe
     Raises:
         ValueError: `warmup` < 0 or `repeats` < 1.
     """
-    if not isinstance(warmup, (int, np.integer)) or warmup < 0:
+    # NOTE: bool is an int subclass: True would pass as 1 without the extra check
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
         raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-    if not isinstance(repeats, (int, np.integer)) or repeats < 1:
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
     was_training = model.training
