@@ -1211,26 +1211,32 @@ def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
     return dense.reshape(shape)
 
 
-def _encode_float(weight: np.ndarray, payload: _Payload) -> dict:
+def _encode_float(weight: np.ndarray, payload: _Payload) -> int | dict:
     """A float32 weight, value for value: dense, or its non-zeros with bitmask or gap-coded
-    positions, whichever takes fewest bytes. A -0.0 comes back as 0.0, the same number."""
-    flat = np.asarray(weight, np.float32).reshape(-1)
+    positions, whichever takes fewest bytes. A -0.0 comes back as 0.0, the same number.
+
+    Returns the index of the dense array in `payload` (as format version 1 stored every
+    float weight), or the spec of a sparse encoding.
+    """
+    weight = np.asarray(weight, np.float32)
+    flat = weight.reshape(-1)
     nz = flat != 0
     nnz = int(np.count_nonzero(nz))
     gaps = gap_code(nz)
     sizes = {"dense": 4 * flat.size, "bitmask": (flat.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
     best = min(sizes, key=sizes.__getitem__)
-    spec = {"shape": list(np.shape(weight)), "encoding": best}
     if best == "dense":
-        return spec | {"values": payload.add(flat)}
+        return payload.add(weight)
     index = {"gaps": payload.add(gaps)} if best == "gaps" else {"bits": payload.add(np.packbits(nz))}
-    return spec | index | {"values": payload.add(flat[nz])}
+    return {"shape": list(weight.shape), "encoding": best} | index | {"values": payload.add(flat[nz])}
 
 
-def _decode_float(spec: dict, arrays: list[np.ndarray]) -> np.ndarray:
-    if arrays[spec["values"]].dtype != np.float32:
+def _decode_float(stored: int | dict, arrays: list[np.ndarray]) -> np.ndarray:
+    """The float32 weight that `_encode_float` stored."""
+    dense = isinstance(stored, int)
+    if arrays[stored if dense else stored["values"]].dtype != np.float32:
         raise ValueError("compressed file stores a float weight as another dtype")
-    return _stored_values(spec, arrays, np.float32)
+    return arrays[stored] if dense else _stored_values(stored, arrays, np.float32)
 
 
 def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
@@ -1287,7 +1293,7 @@ from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxP
 from tinytorch.core.tensor import Tensor
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear, QuantizedTensor, quantize_int8, quantize_model
 
-# Version 2 stores float weights sparse (version 1: always dense); both are read.
+# Version 2 may store float weights sparse (version 1: always dense); both are read.
 MAGIC = b"TTZIP\x02"
 _READS = (1, 2)
 # NOTE: raw LZMA2 skips the 60-byte .xz container; lc=lp=pb=0 because int8 values and
@@ -1388,8 +1394,7 @@ def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
             layer.input_scale = np.float32(arrays[spec["input_scale"]])
         return layer
     if kind in ("Linear", "Conv2d"):
-        stored = spec["float_weight"]  # version 1: the index of a dense array
-        weight = arrays[stored] if isinstance(stored, int) else _decode_float(stored, arrays)
+        weight = _decode_float(spec["float_weight"], arrays)
         if kind == "Linear":
             layer = Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
         else:

@@ -107,7 +107,7 @@ class SizeReport:
                          f"({self.ratio():.1f}x smaller than dense fp32)")
         return "\n".join(lines)
 
-# %% ../../modules/16_compression/compression_dev.py #d37953ab
+# %% ../../modules/16_compression/compression_dev.py #affa742f
 class _Payload:
     """Arrays appended to one byte buffer, described in a JSON-able list."""
 
@@ -188,26 +188,32 @@ def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
     return dense.reshape(shape)
 
 
-def _encode_float(weight: np.ndarray, payload: _Payload) -> dict:
+def _encode_float(weight: np.ndarray, payload: _Payload) -> int | dict:
     """A float32 weight, value for value: dense, or its non-zeros with bitmask or gap-coded
-    positions, whichever takes fewest bytes. A -0.0 comes back as 0.0, the same number."""
-    flat = np.asarray(weight, np.float32).reshape(-1)
+    positions, whichever takes fewest bytes. A -0.0 comes back as 0.0, the same number.
+
+    Returns the index of the dense array in `payload` (as format version 1 stored every
+    float weight), or the spec of a sparse encoding.
+    """
+    weight = np.asarray(weight, np.float32)
+    flat = weight.reshape(-1)
     nz = flat != 0
     nnz = int(np.count_nonzero(nz))
     gaps = gap_code(nz)
     sizes = {"dense": 4 * flat.size, "bitmask": (flat.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
     best = min(sizes, key=sizes.__getitem__)
-    spec = {"shape": list(np.shape(weight)), "encoding": best}
     if best == "dense":
-        return spec | {"values": payload.add(flat)}
+        return payload.add(weight)
     index = {"gaps": payload.add(gaps)} if best == "gaps" else {"bits": payload.add(np.packbits(nz))}
-    return spec | index | {"values": payload.add(flat[nz])}
+    return {"shape": list(weight.shape), "encoding": best} | index | {"values": payload.add(flat[nz])}
 
 
-def _decode_float(spec: dict, arrays: list[np.ndarray]) -> np.ndarray:
-    if arrays[spec["values"]].dtype != np.float32:
+def _decode_float(stored: int | dict, arrays: list[np.ndarray]) -> np.ndarray:
+    """The float32 weight that `_encode_float` stored."""
+    dense = isinstance(stored, int)
+    if arrays[stored if dense else stored["values"]].dtype != np.float32:
         raise ValueError("compressed file stores a float weight as another dtype")
-    return _stored_values(spec, arrays, np.float32)
+    return arrays[stored] if dense else _stored_values(stored, arrays, np.float32)
 
 
 def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:

@@ -4,7 +4,7 @@
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel', 'compressed_size',
            'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #743df94e
+# %% ../../modules/16_compression/compression_dev.py #10346b00
 import copy
 import hashlib
 import json
@@ -28,7 +28,7 @@ from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from ..core.tensor import Tensor
 from ..quantization import QuantizedConv2d, QuantizedLinear, QuantizedTensor, quantize_int8, quantize_model
 
-# Version 2 stores float weights sparse (version 1: always dense); both are read.
+# Version 2 may store float weights sparse (version 1: always dense); both are read.
 MAGIC = b"TTZIP\x02"
 _READS = (1, 2)
 # NOTE: raw LZMA2 skips the 60-byte .xz container; lc=lp=pb=0 because int8 values and
@@ -55,7 +55,7 @@ _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 _FLOAT_LAYERS = (Linear, Conv2d)
 _QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
 
-# %% ../../modules/16_compression/compression_dev.py #5e3f00b0
+# %% ../../modules/16_compression/compression_dev.py #1a3e3bb1
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 _LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -127,8 +127,7 @@ def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
             layer.input_scale = np.float32(arrays[spec["input_scale"]])
         return layer
     if kind in ("Linear", "Conv2d"):
-        stored = spec["float_weight"]  # version 1: the index of a dense array
-        weight = arrays[stored] if isinstance(stored, int) else _decode_float(stored, arrays)
+        weight = _decode_float(spec["float_weight"], arrays)
         if kind == "Linear":
             layer = Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
         else:
