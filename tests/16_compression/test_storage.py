@@ -178,6 +178,11 @@ def test_prune_and_quantize_errors(mlp):
 
 # ---- float layers: stored value for value, sparse when that is smaller ---------------
 
+def _read_back(payload):
+    """The arrays of a payload, as a file's reader sees them."""
+    return [np.frombuffer(part, dtype).reshape(shape) for part, (dtype, *shape) in zip(payload.parts, payload.arrays)]
+
+
 @settings(max_examples=40)
 @given(rows=st.integers(1, 30), cols=st.integers(1, 200), density=st.floats(0, 1), seed=st.integers(0, 99))
 def test_float_weights_round_trip_in_the_smallest_encoding(rows, cols, density, seed):
@@ -193,7 +198,7 @@ def test_float_weights_round_trip_in_the_smallest_encoding(rows, cols, density, 
     best = min(sizes, key=sizes.get)
     assert (spec if best == "dense" else spec["encoding"]) == (0 if best == "dense" else best)
     assert payload.size == sum(len(p) for p in payload.parts) == min(sizes.values())
-    arrays = [np.frombuffer(part, dtype).reshape(shape) for part, (dtype, *shape) in zip(payload.parts, payload.arrays)]
+    arrays = _read_back(payload)
     back = _decode_float(spec, arrays)
     assert back.dtype == np.float32 and back.shape == w.shape
     assert back.tobytes() == w.tobytes()  # bit for bit (no -0.0 here)
@@ -207,7 +212,7 @@ def test_a_negative_zero_comes_back_as_the_same_number():
     payload = _Payload()
     spec = _encode_float(w, payload)
     assert spec["encoding"] == "gaps"
-    arrays = [np.frombuffer(part, dtype).reshape(shape) for part, (dtype, *shape) in zip(payload.parts, payload.arrays)]
+    arrays = _read_back(payload)
     back = _decode_float(spec, arrays)
     assert np.array_equal(back, w) and back[1, 5] == 0.0
 

@@ -107,7 +107,7 @@ class SizeReport:
                          f"({self.ratio():.1f}x smaller than dense fp32)")
         return "\n".join(lines)
 
-# %% ../../modules/16_compression/compression_dev.py #affa742f
+# %% ../../modules/16_compression/compression_dev.py #c8b369ab
 class _Payload:
     """Arrays appended to one byte buffer, described in a JSON-able list."""
 
@@ -142,19 +142,26 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
     if np.any(q.zero_point != 0):
         spec["zero_point"] = payload.add(q.zero_point.astype(np.int32))
     best = min(("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8"), key=sizes.__getitem__)
-    if best == "gaps_int8":
-        spec |= {"encoding": "gaps", "gaps": payload.add(gaps), "values": payload.add(flat[nz])}
-    elif best == "dense_int8":
-        spec |= {"encoding": "dense", "values": payload.add(values)}
-    elif best == "bitmask_int8":
-        spec |= {"encoding": "bitmask", "bits": payload.add(np.packbits(nz.reshape(-1))),
-                 "values": payload.add(flat[nz])}
+    return spec | _store_values(best.removesuffix("_int8"), values, nz, gaps, payload)
+
+
+def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.ndarray, payload: _Payload) -> dict:
+    """`values` added to `payload` in `encoding` ("dense", "gaps", "bitmask" or "csr"); `_stored_values` reads it.
+
+    `nz` marks the non-zeros of `values` viewed as rows x (the rest); `gaps` is their gap code.
+    """
+    if encoding == "dense":
+        return {"encoding": "dense", "values": payload.add(values)}
+    flat = values.reshape(nz.shape)
+    if encoding == "gaps":
+        index = {"gaps": payload.add(gaps)}
+    elif encoding == "bitmask":
+        index = {"bits": payload.add(np.packbits(nz.reshape(-1)))}
     else:
-        index = {1: np.uint8, 2: np.uint16, 4: np.uint32}[_index_bytes(flat.shape[1])]
+        dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32}[_index_bytes(flat.shape[1])]
         starts = np.concatenate([[0], np.cumsum(np.count_nonzero(nz, axis=1))]).astype(np.uint32)
-        spec |= {"encoding": "csr", "starts": payload.add(starts),
-                 "columns": payload.add(np.nonzero(nz)[1].astype(index)), "values": payload.add(flat[nz])}
-    return spec
+        index = {"starts": payload.add(starts), "columns": payload.add(np.nonzero(nz)[1].astype(dtype))}
+    return {"encoding": encoding} | index | {"values": payload.add(flat[nz])}
 
 
 def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
@@ -196,16 +203,14 @@ def _encode_float(weight: np.ndarray, payload: _Payload) -> int | dict:
     float weight), or the spec of a sparse encoding.
     """
     weight = np.asarray(weight, np.float32)
-    flat = weight.reshape(-1)
-    nz = flat != 0
+    nz = weight.reshape(weight.shape[0], -1) != 0
     nnz = int(np.count_nonzero(nz))
-    gaps = gap_code(nz)
-    sizes = {"dense": 4 * flat.size, "bitmask": (flat.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
+    gaps = gap_code(nz.reshape(-1))
+    sizes = {"dense": 4 * weight.size, "bitmask": (weight.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
     best = min(sizes, key=sizes.__getitem__)
     if best == "dense":
         return payload.add(weight)
-    index = {"gaps": payload.add(gaps)} if best == "gaps" else {"bits": payload.add(np.packbits(nz))}
-    return {"shape": list(weight.shape), "encoding": best} | index | {"values": payload.add(flat[nz])}
+    return {"shape": list(weight.shape)} | _store_values(best, weight, nz, gaps, payload)
 
 
 def _decode_float(stored: int | dict, arrays: list[np.ndarray]) -> np.ndarray:
