@@ -5,10 +5,11 @@ batch 1 and batch 64: as a dense TinyTorch `Linear` (the zeros are still multipl
 as a `SparseLinear` with scipy's CSR kernels and with the NumPy formulation
 (gather + `np.add.reduceat`), and, where PyTorch is installed, as
 `torch.nn.functional.linear` on the same pruned weights (PyTorch's pruning leaves the
-weights dense, so its time does not move with sparsity). All forms of one row are
-timed in interleaved rounds (`time_interleaved`); the table reports medians and the
-ratios between them. The crossover is the sparsity from which CSR stays faster
-(`crossover_sparsity`, interpolated between the measured points).
+weights dense, so its time does not move with sparsity). TinyTorch's forms of one row
+are timed in interleaved rounds (`time_interleaved`), PyTorch's in rounds of its own;
+the table reports medians and the ratios between them. The crossover is the sparsity
+from which CSR stays faster (`crossover_sparsity`, interpolated between the measured
+points).
 
 Everything runs on one thread, and by default the clock is the CPU time of this
 process (`--clock cpu`): on one thread that is the latency an idle machine shows,
@@ -22,7 +23,6 @@ Goal: at 95% sparsity and batch 1, CSR at least 2x faster than dense.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 
 # NOTE: BLAS reads its thread count when NumPy is first imported. One thread keeps a
@@ -69,17 +69,18 @@ def measure(size: int, sparsities, batches, repeats: int, threads: int = 1, cloc
         for batch in batches:
             x = Tensor(rng.standard_normal((batch, size)).astype(np.float32))
             fns = [lambda: layer(x)] + [lambda s=s: s(x) for s in sparse.values()]
-            if torch is not None:
-                tw, tb, tx = (torch.from_numpy(a) for a in (layer.weight.data, layer.bias.data, x.data))
-                fns.append(lambda: torch.nn.functional.linear(tx, tw, tb))
             with no_grad():
                 reference = layer(x).data
                 for b, s in sparse.items():
                     err = float(np.abs(s(x).data - reference).max())
                     if err > 1e-3:
                         raise AssertionError(f"CSR ({b}) differs from dense by {err} at sparsity {sparsity}")
-                with torch.inference_mode() if torch is not None else contextlib.nullcontext():
-                    times = time_interleaved(fns, repeats=repeats, clock=clock)
+                times = time_interleaved(fns, repeats=repeats, clock=clock)
+                if torch is not None:  # in rounds of its own: mixed in, it unsettles our ratios
+                    tw, tb, tx = (torch.from_numpy(a) for a in (layer.weight.data, layer.bias.data, x.data))
+                    with torch.inference_mode():
+                        times += time_interleaved([lambda: torch.nn.functional.linear(tx, tw, tb)],
+                                                  repeats=repeats, clock=clock)
             row = {"batch": batch, "sparsity": sparsity, "clock": clock, "dense_ms": 1e3 * times[0]}
             for b, t in zip(backends, times[1:]):
                 row[f"csr_{b}_ms"] = 1e3 * t
