@@ -368,7 +368,7 @@ def _summary_rows(found: dict) -> list[list]:
         return [f"Saving {ours['weights'] / 1e6:.1f}M weights pruned to 90%: bytes and seconds",
                 f"{ours['bytes']:,} B in {ours['save_s']:.1f} s (float32, exact); {int8['bytes']:,} B in "
                 f"{int8['save_s']:.1f} s (INT8)",
-                None if dense is None else f"{dense['bytes']:,} B in {dense['save_s']:.1f} s (torch.save); "
+                None if dense is None else f"{dense['bytes']:,} B in {dense['save_s']:.2f} s (torch.save); "
                                            f"{xz['bytes']:,} B in {xz['save_s']:.0f} s (then xz)",
                 None if dense is None else f"float32 file {dense['bytes'] / ours['bytes']:.1f}x smaller than "
                                            f"torch.save, {xz['bytes'] / ours['bytes']:.1f}x smaller than xz"]

@@ -147,7 +147,7 @@ def test_summary_picks_the_headline_of_each_benchmark():
     assert "CSR faster from 78% sparsity; 4.0x at 95%" in text
     assert "| 420 us | 840 us | TinyTorch takes 0.50x PyTorch's time |" in text
     assert ("| Saving 2.0M weights pruned to 90%: bytes and seconds | 600 B in 1.2 s (float32, exact); 200 B in "
-            "0.5 s (INT8) | 8,000 B in 0.1 s (torch.save); 900 B in 40 s (then xz) | float32 file 13.3x smaller "
+            "0.5 s (INT8) | 8,000 B in 0.10 s (torch.save); 900 B in 40 s (then xz) | float32 file 13.3x smaller "
             "than torch.save, 1.5x smaller than xz |") in text
     broken = run_all.summary({"bench_structured": [{"model": "x", "ratio": 0.5}]})  # rows of another shape
     assert broken == "(no benchmark ran)"
