@@ -50,7 +50,8 @@ def measure(size: int, sparsities, batches, repeats: int, threads: int = 1, cloc
     import numpy as np
 
     from tinytorch.compression import magnitude_prune
-    from tinytorch.compression.sparse import SparseLinear, default_backend, time_interleaved
+    from tinytorch.compression.sparse import SparseLinear, default_backend
+    from tinytorch.profiling import time_interleaved
     from tinytorch.core.autograd import no_grad
     from tinytorch.core.layers import Linear, Sequential
     from tinytorch.core.tensor import Tensor, manual_seed

@@ -32,7 +32,7 @@ def cmd_export(args) -> int:
         return 0
     written = export.write(results)
     for rel in written:
-        print(f"wrote {rel}")
+        print(f"{'wrote' if (root / rel).exists() else 'removed'} {rel}")
     if not written:
         print("nothing changed")
     return 0

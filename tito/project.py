@@ -32,6 +32,17 @@ class ModuleInfo:
         return self.root / "modules" / self.dirname / f"{self.name}_dev.py"
 
     @property
+    def given_files(self) -> list[Path]:
+        """Companion sources beside the lesson (`*_given.py`): code a student uses but need
+        not write (file formats, bookkeeping), exported like the lesson, with no tasks."""
+        return sorted(self.dev_file.parent.glob("*_given.py"))
+
+    @property
+    def sources(self) -> list[Path]:
+        """Every source `tito export` reads for this module: the lesson, then its companions."""
+        return [self.dev_file, *self.given_files]
+
+    @property
     def tests_dir(self) -> Path:
         return self.root / "tests" / self.dirname
 

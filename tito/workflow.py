@@ -387,6 +387,7 @@ def release(modules: list[ModuleInfo], out: Path, force: bool = False) -> int:
         export.render(module, source=student)  # students must be able to export it
         folder = out / "modules" / module.dirname
         planned.append((folder / module.dev_file.name, student.encode("utf-8")))
+        planned += [(folder / given.name, given.read_bytes()) for given in module.given_files]
         about = module.dev_file.parent / "ABOUT.md"
         if about.is_file():
             planned.append((folder / "ABOUT.md", about.read_bytes()))

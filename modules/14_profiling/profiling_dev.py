@@ -40,7 +40,9 @@
 #| export
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -336,6 +338,74 @@ def test_unit_latency():
 # ## Demo: profiling the course's small CNN
 #
 # The digits CNN of Module 09, profiled for one image and for a batch of 64.
+
+# %% [markdown]
+# ## Comparing two timings fairly
+#
+# One latency on a shared machine is noisy: another program's burst lands on one call
+# and not the next. To compare two versions of a model, time them *in turns*: each round
+# times every function once, in a rotated order, so a burst falls on all of them alike,
+# and the median over rounds drops it. Every later module (the pruned-vs-dense
+# comparisons of Module 16, the sparse kernels of Module 18, the benchmarks of Module 19)
+# times with this one function. It is given code: read it, there is nothing to write.
+
+# %%
+#| export
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: int = 1,
+                     min_time: float = 2e-3, clock: str = "wall") -> list[float]:
+    """Median seconds per call of each function in `fns`, timed in interleaved rounds.
+
+    Each round times every function once, in a rotated order, and each timing repeats
+    its call until about `min_time` has passed. A burst of load from other programs
+    then falls on all functions alike, and the median over rounds drops the bursts:
+    the ratio of two results is much steadier than either time alone.
+
+    Args:
+        fns: callables without arguments.
+        repeats: rounds, >= 1.
+        warmup: untimed calls of each function first, >= 0.
+        min_time: seconds each timing lasts at least, > 0.
+        clock: "wall" (elapsed time, `time.perf_counter`: the latency) or "cpu" (CPU
+            seconds of this process, `time.process_time`: on one thread, the latency
+            an idle machine would show, blind to the time other programs hold the CPU;
+            with several threads it adds theirs up).
+
+    Raises:
+        ValueError: `repeats` < 1, `warmup` < 0, `min_time` <= 0 or an unknown clock.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    if not min_time > 0:
+        raise ValueError(f"min_time must be > 0 seconds, got {min_time!r}")
+    if clock not in _CLOCKS:
+        raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+    clock = _CLOCKS[clock]
+    calls = []
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+        start, n = clock(), 0
+        while True:  # how many calls fill min_time, found while warming up
+            fn()
+            n += 1
+            if clock() - start >= min_time:
+                break
+        calls.append(n)
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats):
+        for k in range(len(fns)):
+            i = (k + r) % len(fns)
+            start = clock()
+            for _ in range(calls[i]):
+                fns[i]()
+            times[i].append((clock() - start) / calls[i])
+    return [statistics.median(t) for t in times]
+
 
 # %%
 def demo_profile():

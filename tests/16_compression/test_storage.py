@@ -186,7 +186,7 @@ def _read_back(payload):
 @settings(max_examples=40)
 @given(rows=st.integers(1, 30), cols=st.integers(1, 200), density=st.floats(0, 1), seed=st.integers(0, 99))
 def test_float_weights_round_trip_in_the_smallest_encoding(rows, cols, density, seed):
-    from tinytorch.compression.formats import _decode_float, _encode_float, _Payload
+    from tinytorch.compression.encodings import _decode_float, _encode_float, _Payload
 
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((rows, cols)).astype(np.float32)
@@ -205,7 +205,7 @@ def test_float_weights_round_trip_in_the_smallest_encoding(rows, cols, density, 
 
 
 def test_a_negative_zero_comes_back_as_the_same_number():
-    from tinytorch.compression.formats import _decode_float, _encode_float, _Payload
+    from tinytorch.compression.encodings import _decode_float, _encode_float, _Payload
 
     w = np.zeros((4, 64), np.float32)
     w[0, 0], w[1, 5], w[2, 7] = 1.5, -0.0, -2.0

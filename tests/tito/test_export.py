@@ -77,3 +77,33 @@ def test_export_into_a_new_package_folder_creates_its_init(project: Project):
     assert (project.root / "tinytorch" / "extras" / "toy.py").is_file()
     init = project.root / "tinytorch" / "extras" / "__init__.py"
     assert init.is_file() and compile(init.read_text(), str(init), "exec")
+
+
+def _given(project: Project, name: str, target: str, body: str):
+    path = project.dev_file("90_toy").parent / f"{name}_given.py"
+    path.write_text(f"# %%\n#| default_exp {target}\n\n# %%\n#| export\n{body}\n")
+    return path
+
+
+def test_given_sources_export_beside_the_lesson_and_orphans_are_removed(project: Project):
+    given = _given(project, "helpers", "toy_helpers", "def triple(x):\n    return 3 * x")
+    result = project.tito("export", "90_toy")
+    assert result.returncode == 0, output(result)
+    generated = project.root / "tinytorch" / "toy_helpers.py"
+    assert "File to edit: ../modules/90_toy/helpers_given.py" in generated.read_text()
+    assert project.tito("export", "--all", "--check").returncode == 0
+    # The companion stops exporting that file: --check names it, export removes it.
+    given.write_text(given.read_text().replace("default_exp toy_helpers", "default_exp toy_more"))
+    check = project.tito("export", "90_toy", "--check")
+    assert check.returncode == 1 and "tinytorch/toy_helpers.py" in check.stdout
+    result = project.tito("export", "90_toy")
+    assert "removed tinytorch/toy_helpers.py" in result.stdout and not generated.exists()
+    assert (project.root / "tinytorch" / "toy_more.py").exists()
+
+
+def test_two_sources_may_not_write_one_file(project: Project):
+    _given(project, "clash", "toy", "def clash():\n    return 0")
+    before = package_state(project)
+    result = project.tito("export", "90_toy")
+    assert result.returncode == 2 and "both export" in result.stderr and "clash_given.py" in result.stderr
+    assert package_state(project) == before

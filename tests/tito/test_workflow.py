@@ -164,12 +164,15 @@ def test_start_twice_and_reset_twice_change_nothing(project: Project):
 
 def test_release_writes_student_versions_and_refuses_a_full_folder(project: Project, tmp_path):
     out = tmp_path / "course"
+    given = project.dev_file(TOY).parent / "helpers_given.py"
+    given.write_text("# %%\n#| default_exp toy_helpers\n\n# %%\n#| export\ndef triple(x):\n    return 3 * x\n")
     proc = project.tito("release", TOY, "--out", str(out))
     assert proc.returncode == 0, output(proc)
     released = (out / "modules" / TOY / "toy_dev.py").read_text()
     full = project.dev_file(TOY).read_text()
     assert stubs.stubs_left(released) == ["90.1", "90.2"] and stubs.solution_leaks(full, released) == []
     assert (out / "modules" / TOY / "ABOUT.md").read_text().startswith("# Module 90")
+    assert (out / "modules" / TOY / "helpers_given.py").read_bytes() == given.read_bytes()  # given code goes along
     # New files get the umask's usual mode, not the owner-only mode of a temporary file.
     umask = os.umask(0o022)
     os.umask(umask)

@@ -1,7 +1,9 @@
 """Compression (Module 16): pruning, masks that survive fine-tuning, pruning + INT8, honest sizes.
 
-The code is generated from `modules/16_compression/compression_dev.py` into `prune.py`,
-`structured.py`, `iterative.py`, `formats.py`, `storage.py`, `surgery.py` and `sparse.py`; this file only re-exports the public names.
+The code is generated from the lesson, `modules/16_compression/compression_dev.py`, into
+`prune.py`, `structured.py`, `iterative.py`, `formats.py`, `storage.py`, `surgery.py` and
+`sparse.py`, and from its given code, `storage_given.py`, into `encodings.py` and
+`container.py`; this file only re-exports the public names.
 """
 from tinytorch.compression.prune import (
     LayerSparsity,
@@ -25,19 +27,14 @@ from tinytorch.compression.sparse import (
     crossover_sparsity,
     csr_matmul,
     plan_sparse,
-    time_interleaved,
     to_csr,
     to_sparse,
 )
+from tinytorch.profiling import time_interleaved  # kept importable from here too
 from tinytorch.compression.surgery import plan_cut, remove_pruned_units, sequential_layers
 from tinytorch.compression.formats import LayerSize, SizeReport, format_bytes, gap_code, gap_positions
-from tinytorch.compression.storage import (
-    CompressedModel,
-    compressed_size,
-    load_compressed,
-    prune_and_quantize,
-    save_compressed,
-)
+from tinytorch.compression.container import CompressedModel, load_compressed, save_compressed
+from tinytorch.compression.storage import compressed_size, prune_and_quantize
 
 __all__ = [
     "CompressedModel", "IterativePruner", "LayerSize", "LayerSparsity", "Masks", "SensitivityScan",
