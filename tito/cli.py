@@ -1,9 +1,10 @@
-"""The `tito` command: `tito export`, `tito test`, and the student workflow."""
+"""The `tito` command: `tito export`, `tito test`, and the commands listed in `COMMANDS`."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from tito import bench, demo, workflow
 from tito.project import TitoError, all_modules, find_root, resolve_module
 
 
@@ -46,10 +47,8 @@ def cmd_test(args) -> int:
                        everything=bool(args.all))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tito", description="TinyTorch's course tool.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _register_core(sub) -> None:
+    """`tito export` and `tito test`."""
     p = sub.add_parser("export", help="export a module's source into the tinytorch package")
     p.add_argument("module", nargs="?", help="16_compression, 16 or compression")
     p.add_argument("--all", action="store_true", help="every module")
@@ -63,23 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="less output")
     p.set_defaults(func=cmd_test)
 
-    for register in _extensions():
+
+# The one list of tito's commands: each entry adds its sub-commands to the parser.
+COMMANDS = (_register_core, workflow.register, demo.register, bench.register)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tito", description="TinyTorch's course tool.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in COMMANDS:
         register(sub)
     return parser
-
-
-def _extensions():
-    """Sub-commands defined in their own files (module workflow, demo, bench)."""
-    found = []
-    for name in ("tito.workflow", "tito.demo", "tito.bench"):
-        try:
-            mod = __import__(name, fromlist=["register"])
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
-        found.append(mod.register)
-    return found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 With `--task 16.3` only that task's tests run: the inline tests whose docstring or name
 names it, and the pytest tests marked `@pytest.mark.task("16.3")`. Failures are
-explained task by task (`tito.grading`), not as a wall of traceback.
+explained task by task (`tito.plugin`, `tito.explain`), not as a wall of traceback.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def run_inline(module: ModuleInfo, quiet: bool = False) -> bool:
     ok = proc.returncode == 0
     if not ok or not quiet:
         out = (proc.stdout + proc.stderr).rstrip()
-        from tito.grading import friendly_traceback_tail
+        from tito.explain import friendly_traceback_tail
 
         stub = None if ok else friendly_traceback_tail(out)
         if stub:  # a stub's traceback says nothing the one line does not
@@ -57,22 +57,22 @@ def run_inline(module: ModuleInfo, quiet: bool = False) -> bool:
 
 def _explain_inline(module: ModuleInfo) -> None:
     """After a failed script run: every inline test on its own, so each task gets its verdict."""
-    from tito import grading
+    from tito import inline
 
-    names = list(grading.inline_tests(module))
+    names = list(inline.inline_tests(module))
     if not names:
         return
     try:
-        run = grading.run_inline_tests(module, names, env=_env(module.root))
+        run = inline.run_inline_tests(module, names, env=_env(module.root))
     except TitoError as err:
         print(err)
         return
-    grading.print_inline(run, "inline tests one by one:")
+    inline.print_inline(run, "inline tests one by one:")
 
 
 def run_pytest(root: Path, paths: list[Path], task: str | None, quiet: bool) -> tuple[int, dict[str, int]]:
-    # tito.grading, as a plugin, sums the results up by task and explains each failure.
-    args = [sys.executable, "-m", "pytest", "-p", "tito.grading", *[str(p) for p in paths]]
+    # tito.plugin sums the results up by task and explains each failure.
+    args = [sys.executable, "-m", "pytest", "-p", "tito.plugin", *[str(p) for p in paths]]
     if task:
         args += ["--task", task, "--tb=no"]
     else:
@@ -120,10 +120,10 @@ def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: b
     inline_failed = [m for m in modules if not task and not run_inline(m, quiet)]
     task_passed = task_failed = 0
     if task:
-        from tito import grading
+        from tito import inline
 
         for m in modules:
-            p, f = grading.run_task_inline(m, task, env=_env(root))
+            p, f = inline.run_task_inline(m, task, env=_env(root))
             task_passed, task_failed = task_passed + p, task_failed + f
     suites = [m.tests_dir for m in modules if m.tests_dir.is_dir()]
     if everything and (root / "tests").is_dir():

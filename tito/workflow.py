@@ -402,7 +402,7 @@ def release(modules: list[ModuleInfo], out: Path, force: bool = False) -> int:
 
 def grade_module(module: ModuleInfo, as_json: bool = False) -> int:
     """Run the graded test cells and print the points each earned."""
-    from tito import grading
+    from tito import explain, grading
     from tito.testing import _env
 
     cells = grading.grade(module, env=_env(module.root))
@@ -419,7 +419,7 @@ def grade_module(module: ModuleInfo, as_json: bool = False) -> int:
         return 0
     table = _table(f"grade of {_rel(module, module.dev_file)}", ["test cell", "task", "points", "result"])
     for c in cells:
-        result = "passed" if c.passed else grading.headline(c.message)
+        result = "passed" if c.passed else explain.headline(c.message)
         table.add_row(c.grade_id, ", ".join(c.tasks) or "-", f"{c.points:g}/{c.points:g}" if c.passed
                       else f"0/{c.points:g}", result)
     console.print(table)

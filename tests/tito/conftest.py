@@ -80,7 +80,7 @@ class Project:
         """The module's pytest suite with tito's by-task summary; by default without the
         tests marked slow (they train networks for tens of seconds)."""
         options = options or ("-m", "not slow")
-        return subprocess.run([sys.executable, "-m", "pytest", "-p", "tito.grading", "-q", "--tb=short",
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "tito.plugin", "-q", "--tb=short",
                                *options, f"tests/{dirname}"],
                               cwd=self.root, env=self.env, capture_output=True, text=True)
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tito import grading, stubs
+from tito import inline as inline_tests, stubs
 from tito.project import ModuleInfo
 
 from .conftest import TOY, Project, failing_tasks, output, summary
@@ -31,7 +31,7 @@ def _run_tests(project: Project, dirname: str) -> tuple[bool, set[str], str]:
     toy module's tests below go through `tito test` itself.
     """
     module = ModuleInfo(dirname[:2], dirname[3:], project.root)
-    inline = grading.run_inline_tests(module, list(grading.inline_tests(module)), env=project.env)
+    inline = inline_tests.run_inline_tests(module, list(inline_tests.inline_tests(module)), env=project.env)
     failing = {t for r in inline.results if not r.passed for t in r.tasks}
     text = "\n".join(f"{'passed' if r.passed else 'FAILED'} {r.name} {r.tasks}: {r.message}"
                      for r in inline.results)
