@@ -50,6 +50,7 @@ import numpy as np
 
 from tinytorch.core.autograd import backward as autograd_backward
 from tinytorch.core.autograd import is_grad_enabled, unbroadcast
+from tinytorch.core.checks import check_int
 
 # %% [markdown]
 # ## Precision and randomness
@@ -85,8 +86,7 @@ def set_default_dtype(dtype: Any) -> np.dtype:
 
 def manual_seed(seed: int) -> None:
     """Seed the generator behind every random initialiser and Dropout (see `get_rng`)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = check_int("seed", seed, minimum=0)
     # Re-seed in place, so code that kept a reference from get_rng() sees the new seed.
     _RNG.bit_generator.state = np.random.default_rng(int(seed)).bit_generator.state
 

@@ -41,6 +41,7 @@ from typing import Iterator
 import numpy as np
 
 from tinytorch.core.activations import GELU, Module, ReLU, Sigmoid, Softmax, Tanh
+from tinytorch.core.checks import check_fraction, check_int
 from tinytorch.core.tensor import Tensor, get_rng
 
 # Names defined in Module 02, public here as well.
@@ -97,12 +98,8 @@ class Linear(Module):
             ValueError: a size is smaller than 1.
         """
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = check_int("in_features", in_features, minimum=1)
+        self.out_features = check_int("out_features", out_features, minimum=1)
         ### BEGIN SOLUTION
         bound = 1.0 / math.sqrt(self.in_features)
         rng = get_rng()
@@ -291,9 +288,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_fraction("Dropout probability p", p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -57,6 +57,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.checks import check_int
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
 
@@ -292,8 +293,7 @@ def fit(model: Module, optimizer: Any, loss_fn: Callable[[Tensor, Any], Tensor],
         ValueError: `epochs` is not a positive int, or the loader yields no batches.
         FloatingPointError: the loss became NaN or infinite.
     """
-    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    epochs = check_int("epochs", epochs, minimum=1)
     try:
         total = epochs * len(loader)
     except TypeError:  # a generator has no length; the bar then counts without a total

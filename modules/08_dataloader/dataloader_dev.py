@@ -45,6 +45,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from tinytorch.core.checks import check_int
 from tinytorch.core.tensor import Tensor, get_rng
 
 # %% [markdown]
@@ -170,10 +171,7 @@ class DataLoader:
             ValueError / TypeError: `batch_size` is not a positive int, `seed` is neither
                 None nor an int >= 0, or the dataset has no length.
         """
-        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool):
-            raise TypeError(f"batch_size must be a positive int, got {batch_size!r}")
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int (at least 1), got {batch_size}")
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"dataset must have __len__ and __getitem__, got {type(dataset).__name__}")
         self.dataset, self.batch_size = dataset, int(batch_size)

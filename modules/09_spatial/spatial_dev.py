@@ -52,6 +52,7 @@ import math
 
 import numpy as np
 
+from tinytorch.core.checks import ArgumentTypeError, check_int, check_number
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor, get_rng
 
@@ -71,20 +72,14 @@ from tinytorch.core.tensor import Tensor, get_rng
 def _pair(value: int | tuple[int, int], name: str, minimum: int) -> tuple[int, int]:
     """`(h, w)` from an int or a pair of ints, each at least `minimum`."""
     items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if min(items) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(items[0]), int(items[1])
+    if len(items) != 2:
+        raise ArgumentTypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return check_int(name, items[0], minimum), check_int(name, items[1], minimum)
 
 
 def _int(value: int, name: str, minimum: int) -> int:
     """`value` as an int, checked to be at least `minimum`."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    return check_int(name, value, minimum)
 
 
 def _as_tensor(x: Tensor | np.ndarray) -> Tensor:
@@ -673,12 +668,9 @@ class BatchNorm2d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
         self.num_features = _int(num_features, "num_features", 1)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f"eps must be a number > 0, got {eps!r}")
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be a number in [0, 1] (PyTorch's cumulative "
-                             f"momentum=None is not supported), got {momentum!r}")
-        self.eps, self.momentum = float(eps), float(momentum)
+        self.eps = check_number("eps", eps, low=0.0, low_open=True)
+        self.momentum = check_number("momentum", momentum, 0.0, 1.0,
+                                     note=" (PyTorch's cumulative momentum=None is not supported)")
         self.weight = Tensor(np.ones(self.num_features, np.float32), requires_grad=True)
         self.bias = Tensor(np.zeros(self.num_features, np.float32), requires_grad=True)
         self.running_mean = Tensor(np.zeros(self.num_features, np.float32))

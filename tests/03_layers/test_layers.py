@@ -80,11 +80,11 @@ def test_linear_without_bias():
 
 
 @pytest.mark.parametrize("args, error, named", [
-    ((0, 3), ValueError, "in_features must be >= 1, got 0"),
-    ((3, -2), ValueError, "out_features must be >= 1, got -2"),
-    ((3.0, 2), TypeError, "in_features must be an integer, got 3.0"),
-    (("3", 2), TypeError, "in_features must be an integer, got '3'"),
-    ((True, 2), TypeError, "in_features must be an integer, got True"),
+    ((0, 3), ValueError, "in_features must be an int >= 1, got 0"),
+    ((3, -2), ValueError, "out_features must be an int >= 1, got -2"),
+    ((3.0, 2), TypeError, "in_features must be an int >= 1, got 3.0"),
+    (("3", 2), TypeError, "in_features must be an int >= 1, got '3'"),
+    ((True, 2), TypeError, "in_features must be an int >= 1, got True"),
 ])
 def test_linear_rejects_bad_sizes(args, error, named):
     with pytest.raises(error, match=named):
@@ -244,11 +244,11 @@ def test_dropout_mask_is_reproducible_with_manual_seed():
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
 def test_dropout_rejects_p_outside_0_1(p):
-    with pytest.raises(ValueError, match=rf"p must be in \[0, 1\), got {p}"):
+    with pytest.raises(ValueError, match=rf"p must be a number in \[0, 1\), got {p}"):
         Dropout(p)
 
 
 @pytest.mark.parametrize("p", ["0.5", None, True])
 def test_dropout_rejects_p_that_is_not_a_number(p):
-    with pytest.raises(ValueError, match=rf"p must be in \[0, 1\), got {p!r}"):
+    with pytest.raises(ValueError, match=rf"p must be a number in \[0, 1\), got {p!r}"):
         Dropout(p)

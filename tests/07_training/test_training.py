@@ -177,7 +177,7 @@ def test_fit_works_with_a_loader_without_length():
 @pytest.mark.parametrize("epochs", [0, -1, 1.5, True])
 def test_fit_rejects_bad_epochs(epochs):
     model = Linear(2, 2)
-    with pytest.raises(ValueError, match=r"epochs must be a positive int"):
+    with pytest.raises(ValueError, match=r"epochs must be an int >= 1, got"):
         fit(model, SGD(model.parameters(), lr=0.1), CrossEntropyLoss(), [], epochs, progress=False)
 
 

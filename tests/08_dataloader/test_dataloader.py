@@ -100,7 +100,7 @@ def test_bad_seed_is_a_clear_error(seed):
                                         (True, TypeError), ("8", TypeError)])
 def test_bad_batch_size_is_a_clear_error(bad, error):
     ds = TensorDataset(np.zeros((4, 2)), np.zeros(4))
-    with pytest.raises(error, match=r"batch_size must be a positive int.*" + repr(bad).replace(".", r"\.")):
+    with pytest.raises(error, match=r"batch_size must be an int >= 1, got " + repr(bad).replace(".", r"\.")):
         DataLoader(ds, batch_size=bad)
 
 

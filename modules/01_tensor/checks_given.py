@@ -1,0 +1,117 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Given code: checking arguments
+#
+# Every public function of TinyTorch checks what it is given before it changes anything,
+# and says what was wrong in one sentence: the argument's name, the value given, and
+# what is allowed (`sparsity must be a number in [0, 1), got 1.5`). The same few checks
+# come back in every module, so they live here, once. This file holds no task: read it
+# if you like, and use it in your own code.
+#
+# Two traps it handles for you:
+# - `True` is an `int` in Python (`isinstance(True, int)` holds), so a flag passed by
+#   mistake where a count belongs would be taken as 1. Every check below refuses bools.
+# - NaN fails every comparison, so `not low <= x <= high` is the way to write a range
+#   test that refuses NaN too.
+#
+# A value of the wrong type raises `ArgumentTypeError`, which is both a `TypeError` and a
+# `ValueError`: code that catches either one keeps working. A value of the right type
+# but out of range raises `ValueError`.
+
+# %%
+#| default_exp core.checks
+
+# %%
+#| export
+from __future__ import annotations
+
+import math
+import numbers
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (also a ValueError, so either `except` catches it)."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: object, minimum: int | None = None, maximum: int | None = None) -> int:
+    """`value` as an int, after checking it is an integer (not a bool) within the bounds given.
+
+    Raises:
+        ArgumentTypeError: not an integer, or a bool.
+        ValueError: below `minimum` or above `maximum`.
+    """
+    bounds = " and ".join(s for s in (f">= {minimum}" if minimum is not None else "",
+                                      f"<= {maximum}" if maximum is not None else "") if s)
+    allowed = f"an int {bounds}".rstrip()
+    if not _is_int(value):
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return int(value)
+
+
+def check_number(name: str, value: object, low: float = -math.inf, high: float = math.inf,
+                 low_open: bool = False, high_open: bool = False, note: str = "") -> float:
+    """`value` as a float, after checking it is a real number (not a bool, not NaN) in the range.
+
+    The range is [low, high] by default; `low_open`/`high_open` exclude an end. `note`
+    is added to the message (a hint such as what PyTorch would accept instead).
+
+    Raises:
+        ArgumentTypeError: not a real number, or a bool.
+        ValueError: NaN, or outside the range.
+    """
+    if high == math.inf and low > -math.inf:
+        allowed = f"a number {'>' if low_open else '>='} {low:g}"
+    elif low == -math.inf and high < math.inf:
+        allowed = f"a number {'<' if high_open else '<='} {high:g}"
+    elif (low, high) == (-math.inf, math.inf):
+        allowed = "a number"
+    else:
+        allowed = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    allowed += note
+    if not _is_real(value):
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {value!r}")
+    x = float(value)
+    above = x > low if low_open else x >= low
+    below = x < high if high_open else x <= high
+    if not (above and below):  # NOTE: NaN fails both comparisons, so it is refused here
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return x
+
+
+def check_fraction(name: str, value: object, include_one: bool = False) -> float:
+    """`value` as a float in [0, 1), or [0, 1] with `include_one`: a sparsity, a ratio, a probability."""
+    return check_number(name, value, 0.0, 1.0, high_open=not include_one)
+
+
+def check_instance(name: str, value: object, kind: type | tuple[type, ...], what: str) -> object:
+    """`value` itself, after checking it is an instance of `kind` (described as `what` in the message).
+
+    Raises:
+        ArgumentTypeError: `value` is not a `kind`.
+    """
+    if not isinstance(value, kind):
+        raise ArgumentTypeError(f"{name} must be {what}, got {type(value).__name__} {value!r:.80}")
+    return value

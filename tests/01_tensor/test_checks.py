@@ -1,0 +1,68 @@
+"""tinytorch.core.checks: the argument checks every module shares (given code, no task)."""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinytorch.core.checks import ArgumentTypeError, check_fraction, check_instance, check_int, check_number
+
+
+@given(st.integers(-10**6, 10**6), st.integers(-100, 100))
+def test_check_int_accepts_exactly_the_ints_at_or_above_the_minimum(value, minimum):
+    if value >= minimum:
+        assert check_int("n", value, minimum) == value
+        assert type(check_int("n", np.int64(value), minimum)) is int
+    else:
+        with pytest.raises(ValueError, match=rf"n must be an int >= {minimum}, got {value}$"):
+            check_int("n", value, minimum)
+
+
+@pytest.mark.parametrize("bad", [True, False, 1.0, "3", None, np.float32(2)])
+def test_check_int_refuses_bools_and_non_integers_with_both_error_kinds(bad):
+    for kind in (TypeError, ValueError, ArgumentTypeError):
+        with pytest.raises(kind, match="^steps must be an int >= 1 and <= 9, got " + re.escape(repr(bad)) + "$"):
+            check_int("steps", bad, 1, 9)
+
+
+def test_check_int_maximum():
+    assert check_int("k", 9, maximum=9) == 9
+    with pytest.raises(ValueError, match=r"k must be an int <= 9, got 10"):
+        check_int("k", 10, maximum=9)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_check_fraction_is_the_half_open_unit_interval(x):
+    if 0.0 <= x < 1.0:
+        assert check_fraction("sparsity", x) == x
+    else:  # NaN, negatives, 1 and above
+        with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\), got"):
+            check_fraction("sparsity", x)
+    if 0.0 <= x <= 1.0:
+        assert check_fraction("ratio", x, include_one=True) == x
+
+
+@pytest.mark.parametrize("low, high, low_open, high_open, text", [
+    (0.0, math.inf, True, False, "a number > 0"),
+    (0.0, math.inf, False, False, "a number >= 0"),
+    (-math.inf, 5.0, False, True, "a number < 5"),
+    (-math.inf, math.inf, False, False, "a number"),
+    (0.0, 1.0, False, False, r"a number in \[0, 1\]"),
+])
+def test_check_number_names_the_allowed_range(low, high, low_open, high_open, text):
+    with pytest.raises((ValueError, TypeError), match=rf"^lr must be {text}, got 'x'$"):
+        check_number("lr", "x", low, high, low_open, high_open)
+    with pytest.raises(ValueError, match=r"got nan"):
+        check_number("lr", float("nan"), low, high, low_open, high_open)
+    with pytest.raises(ValueError, match=r"\(a hint\)"):
+        check_number("lr", True, low, high, low_open, high_open, note=" (a hint)")
+
+
+def test_check_instance():
+    assert check_instance("x", 3, int, "an int") == 3
+    with pytest.raises(ArgumentTypeError, match=r"^model must be a tinytorch Module, got str 'abc'$"):
+        check_instance("model", "abc", (int, float), "a tinytorch Module")
