@@ -1,0 +1,35 @@
+"""Acceleration (Module 18): the machine's roofline, arithmetic intensity, CSR kernels, layer timing.
+
+The code is generated from the lesson, `modules/18_acceleration/acceleration_dev.py`, into
+`roofline.py`, `sparse.py` and `layers.py`, and from its given code, `backends_given.py`, into
+`backends.py`; this file only re-exports the public names.
+"""
+from tinytorch.acceleration.backends import BACKENDS, default_backend
+from tinytorch.acceleration.roofline import (
+    LayerIntensity,
+    Roofline,
+    attainable_flops,
+    layer_bytes,
+    layer_intensities,
+    matmul_intensity,
+    measure_roofline,
+    one_blas_thread,
+    time_one_thread,
+)
+from tinytorch.acceleration.sparse import (
+    SparseChoice,
+    SparseLinear,
+    crossover_sparsity,
+    csr_matmul,
+    plan_sparse,
+    to_csr,
+    to_sparse,
+)
+from tinytorch.acceleration.layers import LayerTime, compare_layer_times
+
+__all__ = [
+    "BACKENDS", "LayerIntensity", "LayerTime", "Roofline", "SparseChoice", "SparseLinear", "attainable_flops",
+    "compare_layer_times", "crossover_sparsity", "csr_matmul", "default_backend", "layer_bytes",
+    "layer_intensities", "matmul_intensity", "measure_roofline", "one_blas_thread", "plan_sparse",
+    "time_one_thread", "to_csr", "to_sparse",
+]
