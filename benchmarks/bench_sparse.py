@@ -50,7 +50,7 @@ def measure(size: int, sparsities, batches, repeats: int, threads: int = 1, cloc
     import numpy as np
 
     from tinytorch.compression import magnitude_prune
-    from tinytorch.compression.sparse import SparseLinear, default_backend
+    from tinytorch.acceleration import SparseLinear, default_backend
     from tinytorch.profiling import time_interleaved
     from tinytorch.core.autograd import no_grad
     from tinytorch.core.layers import Linear, Sequential
@@ -98,7 +98,7 @@ def _backends(rows: list[dict]) -> list[str]:
 
 def add_crossovers(rows: list[dict]) -> None:
     """Give every row the crossover sparsity of its batch size, per backend."""
-    from tinytorch.compression.sparse import crossover_sparsity
+    from tinytorch.acceleration import crossover_sparsity
 
     backends = _backends(rows)
     for batch in sorted({r["batch"] for r in rows}):

@@ -170,7 +170,7 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
     import numpy as np
 
     from tinytorch.compression import structured_prune
-    from tinytorch.compression.sparse import compare_layer_times
+    from tinytorch.acceleration import compare_layer_times
     from tinytorch.profiling import time_interleaved
     from tinytorch.compression.surgery import remove_pruned_units
     from tinytorch.core.autograd import no_grad
