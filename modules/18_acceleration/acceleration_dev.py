@@ -88,8 +88,7 @@
 #| export
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,26 +166,10 @@ class Roofline:
         return max(flops / self.peak_flops, nbytes / self.bandwidth)
 
 
-@contextlib.contextmanager
-def one_blas_thread():
-    """Hold NumPy's BLAS to one thread; yields the clock to time with ("cpu": on one thread, the latency).
-
-    On a shared machine a multi-threaded BLAS waits for its threads far longer than it
-    computes, and the times would measure the machine's load rather than the code.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        yield "wall"
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield "cpu"
-
-
-def time_one_thread(fns: Sequence[Callable[[], object]], repeats: int = 7) -> list[float]:
-    """Median seconds per call of each function, in interleaved rounds, with one BLAS thread."""
-    with one_blas_thread() as clock:
-        return time_interleaved(fns, repeats=repeats, clock=clock)
+def _cpu_medians(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    # NOTE: with BLAS on one thread, this process's CPU time is the latency an idle
+    # machine would show; elapsed time would also count other programs' turns.
+    return time_interleaved(fns, repeats=repeats, clock="cpu")
 
 
 def measure_roofline(size: int = 1024, nbytes: int = 1 << 26, repeats: int = 5,
@@ -204,7 +187,7 @@ def measure_roofline(size: int = 1024, nbytes: int = 1 << 26, repeats: int = 5,
             bandwidth, smaller than a cache for that cache's.
         repeats: timing rounds.
         timer: `timer(fns, repeats=...) -> seconds per call of each`; default
-            `time_one_thread`.
+            Module 14's `time_interleaved` on the CPU clock (it holds BLAS to one thread).
 
     Returns:
         `Roofline(peak_flops, bandwidth)`.
@@ -215,7 +198,7 @@ def measure_roofline(size: int = 1024, nbytes: int = 1 << 26, repeats: int = 5,
     size, repeats = _positive_int("size", size), _positive_int("repeats", repeats)
     if _positive_int("nbytes", nbytes) < 4:
         raise ValueError(f"nbytes must be at least 4 (one float32), got {nbytes}")
-    timer = time_one_thread if timer is None else timer
+    timer = _cpu_medians if timer is None else timer
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
     src = rng.standard_normal(nbytes // 4, dtype=np.float32)
@@ -233,6 +216,17 @@ import time as _time
 from pathlib import Path
 
 from tinytorch.core.layers import Sequential
+from tinytorch.profiling import compare_timings, time_rounds
+
+
+def _timed(fns, repeats):
+    """Each function's interleaved rounds (`Timing`), one BLAS thread, on the CPU clock."""
+    return time_rounds(fns, repeats=repeats, clock="cpu")
+
+
+def _flag(speedup) -> str:
+    """' !' after a ratio whose check raised a flag (the flags are printed under the table)."""
+    return " !" if not speedup.plausible else "  "
 
 QUICK = os.environ.get("TINYTORCH_QUICK") == "1"
 PLOTS = Path(os.environ.get("TINYTORCH_PLOTS") or (tempfile.mkdtemp() if QUICK else "acceleration-plots"))
@@ -467,16 +461,16 @@ def _pyplot():
     return plt
 
 
-def _layer_seconds(model, x, repeats):
-    """Seconds per call of each layer of `model` on its own input, one BLAS thread."""
+def _layer_timings(model, x, repeats):
+    """Each layer of `model` timed on its own input: one `Timing` per layer, one BLAS thread."""
     model.eval()
     inputs, h = [], x
     with no_grad():
         for _, layer in sequential_layers(model):
             inputs.append(h)
             h = layer(h)
-        return time_one_thread([lambda f=layer, a=a: f(a) for (_, layer), a in zip(sequential_layers(model), inputs)],
-                               repeats=repeats)
+        return _timed([lambda f=layer, a=a: f(a) for (_, layer), a in zip(sequential_layers(model), inputs)],
+                      repeats=repeats)
 
 
 def analysis_layer_roofline(roof, cache_roof, batch=256):
@@ -486,16 +480,17 @@ def analysis_layer_roofline(roof, cache_roof, batch=256):
     found = []
     for title, model, shape in nets:
         rows = layer_intensities(model, shape)
-        seconds = _layer_seconds(model, Tensor(np.random.default_rng(0).standard_normal(shape)), repeats)
-        print(f"\n{title}, batch {batch}")
+        timings = _layer_timings(model, Tensor(np.random.default_rng(0).standard_normal(shape)), repeats)
+        print(f"\n{title}, batch {batch}; measured = median of {repeats} rounds, spread = their range / median")
         print(f"{'layer':<11}{'MFLOP':>8}{'KB':>8}{'FLOP/B':>8}{'bound':>8}{'roof us':>9}{'cache us':>9}"
-              f"{'meas. us':>10}{'x roof':>8}")
-        for r, t in zip(rows, seconds):
+              f"{'meas. us':>10}{'spread':>7}{'x roof':>8}")
+        for r, t in zip(rows, timings):
             bound = "memory" if r.intensity < roof.ridge else "compute"
             best, best_cache = roof.seconds(r.flops, r.nbytes), cache_roof.seconds(r.flops, r.nbytes)
             print(f"{r.name + ' ' + r.kind:<11}{r.flops / 1e6:>8.2f}{r.nbytes / 1e3:>8.0f}{r.intensity:>8.2f}"
-                  f"{bound:>8}{1e6 * best:>9.1f}{1e6 * best_cache:>9.1f}{1e6 * t:>10.1f}{t / best_cache:>7.1f}x")
-            found.append((title, r, t))
+                  f"{bound:>8}{1e6 * best:>9.1f}{1e6 * best_cache:>9.1f}{1e6 * t.median:>10.1f}{t.spread:>7.0%}"
+                  f"{t.median / best_cache:>7.1f}x")
+            found.append((title, r, t.median))
     _plot_roofline(roof, cache_roof, found)
     return found
 
@@ -592,10 +587,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinytorch.acceleration.backends import check_backend, linear_layers, scipy_sparse, swap_module
-from tinytorch.acceleration.roofline import time_one_thread
 from tinytorch.core.autograd import is_grad_enabled, no_grad
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import Tensor
+from tinytorch.profiling import time_interleaved
 
 # NOTE: csr_matmul builds a (rows of x) x nnz product array; chunks of the batch keep it
 # near this many elements (4 MB in float32) instead of gigabytes for a large batch.
@@ -849,7 +844,8 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
         batch_size: rows of the timing input, >= 1.
         backend: as for `SparseLinear`.
         repeats: timing rounds per layer.
-        timer: `timer(fns, repeats=...) -> seconds per call`; default `time_one_thread`.
+        timer: `timer(fns, repeats=...) -> seconds per call`; default Module 14's
+            `time_interleaved` on the CPU clock, one BLAS thread.
 
     Returns:
         One `SparseChoice` per Linear, in model order.
@@ -865,7 +861,9 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     backend = check_backend(backend)
-    timer = time_one_thread if timer is None else timer
+    if timer is None:  # one BLAS thread (time_interleaved holds it): CPU time is the latency
+        def timer(fns, repeats):
+            return time_interleaved(fns, repeats=repeats, clock="cpu")
     rng = np.random.default_rng(0)
     choices = []
     for name, layer in layers:
@@ -1037,12 +1035,12 @@ def _wide_mlp(width: int, seed: int = 0):
     return Sequential(Linear(512, width), ReLU(), Linear(width, width), ReLU(), Linear(width, 10))
 
 
-def _eval_times(models, x, repeats):
-    """Median seconds per forward pass of each model on x, interleaved, eval mode, no graph."""
+def _eval_timings(models, x, repeats):
+    """Each model's forward pass on x in interleaved rounds (`Timing`s), eval mode, no graph."""
     for m in models:
         m.eval()
     with no_grad():
-        return time_one_thread([lambda m=m: m(x) for m in models], repeats=repeats)
+        return _timed([lambda m=m: m(x) for m in models], repeats=repeats)
 
 
 def _plain_log_y(ax, label: str, title: str) -> None:
@@ -1065,7 +1063,7 @@ def analysis_csr_crossover(sparsities=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99
     layer = Linear(size, size)
     weights = layer.weight.data.copy()
     rng = np.random.default_rng(0)
-    results, byte_ratio = {b: [] for b in batches}, []
+    results, checks, byte_ratio = {b: [] for b in batches}, {b: [] for b in batches}, []
     for s in sparsities:
         np.copyto(layer.weight.data, weights)
         magnitude_prune(Sequential(layer), s)
@@ -1073,20 +1071,33 @@ def analysis_csr_crossover(sparsities=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99
         byte_ratio.append(layer.weight.data.nbytes / sparse.nbytes)
         for b in batches:
             x = Tensor(rng.standard_normal((b, size)))
-            results[b].append(tuple(_eval_times([layer, sparse], x, repeats)))
+            dense_t, csr_t = _eval_timings([layer, sparse], x, repeats)
+            results[b].append((dense_t.median, csr_t.median))
+            # less work of either kind, FLOPs (size^2 / nnz) or bytes, cannot explain more than its ratio
+            work = max(byte_ratio[-1], layer.weight.data.size / max(sparse.nnz, 1))
+            checks[b].append(compare_timings(dense_t, csr_t, work_ratio=work))
     backend = sparse.backend
-    print(f"Linear({size}, {size}): dense vs CSR ({backend}), us per forward pass; bytes = dense / CSR weight bytes")
-    print(f"{'sparsity':>9}{'bytes':>7}" + "".join(f"{f'dense b={b}':>12}{f'CSR b={b}':>11}{'x':>7}" for b in batches))
+    print(f"Linear({size}, {size}): dense vs CSR ({backend}), us per forward pass (medians of {repeats} rounds); "
+          "bytes = dense / CSR weight bytes")
+    print(f"{'sparsity':>9}{'bytes':>7}" + "".join(f"{f'dense b={b}':>12}{f'CSR b={b}':>11}{'x':>7}  " for b in batches))
     for i, s in enumerate(sparsities):
         print(f"{s:>9.0%}{byte_ratio[i]:>6.1f}x" + "".join(
             f"{1e6 * results[b][i][0]:>12.1f}{1e6 * results[b][i][1]:>11.1f}"
-            f"{results[b][i][0] / results[b][i][1]:>6.2f}x" for b in batches))
+            f"{checks[b][i].ratio:>6.2f}x{_flag(checks[b][i])}" for b in batches))
+    _print_flags({f"{s:.0%}, batch {b}": checks[b][i] for b in batches for i, s in enumerate(sparsities)})
     crossings = {b: crossover_sparsity(sparsities, [d for d, _ in results[b]], [c for _, c in results[b]])
                  for b in batches}
     for b, c in crossings.items():
         print(f"batch {b}: CSR is faster from " + ("-- (never, in this range)" if c is None else f"{c:.1%} sparsity"))
     _plot_crossover(size, backend, sparsities, results, crossings)
     return results, crossings
+
+
+def _print_flags(checks) -> None:
+    """Every flag raised in a table, with its row: the ratios not to build on."""
+    for where, check in checks.items():
+        for flag in check.flags:
+            print(f"  ! {where}: {flag}")
 
 
 def _plot_crossover(size, backend, sparsities, results, crossings):
@@ -1109,6 +1120,7 @@ def _plot_crossover(size, backend, sparsities, results, crossings):
 def analysis_sparse_path(sparsity=0.9, batches=(1, 64)):
     """An MLP at 90% unstructured sparsity: latency dense, pruned (still dense), and with to_sparse."""
     from tinytorch.compression import magnitude_prune
+    from tinytorch.profiling import count_flops
 
     width, repeats = (256, 2) if QUICK else (1024, 11)
     dense = _wide_mlp(width, seed=1)
@@ -1119,13 +1131,18 @@ def analysis_sparse_path(sparsity=0.9, batches=(1, 64)):
         plan = plan_sparse(pruned, min_sparsity=0.5, batch_size=b, repeats=repeats)
         fast = to_sparse(pruned, plan=plan)
         x = Tensor(np.random.default_rng(b).standard_normal((b, 512)))
-        times = _eval_times([dense, pruned, fast], x, repeats)
-        rows.append((b, *times, [c.name for c in plan if c.use_sparse]))
-    print(f"MLP 512-{width}-{width}-10 at {sparsity:.0%} unstructured sparsity, us per forward pass")
-    print(f"{'batch':>6}{'dense':>10}{'pruned':>10}{'to_sparse':>11}  CSR layers")
-    for b, d, p, f, swapped in rows:
-        print(f"{b:>6}{1e6 * d:>10.1f}{1e6 * p:>10.1f}{1e6 * f:>11.1f}  {', '.join(swapped) or 'none'}"
-              f"  (dense / to_sparse = {d / f:.2f}x)")
+        timings = _eval_timings([dense, pruned, fast], x, repeats)
+        work = count_flops(dense, x.shape) / count_flops(fast, x.shape)
+        rows.append((b, timings, compare_timings(timings[0], timings[2], work_ratio=work),
+                     [c.name for c in plan if c.use_sparse]))
+    print(f"MLP 512-{width}-{width}-10 at {sparsity:.0%} unstructured sparsity, us per forward pass "
+          f"(median of {repeats} rounds, spread in brackets)")
+    print(f"{'batch':>6}{'dense':>15}{'pruned':>15}{'to_sparse':>15}  {'speedup':<26} CSR layers")
+    for b, timings, check, swapped in rows:
+        cells = "".join(f"{f'{1e6 * t.median:.1f} ({t.spread:.0%})':>15}" for t in timings)
+        print(f"{b:>6}{cells}  {f'{check.ratio:.2f}x (FLOPs {check.work_ratio:.1f}x)':<24}{_flag(check)} "
+              f"{', '.join(swapped) or 'none'}")
+    _print_flags({f"batch {b}": check for b, _, check, _ in rows})
     return rows
 
 
@@ -1178,17 +1195,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytorch.acceleration.roofline import one_blas_thread
+from tinytorch.acceleration.roofline import layer_bytes
 from tinytorch.compression import sequential_layers
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
-from tinytorch.profiling import layer_flops, time_interleaved
+from tinytorch.profiling import Speedup, Timing, compare_timings, layer_flops, time_rounds
 
 
 @dataclass(frozen=True)
 class LayerTime:
-    """One position of two models run side by side: the layer's seconds per call and FLOPs in each."""
+    """One position of two models run side by side: the layer's seconds per call and FLOPs in each.
+
+    `before` and `after` hold the rounds behind the seconds (their spread), and
+    `work_ratio` the larger of the layer's FLOP and byte ratios: less work of either
+    kind cannot explain a speedup beyond it (`check`).
+    """
 
     name: str
     kind: str
@@ -1196,6 +1218,9 @@ class LayerTime:
     after_seconds: float
     before_flops: int
     after_flops: int
+    before: Timing | None = None
+    after: Timing | None = None
+    work_ratio: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -1206,6 +1231,13 @@ class LayerTime:
     def flop_ratio(self) -> float | None:
         """FLOPs before / FLOPs after; None for a layer that counts no FLOPs after."""
         return self.before_flops / self.after_flops if self.after_flops else None
+
+    @property
+    def check(self) -> Speedup | None:
+        """The speedup round by round, flagged when implausible (None without the rounds)."""
+        if self.before is None or self.after is None:
+            return None
+        return compare_timings(self.before, self.after, self.work_ratio)
 
 
 def _check_same_layers(first: list, second: list) -> None:
@@ -1218,21 +1250,28 @@ def _check_same_layers(first: list, second: list) -> None:
                              "in after: compare_layer_times needs the same layers in the same order")
 
 
+def _work_ratio(a: Module, b: Module, shapes_a: tuple, shapes_b: tuple) -> float:
+    flops = layer_flops(a, *shapes_a), layer_flops(b, *shapes_b)
+    nbytes = layer_bytes(a, *shapes_a), layer_bytes(b, *shapes_b)
+    return max(nbytes[0] / nbytes[1], flops[0] / flops[1] if flops[1] else 0.0)
+
+
 def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, repeats: int = 7,
-                        clock: str | None = None) -> list[LayerTime]:
+                        clock: str = "cpu") -> list[LayerTime]:
     """Time every layer of two models with the same layer sequence, side by side.
 
     Both models run on `x` one layer at a time, under `no_grad` and in their current
     mode (call `eval()` first to time inference); each layer gets its own model's
     activations. Layer i of both models is timed in the same interleaved rounds
-    (`time_interleaved`), so each ratio is as steady as a whole-model one.
+    (Module 14's `time_rounds`, one BLAS thread), so each ratio is as steady as a
+    whole-model one.
 
     Args:
         before, after: Sequentials (nested ones are opened up) with the same kinds of
             layer in the same order, e.g. a masked model and `remove_pruned_units` of it.
         x: one input batch for both.
         repeats: timing rounds.
-        clock: as in `time_interleaved`; None: one BLAS thread and the CPU clock.
+        clock: as in `time_rounds`; "cpu" (the default) is the latency on one thread.
 
     Returns:
         One `LayerTime` per layer, in the order they run.
@@ -1248,14 +1287,14 @@ def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, r
     _check_same_layers(first, second)
     x_before = x_after = x if isinstance(x, Tensor) else Tensor(x)
     rows = []
-    with no_grad(), one_blas_thread() as one_thread_clock:
+    with no_grad():
         for (name, a), (_, b) in zip(first, second):
             out_a, out_b = a(x_before), b(x_after)
-            seconds = time_interleaved([lambda a=a, h=x_before: a(h), lambda b=b, h=x_after: b(h)],
-                                       repeats=repeats, clock=clock or one_thread_clock)
-            rows.append(LayerTime(name, type(a).__name__, seconds[0], seconds[1],
-                                  layer_flops(a, x_before.shape, out_a.shape),
-                                  layer_flops(b, x_after.shape, out_b.shape)))
+            t_a, t_b = time_rounds([lambda a=a, h=x_before: a(h), lambda b=b, h=x_after: b(h)],
+                                   repeats=repeats, clock=clock)
+            shapes_a, shapes_b = (x_before.shape, out_a.shape), (x_after.shape, out_b.shape)
+            rows.append(LayerTime(name, type(a).__name__, t_a.median, t_b.median, layer_flops(a, *shapes_a),
+                                  layer_flops(b, *shapes_b), t_a, t_b, _work_ratio(a, b, shapes_a, shapes_b)))
             x_before, x_after = out_a, out_b
     return rows
 
@@ -1325,13 +1364,17 @@ def analysis_layer_times(ratio=0.5):
                                    repeats=repeats)
         tables.append((name, rows))
         print(f"\n{name} (batch {shape[0]}) at ratio {ratio}; share = the layer's part of the masked time")
-        print(f"{'layer':<13}{'masked us':>11}{'removed us':>11}{'share':>7}{'speedup':>9}{'FLOP ratio':>11}")
+        print(f"{'layer':<13}{'masked us':>11}{'removed us':>11}{'spread':>8}{'share':>7}{'speedup':>9}"
+              f"{'FLOP ratio':>11}{'work ratio':>11}")
         total, after = sum(r.before_seconds for r in rows), sum(r.after_seconds for r in rows)
         for r in rows:
             flops = "-" if r.flop_ratio is None else f"{r.flop_ratio:.2f}x"
+            spread = max(r.before.spread, r.after.spread)
             print(f"{r.name + ' ' + r.kind:<13}{1e6 * r.before_seconds:>11.1f}{1e6 * r.after_seconds:>11.1f}"
-                  f"{r.before_seconds / total:>7.0%}{r.speedup:>8.2f}x{flops:>11}")
-        print(f"{'all layers':<13}{1e6 * total:>11.1f}{1e6 * after:>11.1f}{'':>7}{total / after:>8.2f}x")
+                  f"{spread:>8.0%}{r.before_seconds / total:>7.0%}{r.speedup:>8.2f}x{flops:>11}"
+                  f"{r.work_ratio:>10.2f}x{_flag(r.check)}")
+        print(f"{'all layers':<13}{1e6 * total:>11.1f}{1e6 * after:>11.1f}{'':>15}{total / after:>8.2f}x")
+        _print_flags({f"layer {r.name} {r.kind}": r.check for r in rows})
     return tables
 
 
@@ -1398,14 +1441,17 @@ def analysis_layout(roof, memory_roof):
         experiments.append((f"ReLU on {'x'.join(map(str, shape))} ({h.nbytes >> 20} MB)", relu, (0, 2 * h.nbytes), level))
     results = {}
     for title, fns, work, level in experiments:
-        seconds = time_one_thread(list(fns.values()), repeats=repeats)
+        timings = _timed(list(fns.values()), repeats=repeats)
         bound = level.seconds(*work)
         print(f"\n{title}: roofline bound {1e6 * bound:.1f} us ({work[0] / 1e6:.2f} MFLOP, {work[1] / 1e3:.0f} KB)")
-        for (name, _), t in zip(fns.items(), seconds):
-            flag = "  <- faster than the roof: distrust" if t < bound else ""
-            print(f"  {name:<42}{1e6 * t:>9.1f} us  {seconds[0] / t:>5.2f}x the first  "
-                  f"{t / bound:>5.1f}x the bound{flag}")
-        results[title] = dict(zip(fns, seconds))
+        checks = {}
+        for name, t in zip(fns, timings):
+            checks[name] = compare_timings(timings[0], t, work_ratio=1.0)  # the same work, arranged differently
+            roof_flag = "  <- faster than the roof: distrust" if t.median < bound else ""
+            print(f"  {name:<42}{1e6 * t.median:>9.1f} us ({t.spread:>4.0%})  {checks[name].ratio:>5.2f}x the first"
+                  f"{_flag(checks[name])} {t.median / bound:>5.1f}x the bound{roof_flag}")
+        _print_flags(checks)
+        results[title] = dict(zip(fns, timings))
     return results
 
 

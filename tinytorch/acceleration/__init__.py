@@ -13,8 +13,6 @@ from tinytorch.acceleration.roofline import (
     layer_intensities,
     matmul_intensity,
     measure_roofline,
-    one_blas_thread,
-    time_one_thread,
 )
 from tinytorch.acceleration.sparse import (
     SparseChoice,
@@ -30,6 +28,6 @@ from tinytorch.acceleration.layers import LayerTime, compare_layer_times
 __all__ = [
     "BACKENDS", "LayerIntensity", "LayerTime", "Roofline", "SparseChoice", "SparseLinear", "attainable_flops",
     "compare_layer_times", "crossover_sparsity", "csr_matmul", "default_backend", "layer_bytes",
-    "layer_intensities", "matmul_intensity", "measure_roofline", "one_blas_thread", "plan_sparse",
-    "time_one_thread", "to_csr", "to_sparse",
+    "layer_intensities", "matmul_intensity", "measure_roofline", "plan_sparse",
+    "to_csr", "to_sparse",
 ]

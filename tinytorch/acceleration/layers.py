@@ -3,22 +3,27 @@
 # %% auto #0
 __all__ = ['LayerTime', 'compare_layer_times']
 
-# %% ../../modules/18_acceleration/acceleration_dev.py #8ddd1f50
+# %% ../../modules/18_acceleration/acceleration_dev.py #62d27d61
 from dataclasses import dataclass
 
 import numpy as np
 
-from .roofline import one_blas_thread
+from .roofline import layer_bytes
 from ..compression import sequential_layers
 from ..core.autograd import no_grad
 from ..core.layers import Module
 from ..core.tensor import Tensor
-from ..profiling import layer_flops, time_interleaved
+from ..profiling import Speedup, Timing, compare_timings, layer_flops, time_rounds
 
 
 @dataclass(frozen=True)
 class LayerTime:
-    """One position of two models run side by side: the layer's seconds per call and FLOPs in each."""
+    """One position of two models run side by side: the layer's seconds per call and FLOPs in each.
+
+    `before` and `after` hold the rounds behind the seconds (their spread), and
+    `work_ratio` the larger of the layer's FLOP and byte ratios: less work of either
+    kind cannot explain a speedup beyond it (`check`).
+    """
 
     name: str
     kind: str
@@ -26,6 +31,9 @@ class LayerTime:
     after_seconds: float
     before_flops: int
     after_flops: int
+    before: Timing | None = None
+    after: Timing | None = None
+    work_ratio: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -36,6 +44,13 @@ class LayerTime:
     def flop_ratio(self) -> float | None:
         """FLOPs before / FLOPs after; None for a layer that counts no FLOPs after."""
         return self.before_flops / self.after_flops if self.after_flops else None
+
+    @property
+    def check(self) -> Speedup | None:
+        """The speedup round by round, flagged when implausible (None without the rounds)."""
+        if self.before is None or self.after is None:
+            return None
+        return compare_timings(self.before, self.after, self.work_ratio)
 
 
 def _check_same_layers(first: list, second: list) -> None:
@@ -48,21 +63,28 @@ def _check_same_layers(first: list, second: list) -> None:
                              "in after: compare_layer_times needs the same layers in the same order")
 
 
+def _work_ratio(a: Module, b: Module, shapes_a: tuple, shapes_b: tuple) -> float:
+    flops = layer_flops(a, *shapes_a), layer_flops(b, *shapes_b)
+    nbytes = layer_bytes(a, *shapes_a), layer_bytes(b, *shapes_b)
+    return max(nbytes[0] / nbytes[1], flops[0] / flops[1] if flops[1] else 0.0)
+
+
 def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, repeats: int = 7,
-                        clock: str | None = None) -> list[LayerTime]:
+                        clock: str = "cpu") -> list[LayerTime]:
     """Time every layer of two models with the same layer sequence, side by side.
 
     Both models run on `x` one layer at a time, under `no_grad` and in their current
     mode (call `eval()` first to time inference); each layer gets its own model's
     activations. Layer i of both models is timed in the same interleaved rounds
-    (`time_interleaved`), so each ratio is as steady as a whole-model one.
+    (Module 14's `time_rounds`, one BLAS thread), so each ratio is as steady as a
+    whole-model one.
 
     Args:
         before, after: Sequentials (nested ones are opened up) with the same kinds of
             layer in the same order, e.g. a masked model and `remove_pruned_units` of it.
         x: one input batch for both.
         repeats: timing rounds.
-        clock: as in `time_interleaved`; None: one BLAS thread and the CPU clock.
+        clock: as in `time_rounds`; "cpu" (the default) is the latency on one thread.
 
     Returns:
         One `LayerTime` per layer, in the order they run.
@@ -78,13 +100,13 @@ def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, r
     _check_same_layers(first, second)
     x_before = x_after = x if isinstance(x, Tensor) else Tensor(x)
     rows = []
-    with no_grad(), one_blas_thread() as one_thread_clock:
+    with no_grad():
         for (name, a), (_, b) in zip(first, second):
             out_a, out_b = a(x_before), b(x_after)
-            seconds = time_interleaved([lambda a=a, h=x_before: a(h), lambda b=b, h=x_after: b(h)],
-                                       repeats=repeats, clock=clock or one_thread_clock)
-            rows.append(LayerTime(name, type(a).__name__, seconds[0], seconds[1],
-                                  layer_flops(a, x_before.shape, out_a.shape),
-                                  layer_flops(b, x_after.shape, out_b.shape)))
+            t_a, t_b = time_rounds([lambda a=a, h=x_before: a(h), lambda b=b, h=x_after: b(h)],
+                                   repeats=repeats, clock=clock)
+            shapes_a, shapes_b = (x_before.shape, out_a.shape), (x_after.shape, out_b.shape)
+            rows.append(LayerTime(name, type(a).__name__, t_a.median, t_b.median, layer_flops(a, *shapes_a),
+                                  layer_flops(b, *shapes_b), t_a, t_b, _work_ratio(a, b, shapes_a, shapes_b)))
             x_before, x_after = out_a, out_b
     return rows

@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['to_csr', 'csr_matmul', 'SparseLinear', 'SparseChoice', 'crossover_sparsity', 'plan_sparse', 'to_sparse']
 
-# %% ../../modules/18_acceleration/acceleration_dev.py #d88c8943
+# %% ../../modules/18_acceleration/acceleration_dev.py #24230e9d
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import check_backend, linear_layers, scipy_sparse, swap_module
-from .roofline import time_one_thread
 from ..core.autograd import is_grad_enabled, no_grad
 from ..core.layers import Linear, Module
 from ..core.tensor import Tensor
+from ..profiling import time_interleaved
 
 # NOTE: csr_matmul builds a (rows of x) x nnz product array; chunks of the batch keep it
 # near this many elements (4 MB in float32) instead of gigabytes for a large batch.
@@ -268,7 +268,8 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
         batch_size: rows of the timing input, >= 1.
         backend: as for `SparseLinear`.
         repeats: timing rounds per layer.
-        timer: `timer(fns, repeats=...) -> seconds per call`; default `time_one_thread`.
+        timer: `timer(fns, repeats=...) -> seconds per call`; default Module 14's
+            `time_interleaved` on the CPU clock, one BLAS thread.
 
     Returns:
         One `SparseChoice` per Linear, in model order.
@@ -284,7 +285,9 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     backend = check_backend(backend)
-    timer = time_one_thread if timer is None else timer
+    if timer is None:  # one BLAS thread (time_interleaved holds it): CPU time is the latency
+        def timer(fns, repeats):
+            return time_interleaved(fns, repeats=repeats, clock="cpu")
     rng = np.random.default_rng(0)
     choices = []
     for name, layer in layers:
