@@ -582,11 +582,9 @@ if __name__ == "__main__":
 #| export acceleration.sparse
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
 import numpy as np
 
-from tinytorch.acceleration.backends import check_backend, linear_layers, scipy_sparse, swap_module
+from tinytorch.acceleration.backends import SparseChoice, check_backend, linear_layers, scipy_sparse, swap_module
 from tinytorch.core.autograd import is_grad_enabled, no_grad
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import Tensor
@@ -781,54 +779,6 @@ class SparseLinear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, nnz={self.nnz} "
                 f"({self.sparsity:.1%} sparse), bias={self.bias is not None}, backend={self.backend!r}")
-
-
-@dataclass(frozen=True)
-class SparseChoice:
-    """One Linear layer: its sparsity and, if it was timed, dense and CSR seconds per call."""
-
-    name: str
-    shape: tuple[int, int]
-    sparsity: float
-    dense_seconds: float | None = None
-    sparse_seconds: float | None = None
-
-    @property
-    def use_sparse(self) -> bool:
-        """Whether the CSR layer was measured faster."""
-        return self.sparse_seconds is not None and self.sparse_seconds < self.dense_seconds
-
-    @property
-    def speedup(self) -> float | None:
-        """Dense time / CSR time (None when not timed)."""
-        return None if self.sparse_seconds is None else self.dense_seconds / self.sparse_seconds
-
-
-def crossover_sparsity(sparsities: Sequence[float], dense_seconds: Sequence[float],
-                       sparse_seconds: Sequence[float]) -> float | None:
-    """The sparsity from which CSR stays faster than dense, interpolated between measured points.
-
-    The answer is the lowest measured sparsity at which CSR wins there and at every
-    higher one, moved back towards the last losing point where log(sparse / dense)
-    crosses 0 on the straight line between the two. It is the lowest sparsity measured
-    when CSR wins everywhere, and None when CSR loses at the highest.
-
-    Raises:
-        ValueError: the three sequences differ in length or are empty.
-    """
-    if not len(sparsities) == len(dense_seconds) == len(sparse_seconds) > 0:
-        raise ValueError(f"need one dense and one sparse time per sparsity, got {len(sparsities)} sparsities, "
-                         f"{len(dense_seconds)} dense and {len(sparse_seconds)} sparse times")
-    points = sorted(zip(sparsities, np.log(np.asarray(sparse_seconds) / np.asarray(dense_seconds))))
-    first = len(points)
-    while first > 0 and points[first - 1][1] < 0:
-        first -= 1
-    if first == len(points):
-        return None
-    if first == 0:
-        return float(points[0][0])
-    (s0, r0), (s1, r1) = points[first - 1], points[first]
-    return float(s0 + (s1 - s0) * r0 / (r0 - r1))
 
 
 def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, backend: str | None = None,
@@ -1051,6 +1001,9 @@ def _plain_log_y(ax, label: str, title: str) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
+from tinytorch.acceleration.backends import crossover_sparsity  # given code (measuring_given.py)
+
+
 def analysis_csr_crossover(sparsities=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99), batches=(1, 64)):
     """Dense vs CSR time of one Linear layer across sparsity, per batch size, with the crossover."""
     from tinytorch.compression import magnitude_prune
@@ -1189,117 +1142,10 @@ if __name__ == "__main__":
 # (Module 14's `layer_flops`), so a layer whose time shrinks less than its FLOPs stands
 # out. It is a measuring tool, not a task: read it, then read its output.
 
-# %% nbgrader={"grade": false, "grade_id": "layer-times", "solution": false}
-#| export acceleration.layers
-from dataclasses import dataclass
-
-import numpy as np
-
-from tinytorch.acceleration.roofline import layer_bytes
-from tinytorch.compression import sequential_layers
-from tinytorch.core.autograd import no_grad
-from tinytorch.core.layers import Module
-from tinytorch.core.tensor import Tensor
-from tinytorch.profiling import Speedup, Timing, compare_timings, layer_flops, time_rounds
-
-
-@dataclass(frozen=True)
-class LayerTime:
-    """One position of two models run side by side: the layer's seconds per call and FLOPs in each.
-
-    `before` and `after` hold the rounds behind the seconds (their spread), and
-    `work_ratio` the larger of the layer's FLOP and byte ratios: less work of either
-    kind cannot explain a speedup beyond it (`check`).
-    """
-
-    name: str
-    kind: str
-    before_seconds: float
-    after_seconds: float
-    before_flops: int
-    after_flops: int
-    before: Timing | None = None
-    after: Timing | None = None
-    work_ratio: float | None = None
-
-    @property
-    def speedup(self) -> float:
-        """Seconds before / seconds after."""
-        return self.before_seconds / self.after_seconds
-
-    @property
-    def flop_ratio(self) -> float | None:
-        """FLOPs before / FLOPs after; None for a layer that counts no FLOPs after."""
-        return self.before_flops / self.after_flops if self.after_flops else None
-
-    @property
-    def check(self) -> Speedup | None:
-        """The speedup round by round, flagged when implausible (None without the rounds)."""
-        if self.before is None or self.after is None:
-            return None
-        return compare_timings(self.before, self.after, self.work_ratio)
-
-
-def _check_same_layers(first: list, second: list) -> None:
-    if len(first) != len(second):
-        raise ValueError(f"before has {len(first)} layers and after has {len(second)}: "
-                         "compare_layer_times needs the same layers in the same order")
-    for (name, a), (_, b) in zip(first, second):
-        if type(a) is not type(b):
-            raise ValueError(f"layer {name!r} is a {type(a).__name__} in before but a {type(b).__name__} "
-                             "in after: compare_layer_times needs the same layers in the same order")
-
-
-def _work_ratio(a: Module, b: Module, shapes_a: tuple, shapes_b: tuple) -> float:
-    flops = layer_flops(a, *shapes_a), layer_flops(b, *shapes_b)
-    nbytes = layer_bytes(a, *shapes_a), layer_bytes(b, *shapes_b)
-    return max(nbytes[0] / nbytes[1], flops[0] / flops[1] if flops[1] else 0.0)
-
-
-def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, repeats: int = 7,
-                        clock: str = "cpu") -> list[LayerTime]:
-    """Time every layer of two models with the same layer sequence, side by side.
-
-    Both models run on `x` one layer at a time, under `no_grad` and in their current
-    mode (call `eval()` first to time inference); each layer gets its own model's
-    activations. Layer i of both models is timed in the same interleaved rounds
-    (Module 14's `time_rounds`, one BLAS thread), so each ratio is as steady as a
-    whole-model one.
-
-    Args:
-        before, after: Sequentials (nested ones are opened up) with the same kinds of
-            layer in the same order, e.g. a masked model and `remove_pruned_units` of it.
-        x: one input batch for both.
-        repeats: timing rounds.
-        clock: as in `time_rounds`; "cpu" (the default) is the latency on one thread.
-
-    Returns:
-        One `LayerTime` per layer, in the order they run.
-
-    Raises:
-        TypeError: `before` or `after` is not a Module.
-        ValueError: the two layer sequences differ in length or in a layer's kind.
-    """
-    for arg, model in (("before", before), ("after", after)):
-        if not isinstance(model, Module):
-            raise TypeError(f"{arg} must be a tinytorch Module, got {type(model).__name__}")
-    first, second = sequential_layers(before), sequential_layers(after)
-    _check_same_layers(first, second)
-    x_before = x_after = x if isinstance(x, Tensor) else Tensor(x)
-    rows = []
-    with no_grad():
-        for (name, a), (_, b) in zip(first, second):
-            out_a, out_b = a(x_before), b(x_after)
-            t_a, t_b = time_rounds([lambda a=a, h=x_before: a(h), lambda b=b, h=x_after: b(h)],
-                                   repeats=repeats, clock=clock)
-            shapes_a, shapes_b = (x_before.shape, out_a.shape), (x_after.shape, out_b.shape)
-            rows.append(LayerTime(name, type(a).__name__, t_a.median, t_b.median, layer_flops(a, *shapes_a),
-                                  layer_flops(b, *shapes_b), t_a, t_b, _work_ratio(a, b, shapes_a, shapes_b)))
-            x_before, x_after = out_a, out_b
-    return rows
-
-
 # %%
+from tinytorch.acceleration.layers import LayerTime, compare_layer_times  # given code (measuring_given.py)
+
+
 def test_unit_compare_layer_times():
     """Each row names a layer and holds its FLOPs in both models, as Module 14 counts them."""
     from tinytorch.compression import remove_pruned_units, structured_prune

@@ -1,10 +1,10 @@
 """Acceleration (Module 18): the machine's roofline, arithmetic intensity, CSR kernels, layer timing.
 
 The code is generated from the lesson, `modules/18_acceleration/acceleration_dev.py`, into
-`roofline.py`, `sparse.py` and `layers.py`, and from its given code, `backends_given.py`, into
-`backends.py`; this file only re-exports the public names.
+`roofline.py` and `sparse.py`, and from its given code, `measuring_given.py`, into `backends.py`
+and `layers.py`; this file only re-exports the public names.
 """
-from tinytorch.acceleration.backends import BACKENDS, default_backend
+from tinytorch.acceleration.backends import BACKENDS, SparseChoice, crossover_sparsity, default_backend
 from tinytorch.acceleration.roofline import (
     LayerIntensity,
     Roofline,
@@ -14,15 +14,7 @@ from tinytorch.acceleration.roofline import (
     matmul_intensity,
     measure_roofline,
 )
-from tinytorch.acceleration.sparse import (
-    SparseChoice,
-    SparseLinear,
-    crossover_sparsity,
-    csr_matmul,
-    plan_sparse,
-    to_csr,
-    to_sparse,
-)
+from tinytorch.acceleration.sparse import SparseLinear, csr_matmul, plan_sparse, to_csr, to_sparse
 from tinytorch.acceleration.layers import LayerTime, compare_layer_times
 
 __all__ = [
