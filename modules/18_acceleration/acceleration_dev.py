@@ -83,6 +83,20 @@
 # and one add per term) on `m*k + k*n` numbers read and `m*n` written. Square matrices of
 # side n do 2n^3 FLOPs on 3n^2 numbers: the intensity grows with n, which is why a large
 # matmul is how one measures a machine's peak.
+#
+# **Your tasks in this section.**
+#
+# - *18.1* `matmul_intensity(m, k, n)`: the FLOPs of the product over the bytes of its
+#   two inputs and its output, each touched once (the best any kernel can do).
+# - *18.2* `attainable_flops(intensity, peak, bandwidth)`: the roofline itself, the
+#   lower of the two roofs. Let it take an array of intensities too: the plot draws the
+#   roof from one call. (`np.minimum` does both; `[()]` turns a 0-d result back into a
+#   plain number.)
+# - *18.3* `measure_roofline`: time a large matmul and a large copy *in the same
+#   interleaved rounds* and turn the seconds into FLOP/s and bytes/s. The timer is a
+#   parameter, so the test can hand it a fake one with known seconds and check your
+#   arithmetic exactly: a test that timed for real could only check that the figures
+#   are positive.
 
 # %% nbgrader={"grade": false, "grade_id": "roofline", "solution": true}
 #| export
@@ -303,9 +317,12 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # **Reading the results.** On the machine this lesson was written on (an AMD EPYC
-# core, OpenBLAS, one thread) the matmul ran at about 70 GFLOP/s, memory delivered
-# about 13 GB/s and the second-level cache about 42 GB/s. The ridge is then near 5
-# FLOPs per byte from memory and near 1.7 from cache. Read your own figures the same
+# core, OpenBLAS, one thread, shared with other work) three runs gave a peak of 56-70
+# GFLOP/s, memory 12-14 GB/s and the second-level cache 32-43 GB/s. The ridge is then
+# near 4-5 FLOPs per byte from memory and near 1.5-1.7 from cache. The spread between
+# runs is itself a figure worth keeping: on a shared machine no roofline is sharper
+# than about 20%, and a conclusion that needs more precision than that needs a quieter
+# machine. Read your own figures the same
 # way: a layer needs more than `ridge` FLOPs for every byte it moves before the cores,
 # not the memory, set its pace. Every float32 number is 4 bytes, so a layer that does
 # fewer than about 16 FLOPs per number it touches (4 per byte) is memory-bound here.
@@ -334,7 +351,16 @@ if __name__ == "__main__":
 #
 # The count leaves out what a cache hides (a weight read once per call, not once per
 # batch row) and what an implementation adds (temporaries, the transposes around the
-# product). It is a model; section 4 times each layer and shows how close it comes.
+# product). It is a model; the measurement below times each layer and shows how close
+# it comes.
+#
+# A worked example, the digits CNN's second convolution on a batch of 256: its input is
+# 256 x 8 x 4 x 4 numbers, its output 256 x 16 x 4 x 4, and im2col makes 8 x 3 x 3 = 72
+# numbers for each of the 256 x 4 x 4 = 4,096 output positions, written and read: 2 x
+# 72 x 4,096 = 589,824 numbers, twenty times the input. With the 1,152 weights and 16
+# biases that is about 2.8 MB, for 2 x 72 x 16 x 4,096 = 9.4 MFLOP: 3.4 FLOPs per byte.
+# *Task 18.4*, `layer_bytes`, does this count for any layer; `layer_intensities` runs
+# it over a whole model.
 
 # %% nbgrader={"grade": false, "grade_id": "layer-bytes", "solution": true}
 #| export
@@ -522,7 +548,7 @@ if __name__ == "__main__":
 # **Reading the results.** Look at the `FLOP/B` column first. The MLP's two large
 # Linear layers at batch 256 reuse each weight 256 times and land at about 18 FLOPs per
 # byte: right of the ridge, compute-bound on paper. Yet in the plot they sit well below
-# the flat roof (1.4-4x the roof's time here), because a 256x64 @ 64x128 product is too
+# the flat roof (1.3-3.7x the roof's time in three runs), because a 256x64 @ 64x128 product is too
 # small for OpenBLAS to reach the peak it reaches on 1024x1024. The CNN's convolutions
 # sit at 1.3 and 3.4 FLOPs per byte, left of the memory ridge: the im2col columns
 # dominate their traffic. ReLU, pooling and Flatten do no useful arithmetic at all.
@@ -577,6 +603,29 @@ if __name__ == "__main__":
 # `to_sparse(model, min_sparsity, batch_size)` times every sufficiently sparse Linear
 # both ways on its real weights at the batch size you will serve (`plan_sparse`), and
 # swaps in a SparseLinear only where it was measured faster.
+#
+# A small example fixes the layout. The weight
+#
+#     [[0, 2, 0, 3],
+#      [0, 0, 0, 0],
+#      [4, 0, 0, 5]]
+#
+# has `values = [2, 3, 4, 5]`, `indices = [1, 3, 0, 3]` and `indptr = [0, 2, 2, 4]`: row
+# 0 owns entries 0-1, row 1 none (its start equals its end), row 2 entries 2-3. For an
+# input row `x`, output 0 is `2*x[1] + 3*x[3]`, output 1 is 0 and output 2 is
+# `4*x[0] + 5*x[3]`. The tasks, in order:
+#
+# - *18.5* `to_csr`: the three arrays from a dense weight (`np.nonzero` lists the
+#   non-zeros row by row; counting them per row gives `indptr` by a cumulative sum).
+# - *18.6* `csr_matmul`: the product above for a whole batch, with the two traps (empty
+#   rows, chunks of the batch).
+# - *18.7* `SparseLinear.forward`: the layer around the kernels, with a backward pass
+#   that multiplies the output gradient by the weight, so gradients reach the input.
+# - *18.8* `to_sparse`: check the plan against the model, copy the model, swap in a
+#   `SparseLinear` where the plan measured CSR faster.
+#
+# `SparseChoice` (one layer's measurement) and `crossover_sparsity` are given code in
+# `measuring_given.py`.
 
 # %% nbgrader={"grade": false, "grade_id": "sparse", "solution": true}
 #| export acceleration.sparse
@@ -1110,22 +1159,25 @@ if __name__ == "__main__":
 # (a third of the weights at three times the bytes) and be at most `bytes` times
 # faster above that. Compare the `x` column with the `bytes` column: a speedup beyond
 # the byte ratio would mean the dense time was inflated (by the machine's load, or by a
-# first call), not that CSR is magic. Here every speedup stayed below it: at batch 1,
-# CSR broke even near 88% sparsity (not 67%) and reached 4.6x at 99% where the bytes
-# allow 30x. The gap is the price of CSR's indirect reads and of the per-call overhead,
+# first call), not that CSR is magic. Here every speedup stayed below it: in three runs
+# at batch 1, CSR broke even at 88-90% sparsity (not 67%) and reached 4.6-5.8x at 99%,
+# where the bytes allow 30x. The gap is the price of CSR's indirect reads and of the per-call overhead,
 # which a layer at 99% sparsity (10,000 weights) cannot spread over much work.
 #
 # At batch 64 the dense product reuses each weight 64 times: its intensity rises about
 # 60-fold, towards the flat roof. One would expect the crossover to move to a higher
-# sparsity; on this machine it did not (86% against 88%), because scipy's kernel also
+# sparsity; on this machine it did not (85-88% against 88-90%), because scipy's kernel also
 # reuses each stored weight across the batch (it walks a contiguous row of `x.T` per
 # weight), and because the dense product of this shape stays well below the peak.
 # Read the dense columns too: they time the same product at every sparsity, so their
 # spread (here up to 1.7x at batch 64, on a shared machine) is the noise every ratio in
-# the table carries. The MLP table shows the other half of the answer: 90% zeros in a
+# the table carries. Rows marked `!` are those Module 14's `compare_timings` flagged:
+# rounds that disagree by more than half the median, or a speedup beyond the work
+# ratio. Do not build on a flagged row; run the cell again. The MLP table shows the other half of the answer: 90% zeros in a
 # dense matmul buy nothing (the `pruned` column), since BLAS multiplies zeros as fast as
 # any other number, while `to_sparse` put both large layers on CSR and ran the model
-# about 2x faster at both batch sizes.
+# 2.1-2.5x faster at batch 1 and 2.0-2.2x at batch 64 (three runs), for 2.9x fewer
+# FLOPs: below the work ratio, as it must be.
 #
 # So, when do zeros become speed on a CPU? From about 90% unstructured sparsity on
 # layers large enough for the bytes to matter, by far less than the byte ratio, and
@@ -1231,20 +1283,24 @@ if __name__ == "__main__":
 # **Reading the results.** Compare each convolution's speedup with its FLOP ratio of
 # 4x. The digits CNN's second convolution (C = 8, O = 16) does 2,304 FLOPs on 640 bytes
 # per position, 3.6 per byte, on the memory side of the ridge; at half the channels
-# it is 576 FLOPs on 320 bytes. Its time follows the bytes (about 2x), not the FLOPs.
-# The CIFAR-shaped network's second convolution (C = 32, O = 64) does 4x as many FLOPs
-# per byte, nearer the ridge, and its speedup comes closer to the FLOP ratio. The first
+# it is 576 FLOPs on 320 bytes. Its time follows the bytes more than the FLOPs: 2.2-2.5x
+# in three runs, not 4x. The CIFAR-shaped network's second convolution (C = 32, O = 64)
+# does 4x as many FLOPs per byte, nearer the ridge, and its speedup comes a little
+# closer to the FLOP ratio (2.5-2.7x). The first
 # convolution copies its 1- or 3-channel input nine times whatever number of filters
 # remains; ReLU and pooling do no multiply-adds at all and move memory in proportion to
 # the channels (2x); and every layer call costs some microseconds of bookkeeping. So
 # removal follows the FLOPs where layers are wide and the work is in matmuls, and falls
 # short where layers are narrow: the roofline of section 1, read one layer at a time.
 #
-# One row deserves suspicion: a pooling layer of the CIFAR-shaped network can show a
-# speedup above its 2x byte ratio (3.3x in one run here). Its input shrinks from 8 MB to
-# 4 MB, from a size that spills out of the caches the other layers also use to one that
-# stays in them: a second roof, not a miracle. Run it again before you build on it; a
-# ratio beyond the work's own ratio is a measurement error until proven otherwise.
+# One row deserves suspicion: the CIFAR-shaped network's first pooling layer showed
+# speedups above its 2x work ratio in two runs of three (3.3x and 3.0x; 2.4x in the
+# third). Its input shrinks from 8 MB to 4 MB, from a size that spills out of the
+# caches the other layers also use to one that stays in them: a second roof could
+# explain part of it, but not a ratio that moves from 2.4x to 3.3x between runs. Module
+# 14's `compare_timings` flags what goes beyond 1.5x the work ratio, or whose rounds
+# disagree; a ratio beyond the work's own ratio is a measurement error until proven
+# otherwise, so run it again before you build on it.
 
 # %% [markdown]
 # ## 5. Layout: the same work, arranged differently
@@ -1291,11 +1347,13 @@ def analysis_layout(roof, memory_roof):
         bound = level.seconds(*work)
         print(f"\n{title}: roofline bound {1e6 * bound:.1f} us ({work[0] / 1e6:.2f} MFLOP, {work[1] / 1e3:.0f} KB)")
         checks = {}
-        for name, t in zip(fns, timings):
-            checks[name] = compare_timings(timings[0], t, work_ratio=1.0)  # the same work, arranged differently
+        for k, (name, t) in enumerate(zip(fns, timings)):
+            check = compare_timings(timings[0], t, work_ratio=1.0)  # the same work, arranged differently
+            if k:  # the first against itself says nothing
+                checks[name] = check
             roof_flag = "  <- faster than the roof: distrust" if t.median < bound else ""
-            print(f"  {name:<42}{1e6 * t.median:>9.1f} us ({t.spread:>4.0%})  {checks[name].ratio:>5.2f}x the first"
-                  f"{_flag(checks[name])} {t.median / bound:>5.1f}x the bound{roof_flag}")
+            print(f"  {name:<42}{1e6 * t.median:>9.1f} us ({t.spread:>4.0%})  {check.ratio:>5.2f}x the first"
+                  f"{_flag(check) if k else '  '} {t.median / bound:>5.1f}x the bound{roof_flag}")
         _print_flags(checks)
         results[title] = dict(zip(fns, timings))
     return results
@@ -1311,21 +1369,24 @@ if __name__ == "__main__":
 #
 # The convolution's product: on the machine this lesson was written on, the
 # channels-last product through a transposed view was *slower* than `W @ cols`
-# (0.86x), and the contiguous copy equal to it (1.03x), where another machine had
-# measured 1.7-1.8x in favour of channels last. Both are the same FLOPs on
+# (0.79-0.86x in three runs), and the contiguous copy equal to it (1.02-1.06x), where
+# another machine had measured 1.7-1.8x in favour of channels last. Neither version
+# needed a flag: both stayed within 1.5x of each other, and within about 2x of the
+# roofline's bound. Both are the same FLOPs on
 # the same bytes, within a few times of the roof, so neither measurement is impossible;
 # the difference is which matrix OpenBLAS's kernel for that shape likes to stream, and
 # that depends on the library's version and the core. A layout claim is a claim about
 # one library on one machine: measure it where it will run before rewriting a layer.
 #
-# ReLU: against a scalar, `0` or `np.float32(0)` alike, NumPy's `maximum` took about 4x
-# longer than against an array of zeros on the 1 MB batch, although the array version
-# reads 50% more bytes. A ratio beyond what the work allows (here, less than 1x) is a
-# measurement error until proven otherwise, so check it against the roof: the scalar
-# versions run 6x above their bound and the array version about 1.5x above it. Nothing
+# ReLU: against a scalar, `0` or `np.float32(0)` alike, NumPy's `maximum` took 2.6-4.2x
+# longer (three runs) than against an array of zeros on the 1 MB batch, although the
+# array version reads 50% more bytes. `compare_timings` flags it, rightly: a ratio
+# beyond what the work allows (here, less than 1x) is a measurement error until proven
+# otherwise. So check it against the roof: the scalar versions run 3-6x above their
+# bound and the array version 1.2-1.7x above it. Nothing
 # beats the roof; the scalar loop is simply slow. The 64 MB batch is the proof that the
 # effect is real and the judge of its size: there memory's bandwidth caps everyone, and
-# the ratio shrinks towards what the bytes allow. (NumPy's loop for two contiguous
+# the ratio shrinks to 1.3x (in two runs), towards what the bytes allow. (NumPy's loop for two contiguous
 # arrays is vectorised; the one for an array and a broadcast scalar, in this version,
 # much less so.) An operation far above its bound has room, and a layout change or
 # another loop can find it; one at its bound has none.
@@ -1346,6 +1407,16 @@ if __name__ == "__main__":
 #   layers follow their FLOPs, narrow ones their bytes.
 # - **Layout** (section 5): the same work arranged differently can differ several
 #   times over; measure it, and check every speedup against the roofline's bound.
+#
+# Questions to answer from your own run:
+#
+# 1. Which layer of the digits CNN takes the largest share of its time, and where does
+#    it sit in `roofline.png`? Would halving its FLOPs halve its time?
+# 2. At what batch size would the MLP's middle Linear layer cross the memory ridge
+#    (`matmul_intensity`)? Does the crossover of `csr_crossover.png` move the way the
+#    roofline predicts between batch 1 and batch 64, and if not, why not?
+# 3. Which of your rows did `compare_timings` flag, and did the flag go away when you
+#    ran the cell again?
 #
 # Module 19 builds on this: it benchmarks whole models, compressed and accelerated,
 # with the statistics a comparison needs.
