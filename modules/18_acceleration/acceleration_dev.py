@@ -317,7 +317,7 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # **Reading the results.** On the machine this lesson was written on (an AMD EPYC
-# core, OpenBLAS, one thread, shared with other work) three runs gave a peak of 56-70
+# core, OpenBLAS, one thread, shared with other work) four runs gave a peak of 56-70
 # GFLOP/s, memory 12-14 GB/s and the second-level cache 32-43 GB/s. The ridge is then
 # near 4-5 FLOPs per byte from memory and near 1.5-1.7 from cache. The spread between
 # runs is itself a figure worth keeping: on a shared machine no roofline is sharper
@@ -548,7 +548,7 @@ if __name__ == "__main__":
 # **Reading the results.** Look at the `FLOP/B` column first. The MLP's two large
 # Linear layers at batch 256 reuse each weight 256 times and land at about 18 FLOPs per
 # byte: right of the ridge, compute-bound on paper. Yet in the plot they sit well below
-# the flat roof (1.3-3.7x the roof's time in three runs), because a 256x64 @ 64x128 product is too
+# the flat roof (1.3-3.7x the roof's time in four runs), because a 256x64 @ 64x128 product is too
 # small for OpenBLAS to reach the peak it reaches on 1024x1024. The CNN's convolutions
 # sit at 1.3 and 3.4 FLOPs per byte, left of the memory ridge: the im2col columns
 # dominate their traffic. ReLU, pooling and Flatten do no useful arithmetic at all.
@@ -1159,14 +1159,14 @@ if __name__ == "__main__":
 # (a third of the weights at three times the bytes) and be at most `bytes` times
 # faster above that. Compare the `x` column with the `bytes` column: a speedup beyond
 # the byte ratio would mean the dense time was inflated (by the machine's load, or by a
-# first call), not that CSR is magic. Here every speedup stayed below it: in three runs
-# at batch 1, CSR broke even at 88-90% sparsity (not 67%) and reached 4.6-5.8x at 99%,
+# first call), not that CSR is magic. Here every speedup stayed below it: in four runs
+# at batch 1, CSR broke even at 88-90% sparsity (not 67%) and reached 4.6-5.9x at 99%,
 # where the bytes allow 30x. The gap is the price of CSR's indirect reads and of the per-call overhead,
 # which a layer at 99% sparsity (10,000 weights) cannot spread over much work.
 #
 # At batch 64 the dense product reuses each weight 64 times: its intensity rises about
 # 60-fold, towards the flat roof. One would expect the crossover to move to a higher
-# sparsity; on this machine it did not (85-88% against 88-90%), because scipy's kernel also
+# sparsity; on this machine it did not (80-88% against 88-90%), because scipy's kernel also
 # reuses each stored weight across the batch (it walks a contiguous row of `x.T` per
 # weight), and because the dense product of this shape stays well below the peak.
 # Read the dense columns too: they time the same product at every sparsity, so their
@@ -1176,7 +1176,7 @@ if __name__ == "__main__":
 # ratio. Do not build on a flagged row; run the cell again. The MLP table shows the other half of the answer: 90% zeros in a
 # dense matmul buy nothing (the `pruned` column), since BLAS multiplies zeros as fast as
 # any other number, while `to_sparse` put both large layers on CSR and ran the model
-# 2.1-2.5x faster at batch 1 and 2.0-2.2x at batch 64 (three runs), for 2.9x fewer
+# 2.1-2.5x faster at batch 1 and 2.0-2.2x at batch 64 (four runs), for 2.9x fewer
 # FLOPs: below the work ratio, as it must be.
 #
 # So, when do zeros become speed on a CPU? From about 90% unstructured sparsity on
@@ -1284,7 +1284,7 @@ if __name__ == "__main__":
 # 4x. The digits CNN's second convolution (C = 8, O = 16) does 2,304 FLOPs on 640 bytes
 # per position, 3.6 per byte, on the memory side of the ridge; at half the channels
 # it is 576 FLOPs on 320 bytes. Its time follows the bytes more than the FLOPs: 2.2-2.5x
-# in three runs, not 4x. The CIFAR-shaped network's second convolution (C = 32, O = 64)
+# in four runs, not 4x. The CIFAR-shaped network's second convolution (C = 32, O = 64)
 # does 4x as many FLOPs per byte, nearer the ridge, and its speedup comes a little
 # closer to the FLOP ratio (2.5-2.7x). The first
 # convolution copies its 1- or 3-channel input nine times whatever number of filters
@@ -1294,8 +1294,8 @@ if __name__ == "__main__":
 # short where layers are narrow: the roofline of section 1, read one layer at a time.
 #
 # One row deserves suspicion: the CIFAR-shaped network's first pooling layer showed
-# speedups above its 2x work ratio in two runs of three (3.3x and 3.0x; 2.4x in the
-# third). Its input shrinks from 8 MB to 4 MB, from a size that spills out of the
+# speedups above its 2x work ratio in three runs of four (3.3x, 3.0x and 3.25x, the
+# last flagged; 2.4x in the other). Its input shrinks from 8 MB to 4 MB, from a size that spills out of the
 # caches the other layers also use to one that stays in them: a second roof could
 # explain part of it, but not a ratio that moves from 2.4x to 3.3x between runs. Module
 # 14's `compare_timings` flags what goes beyond 1.5x the work ratio, or whose rounds
@@ -1369,24 +1369,24 @@ if __name__ == "__main__":
 #
 # The convolution's product: on the machine this lesson was written on, the
 # channels-last product through a transposed view was *slower* than `W @ cols`
-# (0.79-0.86x in three runs), and the contiguous copy equal to it (1.02-1.06x), where
-# another machine had measured 1.7-1.8x in favour of channels last. Neither version
-# needed a flag: both stayed within 1.5x of each other, and within about 2x of the
-# roofline's bound. Both are the same FLOPs on
+# (0.79-0.86x in four runs), and the contiguous copy equal to it (0.95-1.06x), where
+# another machine had measured 1.7-1.8x in favour of channels last. No ratio went
+# beyond the work (the flags some runs raised there were for rounds that disagreed),
+# and every variant stayed within about 2x of the roofline's bound. Both are the same FLOPs on
 # the same bytes, within a few times of the roof, so neither measurement is impossible;
 # the difference is which matrix OpenBLAS's kernel for that shape likes to stream, and
 # that depends on the library's version and the core. A layout claim is a claim about
 # one library on one machine: measure it where it will run before rewriting a layer.
 #
-# ReLU: against a scalar, `0` or `np.float32(0)` alike, NumPy's `maximum` took 2.6-4.2x
-# longer (three runs) than against an array of zeros on the 1 MB batch, although the
+# ReLU: against a scalar, `0` or `np.float32(0)` alike, NumPy's `maximum` took 2.5-4.2x
+# longer (four runs) than against an array of zeros on the 1 MB batch, although the
 # array version reads 50% more bytes. `compare_timings` flags it, rightly: a ratio
 # beyond what the work allows (here, less than 1x) is a measurement error until proven
 # otherwise. So check it against the roof: the scalar versions run 3-6x above their
 # bound and the array version 1.2-1.7x above it. Nothing
 # beats the roof; the scalar loop is simply slow. The 64 MB batch is the proof that the
 # effect is real and the judge of its size: there memory's bandwidth caps everyone, and
-# the ratio shrinks to 1.3x (in two runs), towards what the bytes allow. (NumPy's loop for two contiguous
+# the ratio shrinks to 1.3x (in three runs), towards what the bytes allow. (NumPy's loop for two contiguous
 # arrays is vectorised; the one for an array and a broadcast scalar, in this version,
 # much less so.) An operation far above its bound has room, and a layout change or
 # another loop can find it; one at its bound has none.
