@@ -255,7 +255,7 @@ class _Run:
             row["latency_ms"] = times[row["key"]].median * 1e3
             row["speedup"] = first.median / times[row["key"]].median
             flags = compare_timings(first, times[row["key"]]).flags
-            self.console.print(f"{net.upper()} {row['stage']}: latency {times[row['key']]}"
+            self.console.print(f"latency of {net.upper()} {row['stage']}: {times[row['key']]}"
                                + "".join(f"  [yellow][!] {flag}[/]" for flag in flags))
 
 
