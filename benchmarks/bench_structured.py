@@ -161,6 +161,18 @@ def removal_times(masked, masks, torch, tp, input_shape, runs: int = 5) -> dict:
             "model": model}
 
 
+def _torch_fns(masked, smaller, ratio: float, x, torch) -> list:
+    """PyTorch's dense, `ln_structured`-pruned and smaller copies of the model, as calls on `x`."""
+    from torch.nn.utils import prune
+
+    plain, pruned, removed = to_torch(masked, torch), to_torch(masked, torch), to_torch(smaller, torch)
+    hidden = [m for m in pruned if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:-1]
+    for m in hidden:
+        prune.ln_structured(m, "weight", amount=ratio, n=1, dim=0)
+    tx = torch.from_numpy(x.data)
+    return [lambda: plain(tx), lambda: pruned(tx), lambda: removed(tx)]
+
+
 def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int, torch,
             clock: str = "cpu", layers_at: float | None = None, tp=None) -> list[dict]:
     """One row per ratio: FLOP ratio, medians of masked and removed forward, speedup, torch columns.
@@ -188,16 +200,8 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
         removal = removal_times(masked, masks, torch, tp, input_shape)
         masked.eval()
         smaller.eval()
-        fns, torch_fns = [lambda: masked(x), lambda: smaller(x)], []
-        if torch is not None:
-            from torch.nn.utils import prune
-
-            plain, pruned, removed = to_torch(masked, torch), to_torch(masked, torch), to_torch(smaller, torch)
-            hidden = [m for m in pruned if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:-1]
-            for m in hidden:
-                prune.ln_structured(m, "weight", amount=ratio, n=1, dim=0)
-            tx = torch.from_numpy(x.data)
-            torch_fns = [lambda: plain(tx), lambda: pruned(tx), lambda: removed(tx)]
+        fns = [lambda: masked(x), lambda: smaller(x)]
+        torch_fns = [] if torch is None else _torch_fns(masked, smaller, ratio, x, torch)
         with no_grad():
             out = smaller(x).data
             err = float(np.abs(masked(x).data - out).max())
