@@ -39,8 +39,10 @@
 # worth reading come from a full run (a few minutes on two cores).
 #
 # **Map of the module.** You write the tasks in this file (eight of them, 18.1-18.8).
-# The given code beside it, `backends_given.py`, holds the plumbing (which CSR kernels
-# are installed, finding and swapping layers by name); read it if you are curious. The
+# The given code beside it, `measuring_given.py`, holds the plumbing (which CSR kernels
+# are installed, finding and swapping layers by name) and the measuring tools the lesson
+# reads but does not ask you to write (`SparseChoice`, `crossover_sparsity`,
+# `compare_layer_times`); read it if you are curious. The
 # timer is Module 14's `time_interleaved`; the pruning is Module 16's.
 #
 # | task | what you write | section |
@@ -1171,7 +1173,8 @@ if __name__ == "__main__":
 # weight), and because the dense product of this shape stays well below the peak.
 # Read the dense columns too: they time the same product at every sparsity, so their
 # spread (here up to 1.7x at batch 64, on a shared machine) is the noise every ratio in
-# the table carries. Rows marked `!` are those Module 14's `compare_timings` flagged:
+# the table carries; the one run whose batch-64 crossover came out at 80% owed it to a
+# single slow dense point at 80% (3.8 ms among 2.9-3.1 ms). Rows marked `!` are those Module 14's `compare_timings` flagged:
 # rounds that disagree by more than half the median, or a speedup beyond the work
 # ratio. Do not build on a flagged row; run the cell again. The MLP table shows the other half of the answer: 90% zeros in a
 # dense matmul buy nothing (the `pruned` column), since BLAS multiplies zeros as fast as
@@ -1192,7 +1195,7 @@ if __name__ == "__main__":
 # layer on its own model's activations, and times layer i of both in the same
 # interleaved rounds. Next to each layer's time ratio it puts the layer's FLOP ratio
 # (Module 14's `layer_flops`), so a layer whose time shrinks less than its FLOPs stands
-# out. It is a measuring tool, not a task: read it, then read its output.
+# out. It is given code (`measuring_given.py`), not a task: read it, then read its output.
 
 # %%
 from tinytorch.acceleration.layers import LayerTime, compare_layer_times  # given code (measuring_given.py)
