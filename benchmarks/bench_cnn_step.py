@@ -27,7 +27,7 @@ PyTorch is optional: without it, only TinyTorch's times are printed.
 """
 from __future__ import annotations
 
-from steps import interleaved_medians, limit_threads, step_parser  # benchmarks/steps.py, beside this script
+from steps import interleaved_timings, limit_threads, print_timing, step_parser  # benchmarks/steps.py, beside this script
 
 BATCH = 64
 
@@ -136,10 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         first = {name: step() for name, step in steps.items()}  # same weights, same batch: same loss
         print(f"first-step loss: tinytorch {first['tinytorch']:.6f}, pytorch {first['pytorch']:.6f}")
 
-    median = interleaved_medians(steps, args.repeats, args.steps)
+    timings = interleaved_timings(steps, args.repeats, args.steps)
+    median = {name: t.median for name, t in timings.items()}
     print(f"digits CNN, batch {BATCH}, adam: median of {args.repeats} blocks x {args.steps} steps")
-    for name, seconds in median.items():
-        print(f"  {name:10s} {seconds * 1e6:8.1f} us/step")
+    for name, timing in timings.items():
+        print_timing(name, timing)
     if torch is None:
         print("  pytorch    not installed; only TinyTorch was measured")
     else:
@@ -152,13 +153,16 @@ def main(argv: list[str] | None = None) -> None:
     widths = (64, 32, 16, 8)
     for pair, title in ((False, "Conv(16 -> F)"), (True, "Conv(16 -> F), ReLU, Conv(F -> 16)")):
         models = {f: conv_block(f, 16, pair) for f in widths}
-        seconds = interleaved_medians({f: forward_backward(m, images) for f, m in models.items()},
+        timings = interleaved_timings({f: forward_backward(m, images) for f, m in models.items()},
                                       max(args.repeats // 3, 3), max(args.steps // 5, 3))
+        seconds = {f: t.median for f, t in timings.items()}
         flops = {f: count_flops(m, images.shape) for f, m in models.items()}
         print(f"{title}, 3x3, padding 1, forward + backward, input {images.shape}:")
         for f in widths:
-            print(f"  F = {f:2d}  {seconds[f] * 1e3:8.3f} ms   time {seconds[f] / seconds[widths[0]]:.2f}, "
-                  f"forward FLOPs {flops[f] / flops[widths[0]]:.3f} of F = {widths[0]}")
+            flag = "" if timings[f].steady else f"  [!] blocks disagree (spread {timings[f].spread:.0%})"
+            print(f"  F = {f:2d}  {seconds[f] * 1e3:8.3f} ms ({timings[f].spread:.0%})   time "
+                  f"{seconds[f] / seconds[widths[0]]:.2f}, forward FLOPs {flops[f] / flops[widths[0]]:.3f} "
+                  f"of F = {widths[0]}{flag}")
     print(f"threads: {args.threads} (BLAS and PyTorch)")
 
 

@@ -16,7 +16,7 @@ PyTorch is optional: without it, only TinyTorch's time is printed.
 """
 from __future__ import annotations
 
-from steps import interleaved_medians, limit_threads, step_parser  # benchmarks/steps.py, beside this script
+from steps import interleaved_timings, limit_threads, print_timing, step_parser  # benchmarks/steps.py, beside this script
 
 SIZES = (64, 128, 64, 10)
 BATCH = 64
@@ -89,12 +89,13 @@ def main(argv: list[str] | None = None) -> None:
         steps["pytorch"] = torch_step(torch, args.optimizer, x, y, [p.data.copy() for p in model.parameters()])
         first = {name: step() for name, step in steps.items()}  # same weights, same batch: same loss
         print(f"first-step loss: tinytorch {first['tinytorch']:.6f}, pytorch {first['pytorch']:.6f}")
-    median = interleaved_medians(steps, args.repeats, args.steps)
+    timings = interleaved_timings(steps, args.repeats, args.steps)
+    median = {name: t.median for name, t in timings.items()}
 
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, {args.optimizer}: "
           f"median of {args.repeats} blocks x {args.steps} steps")
-    for name, seconds in median.items():
-        print(f"  {name:10s} {seconds * 1e6:8.1f} us/step")
+    for name, timing in timings.items():
+        print_timing(name, timing)
     if torch is None:
         print("  pytorch    not installed; only TinyTorch was measured")
     else:

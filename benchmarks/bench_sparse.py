@@ -6,7 +6,7 @@ as a `SparseLinear` with scipy's CSR kernels and with the NumPy formulation
 (gather + `np.add.reduceat`), and, where PyTorch is installed, as
 `torch.nn.functional.linear` on the same pruned weights (PyTorch's pruning leaves the
 weights dense, so its time does not move with sparsity). TinyTorch's forms of one row
-are timed in interleaved rounds (`time_interleaved`), PyTorch's in rounds of its own;
+are timed in interleaved rounds (Module 14's `time_rounds`, one BLAS thread), PyTorch's in rounds of its own;
 the table reports medians and the ratios between them. The crossover is the sparsity
 from which CSR stays faster (`crossover_sparsity`, interpolated between the measured
 points).
@@ -50,8 +50,8 @@ def measure(size: int, sparsities, batches, repeats: int, threads: int = 1, cloc
     import numpy as np
 
     from tinytorch.compression import magnitude_prune
-    from tinytorch.compression.sparse import SparseLinear, default_backend
-    from tinytorch.profiling import time_interleaved
+    from tinytorch.acceleration import SparseLinear, default_backend
+    from tinytorch.profiling import compare_timings, time_rounds
     from tinytorch.core.autograd import no_grad
     from tinytorch.core.layers import Linear, Sequential
     from tinytorch.core.tensor import Tensor, manual_seed
@@ -76,15 +76,21 @@ def measure(size: int, sparsities, batches, repeats: int, threads: int = 1, cloc
                     err = float(np.abs(s(x).data - reference).max())
                     if err > 1e-3:
                         raise AssertionError(f"CSR ({b}) differs from dense by {err} at sparsity {sparsity}")
-                times = time_interleaved(fns, repeats=repeats, clock=clock)
+                timings = time_rounds(fns, repeats=repeats, clock=clock)
                 if torch is not None:  # in rounds of its own: mixed in, it unsettles our ratios
                     tw, tb, tx = (torch.from_numpy(a) for a in (layer.weight.data, layer.bias.data, x.data))
                     with torch.inference_mode():
-                        times += time_interleaved([lambda: torch.nn.functional.linear(tx, tw, tb)],
-                                                  repeats=repeats, clock=clock)
-            row = {"batch": batch, "sparsity": sparsity, "clock": clock, "dense_ms": 1e3 * times[0]}
-            for b, t in zip(backends, times[1:]):
-                row[f"csr_{b}_ms"] = 1e3 * t
+                        timings += time_rounds([lambda: torch.nn.functional.linear(tx, tw, tb)],
+                                               repeats=repeats, clock=clock, threads=None)
+            times = [t.median for t in timings]
+            row = {"batch": batch, "sparsity": sparsity, "clock": clock, "dense_ms": 1e3 * times[0],
+                   "dense_spread": timings[0].spread}
+            # less work of either kind (FLOPs: size^2 / nnz; bytes: fewer) cannot explain more than its ratio
+            work = layer.weight.data.size / max(int(np.count_nonzero(layer.weight.data)), 1)
+            for b, t in zip(backends, timings[1:]):
+                row[f"csr_{b}_ms"] = 1e3 * t.median
+                row[f"csr_{b}_spread"] = t.spread
+                row[f"flags_{b}"] = list(compare_timings(timings[0], t, work_ratio=work).flags)
             row["torch_dense_ms"] = 1e3 * times[-1] if torch is not None else None
             for b in backends:
                 row[f"speedup_{b}"] = row["dense_ms"] / row[f"csr_{b}_ms"]
@@ -98,7 +104,7 @@ def _backends(rows: list[dict]) -> list[str]:
 
 def add_crossovers(rows: list[dict]) -> None:
     """Give every row the crossover sparsity of its batch size, per backend."""
-    from tinytorch.compression.sparse import crossover_sparsity
+    from tinytorch.acceleration import crossover_sparsity
 
     backends = _backends(rows)
     for batch in sorted({r["batch"] for r in rows}):
@@ -113,13 +119,20 @@ def add_crossovers(rows: list[dict]) -> None:
 def print_table(rows: list[dict], size: int) -> None:
     backends = _backends(rows)
     head = f"{'batch':>5} {'sparsity':>8} {'dense ms':>10}" + "".join(
-        f" {'CSR ' + b + ' ms':>14} {'x faster':>8}" for b in backends) + f" {'torch dense ms':>15}"
-    print(f"Linear({size}, {size}) forward: dense matmul vs CSR (medians of interleaved rounds)")
+        f" {'CSR ' + b + ' ms':>14} {'x faster':>8}" for b in backends) + f" {'spread':>6} {'torch dense ms':>15}"
+    print(f"Linear({size}, {size}) forward: dense matmul vs CSR (medians of interleaved rounds, one BLAS thread; "
+          "spread = range of rounds / median, the largest of the row)")
     print(head)
     for r in rows:
         torch_ms = "n/a" if r["torch_dense_ms"] is None else f"{r['torch_dense_ms']:.3f}"
+        spread = max([r["dense_spread"]] + [r[f"csr_{b}_spread"] for b in backends])
         print(f"{r['batch']:>5} {r['sparsity']:>8.0%} {r['dense_ms']:>10.3f}" + "".join(
-            f" {r[f'csr_{b}_ms']:>14.3f} {r[f'speedup_{b}']:>7.2f}x" for b in backends) + f" {torch_ms:>15}")
+            f" {r[f'csr_{b}_ms']:>14.3f} {r[f'speedup_{b}']:>7.2f}x{'!' if r[f'flags_{b}'] else ' '}"
+            for b in backends) + f" {spread:>6.0%} {torch_ms:>15}")
+    for r in rows:
+        for b in backends:
+            for flag in r[f"flags_{b}"]:
+                print(f"  [!] batch {r['batch']}, {r['sparsity']:.0%}, CSR {b}: {flag}")
     for batch in sorted({r["batch"] for r in rows}):
         first = next(r for r in rows if r["batch"] == batch)
         text = ", ".join(f"{b}: " + ("never in this range" if first[f"crossover_{b}"] is None

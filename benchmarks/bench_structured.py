@@ -11,7 +11,7 @@ Three networks with random weights (accuracy is not the point here):
 At each ratio, `structured_prune` zeros that fraction of every hidden layer's units
 (the masked model: same shapes, zeros inside) and `remove_pruned_units` builds the
 smaller model. Both run forward in eval mode; their outputs are checked to agree,
-and they are timed in interleaved rounds (`time_interleaved`), so the speedup and the
+and they are timed in interleaved rounds (Module 14's `time_rounds`), so the speedup and the
 FLOP ratio (Module 14's `count_flops`, masked / smaller) come from the same run. Where
 PyTorch is installed, the same weights run in `torch.nn` three times: the masked
 model plain, after `torch.nn.utils.prune.ln_structured` (what PyTorch's pruning gives
@@ -161,6 +161,18 @@ def removal_times(masked, masks, torch, tp, input_shape, runs: int = 5) -> dict:
             "model": model}
 
 
+def _torch_fns(masked, smaller, ratio: float, x, torch) -> list:
+    """PyTorch's dense, `ln_structured`-pruned and smaller copies of the model, as calls on `x`."""
+    from torch.nn.utils import prune
+
+    plain, pruned, removed = to_torch(masked, torch), to_torch(masked, torch), to_torch(smaller, torch)
+    hidden = [m for m in pruned if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:-1]
+    for m in hidden:
+        prune.ln_structured(m, "weight", amount=ratio, n=1, dim=0)
+    tx = torch.from_numpy(x.data)
+    return [lambda: plain(tx), lambda: pruned(tx), lambda: removed(tx)]
+
+
 def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int, torch,
             clock: str = "cpu", layers_at: float | None = None, tp=None) -> list[dict]:
     """One row per ratio: FLOP ratio, medians of masked and removed forward, speedup, torch columns.
@@ -170,8 +182,8 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
     import numpy as np
 
     from tinytorch.compression import structured_prune
-    from tinytorch.compression.sparse import compare_layer_times
-    from tinytorch.profiling import time_interleaved
+    from tinytorch.acceleration import compare_layer_times
+    from tinytorch.profiling import compare_timings, time_rounds
     from tinytorch.compression.surgery import remove_pruned_units
     from tinytorch.core.autograd import no_grad
     from tinytorch.core.tensor import Tensor, manual_seed
@@ -188,27 +200,20 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
         removal = removal_times(masked, masks, torch, tp, input_shape)
         masked.eval()
         smaller.eval()
-        fns, torch_fns = [lambda: masked(x), lambda: smaller(x)], []
-        if torch is not None:
-            from torch.nn.utils import prune
-
-            plain, pruned, removed = to_torch(masked, torch), to_torch(masked, torch), to_torch(smaller, torch)
-            hidden = [m for m in pruned if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:-1]
-            for m in hidden:
-                prune.ln_structured(m, "weight", amount=ratio, n=1, dim=0)
-            tx = torch.from_numpy(x.data)
-            torch_fns = [lambda: plain(tx), lambda: pruned(tx), lambda: removed(tx)]
+        fns = [lambda: masked(x), lambda: smaller(x)]
+        torch_fns = [] if torch is None else _torch_fns(masked, smaller, ratio, x, torch)
         with no_grad():
             out = smaller(x).data
             err = float(np.abs(masked(x).data - out).max())
             if err > 1e-4:
                 raise AssertionError(f"{name} at ratio {ratio}: the smaller model differs by {err}")
-            times = time_interleaved(fns, repeats=repeats, clock=clock)
+            timings = time_rounds(fns, repeats=repeats, clock=clock)
             if torch_fns:
                 # NOTE: in rounds of their own: PyTorch's calls, interleaved with ours, moved our
                 # CNN ratio from a steady 1.9x to anywhere in 1.8-2.7x on the CPU clock.
                 with torch.inference_mode():
-                    times += time_interleaved(torch_fns, repeats=repeats, clock=clock)
+                    timings += time_rounds(torch_fns, repeats=repeats, clock=clock, threads=None)
+            times = [t.median for t in timings]
             tp_diff = None
             if removal["model"] is not None:
                 tp_out = removal["model"].eval()(torch.from_numpy(x.data)).detach().numpy()
@@ -218,11 +223,13 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
                 layers = compare_layer_times(masked, smaller, x, repeats=repeats, clock=clock)
         flop_ratio = count_flops(masked, input_shape) / count_flops(smaller, input_shape)
         speedup = times[0] / times[1]
+        check = compare_timings(timings[0], timings[1], work_ratio=flop_ratio)
         rows.append({
             "model": name, "batch": input_shape[0], "ratio": ratio, "clock": clock,
             "params": count_parameters(masked), "params_removed": count_parameters(smaller),
             "flop_ratio": flop_ratio, "masked_ms": 1e3 * times[0], "removed_ms": 1e3 * times[1],
             "speedup": speedup, "speedup_over_flop_ratio": speedup / flop_ratio, "max_abs_diff": err,
+            "masked_spread": timings[0].spread, "removed_spread": timings[1].spread, "flags": list(check.flags),
             "torch_dense_ms": 1e3 * times[2] if torch is not None else None,
             "torch_pruned_ms": 1e3 * times[3] if torch is not None else None,
             "torch_removed_ms": 1e3 * times[4] if torch is not None else None,
@@ -231,7 +238,8 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
             "torch_pruning_max_abs_diff": tp_diff,
             "layers": None if layers is None else [
                 {"layer": f"{t.name} {t.kind}", "masked_us": 1e6 * t.before_seconds,
-                 "removed_us": 1e6 * t.after_seconds, "speedup": t.speedup, "flop_ratio": t.flop_ratio}
+                 "removed_us": 1e6 * t.after_seconds, "speedup": t.speedup, "flop_ratio": t.flop_ratio,
+                 "spread": max(t.before.spread, t.after.spread), "flags": list(t.check.flags)}
                 for t in layers],
         })
     return rows
@@ -241,18 +249,28 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _print_flags(flagged) -> None:
+    """The flags Module 14's compare_timings raised (a '!' marks their rows): ratios not to build on."""
+    for where, flags in flagged:
+        for flag in flags:
+            print(f"  [!] {where}: {flag}")
+
+
 def print_table(rows: list[dict]) -> None:
-    print("Forward pass, eval mode: masked model (zeros inside) vs units removed (medians of interleaved rounds)")
+    print("Forward pass, eval mode: masked model (zeros inside) vs units removed (medians of interleaved rounds, "
+          "one BLAS thread; spread = the larger range of rounds / median)")
     print(f"{'model':<28} {'batch':>5} {'ratio':>5} {'params':>18} {'FLOP ratio':>10} {'masked ms':>10} "
-          f"{'removed ms':>10} {'speedup':>8} {'speedup/FLOPs':>13} {'torch dense ms':>14} "
+          f"{'removed ms':>10} {'spread':>6} {'speedup':>8} {'speedup/FLOPs':>13} {'torch dense ms':>14} "
           f"{'torch pruned ms':>15} {'torch removed ms':>16} {'torch speedup':>13}")
     for r in rows:
         t_speedup = "n/a" if r["torch_removed_ms"] is None else f"{r['torch_dense_ms'] / r['torch_removed_ms']:.2f}x"
         params = f"{r['params']:,}->{r['params_removed']:,}"
         print(f"{r['model']:<28} {r['batch']:>5} {r['ratio']:>5.2f} {params:>18} {r['flop_ratio']:>9.2f}x "
-              f"{r['masked_ms']:>10.2f} {r['removed_ms']:>10.2f} {r['speedup']:>7.2f}x "
+              f"{r['masked_ms']:>10.2f} {r['removed_ms']:>10.2f} {max(r['masked_spread'], r['removed_spread']):>6.0%} "
+              f"{r['speedup']:>7.2f}x{'!' if r['flags'] else ' '}"
               f"{r['speedup_over_flop_ratio']:>13.2f} {_ms(r['torch_dense_ms']):>14} "
               f"{_ms(r['torch_pruned_ms']):>15} {_ms(r['torch_removed_ms']):>16} {t_speedup:>13}")
+    _print_flags((f"{r['model']} at {r['ratio']}", r["flags"]) for r in rows)
     print("\nRemoving the units: remove_pruned_units (a new model; the input is kept) vs Torch-Pruning "
           "(in place), medians of 5 runs")
     print(f"{'model':<28} {'ratio':>5} {'TinyTorch ms':>12} {'Torch-Pruning ms':>16} {'faster by':>9} "
@@ -266,11 +284,12 @@ def print_table(rows: list[dict]) -> None:
         if r["layers"]:
             print(f"\n{r['model']} at ratio {r['ratio']}, layer by layer (compare_layer_times; FLOP ratio "
                   "'-' where a layer counts no FLOPs)")
-            print(f"{'layer':<14} {'masked us':>10} {'removed us':>10} {'speedup':>8} {'FLOP ratio':>10}")
+            print(f"{'layer':<14} {'masked us':>10} {'removed us':>10} {'spread':>6} {'speedup':>8} {'FLOP ratio':>10}")
             for t in r["layers"]:
                 flops = "-" if t["flop_ratio"] is None else f"{t['flop_ratio']:.2f}x"
-                print(f"{t['layer']:<14} {t['masked_us']:>10.1f} {t['removed_us']:>10.1f} {t['speedup']:>7.2f}x "
-                      f"{flops:>10}")
+                print(f"{t['layer']:<14} {t['masked_us']:>10.1f} {t['removed_us']:>10.1f} {t['spread']:>6.0%} "
+                      f"{t['speedup']:>7.2f}x{'!' if t['flags'] else ' '}{flops:>10}")
+            _print_flags((t["layer"], t["flags"]) for t in r["layers"])
             total = [sum(t[k] for t in r["layers"]) for k in ("masked_us", "removed_us")]
             print(f"{'sum of layers':<14} {total[0]:>10.1f} {total[1]:>10.1f} {total[0] / total[1]:>7.2f}x")
     print()

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 
 def step_parser(description: str) -> argparse.ArgumentParser:
@@ -22,20 +20,21 @@ def limit_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def time_block(step, steps: int) -> float:
-    """Seconds per step, averaged over one block of `steps` steps."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+def interleaved_timings(steps: dict, repeats: int, block: int) -> dict:
+    """Each step's `Timing` (seconds per step): Module 14's `time_rounds`, in interleaved blocks of `block` steps.
+
+    `block` untimed rounds warm up caches, allocators and lazily created state first.
+    """
+    from tinytorch.profiling import time_rounds
+
+    # NOTE: threads=None: BLAS's threads were set by env (--threads) before NumPy loaded,
+    # and PyTorch's by torch.set_num_threads; the timer must not change either.
+    timings = time_rounds(list(steps.values()), repeats=repeats, warmup=block, number=block, threads=None)
+    return dict(zip(steps, timings))
 
 
-def interleaved_medians(steps: dict, repeats: int, block: int) -> dict[str, float]:
-    """Median seconds per step of each function, timed in interleaved blocks after a warm-up block."""
-    for step in steps.values():  # warm up caches, allocators and lazily created state
-        time_block(step, block)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name].append(time_block(step, block))
-    return {name: statistics.median(t) for name, t in times.items()}
+def print_timing(name: str, timing, unit: str = "us", scale: float = 1e6) -> None:
+    """One line: the median per step, its spread over the blocks, and a flag when they disagree."""
+    flag = "" if timing.steady else f"  [!] blocks disagree (spread {timing.spread:.0%})"
+    print(f"  {name:10s} {timing.median * scale:8.1f} {unit}/step  (min {timing.min * scale:.1f}, "
+          f"spread {timing.spread:.0%}){flag}")

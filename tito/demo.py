@@ -11,7 +11,6 @@ every figure. `run_demo` does the work; the command only parses its arguments.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as dt
 import json
@@ -93,18 +92,13 @@ def _is_demo_results(path: Path) -> bool:
 # ----------------------------------------------------------------------------- measuring
 
 
-@contextlib.contextmanager
 def _one_blas_thread():
-    """Run NumPy's BLAS on one thread where threadpoolctl can set it (the CLI sets it by env)."""
+    """NumPy's BLAS on one thread (Module 14's `blas_threads`; the CLI also sets it by env)."""
     # NOTE: these matrices are tiny; a multi-threaded BLAS on a busy machine spends far
     # longer waiting for its threads than computing (measured: 30x slower epochs).
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield
+    from tinytorch.profiling import blas_threads
+
+    return blas_threads(1)
 
 
 def _nonzero_and_total(model) -> tuple[int, int]:
@@ -120,22 +114,22 @@ def _nonzero_and_total(model) -> tuple[int, int]:
     return sum(int(np.count_nonzero(a)) for a in arrays), sum(int(a.size) for a in arrays)
 
 
-def _latencies(models: dict, x, rounds: int, repeats: int) -> dict[str, float]:
-    """Seconds per call of each model on `x`: the best of `rounds` interleaved rounds, each a median.
+def _latencies(models: dict, x, rounds: int, repeats: int) -> dict:
+    """Each model's `Timing` on `x` (Module 14's `time_rounds`): `rounds` interleaved rounds of
+    `repeats` calls, one BLAS thread, in eval mode without a graph.
 
-    Interleaving makes a slow moment of a shared machine hit every stage alike, and
-    taking the best round drops the rounds in which other processes took the CPU (load
-    only ever adds time), so the ratios between stages hold on a busy machine too.
+    Interleaving makes a slow moment of a shared machine hit every stage alike, so the
+    ratios between stages hold on a busy machine too; the spread says how far they can.
     """
-    from tinytorch.profiling import measure_latency
+    from tinytorch.core.autograd import no_grad
+    from tinytorch.profiling import time_rounds
 
-    for model in models.values():  # one untimed round: the first model timed must not pay for cold caches
-        measure_latency(model, x, warmup=1, repeats=1)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            times[name].append(measure_latency(model, x, warmup=1, repeats=repeats))
-    return {name: min(t) for name, t in times.items()}
+    for model in models.values():
+        model.eval()
+    with no_grad():
+        timings = time_rounds([lambda m=m: m(x) for m in models.values()], repeats=rounds, warmup=1,
+                              number=repeats, clock="cpu")
+    return dict(zip(models, timings))
 
 
 def _remove_pruned_units():
@@ -251,12 +245,18 @@ class _Run:
             row, loaded = self.stage(net, key, label, model, test)
             rows.append(row)
             models.append(loaded)
+        from tinytorch.profiling import compare_timings
+
         times = _latencies({r["key"]: m for r, m in zip(rows, models)}, x,
                            self.recipe.latency_rounds, self.recipe.latency_repeats)
+        first = times[rows[0]["key"]]
         for row in rows:
             row["ratio"] = rows[0]["bytes"] / row["bytes"]
-            row["latency_ms"] = times[row["key"]] * 1e3
-            row["speedup"] = times[rows[0]["key"]] / times[row["key"]]
+            row["latency_ms"] = times[row["key"]].median * 1e3
+            row["speedup"] = first.median / times[row["key"]].median
+            flags = compare_timings(first, times[row["key"]]).flags
+            self.console.print(f"latency of {net.upper()} {row['stage']}: {times[row['key']]}"
+                               + "".join(f"  [yellow][!] {flag}[/]" for flag in flags))
 
 
 def _one_shot(model, prune, amounts, test) -> list[list[float]]:
@@ -363,8 +363,8 @@ def results_table(stages: list[dict]):
                       f"{row['bytes']:,}", f"{row['ratio']:.1f}x", f"{row['latency_ms']:.2f} ms",
                       f"{row['speedup']:.2f}x")
     table.caption = ("non-zero: parameter values that are not zero; bytes: the file save_compressed wrote; "
-                     "ratio: dense file / this file; latency: one batch of 360, best of interleaved "
-                     "rounds; speedup: dense latency / this latency")
+                     "ratio: dense file / this file; latency: one batch of 360, median of interleaved "
+                     "rounds, one BLAS thread; speedup: dense latency / this latency")
     return table
 
 
@@ -439,7 +439,7 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, quick: bool = False, seed: in
         "demo": "compression", "quick": quick, "seed": seed, "recipe": asdict(recipe),
         "date": dt.datetime.now().isoformat(timespec="seconds"), "seconds": round(time.perf_counter() - start, 1),
         "environment": _environment(),
-        "latency": "per batch of the 360 test images: best of interleaved rounds, each a median of calls",
+        "latency": "per batch of the 360 test images: median of interleaved rounds, one BLAS thread",
         "stages": run.stages, "curves": run.curves, "notes": run.notes,
         "files": {"results": RESULTS_FILE, "plot": PLOT_FILE, "models": [r["file"] for r in run.stages]},
     }

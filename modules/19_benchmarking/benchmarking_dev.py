@@ -53,7 +53,6 @@
 from __future__ import annotations
 
 import copy
-import gc
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -71,7 +70,7 @@ from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import Tensor
 from tinytorch.core.training import evaluate
 from tinytorch.data.loader import DataLoader, TensorDataset
-from tinytorch.profiling import count_flops, model_size_bytes
+from tinytorch.profiling import Speedup, Timing, compare_timings, count_flops, model_size_bytes, time_rounds
 from tinytorch.quantization import QuantizedLayer
 
 # A Module 16 without physical removal of pruned units leaves structured variants masked.
@@ -180,8 +179,14 @@ def test_unit_latency_stats():
 # side by side" travels much better. That is why the table reports speed-ups against a
 # reference model measured in the same run.
 #
-# `timer` is the clock (`time.perf_counter`, the highest-resolution clock Python has);
-# tests pass a fake one to check the bookkeeping without waiting for real time.
+# The rounds themselves are Module 14's `time_rounds`, the one timer of the course: it
+# rotates the order, runs untimed warm-up rounds first, holds NumPy's BLAS to one
+# thread and pauses garbage collection while it times. Your part is what makes it a
+# fair *model* benchmark: every model in eval mode, no graph recorded, one call per
+# timing (a model call is long enough to time alone), and each model's mode restored
+# afterwards, even when a model fails. `timer` is the clock (`time.perf_counter`, the
+# highest-resolution clock Python has); tests pass a fake one to check the bookkeeping
+# without waiting for real time.
 
 # %% nbgrader={"grade": false, "grade_id": "interleaved-latency", "solution": true}
 #| export
@@ -207,9 +212,10 @@ def interleaved_latency(models: Mapping[str, Module], x: Tensor | np.ndarray, re
                         warmup: int = 3, timer: Callable[[], float] = time.perf_counter) -> dict[str, np.ndarray]:
     """Seconds of each `model(x)` call, the models interleaved round by round, in eval mode without grad.
 
-    Task 19.2: run `warmup + repeats` rounds; round r calls every model once, starting
-    at model number `r % len(models)` and wrapping around; record each call's
-    `timer()` difference for the `repeats` rounds after the warm-up ones.
+    Task 19.2: put every model in eval mode and, under `no_grad`, time one call of each
+    per round with Module 14's `time_rounds` (`warmup` untimed rounds, then `repeats`
+    timed ones; round r starts at model number `r % len(models)`; `clock=timer`,
+    `number=1`); entry r of each array is the model's `Timing.rounds[r]`.
 
     Args:
         models: `{name: model}`, at least one; x: the input batch every model gets.
@@ -225,28 +231,19 @@ def interleaved_latency(models: Mapping[str, Module], x: Tensor | np.ndarray, re
     names = list(models)
     times = {name: np.empty(repeats) for name in names}
     modes = {name: model.training for name, model in models.items()}
-    collecting = gc.isenabled()
-    gc.collect()
-    gc.disable()  # NOTE: a collection inside a timed call would be charged to that model
     try:
         ### BEGIN SOLUTION
         for model in models.values():
             model.eval()
         with no_grad():
-            for r in range(warmup + repeats):
-                first = r % len(names)
-                for name in names[first:] + names[:first]:
-                    start = timer()
-                    models[name](x)
-                    elapsed = timer() - start
-                    if r >= warmup:
-                        times[name][r - warmup] = elapsed
+            timings = time_rounds([lambda m=m: m(x) for m in models.values()], repeats=repeats, warmup=warmup,
+                                  clock=timer, number=1)
+        for name, timing in zip(names, timings):
+            times[name][:] = timing.rounds
         ### END SOLUTION
     finally:
         for name, model in models.items():
             model.train(modes[name])
-        if collecting:
-            gc.enable()
     return times
 
 
@@ -522,6 +519,15 @@ class BenchmarkResult:
             self[known]  # an unknown name raises KeyError, naming the models there are
         return paired_speedup(self.times[reference], self.times[name])
 
+    def check(self, name: str, reference: str | None = None) -> Speedup:
+        """Module 14's judgement of `speedup(name)`: flagged when the rounds disagree, or when it
+        beats the FLOP ratio by a clear margin (with the 'size' metric, which counts FLOPs)."""
+        reference = self.names[0] if reference is None else reference
+        self.speedup(name, reference)  # the same checks of the names
+        ref, new = self[reference], self[name]
+        work = ref.flops / new.flops if ref.flops and new.flops else None
+        return compare_timings(Timing(tuple(self.times[reference])), Timing(tuple(self.times[name])), work)
+
     def _costs(self, cost: str) -> list[float]:
         if cost not in self.COSTS:
             raise ValueError(f"cost must be one of {', '.join(self.COSTS)}, got {cost!r}")
@@ -553,8 +559,9 @@ class BenchmarkResult:
             lines.append("| " + " | ".join(cells) + " |")
         if lat:
             repeats = len(next(iter(self.times.values())))
-            lines.append(f"\nLatency: batch of {self.batch_size}, median of {repeats} interleaved rounds; "
-                         f"speed-up = median per-round ratio against {self.names[0]!r}.")
+            lines.append(f"\nLatency: batch of {self.batch_size}, median of {repeats} interleaved rounds, one BLAS "
+                         f"thread; speed-up = median per-round ratio against {self.names[0]!r}.")
+            lines += [f"[!] {r.name!r}: {flag}" for r in self.rows[1:] for flag in self.check(r.name).flags]
         if size:
             lines.append("Bytes: the compressed file for INT8 models, the float32 arrays otherwise.")
         return "\n".join(lines)

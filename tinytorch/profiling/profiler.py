@@ -18,8 +18,9 @@ from ..core.spatial import AvgPool2d, BatchNorm2d, MaxPool2d
 from ..core.tensor import Tensor
 
 # %% auto #0
-__all__ = ['count_parameters', 'model_size_bytes', 'layer_flops', 'flops_by_layer', 'count_flops', 'measure_latency',
-           'time_interleaved']
+__all__ = ['NOISY_SPREAD', 'PLAUSIBLE_MARGIN', 'count_parameters', 'model_size_bytes', 'layer_flops', 'flops_by_layer',
+           'count_flops', 'measure_latency', 'format_seconds', 'Timing', 'Speedup', 'compare_timings', 'blas_threads',
+           'time_rounds', 'time_interleaved']
 
 # %% ../../modules/14_profiling/profiling_dev.py #fa3e373f
 def count_parameters(model: Module) -> int:
@@ -166,58 +167,209 @@ def measure_latency(model: Module, x: Tensor | np.ndarray, warmup: int = 3, repe
     return float(np.median(times))
     ### END SOLUTION
 
-# %% ../../modules/14_profiling/profiling_dev.py #b595b47d
+# %% ../../modules/14_profiling/profiling_dev.py #83b99b05
+import contextlib
+import gc
+import math
+from dataclasses import dataclass
+
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+# Rounds whose range exceeds half their median disagree: the machine's load changed
+# under the measurement, and a ratio built on it may be off by as much.
+NOISY_SPREAD = 0.5
+# A speedup beyond the ratio of the work (FLOPs or bytes) by more than this factor is
+# flagged: less work cannot explain it, so the timing has to.
+PLAUSIBLE_MARGIN = 1.5
+
+
+def format_seconds(seconds: float) -> str:
+    """`1.23 ms`, `45.6 us`, `2.10 s`: seconds in the unit that reads best."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call of one function, one value per interleaved round."""
+
+    rounds: tuple[float, ...]
+
+    @property
+    def min(self) -> float:
+        """The fastest round: load only ever adds time."""
+        return min(self.rounds)
+
+    @property
+    def median(self) -> float:
+        """The middle round: the figure to report and to form ratios from."""
+        return statistics.median(self.rounds)
+
+    @property
+    def spread(self) -> float:
+        """(slowest - fastest round) / median: 0.1 means the rounds agree within 10%."""
+        return (max(self.rounds) - self.min) / self.median if self.median > 0 else 0.0
+
+    @property
+    def steady(self) -> bool:
+        """Whether the rounds agree (spread <= NOISY_SPREAD)."""
+        return self.spread <= NOISY_SPREAD
+
+    def __str__(self) -> str:
+        return f"{format_seconds(self.median)} (min {format_seconds(self.min)}, spread {self.spread:.0%})"
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """How many times faster `after` ran than `before`, and whether the timing can be trusted."""
+
+    ratio: float
+    low: float
+    high: float
+    work_ratio: float | None = None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def plausible(self) -> bool:
+        """False when the speedup beats its work ratio by a clear margin or the rounds disagree."""
+        return not self.flags
+
+    def __str__(self) -> str:
+        text = f"{self.ratio:.2f}x (rounds {self.low:.2f}-{self.high:.2f}x)"
+        return text + "".join(f"  [!] {flag}" for flag in self.flags)
+
+
+def compare_timings(before: Timing, after: Timing, work_ratio: float | None = None,
+                    margin: float = PLAUSIBLE_MARGIN) -> Speedup:
+    """`before`'s time over `after`'s, round by round, flagged when it is implausible.
+
+    Args:
+        before, after: timings of the same interleaved rounds (`time_rounds`).
+        work_ratio: how many times less work (FLOPs or bytes, whichever bounds the
+            code) `after` does; a speedup above `work_ratio * margin` is flagged.
+        margin: the tolerance of that check, > 1.
+
+    Raises:
+        ValueError: the timings hold different numbers of rounds, a bad `work_ratio` or `margin`.
+    """
+    if len(before.rounds) != len(after.rounds):
+        raise ValueError(f"before and after must time the same rounds, got {len(before.rounds)} and "
+                         f"{len(after.rounds)}")
+    if work_ratio is not None and not work_ratio > 0:
+        raise ValueError(f"work_ratio must be > 0 or None, got {work_ratio!r}")
+    if not margin > 1:
+        raise ValueError(f"margin must be > 1, got {margin!r}")
+    per_round = [b / a for b, a in zip(before.rounds, after.rounds)]
+    ratio = statistics.median(per_round)
+    flags = []
+    if work_ratio is not None and ratio > work_ratio * margin:
+        flags.append(f"{ratio:.2f}x faster for {work_ratio:.2f}x less work: check the measurement")
+    noisy = [f"{name} {t.spread:.0%}" for name, t in (("before", before), ("after", after)) if not t.steady]
+    if noisy:
+        flags.append(f"rounds disagree (spread {', '.join(noisy)})")
+    return Speedup(ratio, min(per_round), max(per_round), work_ratio, tuple(flags))
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int | None):
+    """Hold NumPy's BLAS to `threads` threads inside the block (None: leave it as it is)."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(threads, user_api="blas"):
+        yield
+
+
+def _check_timing_args(repeats: object, warmup: object, min_time: object, clock: object,
+                       number: object, threads: object) -> Callable[[], float]:
+    for name, value, least in (("repeats", repeats, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+    for name, value in (("number", number), ("threads", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
+    if not (isinstance(min_time, (int, float)) and min_time > 0):
+        raise ValueError(f"min_time must be > 0 seconds, got {min_time!r}")
+    if callable(clock):
+        return clock
+    if clock not in _CLOCKS:
+        raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r} (or a function returning seconds)")
+    return _CLOCKS[clock]
+
+
+def time_rounds(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: int = 1,
+                min_time: float = 2e-3, clock: str | Callable[[], float] = "wall", number: int | None = None,
+                threads: int | None = 1) -> list[Timing]:
+    """Seconds per call of each function in `fns`, one value per interleaved round.
+
+    Each round times every function once, in an order rotated from round to round, and
+    each timing repeats its call until about `min_time` has passed (or exactly `number`
+    times). A burst of load from other programs then falls on all functions alike, and
+    the median over rounds drops the bursts: the ratio of two results is much steadier
+    than either time alone. NumPy's BLAS is held to `threads` threads, and garbage
+    collection is paused, so neither a thread pool waiting on a busy machine nor a
+    collection is charged to whichever call it hits.
+
+    Args:
+        fns: callables without arguments.
+        repeats: timed rounds, >= 1.
+        warmup: untimed rounds first (rotated like the timed ones), >= 0.
+        min_time: seconds each timing lasts at least, > 0 (ignored with `number`).
+        clock: "wall" (elapsed time, `time.perf_counter`: the latency), "cpu" (CPU
+            seconds of this process, `time.process_time`: on one thread, the latency
+            an idle machine would show), or a function returning seconds.
+        number: calls per timing, or None to choose them from `min_time`.
+        threads: BLAS threads while timing, or None to leave the setting alone.
+
+    Returns:
+        One `Timing` per function, in the order of `fns`.
+
+    Raises:
+        ValueError: a count out of range, `min_time` <= 0 or an unknown clock.
+    """
+    clock = _check_timing_args(repeats, warmup, min_time, clock, number, threads)
+    n = len(fns)
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()  # NOTE: a collection inside a timed call would be charged to that function
+    try:
+        with blas_threads(threads):
+            for r in range(warmup):
+                for k in range(n):
+                    fns[(k + r) % n]()
+            calls = [number] * n if number is not None else [_calls_filling(fn, min_time, clock) for fn in fns]
+            times: list[list[float]] = [[] for _ in fns]
+            for r in range(warmup, warmup + repeats):
+                for k in range(n):
+                    i = (k + r) % n
+                    start = clock()
+                    for _ in range(calls[i]):
+                        fns[i]()
+                    times[i].append((clock() - start) / calls[i])
+    finally:
+        if collecting:
+            gc.enable()
+    return [Timing(tuple(t)) for t in times]
+
+
+def _calls_filling(fn: Callable[[], object], min_time: float, clock: Callable[[], float]) -> int:
+    """How many calls of `fn` last at least `min_time` (the counting calls warm it up too)."""
+    start, n = clock(), 0
+    while True:
+        fn()
+        n += 1
+        if clock() - start >= min_time:
+            return n
 
 
 def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: int = 1,
                      min_time: float = 2e-3, clock: str = "wall") -> list[float]:
-    """Median seconds per call of each function in `fns`, timed in interleaved rounds.
-
-    Each round times every function once, in a rotated order, and each timing repeats
-    its call until about `min_time` has passed. A burst of load from other programs
-    then falls on all functions alike, and the median over rounds drops the bursts:
-    the ratio of two results is much steadier than either time alone.
-
-    Args:
-        fns: callables without arguments.
-        repeats: rounds, >= 1.
-        warmup: untimed calls of each function first, >= 0.
-        min_time: seconds each timing lasts at least, > 0.
-        clock: "wall" (elapsed time, `time.perf_counter`: the latency) or "cpu" (CPU
-            seconds of this process, `time.process_time`: on one thread, the latency
-            an idle machine would show, blind to the time other programs hold the CPU;
-            with several threads it adds theirs up).
+    """Median seconds per call of each function in `fns`: `time_rounds`' medians, one BLAS thread.
 
     Raises:
         ValueError: `repeats` < 1, `warmup` < 0, `min_time` <= 0 or an unknown clock.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-    if not min_time > 0:
-        raise ValueError(f"min_time must be > 0 seconds, got {min_time!r}")
-    if clock not in _CLOCKS:
-        raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
-    clock = _CLOCKS[clock]
-    calls = []
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-        start, n = clock(), 0
-        while True:  # how many calls fill min_time, found while warming up
-            fn()
-            n += 1
-            if clock() - start >= min_time:
-                break
-        calls.append(n)
-    times: list[list[float]] = [[] for _ in fns]
-    for r in range(repeats):
-        for k in range(len(fns)):
-            i = (k + r) % len(fns)
-            start = clock()
-            for _ in range(calls[i]):
-                fns[i]()
-            times[i].append((clock() - start) / calls[i])
-    return [statistics.median(t) for t in times]
+    return [t.median for t in time_rounds(fns, repeats, warmup, min_time, clock)]
