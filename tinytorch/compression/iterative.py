@@ -3,17 +3,30 @@
 # %% auto #0
 __all__ = ['fine_tune', 'sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #33e9d784
+# %% ../../modules/16_compression/compression_dev.py #04e71fcb
 from collections.abc import Callable
 
 import numpy as np
 
-from .prune import Masks, _check_fraction, _check_model, magnitude_prune, measure_sparsity
+from .checks import (_check_callable, _check_fraction, _check_int, _check_model,
+                                          _check_optimizer)
+from .prune import Masks, magnitude_prune, measure_sparsity
 from .structured import structured_prune
 from ..core.layers import Module
 from ..core.training import fit, progress_bar
 
-# %% ../../modules/16_compression/compression_dev.py #afa0b2da
+# %% ../../modules/16_compression/compression_dev.py #9bf3208b
+def _check_training(model: Module, optimizer, loss_fn, loader, masks=None) -> None:
+    _check_model(model)
+    _check_optimizer(optimizer, {n: p for n, p in model.named_parameters() if masks is not None and n in masks})
+    _check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
+    if not hasattr(loader, "__iter__"):
+        raise TypeError(f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}")
+    if masks is not None and not isinstance(masks, Masks):
+        raise TypeError(f"masks must be a Masks (from magnitude_prune, structured_prune) or None, "
+                        f"got {type(masks).__name__}")
+
+
 def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Masks | None = None,
               progress: bool | None = None) -> list[dict]:
     """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
@@ -26,6 +39,8 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
     Returns:
         `fit`'s history, one row per epoch.
     """
+    _check_training(model, optimizer, loss_fn, loader, masks)
+    _check_int("epochs", epochs, 0)
     handle = masks.attach(optimizer) if masks is not None else None
     try:
         return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)
@@ -33,9 +48,9 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
         if handle is not None:
             handle.remove()
 
-# %% ../../modules/16_compression/compression_dev.py #35a22452
+# %% ../../modules/16_compression/compression_dev.py #84587f9a
 def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0, kind: str = "cubic") -> float:
-    """The target sparsity after `step` of `steps` pruning steps (0 -> initial, steps -> final). Task 16.8
+    """The target sparsity after `step` of `steps` pruning steps (0 -> initial, steps -> final). Task 16.7
 
     Args:
         step: how many pruning steps are done, 0 <= step <= steps.
@@ -43,8 +58,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
         final, initial: sparsities in [0, 1).
         kind: "cubic" (Zhu & Gupta) or "linear".
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    steps = _check_int("steps", steps, 1)
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= steps:
         raise ValueError(f"step must be an integer in [0, {steps}], got {step!r}")
     final, initial = _check_fraction("final", final), _check_fraction("initial", initial)
@@ -57,7 +71,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #0febb382
+# %% ../../modules/16_compression/compression_dev.py #e30a4794
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -67,7 +81,7 @@ class IterativePruner:
         schedule: "cubic" or "linear" (see `sparsity_schedule`).
         method: "magnitude" (global unstructured) or "structured" (whole units).
         rewind: after each prune, reset surviving weights to their values when `run`
-            started (the lottery-ticket rewind) and clear the optimizer's state.
+            started and clear the optimizer's state.
     """
 
     def __init__(self, target_sparsity: float, steps: int, schedule: str = "cubic",
@@ -86,10 +100,15 @@ class IterativePruner:
 
     def run(self, model: Module, optimizer, loss_fn, loader, epochs_per_step: int = 1,
             evaluate: Callable[[Module], float] | None = None) -> list[dict]:
-        """Run every step; returns one row per step: step, target, sparsity, loss, accuracy. Task 16.9"""
+        """Run every step; returns one row per step: step, target, sparsity, loss, accuracy. Task 16.8"""
         _check_model(model)
         if isinstance(epochs_per_step, bool) or not isinstance(epochs_per_step, int) or epochs_per_step < 0:
             raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
+        # Everything is checked before the first weight changes.
+        weights = {n: p for n, p in model.named_parameters() if self.method == "structured" or n.endswith("weight")}
+        _check_training(model, optimizer, loss_fn, loader)
+        _check_optimizer(optimizer, weights)
+        _check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)
         ### BEGIN SOLUTION
         start = model.state_dict() if self.rewind else None
         history = []

@@ -3,39 +3,25 @@
 # %% auto #0
 __all__ = ['compressed_size', 'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #1bca13e8
+# %% ../../modules/16_compression/compression_dev.py #ce1ba43f
 import copy
-import os
-from pathlib import Path
 
 import numpy as np
 
-from .container import (_FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, load_compressed,
-                                            save_compressed, to_bytes)
-from .formats import LayerSize, SizeReport, format_bytes, gap_code
-from .prune import _check_model as _check
+from .checks import _check_model as _check
+from .checks import _check_fraction
+from .container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
+from .formats import LayerSize, SizeReport, format_bytes
+from .layerstats import _compact, _weight_stats
 from .prune import magnitude_prune
 from .structured import drop_dead_units
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d
-from ..quantization import QuantizedTensor, quantize_int8, quantize_model
+from ..quantization import quantize_model
 
-# %% ../../modules/16_compression/compression_dev.py #0852ec75
-def _weight_stats(layer: Module) -> tuple[int, int, int, int, int, int, int]:
-    """(n, nnz, rows, cols, channels, bias bytes, gap-code escapes) of a float or quantized layer."""
-    if isinstance(layer, _QUANT_LAYERS):
-        values, channels = layer.qweight.values, layer.qweight.scale.size
-        bias = 0 if layer.bias is None else 4 * np.asarray(layer.bias).size
-    else:
-        values, channels = layer.weight.data, layer.weight.data.shape[0]
-        bias = 0 if layer.bias is None else layer.bias.data.nbytes
-    rows = values.shape[0]
-    nnz = int(np.count_nonzero(values))
-    return values.size, nnz, rows, values.size // rows, channels, bias, gap_code(values.reshape(-1) != 0).size - nnz
-
-
+# %% ../../modules/16_compression/compression_dev.py #b0c9bc45
 def compressed_size(model: Module) -> SizeReport:
-    """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.11
+    """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.10
 
     Float layers are counted as they would be after per-channel INT8 quantization;
     parameters outside Linear/Conv2d (BatchNorm) count as float32 in every format.
@@ -59,21 +45,10 @@ def compressed_size(model: Module) -> SizeReport:
     ### END SOLUTION
 
 
-def _compact(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bool) -> None:
-    """Per-tensor scale for the float `weight` and/or an int8-exact bias, in place on a quantized layer."""
-    if not per_channel:
-        q = quantize_int8(weight)
-        channels = weight.shape[0]
-        layer.qweight = QuantizedTensor(q.values, np.full(channels, q.scale, np.float32),
-                                        np.zeros(channels, np.int32), axis=0)
-    if int8_bias and layer.bias is not None and np.any(layer.bias):
-        layer.bias = quantize_int8(layer.bias).dequantize()
-
-
 def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str = "global",
                        calibration_data=None, per_channel: bool = True, int8_bias: bool = False,
-                       drop_dead: bool = True) -> "CompressedModel":
-    """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.12
+                       drop_dead: bool = True) -> CompressedModel:
+    """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.10
 
     Args:
         model: a trained float model.
@@ -91,6 +66,8 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
         A `CompressedModel`; pruned zeros are exactly zero in its int8 weights.
     """
     _check(model)
+    if sparsity is not None:
+        _check_fraction("sparsity", sparsity)
     ### BEGIN SOLUTION
     work = copy.deepcopy(model)
     if sparsity is not None:
