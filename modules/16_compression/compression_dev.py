@@ -45,11 +45,14 @@
 # Plumbing you need not write sits in companion files beside this lesson, exported by
 # `tito export 16` like the lesson itself. You use them; read them if you are curious:
 #
-# - `checks_given.py` -> `compression/checks.py`: argument checks, `prunable_layers`.
+# - `checks_given.py` -> `compression/checks.py`: argument checks, `prunable_layers`,
+#   grouping layers for global or per-layer pruning, the BatchNorm after a conv.
+# - `reports_given.py` -> `compression/reports.py`: the sparsity and sensitivity tables.
 # - `select_given.py` -> `compression/select.py`: the k-th smallest magnitude in O(n)
 #   with small memory (a random sample brackets it), the fast path of section 2.
 # - `masks_given.py` -> `compression/maskbase.py`: a `Masks` object's bookkeeping
-#   (checking names and shapes, the mapping methods, `.sparsity`, `&`).
+#   (checking names and shapes, the mapping methods, `.sparsity`, `&`), and
+#   `compression/finetune.py`: `fine_tune`, Module 07's `fit` with masks attached.
 # - `sizes_given.py` -> `compression/sizes.py`, `layerstats.py`: the size report and
 #   its printing, the gap code, a layer's counts.
 # - `storage_given.py` -> `compression/encodings.py`, `container.py`: the compressed
@@ -57,6 +60,8 @@
 # - `surgery_given.py` -> `compression/cutplan.py`, `deadunits.py`: the bookkeeping of
 #   removing units (nested Sequentials, the layers between two prunable ones, slicing
 #   arrays) and `drop_dead_units`.
+# - `lab_given.py` -> `compression/lab.py`: the experiments' bench (the digits recipe,
+#   timing on one BLAS thread, plots).
 # - `sparse_given.py` -> `compression/sparse.py`: CSR layers and layer timing, the
 #   subject of Module 18 (Acceleration).
 
@@ -68,13 +73,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from tinytorch.compression.checks import (_PRUNABLE, _check_callable, _check_finite, _check_fraction, _check_model,
-                                          _check_optimizer, _param, prunable_layers)
+from tinytorch.compression.checks import (_check_callable, _check_finite, _check_fraction, _check_model,
+                                          _check_optimizer, _groups, _param, prunable_layers)
 from tinytorch.compression.maskbase import MaskBase
+from tinytorch.compression.reports import LayerSparsity, SensitivityScan, SparsityReport
 from tinytorch.compression.select import kth_smallest_magnitude
 from tinytorch.core.layers import Module
 
@@ -93,35 +98,6 @@ from tinytorch.core.layers import Module
 
 # %% nbgrader={"grade": false, "grade_id": "measure-sparsity", "solution": true}
 #| export
-@dataclass(frozen=True)
-class LayerSparsity:
-    """One row of a sparsity report."""
-
-    name: str
-    shape: tuple[int, ...]
-    params: int
-    zeros: int
-
-    @property
-    def sparsity(self) -> float:
-        return self.zeros / self.params if self.params else 0.0
-
-
-class SparsityReport(list):
-    """Per-layer sparsity rows; `str(report)` is a table, `.total` the whole model."""
-
-    @property
-    def total(self) -> LayerSparsity:
-        return LayerSparsity("total", (), sum(r.params for r in self), sum(r.zeros for r in self))
-
-    def __str__(self) -> str:
-        lines = [f"{'layer':<16} {'shape':<18} {'params':>10} {'zeros':>10} {'sparsity':>9}"]
-        for r in [*self, self.total]:
-            shape = "x".join(map(str, r.shape)) if r.shape else ""
-            lines.append(f"{r.name:<16} {shape:<18} {r.params:>10,} {r.zeros:>10,} {r.sparsity:>8.1%}")
-        return "\n".join(lines)
-
-
 def sparsity_report(model: Module) -> SparsityReport:
     """Per prunable layer: name, weight shape, number of weights, zeros, sparsity. Task 16.1"""
     ### BEGIN SOLUTION
@@ -256,29 +232,6 @@ def test_unit_smallest_k_masks():
 # %% nbgrader={"grade": false, "grade_id": "magnitude-prune", "solution": true}
 #| export
 _FAST = 1 << 18  # from this many weights on, the sampled selection finds the threshold
-
-
-def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
-    names = {name: name for name, _ in layers} | {_param(name, "weight"): name for name, _ in layers}
-    chosen = {}
-    for key, value in sparsity.items():
-        if key not in names:
-            raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
-                             f"(prunable layers: {', '.join(n for n, _ in layers)})")
-        chosen[names[key]] = _check_fraction(f"sparsity[{key!r}]", value)
-    return chosen
-
-
-def _groups(layers, sparsity, scope: str) -> list[tuple[list[str], float]]:
-    """(layer names ranked together, their sparsity) for each group; checks `sparsity` and `scope`."""
-    if scope not in ("global", "layer"):
-        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-    if isinstance(sparsity, Mapping):
-        per_layer = _resolve_layer_sparsities(layers, sparsity)
-        return [([name], per_layer[name]) for name, _ in layers if name in per_layer]
-    sparsity = _check_fraction("sparsity", sparsity)
-    names = [name for name, _ in layers]
-    return [(names, sparsity)] if scope == "global" else [([n], sparsity) for n in names]
 
 
 def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope: str = "global") -> Masks:
@@ -506,80 +459,35 @@ if __name__ == "__main__":
 
 # %%
 import copy
-import os
-import tempfile
-from pathlib import Path
 
-QUICK = os.environ.get("TINYTORCH_QUICK") == "1"
-# Quick runs (under test) draw their plots in a temporary folder, not in your project.
-PLOTS = Path(os.environ.get("TINYTORCH_PLOTS") or (tempfile.mkdtemp() if QUICK else "compression-plots"))
-_TRAINED: dict = {}
+from tinytorch.compression.lab import (digits_setup, forward_times, plots_folder, pyplot, quick_mode, save_plot,
+                                       speed_nets, trained_digits)
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    PLOTS.mkdir(parents=True, exist_ok=True)
-    return plt
-
-
-def digits_setup(seed: int = 0):
-    """The digits loaders and a fresh 64-128-64-10 MLP."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.tensor import manual_seed
-    from tinytorch.data.loader import DataLoader, TensorDataset
-    from tinytorch.datasets import load_digits
-
-    x_train, y_train, x_test, y_test = load_digits(flat=True)
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=seed)
-    test = DataLoader(TensorDataset(x_test, y_test), batch_size=len(y_test))
-    manual_seed(seed)
-    return Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10)), train, test
-
-
-def trained_digits(seed: int = 0):
-    """(model, train loader, test loader) with the MLP trained once per seed (Adam, lr 3e-3, 25 epochs)."""
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.training import fit
-
-    model, train, test = digits_setup(seed)
-    if seed not in _TRAINED:
-        fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), train, 5 if QUICK else 25, progress=False)
-        _TRAINED[seed] = model.state_dict()
-    model.load_state_dict(_TRAINED[seed])
-    return model, train, test
+QUICK = quick_mode()
 
 
 def analysis_weight_histogram(sparsity: float = 0.8):
     """Histogram of |w| of the trained MLP before and after global magnitude pruning."""
     from tinytorch.core.training import evaluate
 
+    plt = pyplot()
     model, _, test = trained_digits()
-    before = np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)])
+    before = np.abs(np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)]))
     dense = evaluate(model, test)
     magnitude_prune(model, sparsity)
-    after = np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)])
+    after = np.abs(np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)]))
+    kept = after[after != 0]
     print(sparsity_report(model))
-    kept = np.abs(after[after != 0])
-    print(f"threshold: |w| < {kept.min():.4f} pruned; largest |w| {np.abs(before).max():.3f}")
+    print(f"threshold: |w| < {kept.min():.4f} pruned; largest |w| {before.max():.3f}")
     print(f"test accuracy: dense {dense:.4f}, {sparsity:.0%} pruned without fine-tuning {evaluate(model, test):.4f}")
-    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, np.abs(before).max(), 60)
-    ax.hist(np.abs(before), bins=bins, alpha=0.5, label=f"before: {before.size:,} weights")
+    bins = np.linspace(0, before.max(), 60)
+    ax.hist(before, bins=bins, alpha=0.5, label=f"before: {before.size:,} weights")
     ax.hist(kept, bins=bins, alpha=0.7, label=f"after {sparsity:.0%} global pruning: {kept.size:,} survivors")
-    ax.axvline(kept.min(), color="black", linestyle=":", label="threshold")
     ax.set(xlabel="|w|", ylabel="weights", yscale="log", title="Digits MLP: weight magnitudes")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(PLOTS / "weight_histogram.png", dpi=120)
+    fig.savefig(plots_folder() / "weight_histogram.png", dpi=120)
     plt.close(fig)
-    return model
 
 
 if __name__ == "__main__":
@@ -603,32 +511,6 @@ if __name__ == "__main__":
 
 # %% nbgrader={"grade": false, "grade_id": "sensitivity", "solution": true}
 #| export
-class SensitivityScan(list):
-    """Rows of `(layer, sparsity, score)`, plus the unpruned `baseline` score."""
-
-    def __init__(self, rows: list[tuple[str, float, float]], baseline: float):
-        super().__init__(rows)
-        self.baseline = baseline
-
-    def choose(self, max_drop: float) -> dict[str, float]:
-        """Per layer, the highest scanned sparsity whose score is within `max_drop` of the baseline."""
-        best: dict[str, float] = {}
-        for layer, sparsity, score in self:
-            best.setdefault(layer, 0.0)
-            if score >= self.baseline - max_drop:
-                best[layer] = max(best[layer], sparsity)
-        return best
-
-    def __str__(self) -> str:
-        sparsities = sorted({s for _, s, _ in self})
-        layers = list(dict.fromkeys(layer for layer, _, _ in self))
-        scores = {(layer, s): score for layer, s, score in self}
-        lines = [f"baseline {self.baseline:.4f}", "layer    " + "".join(f"{s:>9.0%}" for s in sparsities)]
-        for layer in layers:
-            lines.append(f"{layer or '(model)':<9}" + "".join(f"{scores[(layer, s)]:>9.4f}" for s in sparsities))
-        return "\n".join(lines)
-
-
 def sensitivity_scan(model: Module, evaluate: Callable[[Module], float],
                      sparsities: Sequence[float] = (0.5, 0.75, 0.9, 0.95)) -> SensitivityScan:
     """Score after pruning each layer alone to each sparsity; the model is restored after each. Task 16.5
@@ -725,7 +607,7 @@ if __name__ == "__main__":
 #| export compression.structured
 import numpy as np
 
-from tinytorch.compression.checks import _PRUNABLE, _check_fraction, _param, prunable_layers
+from tinytorch.compression.checks import _check_fraction, _following_batchnorm, _param, prunable_layers
 from tinytorch.compression.deadunits import drop_dead_units
 from tinytorch.compression.prune import Masks
 from tinytorch.core.layers import Module
@@ -733,19 +615,6 @@ from tinytorch.core.spatial import BatchNorm2d, Conv2d
 
 # %% nbgrader={"grade": false, "grade_id": "structured-prune", "solution": true}
 #| export compression.structured
-def _following_batchnorm(model: Module) -> dict[str, str]:
-    """For each Conv2d, the name of the BatchNorm2d that comes next (before the next prunable layer)."""
-    found, pending = {}, None
-    for name, m in model.named_modules():
-        if isinstance(m, _PRUNABLE):
-            pending = (name, m) if isinstance(m, Conv2d) else None
-        elif isinstance(m, BatchNorm2d) and pending is not None:
-            if m.weight.data.shape[0] == pending[1].weight.data.shape[0]:
-                found[pending[0]] = name
-            pending = None
-    return found
-
-
 def unit_norms(weight: np.ndarray, norm: float = 1) -> np.ndarray:
     """The Lp norm of each output unit (axis 0) of a weight array."""
     flat = weight.reshape(weight.shape[0], -1)
@@ -849,48 +718,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinytorch.compression.checks import (_check_callable, _check_fraction, _check_int, _check_model,
-                                          _check_optimizer)
+from tinytorch.compression.checks import _check_callable, _check_fraction, _check_int, _check_model, _check_optimizer
+from tinytorch.compression.finetune import _check_training, fine_tune
 from tinytorch.compression.prune import Masks, magnitude_prune, measure_sparsity
 from tinytorch.compression.structured import structured_prune
 from tinytorch.core.layers import Module
-from tinytorch.core.training import fit, progress_bar
+from tinytorch.core.training import progress_bar
 
 # %%
 #| export compression.iterative
-def _check_training(model: Module, optimizer, loss_fn, loader, masks=None) -> None:
-    _check_model(model)
-    _check_optimizer(optimizer, {n: p for n, p in model.named_parameters() if masks is not None and n in masks})
-    _check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
-    if not hasattr(loader, "__iter__"):
-        raise TypeError(f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}")
-    if masks is not None and not isinstance(masks, Masks):
-        raise TypeError(f"masks must be a Masks (from magnitude_prune, structured_prune) or None, "
-                        f"got {type(masks).__name__}")
-
-
-def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Masks | None = None,
-              progress: bool | None = None) -> list[dict]:
-    """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
-
-    Args:
-        model, optimizer, loss_fn, loader, epochs: as for `fit`.
-        masks: keep-masks to hold (attached for the duration, removed afterwards).
-        progress: show a progress bar (default: only on a terminal).
-
-    Returns:
-        `fit`'s history, one row per epoch.
-    """
-    _check_training(model, optimizer, loss_fn, loader, masks)
-    _check_int("epochs", epochs, 0)
-    handle = masks.attach(optimizer) if masks is not None else None
-    try:
-        return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)
-    finally:
-        if handle is not None:
-            handle.remove()
-
-
 # %% nbgrader={"grade": false, "grade_id": "schedule", "solution": true}
 #| export compression.iterative
 def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0, kind: str = "cubic") -> float:
@@ -1066,18 +902,10 @@ def analysis_one_shot_vs_iterative(sparsities=(0.5, 0.8, 0.9, 0.95, 0.98, 0.99))
     print(f"{'sparsity':>9}{'no tuning':>11}{'one-shot + tune':>17}{'iterative':>11}{'difference':>12}")
     for target, raw, one, it in rows:
         print(f"{target:>9.0%}{raw:>11.4f}{one:>17.4f}{it:>11.4f}{100 * (it - one):>+11.1f}pt")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
     xs = [100 * r[0] for r in rows]
-    ax.axhline(100 * dense, color="gray", linestyle="--", label="dense")
-    for i, (style, label) in enumerate([("x:", "pruned, no fine-tuning"), ("o-", "one-shot + fine-tuning"),
-                                        ("s-", "iterative (cubic schedule)")]):
-        ax.plot(xs, [100 * r[1 + i] for r in rows], style, label=label)
-    ax.set(xlabel="sparsity (%)", ylabel="test accuracy (%)", title="Digits MLP 64-128-64-10")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(PLOTS / "accuracy_vs_sparsity.png", dpi=120)
-    plt.close(fig)
+    save_plot("accuracy_vs_sparsity.png", [(xs, [100 * r[i] for r in rows], style, label) for i, style, label in (
+        (1, "x:", "pruned, no fine-tuning"), (2, "o-", "one-shot + fine-tuning"), (3, "s-", "iterative (cubic)"))],
+        "sparsity (%)", "test accuracy (%)", "Digits MLP 64-128-64-10", hline=(100 * dense, "dense"))
     return rows, pruned
 
 
@@ -1216,16 +1044,12 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.10
 
     Args:
-        model: a trained float model.
-        sparsity: magnitude-prune the copy to this sparsity first; `None` keeps the
-            model's own zeros (for a model already pruned and fine-tuned).
-        scope: "global" or "layer", as in `magnitude_prune`.
+        sparsity: magnitude-prune the copy to this sparsity (with `scope`, as in
+            `magnitude_prune`); `None` keeps the model's own zeros (already pruned and tuned).
         calibration_data: passed to Module 15's `quantize_model`.
-        per_channel: one weight scale per output channel (Module 15's default); False
-            uses one scale per layer, 4 bytes per channel fewer.
-        int8_bias: round biases to int8 with one scale per layer (stored as int8).
-        drop_dead: also zero the weights of units that cannot change the output
-            (`drop_dead_units`), so the copy may be sparser than `sparsity`.
+        per_channel: one weight scale per output channel; False: one per layer (fewer bytes).
+        int8_bias: round biases to int8 with one scale per layer.
+        drop_dead: zero the weights of units that cannot change the output (`drop_dead_units`).
 
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 weights.
@@ -1373,22 +1197,12 @@ from tinytorch.core.spatial import BatchNorm2d, Conv2d
 # %% nbgrader={"grade": false, "grade_id": "surgery", "solution": true}
 #| export compression.surgery
 def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Mapping) -> Cut:
-    """Which output units of `layers[start]` can go, given the layers up to `layers[stop]`. Task 16.11
+    """Which output units of `layers[start]` (a Linear/Conv2d) can go before `layers[stop]`, the next one. Task 16.11
 
-    A unit can go only if what it sends to the next prunable layer is exactly zero for
-    every input: its whole weight row is pruned in `masks`, its bias is 0, a
-    BatchNorm2d on the way (one channel per unit) has scale and shift 0 for it, and no
-    Sigmoid is on the way. At least one unit always stays.
-
-    Args:
-        layers: `sequential_layers` of a model whose parameters already have the masks applied.
-        start: index of the producer (a Linear or Conv2d) in `layers`.
-        stop: index of the next Linear or Conv2d (the consumer of the producer's units).
-        masks: parameter name -> bool keep-mask.
-
-    Returns:
-        A `Cut`: the keep-mask, the BatchNorms that lose the same channels, and how many
-        consumer inputs belong to one unit (`consumer_block`, given).
+    A unit goes only if its output reaching `layers[stop]` is exactly zero: its weight row
+    pruned in `masks`, its bias 0, scale and shift 0 in a BatchNorm2d on the way, and no
+    Sigmoid on the way. At least one unit stays. Returns a `Cut`: the keep-mask, those
+    BatchNorms, and the consumer inputs per unit (`consumer_block`, given).
     """
     name, producer = layers[start]
     units = producer.weight.data.shape[0]
@@ -1415,18 +1229,10 @@ def remove_pruned_units(model: Module, masks: Masks | Mapping[str, np.ndarray]) 
     """A physically smaller copy of `model` without the units that `masks` pruned away. Task 16.12
 
     Removing output unit j of a Linear/Conv2d also removes input j of the next one
-    (a block of H*W inputs after a Flatten) and channel j of a BatchNorm2d on the way.
-    The copy computes the same outputs as the masked model; the last Linear/Conv2d
-    keeps all its outputs (the classes). Nested Sequentials are flattened into one, and
-    `model` itself is not changed.
-
-    Args:
-        model: a Sequential (nested ones allowed) of Linear, Conv2d, BatchNorm2d,
-            activations, Dropout, pooling and Flatten layers.
-        masks: keep-masks of `model`'s parameters, e.g. from `structured_prune`.
-
-    Returns:
-        A new Sequential with new parameter arrays: train it with a new optimizer.
+    (a block of H*W inputs after a Flatten) and channel j of a BatchNorm2d on the way;
+    the copy computes the masked model's outputs. `model`, a Sequential (nested ones
+    are flattened) of Linear, Conv2d, BatchNorm2d, activations, Dropout, pooling and
+    Flatten layers, is not changed. Returns a new Sequential: train it with a new optimizer.
 
     Raises:
         TypeError: `model` is not a Module, or `masks` not a mapping.
@@ -1525,19 +1331,6 @@ def test_unit_remove_pruned_units():
 # is `structured_speedup.png`.
 
 # %%
-def _times(models, x, repeats):
-    """Median seconds per forward pass of each model, interleaved, eval mode, no graph, one BLAS thread."""
-    from threadpoolctl import threadpool_limits
-
-    from tinytorch.core.autograd import no_grad
-    from tinytorch.profiling import time_interleaved
-
-    for m in models:
-        m.eval()
-    with no_grad(), threadpool_limits(1, user_api="blas"):
-        return time_interleaved([lambda m=m: m(x) for m in models], repeats=repeats, clock="cpu")
-
-
 def analysis_structured_vs_unstructured(ratio: float = 0.5):
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import Adam
@@ -1558,25 +1351,11 @@ def analysis_structured_vs_unstructured(ratio: float = 0.5):
     variants = [("dense", dense), (f"structured {ratio}, units removed", small),
                 (f"unstructured {removed:.1%}, same weights", unstructured)]
     x = Tensor(np.random.default_rng(0).standard_normal((256, 64)))
-    seconds = _times([m for _, m in variants], x, repeats)
+    seconds = forward_times([m for _, m in variants], x, repeats)
     print(f"{'variant':<36}{'non-zero weights':>17}{'accuracy':>10}{'us / batch':>12}{'speedup':>9}")
     for (label, m), t in zip(variants, seconds):
         nonzero = sum(r.params - r.zeros for r in sparsity_report(m))
         print(f"{label:<36}{nonzero:>17,}{evaluate(m, test):>10.4f}{1e6 * t:>12.0f}{seconds[0] / t:>8.2f}x")
-
-
-def _speed_nets():
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
-    from tinytorch.core.tensor import manual_seed
-
-    width, batch = (256, 32) if QUICK else (2048, 256)
-    manual_seed(0)
-    mlp = Sequential(Linear(512, width), ReLU(), Linear(width, width), ReLU(), Linear(width, 10))
-    cnn = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                     Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
-    return [(f"MLP 512-{width}-{width}-10", mlp, (batch, 512)), ("digits CNN", cnn, (batch, 1, 8, 8))]
 
 
 def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
@@ -1585,28 +1364,23 @@ def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
 
     repeats, ratios = (2, (0.5,)) if QUICK else (11, ratios)
     rows = []
-    for name, base, shape in _speed_nets():
+    for name, base, shape in speed_nets():
         x = Tensor(np.random.default_rng(0).standard_normal(shape))
         for ratio in ratios:
             masked = copy.deepcopy(base)
             small = remove_pruned_units(masked, structured_prune(masked, ratio))
-            t_masked, t_small = _times([masked, small], x, repeats)
+            t_masked, t_small = forward_times([masked, small], x, repeats)
             rows.append((name, ratio, t_masked, t_small, count_flops(masked, shape) / count_flops(small, shape)))
     print(f"{'model':<24}{'ratio':>6}{'masked ms':>11}{'removed ms':>11}{'speedup':>9}{'FLOP ratio':>11}")
     for name, ratio, tm, ts, flops in rows:
         print(f"{name:<24}{ratio:>6.2f}{1e3 * tm:>11.3f}{1e3 * ts:>11.3f}{tm / ts:>8.2f}x{flops:>10.2f}x")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, _, _ in _speed_nets():
+    lines = []
+    for name in dict.fromkeys(r[0] for r in rows):
         mine = [r for r in rows if r[0] == name]
-        line, = ax.plot([r[1] for r in mine], [r[2] / r[3] for r in mine], "o-", label=f"{name}: measured speedup")
-        ax.plot([r[1] for r in mine], [r[4] for r in mine], "s--", color=line.get_color(), label=f"{name}: FLOP ratio")
-    ax.set(xlabel="structured ratio (fraction of hidden units removed)", ylabel="x", yscale="log",
-           title="Removing pruned units")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(PLOTS / "structured_speedup.png", dpi=120)
-    plt.close(fig)
+        lines += [([r[1] for r in mine], [r[2] / r[3] for r in mine], "o-", f"{name}: measured speedup"),
+                  ([r[1] for r in mine], [r[4] for r in mine], "s--", f"{name}: FLOP ratio")]
+    save_plot("structured_speedup.png", lines, "structured ratio (fraction of hidden units removed)", "x",
+              "Removing pruned units", yscale="log")
     return rows
 
 

@@ -20,6 +20,9 @@
 # bound to one model. Checking the names and shapes, the mapping methods, the
 # sparsity, and combining two sets live here (`tinytorch/compression/maskbase.py`);
 # the lesson writes what masks *do*: `apply` and `attach`.
+#
+# `fine_tune` (`tinytorch/compression/finetune.py`) is Module 07's `fit` with the masks
+# attached for its duration, its arguments checked before anything changes.
 
 # %%
 #| default_exp compression.maskbase
@@ -87,3 +90,44 @@ class MaskBase(Mapping):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} parameters, sparsity={self.sparsity:.1%})"
+
+
+# %%
+#| export compression.finetune
+from tinytorch.compression.checks import _check_callable, _check_int, _check_model, _check_optimizer
+from tinytorch.compression.maskbase import MaskBase
+from tinytorch.core.layers import Module
+from tinytorch.core.training import fit
+
+
+def _check_training(model: Module, optimizer, loss_fn, loader, masks=None) -> None:
+    _check_model(model)
+    _check_optimizer(optimizer, {n: p for n, p in model.named_parameters() if masks is not None and n in masks})
+    _check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
+    if not hasattr(loader, "__iter__"):
+        raise TypeError(f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}")
+    if masks is not None and not isinstance(masks, MaskBase):
+        raise TypeError(f"masks must be a Masks (from magnitude_prune, structured_prune) or None, "
+                        f"got {type(masks).__name__}")
+
+
+def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: MaskBase | None = None,
+              progress: bool | None = None) -> list[dict]:
+    """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
+
+    Args:
+        model, optimizer, loss_fn, loader, epochs: as for `fit`.
+        masks: keep-masks to hold (attached for the duration, removed afterwards).
+        progress: show a progress bar (default: only on a terminal).
+
+    Returns:
+        `fit`'s history, one row per epoch.
+    """
+    _check_training(model, optimizer, loss_fn, loader, masks)
+    _check_int("epochs", epochs, 0)
+    handle = masks.attach(optimizer) if masks is not None else None
+    try:
+        return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)
+    finally:
+        if handle is not None:
+            handle.remove()

@@ -3,11 +3,13 @@
 # %% auto #0
 __all__ = ['prunable_layers']
 
-# %% ../../modules/16_compression/checks_given.py #1dccc815
+# %% ../../modules/16_compression/checks_given.py #39c10185
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..core.layers import Linear, Module
-from ..core.spatial import Conv2d
+from ..core.spatial import BatchNorm2d, Conv2d
 
 _PRUNABLE = (Linear, Conv2d)
 
@@ -88,3 +90,39 @@ def _check_finite(layers: list[tuple[str, Module]]) -> None:
         if bad:
             raise ValueError(f"layer {_layer_label(name)} has {bad} NaN or infinite weight(s): magnitude "
                              "pruning cannot rank them (find where training diverged, or set them first)")
+
+
+def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
+    names = {name: name for name, _ in layers} | {_param(name, "weight"): name for name, _ in layers}
+    chosen = {}
+    for key, value in sparsity.items():
+        if key not in names:
+            raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
+                             f"(prunable layers: {', '.join(n for n, _ in layers)})")
+        chosen[names[key]] = _check_fraction(f"sparsity[{key!r}]", value)
+    return chosen
+
+
+def _groups(layers, sparsity, scope: str) -> list[tuple[list[str], float]]:
+    """(layer names ranked together, their sparsity) for each group; checks `sparsity` and `scope`."""
+    if scope not in ("global", "layer"):
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    if isinstance(sparsity, Mapping):
+        per_layer = _resolve_layer_sparsities(layers, sparsity)
+        return [([name], per_layer[name]) for name, _ in layers if name in per_layer]
+    sparsity = _check_fraction("sparsity", sparsity)
+    names = [name for name, _ in layers]
+    return [(names, sparsity)] if scope == "global" else [([n], sparsity) for n in names]
+
+
+def _following_batchnorm(model: Module) -> dict[str, str]:
+    """For each Conv2d, the name of the BatchNorm2d that comes next (before the next prunable layer)."""
+    found, pending = {}, None
+    for name, m in model.named_modules():
+        if isinstance(m, _PRUNABLE):
+            pending = (name, m) if isinstance(m, Conv2d) else None
+        elif isinstance(m, BatchNorm2d) and pending is not None:
+            if m.weight.data.shape[0] == pending[1].weight.data.shape[0]:
+                found[pending[0]] = name
+            pending = None
+    return found

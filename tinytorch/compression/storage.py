@@ -19,7 +19,7 @@ from ..core.layers import Module
 from ..core.spatial import BatchNorm2d
 from ..quantization import quantize_model
 
-# %% ../../modules/16_compression/compression_dev.py #b0c9bc45
+# %% ../../modules/16_compression/compression_dev.py #97902b1d
 def compressed_size(model: Module) -> SizeReport:
     """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.10
 
@@ -51,16 +51,12 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.10
 
     Args:
-        model: a trained float model.
-        sparsity: magnitude-prune the copy to this sparsity first; `None` keeps the
-            model's own zeros (for a model already pruned and fine-tuned).
-        scope: "global" or "layer", as in `magnitude_prune`.
+        sparsity: magnitude-prune the copy to this sparsity (with `scope`, as in
+            `magnitude_prune`); `None` keeps the model's own zeros (already pruned and tuned).
         calibration_data: passed to Module 15's `quantize_model`.
-        per_channel: one weight scale per output channel (Module 15's default); False
-            uses one scale per layer, 4 bytes per channel fewer.
-        int8_bias: round biases to int8 with one scale per layer (stored as int8).
-        drop_dead: also zero the weights of units that cannot change the output
-            (`drop_dead_units`), so the copy may be sparser than `sparsity`.
+        per_channel: one weight scale per output channel; False: one per layer (fewer bytes).
+        int8_bias: round biases to int8 with one scale per layer.
+        drop_dead: zero the weights of units that cannot change the output (`drop_dead_units`).
 
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 weights.

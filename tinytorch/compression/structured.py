@@ -3,29 +3,16 @@
 # %% auto #0
 __all__ = ['unit_norms', 'structured_prune']
 
-# %% ../../modules/16_compression/compression_dev.py #93e89171
+# %% ../../modules/16_compression/compression_dev.py #d32b9520
 import numpy as np
 
-from .checks import _PRUNABLE, _check_fraction, _param, prunable_layers
+from .checks import _check_fraction, _following_batchnorm, _param, prunable_layers
 from .deadunits import drop_dead_units
 from .prune import Masks
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d, Conv2d
 
-# %% ../../modules/16_compression/compression_dev.py #b4ec2087
-def _following_batchnorm(model: Module) -> dict[str, str]:
-    """For each Conv2d, the name of the BatchNorm2d that comes next (before the next prunable layer)."""
-    found, pending = {}, None
-    for name, m in model.named_modules():
-        if isinstance(m, _PRUNABLE):
-            pending = (name, m) if isinstance(m, Conv2d) else None
-        elif isinstance(m, BatchNorm2d) and pending is not None:
-            if m.weight.data.shape[0] == pending[1].weight.data.shape[0]:
-                found[pending[0]] = name
-            pending = None
-    return found
-
-
+# %% ../../modules/16_compression/compression_dev.py #d88d8f9c
 def unit_norms(weight: np.ndarray, norm: float = 1) -> np.ndarray:
     """The Lp norm of each output unit (axis 0) of a weight array."""
     flat = weight.reshape(weight.shape[0], -1)

@@ -15,24 +15,14 @@ from .prune import Masks
 from ..core.layers import Linear, Module, Sequential
 from ..core.spatial import BatchNorm2d, Conv2d
 
-# %% ../../modules/16_compression/compression_dev.py #b4a8fdf2
+# %% ../../modules/16_compression/compression_dev.py #c3730b2a
 def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Mapping) -> Cut:
-    """Which output units of `layers[start]` can go, given the layers up to `layers[stop]`. Task 16.11
+    """Which output units of `layers[start]` (a Linear/Conv2d) can go before `layers[stop]`, the next one. Task 16.11
 
-    A unit can go only if what it sends to the next prunable layer is exactly zero for
-    every input: its whole weight row is pruned in `masks`, its bias is 0, a
-    BatchNorm2d on the way (one channel per unit) has scale and shift 0 for it, and no
-    Sigmoid is on the way. At least one unit always stays.
-
-    Args:
-        layers: `sequential_layers` of a model whose parameters already have the masks applied.
-        start: index of the producer (a Linear or Conv2d) in `layers`.
-        stop: index of the next Linear or Conv2d (the consumer of the producer's units).
-        masks: parameter name -> bool keep-mask.
-
-    Returns:
-        A `Cut`: the keep-mask, the BatchNorms that lose the same channels, and how many
-        consumer inputs belong to one unit (`consumer_block`, given).
+    A unit goes only if its output reaching `layers[stop]` is exactly zero: its weight row
+    pruned in `masks`, its bias 0, scale and shift 0 in a BatchNorm2d on the way, and no
+    Sigmoid on the way. At least one unit stays. Returns a `Cut`: the keep-mask, those
+    BatchNorms, and the consumer inputs per unit (`consumer_block`, given).
     """
     name, producer = layers[start]
     units = producer.weight.data.shape[0]
@@ -59,18 +49,10 @@ def remove_pruned_units(model: Module, masks: Masks | Mapping[str, np.ndarray]) 
     """A physically smaller copy of `model` without the units that `masks` pruned away. Task 16.12
 
     Removing output unit j of a Linear/Conv2d also removes input j of the next one
-    (a block of H*W inputs after a Flatten) and channel j of a BatchNorm2d on the way.
-    The copy computes the same outputs as the masked model; the last Linear/Conv2d
-    keeps all its outputs (the classes). Nested Sequentials are flattened into one, and
-    `model` itself is not changed.
-
-    Args:
-        model: a Sequential (nested ones allowed) of Linear, Conv2d, BatchNorm2d,
-            activations, Dropout, pooling and Flatten layers.
-        masks: keep-masks of `model`'s parameters, e.g. from `structured_prune`.
-
-    Returns:
-        A new Sequential with new parameter arrays: train it with a new optimizer.
+    (a block of H*W inputs after a Flatten) and channel j of a BatchNorm2d on the way;
+    the copy computes the masked model's outputs. `model`, a Sequential (nested ones
+    are flattened) of Linear, Conv2d, BatchNorm2d, activations, Dropout, pooling and
+    Flatten layers, is not changed. Returns a new Sequential: train it with a new optimizer.
 
     Raises:
         TypeError: `model` is not a Module, or `masks` not a mapping.
