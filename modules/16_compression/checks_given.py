@@ -61,6 +61,17 @@ def _check_int(name: str, value: object, low: int) -> int:
     return int(value)
 
 
+def _check_schedule(step, steps, final, initial, kind) -> tuple[int, float, float]:
+    """The arguments of `sparsity_schedule`, checked: (steps, final, initial)."""
+    steps = _check_int("steps", steps, 1)
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= steps:
+        raise ValueError(f"step must be an integer in [0, {steps}], got {step!r}")
+    final, initial = _check_fraction("final", final), _check_fraction("initial", initial)
+    if kind not in ("cubic", "linear"):
+        raise ValueError(f"kind must be 'cubic' or 'linear', got {kind!r}")
+    return steps, final, initial
+
+
 def _check_callable(name: str, value: object, usage: str, optional: bool = False) -> None:
     if value is None and optional:
         return

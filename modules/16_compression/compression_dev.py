@@ -12,27 +12,19 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # Module 16: Compression
 #
 # > Pruning that keeps its promises: exact sparsity, masks that survive fine-tuning, and honest bytes.
 #
 # A trained network has far more weights than it needs. In this module you remove most
-# of them and measure what that buys and what it costs. The page's five objectives, and
-# where you meet them:
-#
-# 1. **Magnitude pruning** (sections 1-3): measure sparsity, zero exactly the
-#    `round(s * n)` smallest weights, globally or per layer, and keep them at zero
-#    while the network fine-tunes.
-# 2. **Structured pruning** (sections 4-5): which layers are fragile, and how to
-#    remove whole neurons and filters.
-# 3. **Iterative pruning with fine-tuning** (section 6): the cubic schedule and the
-#    prune / fine-tune loop, measured against pruning in one shot.
-# 4. **Pruning + quantization** (section 7): bytes on disk per storage format, with
-#    Module 15's INT8.
-# 5. **Compression ratios and speedups** (sections 7-8): a physically smaller model,
-#    and when zeros become speed.
+# of them and measure what that buys and what it costs, along the page's five
+# objectives: **magnitude pruning** (sections 1-3: exactly the `round(s * n)` smallest
+# weights, kept at zero while the network fine-tunes), **structured pruning**
+# (sections 4-5: fragile layers, whole units), **iterative pruning with fine-tuning**
+# (section 6), **pruning + quantization** (section 7: bytes on disk, with Module 15's
+# INT8) and **compression ratios and speedups** (sections 7-8: a physically smaller
+# model, and when zeros become speed).
 #
 # You write twelve tasks, `Task 16.1` to `Task 16.12`, each a function of 3 to 25
 # lines; `tito test 16 --task 16.3` runs one task's tests. Every figure the text talks
@@ -42,28 +34,18 @@
 #
 # ### Map of the given code
 #
-# Plumbing you need not write sits in companion files beside this lesson, exported by
-# `tito export 16` like the lesson itself. You use them; read them if you are curious:
+# Plumbing you need not write is given, in files beside this lesson that `tito export
+# 16` exports with it (`X_given.py` -> `tinytorch/compression/...`):
 #
-# - `checks_given.py` -> `compression/checks.py`: argument checks, `prunable_layers`,
-#   grouping layers for global or per-layer pruning, the BatchNorm after a conv.
-# - `reports_given.py` -> `compression/reports.py`: the sparsity and sensitivity tables.
-# - `select_given.py` -> `compression/select.py`: the k-th smallest magnitude in O(n)
-#   with small memory (a random sample brackets it), the fast path of section 2.
-# - `masks_given.py` -> `compression/maskbase.py`: a `Masks` object's bookkeeping
-#   (checking names and shapes, the mapping methods, `.sparsity`, `&`), and
-#   `compression/finetune.py`: `fine_tune`, Module 07's `fit` with masks attached.
-# - `sizes_given.py` -> `compression/sizes.py`, `layerstats.py`: the size report and
-#   its printing, the gap code, a layer's counts.
-# - `storage_given.py` -> `compression/encodings.py`, `container.py`: the compressed
-#   file (encodings, checksum, atomic writes) and `CompressedModel`.
-# - `surgery_given.py` -> `compression/cutplan.py`, `deadunits.py`: the bookkeeping of
-#   removing units (nested Sequentials, the layers between two prunable ones, slicing
-#   arrays) and `drop_dead_units`.
-# - `lab_given.py` -> `compression/lab.py`: the experiments' bench (the digits recipe,
-#   timing on one BLAS thread, plots).
-# - `sparse_given.py` -> `compression/sparse.py`: CSR layers and layer timing, the
-#   subject of Module 18 (Acceleration).
+# - `checks_given.py` (`checks`): argument checks, `prunable_layers`, layer grouping.
+# - `reports_given.py` (`reports`): the sparsity and sensitivity tables.
+# - `select_given.py` (`select`): the k-th smallest magnitude from a sample, in O(n).
+# - `masks_given.py` (`maskbase`, `finetune`): a `Masks` object's bookkeeping; `fine_tune`.
+# - `sizes_given.py` (`sizes`, `layerstats`): the size report, the gap code.
+# - `storage_given.py` (`encodings`, `container`): the compressed file, `CompressedModel`.
+# - `surgery_given.py` (`cutplan`, `deadunits`): removing units' bookkeeping, `drop_dead_units`.
+# - `lab_given.py` (`lab`): the experiments' bench: digits recipe, timing, plots.
+# - `sparse_given.py` (`sparse`): CSR layers and layer timing, for Module 18 (Acceleration).
 
 # %%
 #| default_exp compression.prune
@@ -115,15 +97,19 @@ def measure_sparsity(model: Module) -> float:
     return sparsity_report(model).total.sparsity
     ### END SOLUTION
 
+# %%
+# What the tests and demos below use (not exported).
+from tinytorch.compression.lab import toy_mlp as _toy_mlp  # Sequential(Linear(8, 16), ReLU(), ..., Linear(12, 4))
+from tinytorch.core.activations import ReLU, Sigmoid
+from tinytorch.core.layers import Linear, Sequential
+from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.optimizers import SGD, Adam
+from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.core.tensor import Tensor, manual_seed
+from tinytorch.core.training import evaluate
+from tinytorch.data.loader import DataLoader, TensorDataset
 
 # %% nbgrader={"grade": true, "grade_id": "test-measure-sparsity", "locked": true, "points": 1}
-def _toy_mlp(seed: int = 0):
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.tensor import manual_seed
-
-    manual_seed(seed)
-    return Sequential(Linear(8, 16), ReLU(), Linear(16, 12), ReLU(), Linear(12, 4))
 
 
 def test_unit_measure_sparsity():
@@ -138,7 +124,6 @@ def test_unit_measure_sparsity():
     assert report.total.params == 8 * 16 + 16 * 12 + 12 * 4
     assert measure_sparsity(model) == 16 / report.total.params
     assert "total" in str(report)
-
 
 # %% [markdown]
 # ## 2. Magnitude pruning: exactly k weights
@@ -168,16 +153,9 @@ def test_unit_measure_sparsity():
 def smallest_k_masks(arrays: Sequence[np.ndarray], k: int, threshold: float | None = None) -> list[np.ndarray]:
     """Keep-masks that drop exactly the `k` smallest-|x| entries across all `arrays`. Task 16.2
 
-    Find the k-th smallest |x| with np.partition (unless `threshold` gives it), keep
-    entries above it, then keep the last ties in order until exactly k are dropped.
-
-    Args:
-        arrays: the arrays ranked together (they are not changed).
-        k: how many entries to drop, 0 <= k <= total size.
-        threshold: the k-th smallest |x|, if the caller already knows it.
-
-    Returns:
-        One boolean keep-mask per array, of its shape; exactly k entries are False.
+    Find the k-th smallest |x| with np.partition (unless the caller passes it as
+    `threshold`), keep entries above it, then keep the last ties in order until exactly
+    k are dropped. Returns one boolean keep-mask per array, of its shape.
     """
     n = sum(a.size for a in arrays)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
@@ -201,7 +179,6 @@ def smallest_k_masks(arrays: Sequence[np.ndarray], k: int, threshold: float | No
     return masks
     ### END SOLUTION
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-smallest-k", "locked": true, "points": 3}
 def test_unit_smallest_k_masks():
     """Task 16.2"""
@@ -217,7 +194,6 @@ def test_unit_smallest_k_masks():
     masks = smallest_k_masks(tied, 3)  # 0.5 and the first two of the four tied 1.0s go
     assert masks[0].tolist() == [False, False, True, True] and masks[1].tolist() == [[True, False]]
     assert smallest_k_masks(tied, 3, threshold=1.0)[0].tolist() == [False, False, True, True]
-
 
 # %% [markdown]
 # **Global or per layer.** `scope="global"` ranks all layers' weights together, so a
@@ -239,18 +215,15 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
 
     Args:
         model: the model to prune (changed in place); it may itself be a Linear or Conv2d.
-        sparsity: a fraction in [0, 1), or `{layer name: fraction}` for a layer-wise
-            allocation (layers not named are left alone).
-        scope: "global" ranks all layers' weights together (n = all prunable weights);
-            "layer" prunes each layer to the same fraction (n = that layer's weights).
+        sparsity: a fraction in [0, 1), or `{layer name: fraction}` (other layers are left alone).
+        scope: "global" ranks all layers' weights together; "layer" prunes each to `sparsity`.
 
     Returns:
         The keep-masks of the pruned weights, already applied.
 
     Raises:
-        TypeError: `model` is not a Module, or `sparsity` is not a number.
-        ValueError: `sparsity` outside [0, 1) or NaN, an unknown `scope` or layer name,
-            a NaN or infinite weight, or a model without Linear/Conv2d layers.
+        TypeError, ValueError: a bad model, sparsity, scope or layer name, or a NaN or
+            infinite weight (NaN has no rank), before any weight changes.
     """
     layers = prunable_layers(model)
     groups = _groups(layers, sparsity, scope)
@@ -268,12 +241,9 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
     return Masks(model, masks).apply()
     ### END SOLUTION
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-magnitude-prune", "locked": true, "points": 3}
 def test_unit_magnitude_prune():
     """Task 16.3"""
-    from tinytorch.core.layers import Linear
-
     model = _toy_mlp()
     weights = np.concatenate([model[i].weight.data.ravel() for i in (0, 2, 4)])
     masks = magnitude_prune(model, 0.5)
@@ -292,14 +262,6 @@ def test_unit_magnitude_prune():
     assert [r.zeros for r in sparsity_report(model)] == [0, 96, 0]
     single = Linear(4, 3)  # a model that is itself a layer
     assert set(magnitude_prune(single, 0.5)) == {"weight"} and measure_sparsity(single) == 0.5
-    for bad in (1.0, -0.1, float("nan")):
-        try:
-            magnitude_prune(model, bad)
-        except ValueError as err:
-            assert "sparsity" in str(err)
-        else:
-            raise AssertionError(f"sparsity={bad} was accepted")
-
 
 # %% [markdown]
 # ## 3. Masks, and fine-tuning without resurrection
@@ -344,15 +306,10 @@ class Masks(MaskBase):
     def attach(self, optimizer) -> object:
         """Keep pruned entries at exactly 0.0 after every `optimizer.step()`. Task 16.4
 
-        Registers a post-step hook on the optimizer that re-applies the masks and zeroes
-        the optimizer's per-parameter state (momentum, Adam moments) at pruned positions,
-        so a pruned weight cannot drift back. Applies the masks at once, and returns the
-        hook's handle (`.remove()`).
-
-        Raises:
-            TypeError: `optimizer` is not a tinytorch optimizer.
-            ValueError: a masked parameter is not among the optimizer's parameters
-                (masks made for another model, or an optimizer over other parameters).
+        Applies the masks, then registers a post-step hook that sets pruned weights and
+        the optimizer's state there (momentum, Adam moments) to 0.0. Returns the hook's
+        handle (`.remove()`). Raises ValueError for a masked parameter the optimizer does
+        not update (masks made for another model).
         """
         _check_optimizer(optimizer)
         ### BEGIN SOLUTION
@@ -375,13 +332,9 @@ class Masks(MaskBase):
         return optimizer.register_step_post_hook(keep_pruned_at_zero)
         ### END SOLUTION
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-masks", "locked": true, "points": 3}
 def test_unit_masks():
     """Task 16.4"""
-    from tinytorch.core.optimizers import SGD, Adam
-    from tinytorch.core.tensor import Tensor
-
     model = _toy_mlp()
     keep = np.random.default_rng(2).random((16, 8)) > 0.5
     i, j = np.argwhere(~keep)[0]
@@ -392,19 +345,21 @@ def test_unit_masks():
         model = _toy_mlp()
         masks = magnitude_prune(model, 0.6)
         opt = make(model.parameters())
-        handle = masks.attach(opt)
-        x = Tensor(np.random.default_rng(0).standard_normal((5, 8)))
-        for _ in range(5):
-            opt.zero_grad()
-            model(x).sum().backward()
-            opt.step()
+        masks.attach(opt)
+        _train_steps(model, opt, 5)
         params = dict(model.named_parameters())
         for name, mask in masks.items():
             assert np.all(params[name].data[~mask] == 0.0), name
             i = [id(p) for p in opt.params].index(id(params[name]))
             assert all(np.all(b[~mask] == 0) for b in opt.state[i].values() if np.shape(b) == mask.shape)
-        handle.remove()
 
+
+def _train_steps(model, opt, steps: int) -> None:
+    x = Tensor(np.random.default_rng(0).standard_normal((16, 8)))
+    for _ in range(steps):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
 
 # %% [markdown]
 # **See it happen.** The cell below prunes the toy MLP to 60% and takes three SGD steps
@@ -414,10 +369,7 @@ def test_unit_masks():
 # %%
 def demo_resurrection(steps: int = 3) -> tuple[int, int]:
     """Pruned weights that are non-zero after `steps` SGD steps: without, then with the hook."""
-    from tinytorch.core.optimizers import SGD
-    from tinytorch.core.tensor import Tensor
 
-    x = Tensor(np.random.default_rng(0).standard_normal((16, 8)))
     counts = []
     for hook in (False, True):
         model = _toy_mlp()
@@ -425,10 +377,7 @@ def demo_resurrection(steps: int = 3) -> tuple[int, int]:
         opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
         if hook:
             masks.attach(opt)
-        for _ in range(steps):
-            opt.zero_grad()
-            model(x).sum().backward()
-            opt.step()
+        _train_steps(model, opt, steps)
         params = dict(model.named_parameters())
         counts.append(sum(int(np.count_nonzero(params[n].data[~m])) for n, m in masks.items()))
     print(f"pruned weights back to non-zero after {steps} steps: without the hook {counts[0]}, "
@@ -446,7 +395,6 @@ if __name__ == "__main__":
 # for any number of steps (the tests run 500 steps of SGD, Adam and AdamW). The given
 # `fine_tune(model, optimizer, loss_fn, loader, epochs, masks)` in section 6 is Module
 # 07's `fit` with the masks attached for its duration.
-
 
 # %% [markdown]
 # ### Experiment: what magnitude pruning removes
@@ -468,8 +416,6 @@ QUICK = quick_mode()
 
 def analysis_weight_histogram(sparsity: float = 0.8):
     """Histogram of |w| of the trained MLP before and after global magnitude pruning."""
-    from tinytorch.core.training import evaluate
-
     plt = pyplot()
     model, _, test = trained_digits()
     before = np.abs(np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)]))
@@ -494,8 +440,12 @@ if __name__ == "__main__":
     analysis_weight_histogram()
 
 # %% [markdown]
-# **Reading the results.** READING_HIST
-
+# **Reading the results.** In a full run (the figures in ABOUT.md), global pruning to
+# 80% cut every weight with |w| below 0.18, where the largest is 0.62: the histogram
+# keeps only its long right tail, and the tall left part, where most weights sit, is
+# gone. The layers lost different shares: 77.6% of layer 0, 83.4% of layer 2, 67.7% of
+# the 640-weight output layer. Without fine-tuning, test accuracy fell from 96.1% to
+# 70.8%: small weights are unimportant one by one, not all together.
 
 # %% [markdown]
 # ## 4. Not every layer is equally fragile
@@ -515,13 +465,9 @@ def sensitivity_scan(model: Module, evaluate: Callable[[Module], float],
                      sparsities: Sequence[float] = (0.5, 0.75, 0.9, 0.95)) -> SensitivityScan:
     """Score after pruning each layer alone to each sparsity; the model is restored after each. Task 16.5
 
-    Args:
-        model: a trained model (left exactly as it was, even if `evaluate` raises).
-        evaluate: `evaluate(model) -> float`, higher is better (e.g. test accuracy).
-        sparsities: the fractions to try, each in [0, 1).
-
-    Returns:
-        A `SensitivityScan` with one row per (layer, sparsity) and the baseline score.
+    `evaluate(model) -> float` scores a model, higher is better (test accuracy, say).
+    Returns a `SensitivityScan`: one row per (layer, sparsity) and the baseline score.
+    The model is left exactly as it was, even if `evaluate` raises.
     """
     layers = prunable_layers(model)
     fractions = [_check_fraction("sparsities[i]", s) for s in sparsities]
@@ -542,7 +488,6 @@ def sensitivity_scan(model: Module, evaluate: Callable[[Module], float],
     return SensitivityScan(rows, baseline)
     ### END SOLUTION
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-sensitivity", "locked": true, "points": 2}
 def test_unit_sensitivity_scan():
     """Task 16.5"""
@@ -561,7 +506,6 @@ def test_unit_sensitivity_scan():
         assert np.array_equal(p.data, before[n])
     assert scan.choose(max_drop=1.0) == {"0": 0.9, "2": 0.9, "4": 0.9}
 
-
 # %% [markdown]
 # ### Experiment: which layers of the digits MLP are fragile?
 #
@@ -571,8 +515,6 @@ def test_unit_sensitivity_scan():
 
 # %%
 def analysis_sensitivity():
-    from tinytorch.core.training import evaluate
-
     model, _, test = trained_digits()
     scan = sensitivity_scan(model, lambda m: evaluate(m, test), (0.5, 0.8, 0.9, 0.95, 0.99))
     print(scan)
@@ -584,7 +526,12 @@ if __name__ == "__main__":
     analysis_sensitivity()
 
 # %% [markdown]
-# **Reading the results.** READING_SENS
+# **Reading the results.** In a full run the output layer is the fragile one: pruning half
+# of its 640 weights alone costs 5 points (96.1% -> 91.1%), and at 95% it leaves 37.5%.
+# The middle layer loses nothing at 80% and under 3 points at 90%; the first layer
+# holds at 50% and loses 4.4 points at 80%. Within one point, `choose` allocates
+# `{'0': 0.5, '2': 0.8, '4': 0.0}`. That explains most of the drop in the previous
+# experiment: global ranking took 67.7% of the output layer, more than it tolerates.
 
 # %% [markdown]
 # ## 5. Structured pruning: remove whole units
@@ -627,15 +574,9 @@ def unit_norms(weight: np.ndarray, norm: float = 1) -> np.ndarray:
 def structured_prune(model: Module, ratio: float, norm: float = 1) -> Masks:
     """Zero, in place, the round(ratio * units) lowest-norm output units of each layer. Task 16.6
 
-    Args:
-        model: the model to prune (changed in place).
-        ratio: fraction of units to remove per layer, in [0, 1). Every layer keeps at
-            least one unit; the last Linear/Conv2d (the classes) is never pruned.
-        norm: p of the Lp norm that ranks units (1 or 2).
-
-    Returns:
-        Masks over each pruned layer's weight and bias and a following BatchNorm's
-        weight and bias, already applied.
+    `ratio` in [0, 1) per layer; every layer keeps a unit, and the last Linear/Conv2d
+    (the classes) is never pruned. `norm` (1 or 2) is the p of the Lp norm. Returns the
+    masks (weight, bias, and a following BatchNorm's weight and bias), already applied.
     """
     layers = prunable_layers(model)
     ratio = _check_fraction("ratio", ratio)
@@ -660,15 +601,9 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> Masks:
     return Masks(model, masks).apply()
     ### END SOLUTION
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-structured-prune", "locked": true, "points": 3}
 def test_unit_structured_prune():
     """Task 16.6"""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten
-    from tinytorch.core.tensor import Tensor
-
     model = _toy_mlp()
     w = model[0].weight.data.copy()
     structured_prune(model, 0.25)
@@ -686,11 +621,9 @@ def test_unit_structured_prune():
     out = cnn[:3](Tensor(np.random.default_rng(0).standard_normal((2, 1, 8, 8)))).data
     assert np.all(out[:, ~masks["1.weight"]] == 0)  # the pruned channels are exactly zero
 
-
 # %% [markdown]
 # Structured pruning only zeroes units: the arrays keep their shapes, so the model is
 # no faster yet. Section 8 removes the zero units for real and measures the speedup.
-
 
 # %% [markdown]
 # ## 6. Iterative pruning
@@ -718,39 +651,28 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinytorch.compression.checks import _check_callable, _check_fraction, _check_int, _check_model, _check_optimizer
+from tinytorch.compression.checks import _check_callable, _check_fraction, _check_model, _check_optimizer, _check_schedule
 from tinytorch.compression.finetune import _check_training, fine_tune
 from tinytorch.compression.prune import Masks, magnitude_prune, measure_sparsity
 from tinytorch.compression.structured import structured_prune
 from tinytorch.core.layers import Module
 from tinytorch.core.training import progress_bar
 
-# %%
-#| export compression.iterative
 # %% nbgrader={"grade": false, "grade_id": "schedule", "solution": true}
 #| export compression.iterative
 def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0, kind: str = "cubic") -> float:
     """The target sparsity after `step` of `steps` pruning steps (0 -> initial, steps -> final). Task 16.7
 
-    Args:
-        step: how many pruning steps are done, 0 <= step <= steps.
-        steps: the number of pruning steps, >= 1.
-        final, initial: sparsities in [0, 1).
-        kind: "cubic" (Zhu & Gupta) or "linear".
+    `0 <= step <= steps`, `steps >= 1`; `final` and `initial` in [0, 1); `kind` is
+    "cubic" (Zhu & Gupta) or "linear".
     """
-    steps = _check_int("steps", steps, 1)
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= steps:
-        raise ValueError(f"step must be an integer in [0, {steps}], got {step!r}")
-    final, initial = _check_fraction("final", final), _check_fraction("initial", initial)
-    if kind not in ("cubic", "linear"):
-        raise ValueError(f"kind must be 'cubic' or 'linear', got {kind!r}")
+    steps, final, initial = _check_schedule(step, steps, final, initial, kind)
     ### BEGIN SOLUTION
     done = step / steps
     if kind == "linear":
         return initial + (final - initial) * done
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
-
 
 # %% nbgrader={"grade": true, "grade_id": "test-schedule", "locked": true, "points": 1}
 def test_unit_sparsity_schedule():
@@ -762,7 +684,6 @@ def test_unit_sparsity_schedule():
     assert abs(sparsity_schedule(1, 4, 0.9, initial=0.5) - (0.9 - 0.4 * 0.75 ** 3)) < 1e-12
     steps = np.diff([sparsity_schedule(t, 10, 0.9) for t in range(11)])
     assert np.all(steps > 0) and np.all(np.diff(steps) < 0)  # rises, ever more slowly
-
 
 # %% nbgrader={"grade": false, "grade_id": "iterative", "solution": true}
 #| export compression.iterative
@@ -826,14 +747,9 @@ class IterativePruner:
         return history
         ### END SOLUTION
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-iterative", "locked": true, "points": 3}
 def test_unit_iterative_pruner():
     """Task 16.8"""
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import SGD
-    from tinytorch.data.loader import DataLoader, TensorDataset
-
     rng = np.random.default_rng(0)
     loader = DataLoader(TensorDataset(rng.standard_normal((64, 8)).astype(np.float32), rng.integers(0, 4, 64)),
                         batch_size=16)
@@ -848,7 +764,6 @@ def test_unit_iterative_pruner():
     params = dict(model.named_parameters())
     for name, keep in pruner.masks.items():
         assert np.all(params[name].data[~keep] == 0)
-
 
 # %% [markdown]
 # ### Experiment: one-shot or iterative?
@@ -868,10 +783,6 @@ def test_unit_iterative_pruner():
 
 # %%
 def _one_shot_and_iterative(seed: int, target: float, steps: int, per_step: int, final: int):
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.training import evaluate
-
     model, train, test = trained_digits(seed)
     masks = magnitude_prune(model, target)
     raw = evaluate(model, test)
@@ -887,8 +798,6 @@ def _one_shot_and_iterative(seed: int, target: float, steps: int, per_step: int,
 
 def analysis_one_shot_vs_iterative(sparsities=(0.5, 0.8, 0.9, 0.95, 0.98, 0.99)):
     """Mean test accuracy over seeds: pruned without tuning, one-shot + tuning, iterative (same epochs)."""
-    from tinytorch.core.training import evaluate
-
     seeds, (steps, per_step, final) = ((0,), (2, 1, 1)) if QUICK else ((0, 1, 2), (5, 5, 10))
     sparsities = sparsities[-2:] if QUICK else sparsities
     dense = np.mean([evaluate(*trained_digits(s)[::2]) for s in seeds])
@@ -913,8 +822,15 @@ if __name__ == "__main__":
     _rows, PRUNED = analysis_one_shot_vs_iterative()
 
 # %% [markdown]
-# **Reading the results.** READING_ITER
-
+# **Reading the results.** In a full run, up to 95% one-shot pruning followed by the
+# same 35 epochs of fine-tuning ends within a point of iterative pruning (-0.1 to +0.8
+# points, the size of the differences between seeds), and both end at most 2 points
+# below the dense 96.2% (94.2% and 95.0% at 95%). Without fine-tuning, one-shot pruning falls apart from 80% on (81%,
+# 50%, 18%): what repairs the network is fine-tuning, not the schedule. The schedule
+# pays from 98% on: one-shot + tuning ends at 65% and 34%, iterative at 91% and 81%, 26
+# and 47 points more. On this MLP, then, iterative beats one-shot only when few weights
+# remain (340 at 98%): one large cut then removes weights the few survivors cannot
+# replace, while the schedule lets each round's survivors adapt before the next cut.
 
 # %% [markdown]
 # ## 7. Honest bytes: pruning + INT8 on disk
@@ -967,7 +883,6 @@ def format_bytes(n: int, nnz: int, rows: int, cols: int, channels: int, escapes:
     }
     ### END SOLUTION
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-size-formulas", "locked": true, "points": 2}
 def test_unit_format_bytes():
     """Task 16.9"""
@@ -975,7 +890,6 @@ def test_unit_format_bytes():
     assert sizes == {"dense_fp32": 4000, "dense_int8": 1040, "csr_int8": 284, "bitmask_int8": 265, "gaps_int8": 240}
     wide = format_bytes(n=3001, nnz=7, rows=1, cols=3001, channels=1, escapes=11)
     assert wide["csr_int8"] == 7 + 14 + 8 + 4 and wide["bitmask_int8"] == 376 + 7 + 4 and wide["gaps_int8"] == 29
-
 
 # %% [markdown]
 # ### Sizing a model, and pruning + INT8 in one call
@@ -1071,7 +985,6 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     return CompressedModel(quantized)
     ### END SOLUTION
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-prune-quantize", "locked": true, "points": 3}
 def test_unit_compressed_size_and_prune_and_quantize():
     """Task 16.10"""
@@ -1079,8 +992,6 @@ def test_unit_compressed_size_and_prune_and_quantize():
     from pathlib import Path
 
     from tinytorch.compression.container import load_compressed, save_compressed
-    from tinytorch.core.layers import Linear
-    from tinytorch.core.tensor import Tensor
 
     model = _toy_mlp()
     small = prune_and_quantize(model, 0.8)
@@ -1097,7 +1008,6 @@ def test_unit_compressed_size_and_prune_and_quantize():
         x = Tensor(np.random.default_rng(0).standard_normal((4, 8)))
         assert np.array_equal(small(x).data, load_compressed(path)(x).data)
     assert compressed_size(prune_and_quantize(Linear(4, 3), 0.5)).layers[0].nonzero == 6  # a bare layer
-
 
 # %% [markdown]
 # ### Experiment: bytes per format, and accuracy after pruning + INT8
@@ -1121,8 +1031,6 @@ def analysis_bytes_per_format(sparsities=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99)):
 
 
 def analysis_prune_plus_int8(pruned: dict):
-    from tinytorch.core.training import evaluate
-
     dense, _, test = trained_digits()
     weights = sum(layer.weight.data.nbytes for _, layer in prunable_layers(dense))
     print(f"dense float32 weights: {weights:,} bytes, accuracy {evaluate(dense, test):.4f}")
@@ -1141,8 +1049,15 @@ if __name__ == "__main__":
     analysis_prune_plus_int8(PRUNED)
 
 # %% [markdown]
-# **Reading the results.** READING_BYTES
-
+# **Reading the results.** In a full run, dense INT8 is 3.7x smaller than float32
+# whatever the sparsity, and sparse formats pay only with enough zeros: at 50% CSR
+# (19,460 bytes) is larger than dense INT8 (18,640), the bitmask (12,256) smaller. From
+# 90% on the gap code is the smallest format (5,020 at 90%, 1,957 at 99%), and the
+# compressed file is smaller still (3,642 bytes, 18.9x, at 90%). The pruned and
+# fine-tuned models: 90% + INT8 writes 4,234 bytes, 16.1x less than the float32 weights,
+# at the dense 96.1%; one scale per layer and int8 biases make it 3,026 bytes (22.5x).
+# 95% keeps 95.6% at 24-32x. The page's "40x" takes 98% sparsity here (41-56x), 3 to 3.6
+# points below dense; 99% reaches 84x at 84%.
 
 # %% [markdown]
 # ## 8. Smaller and faster for real: removing pruned units
@@ -1257,15 +1172,9 @@ def remove_pruned_units(model: Module, masks: Masks | Mapping[str, np.ndarray]) 
     smaller.training = model.training
     return smaller
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-plan-cut", "locked": true, "points": 3}
 def test_unit_plan_cut():
     """Task 16.11"""
-    from tinytorch.core.activations import ReLU, Sigmoid
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
-    from tinytorch.core.tensor import manual_seed
-
     manual_seed(0)
     model = Sequential(Linear(4, 6), ReLU(), Linear(6, 3))
     masks = structured_prune(model, 0.5)
@@ -1288,15 +1197,9 @@ def test_unit_plan_cut():
     keep_one = plan_cut(sequential_layers(empty), 0, 2, {"0.weight": np.zeros((2, 4), bool)}).keep
     assert keep_one.tolist() == [True, False]
 
-
 # %% nbgrader={"grade": true, "grade_id": "test-remove-pruned-units", "locked": true, "points": 3}
 def test_unit_remove_pruned_units():
     """Task 16.12"""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
-    from tinytorch.core.tensor import Tensor, manual_seed
-
     manual_seed(0)
     cnn = Sequential(Conv2d(1, 4, 3, padding=1), BatchNorm2d(4), ReLU(), MaxPool2d(2),
                      Conv2d(4, 6, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(24, 3))
@@ -1313,7 +1216,6 @@ def test_unit_remove_pruned_units():
     mlp = _toy_mlp()
     small = remove_pruned_units(mlp, structured_prune(mlp, 0.5))
     assert [tuple(p.shape) for p in small.parameters()] == [(8, 8), (8,), (6, 8), (6,), (4, 6), (4,)]
-
 
 # %% [markdown]
 # ### Experiment: structured or unstructured?
@@ -1332,11 +1234,6 @@ def test_unit_remove_pruned_units():
 
 # %%
 def analysis_structured_vs_unstructured(ratio: float = 0.5):
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.tensor import Tensor
-    from tinytorch.core.training import evaluate
-
     epochs, repeats = (2, 3) if QUICK else (10, 21)
     dense, train, test = trained_digits()
     structured = copy.deepcopy(dense)
@@ -1359,7 +1256,6 @@ def analysis_structured_vs_unstructured(ratio: float = 0.5):
 
 
 def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
-    from tinytorch.core.tensor import Tensor
     from tinytorch.profiling import count_flops
 
     repeats, ratios = (2, (0.5,)) if QUICK else (11, ratios)
@@ -1389,12 +1285,42 @@ if __name__ == "__main__":
     analysis_structured_speed()
 
 # %% [markdown]
-# **Reading the results.** READING_SPEED
+# **Reading the results.** In a full run, structured pruning at ratio 0.5 removed 62% of
+# the weights and ran the batch 2.15x faster (138 against 296 us) at 96.7% accuracy.
+# Unstructured pruning of the same 62% reached the same accuracy after the same
+# fine-tuning, and ran at dense speed (1.04x): a dense matmul multiplies its zeros
+# too. Unstructured pruning compresses further at equal accuracy (95% within 2 points
+# in section 6); structured pruning is what turns into speed. The second table: on the
+# wide MLP the speedup follows the FLOP ratio (3.0x for 3.3x at 0.5, 28x for 35x at
+# 0.9), because its large matmuls are bound by arithmetic. The digits CNN falls far
+# short (1.76x for 3.24x at 0.5, 2.98x for 24x at 0.9): its layers are small, every
+# call has a fixed cost in Python and NumPy, and the first convolution copies its
+# one-channel input nine times whatever number of filters remains.
 
 # %% [markdown]
 # ## What we measured
 #
-# READING_CLOSE
+# Each objective of the page, and the output of this lesson's run that answers it:
+#
+# 1. *Magnitude pruning*: the sparsity report and `weight_histogram.png` (section 3's
+#    experiment: exactly 80.0%, unevenly per layer), and the resurrection count (0).
+# 2. *Structured pruning*: the sensitivity table (section 4) and the first table of
+#    section 8 (half the units gone, same accuracy).
+# 3. *Iterative pruning with fine-tuning*: the one-shot / iterative table and
+#    `accuracy_vs_sparsity.png` (section 6): equal up to 95%, iterative far ahead at 98-99%.
+# 4. *Pruning + quantization*: the two tables of section 7 (bytes per format, and file
+#    bytes with accuracy).
+# 5. *Compression ratios and speedups*: the file column of section 7, and section 8's
+#    tables and `structured_speedup.png`.
+#
+# The page's three questions:
+#
+# - *Lottery tickets* (why can pruned networks retrain to full accuracy?): answered by
+#   the experiments in section 9.
+# - *Structured vs unstructured*: section 8's first table (same weights removed, same
+#   accuracy; 2.15x faster against 1.04x) and its second (speedup against FLOP ratio).
+#   When sparse kernels beat a dense matmul is measured in Module 18 (Acceleration).
+# - *Distillation vs pruning*: answered by the experiments in section 9.
 
 # %%
 def test_module():
@@ -1411,7 +1337,6 @@ def test_module():
     test_unit_compressed_size_and_prune_and_quantize()
     test_unit_plan_cut()
     test_unit_remove_pruned_units()
-
 
 # %%
 if __name__ == "__main__":

@@ -17,7 +17,7 @@
 # # Module 16, given code: the experiments' bench
 #
 # No task here. What the lesson's experiments share (`tinytorch/compression/lab.py`):
-# quick mode and the plot folder, the digits MLP and its training recipe (trained once
+# quick mode and the plot folder, the small test model, the digits MLP and its training recipe (trained once
 # per seed and cached), forward-pass timing with NumPy's BLAS on one thread, the two
 # networks the speed experiment times, and one function that draws a line plot to PNG.
 
@@ -49,6 +49,16 @@ def plots_folder() -> Path:
         _PLOTS.append(Path(os.environ.get("TINYTORCH_PLOTS") or default))
     _PLOTS[0].mkdir(parents=True, exist_ok=True)
     return _PLOTS[0]
+
+
+def toy_mlp(seed: int = 0):
+    """The lesson's small test model: Linear(8, 16), ReLU, Linear(16, 12), ReLU, Linear(12, 4)."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.tensor import manual_seed
+
+    manual_seed(seed)
+    return Sequential(Linear(8, 16), ReLU(), Linear(16, 12), ReLU(), Linear(12, 4))
 
 
 def digits_setup(seed: int = 0):

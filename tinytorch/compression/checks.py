@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['prunable_layers']
 
-# %% ../../modules/16_compression/checks_given.py #39c10185
+# %% ../../modules/16_compression/checks_given.py #2015e799
 from collections.abc import Mapping
 
 import numpy as np
@@ -34,6 +34,17 @@ def _check_int(name: str, value: object, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def _check_schedule(step, steps, final, initial, kind) -> tuple[int, float, float]:
+    """The arguments of `sparsity_schedule`, checked: (steps, final, initial)."""
+    steps = _check_int("steps", steps, 1)
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= steps:
+        raise ValueError(f"step must be an integer in [0, {steps}], got {step!r}")
+    final, initial = _check_fraction("final", final), _check_fraction("initial", initial)
+    if kind not in ("cubic", "linear"):
+        raise ValueError(f"kind must be 'cubic' or 'linear', got {kind!r}")
+    return steps, final, initial
 
 
 def _check_callable(name: str, value: object, usage: str, optional: bool = False) -> None:

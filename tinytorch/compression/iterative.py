@@ -3,34 +3,26 @@
 # %% auto #0
 __all__ = ['sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #c6232145
+# %% ../../modules/16_compression/compression_dev.py #d63d5852
 from collections.abc import Callable
 
 import numpy as np
 
-from .checks import _check_callable, _check_fraction, _check_int, _check_model, _check_optimizer
+from .checks import _check_callable, _check_fraction, _check_model, _check_optimizer, _check_schedule
 from .finetune import _check_training, fine_tune
 from .prune import Masks, magnitude_prune, measure_sparsity
 from .structured import structured_prune
 from ..core.layers import Module
 from ..core.training import progress_bar
 
-# %% ../../modules/16_compression/compression_dev.py #84587f9a
+# %% ../../modules/16_compression/compression_dev.py #6baa1335
 def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0, kind: str = "cubic") -> float:
     """The target sparsity after `step` of `steps` pruning steps (0 -> initial, steps -> final). Task 16.7
 
-    Args:
-        step: how many pruning steps are done, 0 <= step <= steps.
-        steps: the number of pruning steps, >= 1.
-        final, initial: sparsities in [0, 1).
-        kind: "cubic" (Zhu & Gupta) or "linear".
+    `0 <= step <= steps`, `steps >= 1`; `final` and `initial` in [0, 1); `kind` is
+    "cubic" (Zhu & Gupta) or "linear".
     """
-    steps = _check_int("steps", steps, 1)
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= steps:
-        raise ValueError(f"step must be an integer in [0, {steps}], got {step!r}")
-    final, initial = _check_fraction("final", final), _check_fraction("initial", initial)
-    if kind not in ("cubic", "linear"):
-        raise ValueError(f"kind must be 'cubic' or 'linear', got {kind!r}")
+    steps, final, initial = _check_schedule(step, steps, final, initial, kind)
     ### BEGIN SOLUTION
     done = step / steps
     if kind == "linear":

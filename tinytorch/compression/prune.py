@@ -37,20 +37,13 @@ def measure_sparsity(model: Module) -> float:
     return sparsity_report(model).total.sparsity
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #5490f9b6
+# %% ../../modules/16_compression/compression_dev.py #ccef230f
 def smallest_k_masks(arrays: Sequence[np.ndarray], k: int, threshold: float | None = None) -> list[np.ndarray]:
     """Keep-masks that drop exactly the `k` smallest-|x| entries across all `arrays`. Task 16.2
 
-    Find the k-th smallest |x| with np.partition (unless `threshold` gives it), keep
-    entries above it, then keep the last ties in order until exactly k are dropped.
-
-    Args:
-        arrays: the arrays ranked together (they are not changed).
-        k: how many entries to drop, 0 <= k <= total size.
-        threshold: the k-th smallest |x|, if the caller already knows it.
-
-    Returns:
-        One boolean keep-mask per array, of its shape; exactly k entries are False.
+    Find the k-th smallest |x| with np.partition (unless the caller passes it as
+    `threshold`), keep entries above it, then keep the last ties in order until exactly
+    k are dropped. Returns one boolean keep-mask per array, of its shape.
     """
     n = sum(a.size for a in arrays)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
@@ -74,7 +67,7 @@ def smallest_k_masks(arrays: Sequence[np.ndarray], k: int, threshold: float | No
     return masks
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #0beabc91
+# %% ../../modules/16_compression/compression_dev.py #41c02011
 _FAST = 1 << 18  # from this many weights on, the sampled selection finds the threshold
 
 
@@ -83,18 +76,15 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
 
     Args:
         model: the model to prune (changed in place); it may itself be a Linear or Conv2d.
-        sparsity: a fraction in [0, 1), or `{layer name: fraction}` for a layer-wise
-            allocation (layers not named are left alone).
-        scope: "global" ranks all layers' weights together (n = all prunable weights);
-            "layer" prunes each layer to the same fraction (n = that layer's weights).
+        sparsity: a fraction in [0, 1), or `{layer name: fraction}` (other layers are left alone).
+        scope: "global" ranks all layers' weights together; "layer" prunes each to `sparsity`.
 
     Returns:
         The keep-masks of the pruned weights, already applied.
 
     Raises:
-        TypeError: `model` is not a Module, or `sparsity` is not a number.
-        ValueError: `sparsity` outside [0, 1) or NaN, an unknown `scope` or layer name,
-            a NaN or infinite weight, or a model without Linear/Conv2d layers.
+        TypeError, ValueError: a bad model, sparsity, scope or layer name, or a NaN or
+            infinite weight (NaN has no rank), before any weight changes.
     """
     layers = prunable_layers(model)
     groups = _groups(layers, sparsity, scope)
@@ -112,7 +102,7 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
     return Masks(model, masks).apply()
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #fb09439d
+# %% ../../modules/16_compression/compression_dev.py #4c924fb7
 class Masks(MaskBase):
     """Parameter name -> boolean keep-mask, bound to the model it was made for.
 
@@ -131,15 +121,10 @@ class Masks(MaskBase):
     def attach(self, optimizer) -> object:
         """Keep pruned entries at exactly 0.0 after every `optimizer.step()`. Task 16.4
 
-        Registers a post-step hook on the optimizer that re-applies the masks and zeroes
-        the optimizer's per-parameter state (momentum, Adam moments) at pruned positions,
-        so a pruned weight cannot drift back. Applies the masks at once, and returns the
-        hook's handle (`.remove()`).
-
-        Raises:
-            TypeError: `optimizer` is not a tinytorch optimizer.
-            ValueError: a masked parameter is not among the optimizer's parameters
-                (masks made for another model, or an optimizer over other parameters).
+        Applies the masks, then registers a post-step hook that sets pruned weights and
+        the optimizer's state there (momentum, Adam moments) to 0.0. Returns the hook's
+        handle (`.remove()`). Raises ValueError for a masked parameter the optimizer does
+        not update (masks made for another model).
         """
         _check_optimizer(optimizer)
         ### BEGIN SOLUTION
@@ -162,18 +147,14 @@ class Masks(MaskBase):
         return optimizer.register_step_post_hook(keep_pruned_at_zero)
         ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #83c50fdd
+# %% ../../modules/16_compression/compression_dev.py #8d5f69f3
 def sensitivity_scan(model: Module, evaluate: Callable[[Module], float],
                      sparsities: Sequence[float] = (0.5, 0.75, 0.9, 0.95)) -> SensitivityScan:
     """Score after pruning each layer alone to each sparsity; the model is restored after each. Task 16.5
 
-    Args:
-        model: a trained model (left exactly as it was, even if `evaluate` raises).
-        evaluate: `evaluate(model) -> float`, higher is better (e.g. test accuracy).
-        sparsities: the fractions to try, each in [0, 1).
-
-    Returns:
-        A `SensitivityScan` with one row per (layer, sparsity) and the baseline score.
+    `evaluate(model) -> float` scores a model, higher is better (test accuracy, say).
+    Returns a `SensitivityScan`: one row per (layer, sparsity) and the baseline score.
+    The model is left exactly as it was, even if `evaluate` raises.
     """
     layers = prunable_layers(model)
     fractions = [_check_fraction("sparsities[i]", s) for s in sparsities]

@@ -12,7 +12,7 @@ from .prune import Masks
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d, Conv2d
 
-# %% ../../modules/16_compression/compression_dev.py #d88d8f9c
+# %% ../../modules/16_compression/compression_dev.py #916562f0
 def unit_norms(weight: np.ndarray, norm: float = 1) -> np.ndarray:
     """The Lp norm of each output unit (axis 0) of a weight array."""
     flat = weight.reshape(weight.shape[0], -1)
@@ -25,15 +25,9 @@ def unit_norms(weight: np.ndarray, norm: float = 1) -> np.ndarray:
 def structured_prune(model: Module, ratio: float, norm: float = 1) -> Masks:
     """Zero, in place, the round(ratio * units) lowest-norm output units of each layer. Task 16.6
 
-    Args:
-        model: the model to prune (changed in place).
-        ratio: fraction of units to remove per layer, in [0, 1). Every layer keeps at
-            least one unit; the last Linear/Conv2d (the classes) is never pruned.
-        norm: p of the Lp norm that ranks units (1 or 2).
-
-    Returns:
-        Masks over each pruned layer's weight and bias and a following BatchNorm's
-        weight and bias, already applied.
+    `ratio` in [0, 1) per layer; every layer keeps a unit, and the last Linear/Conv2d
+    (the classes) is never pruned. `norm` (1 or 2) is the p of the Lp norm. Returns the
+    masks (weight, bias, and a following BatchNorm's weight and bias), already applied.
     """
     layers = prunable_layers(model)
     ratio = _check_fraction("ratio", ratio)
