@@ -99,6 +99,10 @@ def measure_sparsity(model: Module) -> float:
 
 # %%
 # What the tests and demos below use (not exported).
+import tempfile
+from pathlib import Path
+
+from tinytorch.compression.container import load_compressed, save_compressed
 from tinytorch.compression.lab import toy_mlp as _toy_mlp  # Sequential(Linear(8, 16), ReLU(), ..., Linear(12, 4))
 from tinytorch.core.activations import ReLU, Sigmoid
 from tinytorch.core.layers import Linear, Sequential
@@ -107,11 +111,10 @@ from tinytorch.core.optimizers import SGD, Adam
 from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor, manual_seed
 from tinytorch.core.training import evaluate
+from tinytorch.profiling import count_flops
 from tinytorch.data.loader import DataLoader, TensorDataset
 
 # %% nbgrader={"grade": true, "grade_id": "test-measure-sparsity", "locked": true, "points": 1}
-
-
 def test_unit_measure_sparsity():
     """Task 16.1"""
     model = _toy_mlp()
@@ -289,11 +292,7 @@ def test_unit_magnitude_prune():
 # %% nbgrader={"grade": false, "grade_id": "masks", "solution": true}
 #| export
 class Masks(MaskBase):
-    """Parameter name -> boolean keep-mask, bound to the model it was made for.
-
-    Checked on creation (names and shapes must match the model's parameters); `.sparsity`
-    and `&` come from `MaskBase` (given). Task 16.4 is `apply` and `attach`.
-    """
+    """Parameter name -> boolean keep-mask, bound to its model (checks, `.sparsity`, `&`: `MaskBase`)."""
 
     def apply(self) -> Masks:
         """Set every pruned entry of the bound model's parameters to exactly 0.0, in place. Task 16.4"""
@@ -389,12 +388,11 @@ if __name__ == "__main__":
     demo_resurrection()
 
 # %% [markdown]
-# **Reading the results.** Without the hook, nearly every pruned weight is non-zero
-# again after three steps: every weight of a layer whose output reaches the loss gets a
-# gradient, and momentum spreads it on. With the hook the count is 0, and it stays 0
-# for any number of steps (the tests run 500 steps of SGD, Adam and AdamW). The given
-# `fine_tune(model, optimizer, loss_fn, loader, epochs, masks)` in section 6 is Module
-# 07's `fit` with the masks attached for its duration.
+# **Reading the results.** Without the hook, 211 of the 221 pruned weights are non-zero
+# again after three steps: each gets a gradient, and momentum carries it on. With the
+# hook the count is 0 (the tests hold it for 500 steps of SGD, Adam and AdamW). The given
+# `fine_tune(model, optimizer, loss_fn, loader, epochs, masks)` is Module 07's `fit` with
+# the masks attached for its duration.
 
 # %% [markdown]
 # ### Experiment: what magnitude pruning removes
@@ -622,8 +620,8 @@ def test_unit_structured_prune():
     assert np.all(out[:, ~masks["1.weight"]] == 0)  # the pruned channels are exactly zero
 
 # %% [markdown]
-# Structured pruning only zeroes units: the arrays keep their shapes, so the model is
-# no faster yet. Section 8 removes the zero units for real and measures the speedup.
+# The arrays keep their shapes, so the model is no faster yet: section 8 removes the
+# zero units for real and measures the speedup.
 
 # %% [markdown]
 # ## 6. Iterative pruning
@@ -768,18 +766,16 @@ def test_unit_iterative_pruner():
 # %% [markdown]
 # ### Experiment: one-shot or iterative?
 #
-# Is the gradual schedule worth its extra pruning steps? The cell below compares, on the
-# trained digits MLP, at sparsities from 50% to 99%:
+# Is the gradual schedule worth it? The cell compares, at sparsities from 50% to 99%:
 #
 # - **pruned, no tuning**: `magnitude_prune` once, nothing else;
 # - **one-shot + tune**: `magnitude_prune` once, then `fine_tune` for 35 epochs;
 # - **iterative**: `IterativePruner` with 5 cubic steps of 5 epochs each, then 10 more
 #   epochs: the same 35 epochs of fine-tuning, so only the order differs.
 #
-# Both use Adam (lr 5e-3). Each accuracy is the mean over three seeds (three trainings
-# of the dense model, three shuffles), because one seed moves the test accuracy by a
-# point or so on 360 test images; the last column is iterative minus one-shot. The
-# curves go to `accuracy_vs_sparsity.png`.
+# Both use Adam (lr 5e-3). Each accuracy is the mean over three seeds (three trainings,
+# three shuffles): one seed moves the accuracy on 360 test images by a point or so. The
+# last column is iterative minus one-shot; the curves go to `accuracy_vs_sparsity.png`.
 
 # %%
 def _one_shot_and_iterative(seed: int, target: float, steps: int, per_step: int, final: int):
@@ -894,19 +890,16 @@ def test_unit_format_bytes():
 # %% [markdown]
 # ### Sizing a model, and pruning + INT8 in one call
 #
-# `compressed_size(model)` walks the model's modules. For each Linear or Conv2d, float
-# or quantized, the given `_weight_stats(layer)` returns `(n, nnz, rows, cols,
-# channels, bias_bytes, escapes)`; `format_bytes` turns them into a `LayerSize(name,
-# n, nnz, bias_bytes, formats)`. A BatchNorm2d's four arrays count as float32 `other`
-# bytes. Then it writes the model to memory with `to_bytes` (given, the file format of
-# `storage_given.py`) and records the exact length: the report cannot drift from the
-# disk. A layer the file format cannot store leaves `file_bytes` as None.
-#
-# `prune_and_quantize` works on a copy: prune it (unless `sparsity` is None, for a
-# model already pruned and fine-tuned), zero its dead units (`drop_dead_units`), quantize
-# with Module 15's `quantize_model`, shrink each quantized layer's scales and bias as
-# asked (`_compact`, given), and wrap the result in a `CompressedModel`: a `Module` you
-# call like the original.
+# `compressed_size(model)` walks the modules. For each Linear or Conv2d, float or
+# quantized, the given `_weight_stats(layer)` returns `(n, nnz, rows, cols, channels,
+# bias_bytes, escapes)`, and `format_bytes` makes them a `LayerSize(name, n, nnz,
+# bias_bytes, formats)`; a BatchNorm2d's four arrays count as float32 `other` bytes.
+# Then it writes the model to memory (`to_bytes`, the file format of `storage_given.py`)
+# and keeps the exact length, so the report cannot drift from the disk (None for a
+# layer the format cannot store). `prune_and_quantize` works on a copy: prune it (unless
+# `sparsity` is None), zero its dead units (`drop_dead_units`), quantize with Module
+# 15's `quantize_model`, shrink scales and bias as asked (`_compact`, given), and wrap
+# the result in a `CompressedModel`, a `Module` you call like the original.
 
 # %%
 #| export compression.storage
@@ -988,11 +981,6 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
 # %% nbgrader={"grade": true, "grade_id": "test-prune-quantize", "locked": true, "points": 3}
 def test_unit_compressed_size_and_prune_and_quantize():
     """Task 16.10"""
-    import tempfile
-    from pathlib import Path
-
-    from tinytorch.compression.container import load_compressed, save_compressed
-
     model = _toy_mlp()
     small = prune_and_quantize(model, 0.8)
     assert np.count_nonzero(model[0].weight.data) == model[0].weight.data.size  # input untouched
@@ -1012,40 +1000,30 @@ def test_unit_compressed_size_and_prune_and_quantize():
 # %% [markdown]
 # ### Experiment: bytes per format, and accuracy after pruning + INT8
 #
-# The first table sizes the MLP at sparsities from 0 to 99% in every format, with the
-# real file size and its ratio to dense float32 (untrained weights: bytes do not care
-# about accuracy; dead units kept so every layer keeps its weights). The second takes
-# the models section 6 pruned iteratively and fine-tuned (seed 0), compresses them with
-# `prune_and_quantize(sparsity=None)`, and measures the file and the test accuracy of
-# the INT8 model, with per-channel scales and with one scale per layer plus int8 biases.
+# The cell below takes the models section 6 pruned iteratively and fine-tuned (seed 0),
+# compresses each with `prune_and_quantize(sparsity=None)`, with per-channel scales and
+# with one scale per layer plus int8 biases, and prints the whole model's bytes in each
+# INT8 format, the real file's bytes, its ratio to the float32 weights, and the test
+# accuracy of the INT8 model.
 
 # %%
-def analysis_bytes_per_format(sparsities=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99)):
-    model, _, _ = digits_setup()
-    sparsities = sparsities[2:4] if QUICK else sparsities
-    print(f"{'sparsity':>9}" + "".join(f"{f:>14}" for f in SizeReport.formats) + f"{'file':>10}{'ratio':>8}")
-    for s in sparsities:
-        report = compressed_size(prune_and_quantize(model, s, drop_dead=False))
-        print(f"{s:>9.0%}" + "".join(f"{report.total(f):>14,}" for f in report.formats)
-              + f"{report.file_bytes:>10,}{report.ratio():>7.1f}x")
-
-
 def analysis_prune_plus_int8(pruned: dict):
+    """Bytes per format, real file bytes and test accuracy of each pruned model after INT8."""
     dense, _, test = trained_digits()
     weights = sum(layer.weight.data.nbytes for _, layer in prunable_layers(dense))
     print(f"dense float32 weights: {weights:,} bytes, accuracy {evaluate(dense, test):.4f}")
-    variants = [("INT8 only", dense, {}), *[
-        (f"{t:.0%} + INT8{label}", m, kw) for t, m in pruned.items()
-        for label, kw in (("", {}), (", per-layer scale, int8 bias", {"per_channel": False, "int8_bias": True}))]]
-    print(f"{'variant':<38}{'file bytes':>11}{'vs fp32 weights':>17}{'accuracy':>10}")
+    variants = [("INT8 only", dense, {}), *[(f"{t:.0%} + INT8{label}", m, kw) for t, m in pruned.items() for label, kw
+                                            in (("", {}), (", 1 scale, int8 bias", {"per_channel": False, "int8_bias": True}))]]
+    formats = SizeReport.formats[1:]
+    print(f"{'variant':<30}" + "".join(f"{f[:-5]:>9}" for f in formats) + f"{'file':>8}{'ratio':>8}{'accuracy':>9}")
     for label, model, kw in variants:
         small = prune_and_quantize(model, sparsity=None, **kw)
-        size = compressed_size(small).file_bytes
-        print(f"{label:<38}{size:>11,}{weights / size:>16.1f}x{evaluate(small, test):>10.4f}")
+        report = compressed_size(small)
+        print(f"{label:<30}" + "".join(f"{report.total(f):>9,}" for f in formats)
+              + f"{report.file_bytes:>8,}{weights / report.file_bytes:>7.1f}x{evaluate(small, test):>9.4f}")
 
 
 if __name__ == "__main__":
-    analysis_bytes_per_format()
     analysis_prune_plus_int8(PRUNED)
 
 # %% [markdown]
@@ -1072,13 +1050,13 @@ if __name__ == "__main__":
 # **Which units may go.** Removing output unit j of a layer is exact only if what it
 # sends to the next `Linear` or `Conv2d` is exactly zero, for every input:
 #
-# - its **weight row** is pruned in the masks (all of it), and its **bias** is 0 (a
-#   dead ReLU unit with a positive bias still sends `relu(b)` onward);
+# - its **weight row** is pruned in the masks, and its **bias** is 0 (a dead ReLU unit
+#   with a positive bias still sends `relu(b)` onward);
 # - a **BatchNorm2d** with one channel per unit turns a zero channel into
-#   `beta - mean * gamma / std`, so its scale and shift must be 0 too; the unit's
-#   channel then goes from that BatchNorm as well (the `channels` of the cut);
-# - a **Sigmoid** maps 0 to 0.5: a removed unit would be missed, so none can go;
-# - ReLU, Tanh, GELU, Dropout and pooling map 0 to 0: they pass.
+#   `beta - mean * gamma / std`: its scale and shift must be 0 too, and the channel
+#   goes from that BatchNorm as well (the `channels` of the cut);
+# - a **Sigmoid** maps 0 to 0.5, so none can go; ReLU, Tanh, GELU, Dropout and
+#   pooling map 0 to 0: they pass.
 #
 # At least one unit always stays (an all-zero unit changes nothing and keeps the shapes
 # valid). That decision is Task 16.11, `plan_cut`. The given `consumer_block` then
@@ -1220,17 +1198,14 @@ def test_unit_remove_pruned_units():
 # %% [markdown]
 # ### Experiment: structured or unstructured?
 #
-# The first table prunes the trained digits MLP two ways and fine-tunes each for 10
-# epochs (Adam, lr 5e-3, masks attached): structured at ratio 0.5 (half the hidden
-# units), then `remove_pruned_units`; and magnitude pruning that zeroes the same
-# number of weights as the structured model lost. It prints non-zero weights, test
-# accuracy, and the forward time for a batch of 256, timed in interleaved rounds
-# (Module 14's `time_interleaved`) with NumPy's BLAS on one thread.
-#
-# The second table asks how the speedup of removal compares with the FLOPs it saves,
-# on two shapes: an MLP 512-2048-2048-10 at batch 256 (wide layers, big matmuls) and
-# the digits CNN (8 and 16 filters on 8x8 images) at batch 256, across ratios; the plot
-# is `structured_speedup.png`.
+# The first table prunes the trained digits MLP two ways, each fine-tuned 10 epochs
+# (Adam, lr 5e-3, masks attached): structured at ratio 0.5 then `remove_pruned_units`,
+# and magnitude pruning of as many weights as the structured model lost. It prints
+# non-zero weights, test accuracy, and the time of a forward pass on a batch of 256
+# (interleaved rounds of Module 14's `time_interleaved`, NumPy's BLAS on one thread).
+# The second compares the speedup of removal with the FLOPs it saves, for an MLP
+# 512-2048-2048-10 (big matmuls) and the digits CNN (8 and 16 filters on 8x8 images),
+# both at batch 256 (`structured_speedup.png`).
 
 # %%
 def analysis_structured_vs_unstructured(ratio: float = 0.5):
@@ -1256,7 +1231,6 @@ def analysis_structured_vs_unstructured(ratio: float = 0.5):
 
 
 def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
-    from tinytorch.profiling import count_flops
 
     repeats, ratios = (2, (0.5,)) if QUICK else (11, ratios)
     rows = []
@@ -1302,15 +1276,13 @@ if __name__ == "__main__":
 #
 # Each objective of the page, and the output of this lesson's run that answers it:
 #
-# 1. *Magnitude pruning*: the sparsity report and `weight_histogram.png` (section 3's
-#    experiment: exactly 80.0%, unevenly per layer), and the resurrection count (0).
-# 2. *Structured pruning*: the sensitivity table (section 4) and the first table of
-#    section 8 (half the units gone, same accuracy).
+# 1. *Magnitude pruning*: the sparsity report and `weight_histogram.png` (section 3:
+#    exactly 80.0%, unevenly per layer), and the resurrection count (0 with the hook).
+# 2. *Structured pruning*: the sensitivity table (section 4) and section 8's first table.
 # 3. *Iterative pruning with fine-tuning*: the one-shot / iterative table and
 #    `accuracy_vs_sparsity.png` (section 6): equal up to 95%, iterative far ahead at 98-99%.
-# 4. *Pruning + quantization*: the two tables of section 7 (bytes per format, and file
-#    bytes with accuracy).
-# 5. *Compression ratios and speedups*: the file column of section 7, and section 8's
+# 4. *Pruning + quantization*: section 7's two tables (bytes per format; file and accuracy).
+# 5. *Compression ratios and speedups*: the file column of section 7; section 8's
 #    tables and `structured_speedup.png`.
 #
 # The page's three questions:
@@ -1325,18 +1297,11 @@ if __name__ == "__main__":
 # %%
 def test_module():
     """Run every inline test of Module 16."""
-    test_unit_measure_sparsity()
-    test_unit_smallest_k_masks()
-    test_unit_magnitude_prune()
-    test_unit_masks()
-    test_unit_sensitivity_scan()
-    test_unit_structured_prune()
-    test_unit_sparsity_schedule()
-    test_unit_iterative_pruner()
-    test_unit_format_bytes()
-    test_unit_compressed_size_and_prune_and_quantize()
-    test_unit_plan_cut()
-    test_unit_remove_pruned_units()
+    for test in (test_unit_measure_sparsity, test_unit_smallest_k_masks, test_unit_magnitude_prune, test_unit_masks,
+                 test_unit_sensitivity_scan, test_unit_structured_prune, test_unit_sparsity_schedule,
+                 test_unit_iterative_pruner, test_unit_format_bytes, test_unit_compressed_size_and_prune_and_quantize,
+                 test_unit_plan_cut, test_unit_remove_pruned_units):
+        test()
 
 # %%
 if __name__ == "__main__":

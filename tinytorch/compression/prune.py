@@ -102,13 +102,9 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
     return Masks(model, masks).apply()
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #4c924fb7
+# %% ../../modules/16_compression/compression_dev.py #ff5e7ce7
 class Masks(MaskBase):
-    """Parameter name -> boolean keep-mask, bound to the model it was made for.
-
-    Checked on creation (names and shapes must match the model's parameters); `.sparsity`
-    and `&` come from `MaskBase` (given). Task 16.4 is `apply` and `attach`.
-    """
+    """Parameter name -> boolean keep-mask, bound to its model (checks, `.sparsity`, `&`: `MaskBase`)."""
 
     def apply(self) -> Masks:
         """Set every pruned entry of the bound model's parameters to exactly 0.0, in place. Task 16.4"""
