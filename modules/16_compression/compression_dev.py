@@ -26,20 +26,19 @@
 # INT8) and **compression ratios and speedups** (sections 7-8: a physically smaller
 # model, and when zeros become speed).
 #
-# You write twelve tasks, `Task 16.1` to `Task 16.12`, each a function of 3 to 25
-# lines; `tito test 16 --task 16.3` runs one task's tests. Every figure the text talks
-# about is printed by a cell you run: `python modules/16_compression/compression_dev.py`
-# (set `TINYTORCH_QUICK=1` for a fast smoke run; the figures in ABOUT.md come from a
-# full run).
+# You write twelve tasks, `Task 16.1` to `Task 16.12`, of 3 to 25 lines each; `tito
+# test 16 --task 16.3` runs one task's tests. Every figure the text talks about is
+# printed by a cell you run: `python modules/16_compression/compression_dev.py`
+# (`TINYTORCH_QUICK=1` for a fast smoke run; ABOUT.md's figures come from a full run).
 #
 # ### Map of the given code
 #
 # Plumbing you need not write is given, in files beside this lesson that `tito export
 # 16` exports with it (`X_given.py` -> `tinytorch/compression/...`):
 #
-# - `checks_given.py` (`checks`): argument checks, `prunable_layers`, layer grouping.
-# - `reports_given.py` (`reports`): the sparsity and sensitivity tables.
-# - `select_given.py` (`select`): the k-th smallest magnitude from a sample, in O(n).
+# - `checks_given.py`, `reports_given.py`, `select_given.py` (`checks`, `reports`,
+#   `select`): argument checks, `prunable_layers`, layer grouping; the sparsity and
+#   sensitivity tables; the k-th smallest magnitude from a sample, in O(n).
 # - `masks_given.py` (`maskbase`, `finetune`): a `Masks` object's bookkeeping; `fine_tune`.
 # - `sizes_given.py` (`sizes`, `layerstats`): the size report, the gap code.
 # - `storage_given.py` (`encodings`, `container`): the compressed file, `CompressedModel`.
@@ -210,9 +209,6 @@ def test_unit_smallest_k_masks():
 
 # %% nbgrader={"grade": false, "grade_id": "magnitude-prune", "solution": true}
 #| export
-_FAST = 1 << 18  # from this many weights on, the sampled selection finds the threshold
-
-
 def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope: str = "global") -> Masks:
     """Zero, in place, exactly round(sparsity * n) of the smallest-|w| prunable weights. Task 16.3
 
@@ -238,7 +234,8 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
         weights = [by_name[n].weight.data for n in names]
         n = sum(w.size for w in weights)
         k = round(fraction * n)
-        threshold = kth_smallest_magnitude(weights, k) if n >= _FAST and k > 0 else None
+        # from 2**18 weights on, a sample finds the threshold without copying n magnitudes
+        threshold = kth_smallest_magnitude(weights, k) if n >= 1 << 18 and k > 0 else None
         for name, keep in zip(names, smallest_k_masks(weights, k, threshold)):
             masks[_param(name, "weight")] = keep
     return Masks(model, masks).apply()
@@ -546,7 +543,8 @@ if __name__ == "__main__":
 # would turn a zero channel back into `beta`; `_following_batchnorm` finds it). The
 # last layer's units are the classes, so it is never pruned, and every layer keeps at
 # least one unit. The masks cover each pruned layer's weight (the unit's row broadcast
-# over the weight's shape), its bias, and the BatchNorm's weight and bias.
+# over the weight's shape), its bias, and the BatchNorm's weight and bias. The arrays
+# keep their shapes, so the model is no faster yet: section 8 removes the units.
 
 # %%
 #| export compression.structured
@@ -609,7 +607,6 @@ def test_unit_structured_prune():
     assert np.all(model[0].weight.data[dropped] == 0) and np.all(model[0].bias.data[dropped] == 0)
     assert np.count_nonzero(np.abs(model[0].weight.data).sum(axis=1)) == 12
     assert np.count_nonzero(model[4].weight.data) == model[4].weight.data.size  # class layer kept
-    model = _toy_mlp()
     structured_prune(model, 0.99)
     assert np.count_nonzero(np.abs(model[0].weight.data).sum(axis=1)) == 1  # at least one unit
     cnn = Sequential(Conv2d(1, 4, 3), BatchNorm2d(4), ReLU(), Flatten(), Linear(144, 2))
@@ -620,16 +617,12 @@ def test_unit_structured_prune():
     assert np.all(out[:, ~masks["1.weight"]] == 0)  # the pruned channels are exactly zero
 
 # %% [markdown]
-# The arrays keep their shapes, so the model is no faster yet: section 8 removes the
-# zero units for real and measures the speedup.
-
-# %% [markdown]
 # ## 6. Iterative pruning
 #
-# Pruning in one shot removes weights the network was using, and fine-tuning must
-# rebuild around the gap. Pruning a little at a time, with fine-tuning in between,
-# lets the survivors take over gradually. Zhu & Gupta (2017) ramp the sparsity with a
-# cubic schedule, fast at first when many weights are redundant, slowly near the end:
+# The usual argument: pruning in one shot removes weights the network was using, while
+# pruning a little at a time, fine-tuning in between, lets the survivors take over
+# (the experiment below tests it). Zhu & Gupta (2017) ramp the sparsity with a cubic
+# schedule, fast at first when many weights are redundant, slowly near the end:
 #
 # $$s_t = s_f + (s_i - s_f)\left(1 - \frac{t}{T}\right)^3, \quad t = 0, \dots, T$$
 #
@@ -639,7 +632,6 @@ def test_unit_structured_prune():
 # of all, so they stay pruned), combine the new masks with the old ones (`&`), apply
 # them, fine-tune with the masks attached, and record a row of history. Its arguments
 # are all checked before the first weight changes (given code at the top of `run`).
-#
 # With `rewind=True` it resets the surviving weights after each prune to the values
 # they had when `run` started (and clears the optimizer's state) before fine-tuning.
 
@@ -1027,15 +1019,15 @@ if __name__ == "__main__":
     analysis_prune_plus_int8(PRUNED)
 
 # %% [markdown]
-# **Reading the results.** In a full run, dense INT8 is 3.7x smaller than float32
-# whatever the sparsity, and sparse formats pay only with enough zeros: at 50% CSR
-# (19,460 bytes) is larger than dense INT8 (18,640), the bitmask (12,256) smaller. From
-# 90% on the gap code is the smallest format (5,020 at 90%, 1,957 at 99%), and the
-# compressed file is smaller still (3,642 bytes, 18.9x, at 90%). The pruned and
-# fine-tuned models: 90% + INT8 writes 4,234 bytes, 16.1x less than the float32 weights,
-# at the dense 96.1%; one scale per layer and int8 biases make it 3,026 bytes (22.5x).
-# 95% keeps 95.6% at 24-32x. The page's "40x" takes 98% sparsity here (41-56x), 3 to 3.6
-# points below dense; 99% reaches 84x at 84%.
+# **Reading the results.** In a full run, dense INT8 is 3.7x smaller than the float32
+# weights whatever the sparsity (18,640 bytes in every row: it stores the zeros). The
+# sparse formats pay only with enough zeros: at 50% CSR (19,320) is still larger than
+# dense INT8 and the bitmask (12,186) smaller; from 90% on the gap code is the smallest
+# (4,975 at 90%), and the file, which picks per layer and then compresses, smaller
+# still. 90% + INT8 writes 4,234 bytes, 16.1x less than the float32 weights, at the
+# dense 96.1%; one scale per layer and int8 biases make it 3,026 bytes (22.5x). 95%
+# keeps 95.6% at 24-32x. The page's "40x" takes 98% here (41-56x), 3 to 3.6 points
+# below dense; 99% reaches 84x at 83.9%.
 
 # %% [markdown]
 # ## 8. Smaller and faster for real: removing pruned units
@@ -1169,11 +1161,10 @@ def test_unit_plan_cut():
     cnn[1].bias.data[np.flatnonzero(~cut.keep)] = 0.1  # BatchNorm's shift would reach the Linear
     assert plan_cut(sequential_layers(cnn), 0, 5, masks).keep.all()
     empty = Sequential(Linear(4, 2), ReLU(), Linear(2, 3))
-    empty[0].weight.data[:] = 0.0
     empty[0].bias.data[:] = 0.0
     assert plan_cut(sequential_layers(empty), 0, 2, {}).keep.all()  # no mask: nothing is pruned
-    keep_one = plan_cut(sequential_layers(empty), 0, 2, {"0.weight": np.zeros((2, 4), bool)}).keep
-    assert keep_one.tolist() == [True, False]
+    every = {"0.weight": np.zeros((2, 4), bool)}  # every unit pruned: the first stays
+    assert plan_cut(sequential_layers(empty), 0, 2, every).keep.tolist() == [True, False]
 
 # %% nbgrader={"grade": true, "grade_id": "test-remove-pruned-units", "locked": true, "points": 3}
 def test_unit_remove_pruned_units():
@@ -1260,14 +1251,14 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # **Reading the results.** In a full run, structured pruning at ratio 0.5 removed 62% of
-# the weights and ran the batch 2.15x faster (138 against 296 us) at 96.7% accuracy.
+# the weights and ran the batch 2.10x faster (142 against 298 us) at 96.7% accuracy.
 # Unstructured pruning of the same 62% reached the same accuracy after the same
-# fine-tuning, and ran at dense speed (1.04x): a dense matmul multiplies its zeros
-# too. Unstructured pruning compresses further at equal accuracy (95% within 2 points
-# in section 6); structured pruning is what turns into speed. The second table: on the
-# wide MLP the speedup follows the FLOP ratio (3.0x for 3.3x at 0.5, 28x for 35x at
+# fine-tuning, and ran at dense speed (1.00x): a dense matmul multiplies its zeros
+# too. Unstructured pruning can go much further (95% ends within 2 points of dense in
+# section 6), but only structured pruning turns into speed. The second table: on the
+# wide MLP the speedup follows the FLOP ratio (3.0x for 3.3x at 0.5, 29x for 35x at
 # 0.9), because its large matmuls are bound by arithmetic. The digits CNN falls far
-# short (1.76x for 3.24x at 0.5, 2.98x for 24x at 0.9): its layers are small, every
+# short (1.77x for 3.24x at 0.5, 2.96x for 24x at 0.9): its layers are small, every
 # call has a fixed cost in Python and NumPy, and the first convolution copies its
 # one-channel input nine times whatever number of filters remains.
 
@@ -1290,7 +1281,7 @@ if __name__ == "__main__":
 # - *Lottery tickets* (why can pruned networks retrain to full accuracy?): answered by
 #   the experiments in section 9.
 # - *Structured vs unstructured*: section 8's first table (same weights removed, same
-#   accuracy; 2.15x faster against 1.04x) and its second (speedup against FLOP ratio).
+#   accuracy; 2.10x faster against 1.00x) and its second (speedup against FLOP ratio).
 #   When sparse kernels beat a dense matmul is measured in Module 18 (Acceleration).
 # - *Distillation vs pruning*: answered by the experiments in section 9.
 

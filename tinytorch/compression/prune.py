@@ -67,10 +67,7 @@ def smallest_k_masks(arrays: Sequence[np.ndarray], k: int, threshold: float | No
     return masks
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #41c02011
-_FAST = 1 << 18  # from this many weights on, the sampled selection finds the threshold
-
-
+# %% ../../modules/16_compression/compression_dev.py #1c6d6854
 def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope: str = "global") -> Masks:
     """Zero, in place, exactly round(sparsity * n) of the smallest-|w| prunable weights. Task 16.3
 
@@ -96,7 +93,8 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
         weights = [by_name[n].weight.data for n in names]
         n = sum(w.size for w in weights)
         k = round(fraction * n)
-        threshold = kth_smallest_magnitude(weights, k) if n >= _FAST and k > 0 else None
+        # from 2**18 weights on, a sample finds the threshold without copying n magnitudes
+        threshold = kth_smallest_magnitude(weights, k) if n >= 1 << 18 and k > 0 else None
         for name, keep in zip(names, smallest_k_masks(weights, k, threshold)):
             masks[_param(name, "weight")] = keep
     return Masks(model, masks).apply()
