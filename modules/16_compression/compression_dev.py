@@ -203,9 +203,8 @@ def test_unit_smallest_k_masks():
 # the same fraction. A dict `{layer name: sparsity}` gives each layer its own fraction
 # (section 4 shows how to choose them). `magnitude_prune` groups the layers, computes
 # k for each group, asks `smallest_k_masks` for the masks and applies them through a
-# `Masks` object (next section). Given code above the solution checks the arguments
-# first: a bad sparsity, and a NaN or infinite weight (which has no rank by magnitude),
-# are refused before any weight changes.
+# `Masks` object (next section). Given code refuses a bad sparsity and a NaN or inf
+# weight (no rank by magnitude) before any weight changes.
 
 # %% nbgrader={"grade": false, "grade_id": "magnitude-prune", "solution": true}
 #| export
@@ -451,8 +450,8 @@ if __name__ == "__main__":
 # pruned hard; the fragile ones get less. `SensitivityScan.choose(max_drop)` turns the
 # scan into a `{layer: sparsity}` allocation for `magnitude_prune`.
 #
-# The scan must leave the model exactly as it found it, even when `evaluate` raises
-# halfway: copy each layer's weight before pruning it and put it back in a `finally`.
+# The scan must leave the model as it found it, even when `evaluate` raises: copy each
+# layer's weight before pruning it and put it back in a `finally`.
 
 # %% nbgrader={"grade": false, "grade_id": "sensitivity", "solution": true}
 #| export
@@ -550,9 +549,9 @@ if __name__ == "__main__":
 #| export compression.structured
 import numpy as np
 
+from tinytorch.compression import prune  # the module, so that this lesson's own names stay its own
 from tinytorch.compression.checks import _check_fraction, _following_batchnorm, _param, prunable_layers
 from tinytorch.compression.deadunits import drop_dead_units
-from tinytorch.compression.prune import Masks
 from tinytorch.core.layers import Module
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
 
@@ -567,7 +566,7 @@ def unit_norms(weight: np.ndarray, norm: float = 1) -> np.ndarray:
     return np.sqrt(np.square(flat).sum(axis=1, dtype=np.float64))
 
 
-def structured_prune(model: Module, ratio: float, norm: float = 1) -> Masks:
+def structured_prune(model: Module, ratio: float, norm: float = 1) -> prune.Masks:
     """Zero, in place, the round(ratio * units) lowest-norm output units of each layer. Task 16.6
 
     `ratio` in [0, 1) per layer; every layer keeps a unit, and the last Linear/Conv2d
@@ -594,7 +593,7 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> Masks:
         if name in batchnorms:
             masks[f"{batchnorms[name]}.weight"] = keep.copy()
             masks[f"{batchnorms[name]}.bias"] = keep.copy()
-    return Masks(model, masks).apply()
+    return prune.Masks(model, masks).apply()
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "test-structured-prune", "locked": true, "points": 3}
@@ -638,15 +637,19 @@ def test_unit_structured_prune():
 # %%
 #| export compression.iterative
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tinytorch.compression import prune, structured  # modules: this lesson's own names stay its own
 from tinytorch.compression.checks import _check_callable, _check_fraction, _check_model, _check_optimizer, _check_schedule
 from tinytorch.compression.finetune import _check_training, fine_tune
-from tinytorch.compression.prune import Masks, magnitude_prune, measure_sparsity
-from tinytorch.compression.structured import structured_prune
+from tinytorch.compression.prune import measure_sparsity
 from tinytorch.core.layers import Module
 from tinytorch.core.training import progress_bar
+
+if TYPE_CHECKING:
+    from tinytorch.compression.prune import Masks
 
 # %% nbgrader={"grade": false, "grade_id": "schedule", "solution": true}
 #| export compression.iterative
@@ -698,10 +701,10 @@ class IterativePruner:
         self.steps, self.schedule, self.method, self.rewind = int(steps), schedule, method, bool(rewind)
         self.masks: Masks | None = None
 
-    def _prune(self, model: Module, fraction: float) -> Masks:
+    def _prune(self, model: Module, fraction: float) -> prune.Masks:
         if self.method == "structured":
-            return structured_prune(model, fraction)
-        return magnitude_prune(model, fraction)
+            return structured.structured_prune(model, fraction)
+        return prune.magnitude_prune(model, fraction)
 
     def run(self, model: Module, optimizer, loss_fn, loader, epochs_per_step: int = 1,
             evaluate: Callable[[Module], float] | None = None) -> list[dict]:
@@ -902,9 +905,9 @@ import numpy as np
 from tinytorch.compression.checks import _check_model as _check
 from tinytorch.compression.checks import _check_fraction
 from tinytorch.compression.container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
-from tinytorch.compression.formats import LayerSize, SizeReport, format_bytes
+from tinytorch.compression import formats, prune  # modules: this lesson's own names stay its own
 from tinytorch.compression.layerstats import _compact, _weight_stats
-from tinytorch.compression.prune import magnitude_prune
+from tinytorch.compression.sizes import LayerSize, SizeReport
 from tinytorch.compression.structured import drop_dead_units
 from tinytorch.core.layers import Module
 from tinytorch.core.spatial import BatchNorm2d
@@ -924,7 +927,7 @@ def compressed_size(model: Module) -> SizeReport:
     for name, m in model.named_modules():
         if isinstance(m, (*_FLOAT_LAYERS, *_QUANT_LAYERS)):
             n, nnz, rows, cols, channels, bias, escapes = _weight_stats(m)
-            layers.append(LayerSize(name, n, nnz, bias, format_bytes(n, nnz, rows, cols, channels, escapes)))
+            layers.append(LayerSize(name, n, nnz, bias, formats.format_bytes(n, nnz, rows, cols, channels, escapes)))
         elif isinstance(m, BatchNorm2d):
             other += sum(getattr(m, k).data.nbytes for k in ("weight", "bias", "running_mean", "running_var"))
     if not layers:
@@ -959,7 +962,7 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     ### BEGIN SOLUTION
     work = copy.deepcopy(model)
     if sparsity is not None:
-        magnitude_prune(work, sparsity, scope=scope)
+        prune.magnitude_prune(work, sparsity, scope=scope)
     if drop_dead:
         drop_dead_units(work)
     quantized = quantize_model(work, calibration_data)
@@ -1075,7 +1078,7 @@ import numpy as np
 from tinytorch.compression.checks import _param, prunable_layers
 from tinytorch.compression.cutplan import (_ZERO_BECOMES_NONZERO, Cut, _keep_channels, _keep_inputs, _keep_outputs,
                                            consumer_block, masked_copy, sequential_layers)
-from tinytorch.compression.prune import Masks
+from tinytorch.compression import prune  # the module: this lesson's own names stay its own
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
 
@@ -1110,7 +1113,7 @@ def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Map
     return Cut(keep, channels, consumer_block(layers, start, stop, keep))
 
 
-def remove_pruned_units(model: Module, masks: Masks | Mapping[str, np.ndarray]) -> Sequential:
+def remove_pruned_units(model: Module, masks: prune.Masks | Mapping[str, np.ndarray]) -> Sequential:
     """A physically smaller copy of `model` without the units that `masks` pruned away. Task 16.12
 
     Removing output unit j of a Linear/Conv2d also removes input j of the next one
@@ -1272,17 +1275,14 @@ if __name__ == "__main__":
 # 2. *Structured pruning*: the sensitivity table (section 4) and section 8's first table.
 # 3. *Iterative pruning with fine-tuning*: the one-shot / iterative table and
 #    `accuracy_vs_sparsity.png` (section 6): equal up to 95%, iterative far ahead at 98-99%.
-# 4. *Pruning + quantization*: section 7's two tables (bytes per format; file and accuracy).
+# 4. *Pruning + quantization*: section 7's table (bytes per format, file, accuracy).
 # 5. *Compression ratios and speedups*: the file column of section 7; section 8's
-#    tables and `structured_speedup.png`.
+#    tables and `structured_speedup.png`. And the page's three questions:
 #
-# The page's three questions:
-#
-# - *Lottery tickets* (why can pruned networks retrain to full accuracy?): answered by
-#   the experiments in section 9.
+# - *Lottery tickets* (why do pruned networks retrain so well?): the experiments in section 9.
 # - *Structured vs unstructured*: section 8's first table (same weights removed, same
-#   accuracy; 2.10x faster against 1.00x) and its second (speedup against FLOP ratio).
-#   When sparse kernels beat a dense matmul is measured in Module 18 (Acceleration).
+#   accuracy; 2.10x faster against 1.00x) and its second (speedup against FLOP ratio);
+#   when sparse kernels beat a dense matmul, Module 18 (Acceleration) measures.
 # - *Distillation vs pruning*: answered by the experiments in section 9.
 
 # %%

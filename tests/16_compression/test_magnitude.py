@@ -97,7 +97,6 @@ def test_layerwise_dict(cnn):
     assert rows["9"].zeros == round(0.25 * rows["9"].params)
 
 
-@pytest.mark.task("16.3")
 @pytest.mark.parametrize("bad, error, words", [
     (1.0, ValueError, r"sparsity must be in \[0, 1\), got 1.0"),
     (-0.1, ValueError, r"sparsity must be in \[0, 1\), got -0.1"),

@@ -1,5 +1,5 @@
-"""Tasks 16.15-16.18: CSR storage, the NumPy and scipy CSR products, SparseLinear and to_sparse;
-then the timing tools (time_interleaved, compare_layer_times)."""
+"""Given code (sparse_given.py, no tasks; its subject is Module 18): CSR storage, the NumPy and scipy
+CSR products, SparseLinear and to_sparse; then the timing tools (time_interleaved, compare_layer_times)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings

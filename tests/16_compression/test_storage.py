@@ -1,4 +1,4 @@
-"""Tasks 16.10-16.12: honest sizes, the sparse INT8 file, pruning + quantization."""
+"""Tasks 16.9-16.10: honest sizes, the sparse INT8 file, pruning + quantization."""
 import os
 
 import numpy as np
@@ -168,7 +168,6 @@ def test_unknown_layer_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.task("16.10")
 def test_prune_and_quantize_errors(mlp):
     with pytest.raises(TypeError, match="got str"):
         prune_and_quantize("model", 0.5)

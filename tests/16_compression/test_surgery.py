@@ -1,4 +1,4 @@
-"""Tasks 16.13-16.14: removing pruned units gives a smaller model with the masked model's outputs."""
+"""Tasks 16.11-16.12: removing pruned units gives a smaller model with the masked model's outputs."""
 import numpy as np
 import pytest
 from hypothesis import given, settings

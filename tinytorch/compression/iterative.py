@@ -3,17 +3,21 @@
 # %% auto #0
 __all__ = ['sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #d63d5852
+# %% ../../modules/16_compression/compression_dev.py #3c6efc64
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import prune, structured  # modules: this lesson's own names stay its own
 from .checks import _check_callable, _check_fraction, _check_model, _check_optimizer, _check_schedule
 from .finetune import _check_training, fine_tune
-from .prune import Masks, magnitude_prune, measure_sparsity
-from .structured import structured_prune
+from .prune import measure_sparsity
 from ..core.layers import Module
 from ..core.training import progress_bar
+
+if TYPE_CHECKING:
+    from tinytorch.compression.prune import Masks
 
 # %% ../../modules/16_compression/compression_dev.py #6baa1335
 def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0, kind: str = "cubic") -> float:
@@ -30,7 +34,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #e30a4794
+# %% ../../modules/16_compression/compression_dev.py #fe298d35
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -52,10 +56,10 @@ class IterativePruner:
         self.steps, self.schedule, self.method, self.rewind = int(steps), schedule, method, bool(rewind)
         self.masks: Masks | None = None
 
-    def _prune(self, model: Module, fraction: float) -> Masks:
+    def _prune(self, model: Module, fraction: float) -> prune.Masks:
         if self.method == "structured":
-            return structured_prune(model, fraction)
-        return magnitude_prune(model, fraction)
+            return structured.structured_prune(model, fraction)
+        return prune.magnitude_prune(model, fraction)
 
     def run(self, model: Module, optimizer, loss_fn, loader, epochs_per_step: int = 1,
             evaluate: Callable[[Module], float] | None = None) -> list[dict]:

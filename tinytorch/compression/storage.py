@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['compressed_size', 'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #ce1ba43f
+# %% ../../modules/16_compression/compression_dev.py #38efda49
 import copy
 
 import numpy as np
@@ -11,15 +11,15 @@ import numpy as np
 from .checks import _check_model as _check
 from .checks import _check_fraction
 from .container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
-from .formats import LayerSize, SizeReport, format_bytes
+from . import formats, prune  # modules: this lesson's own names stay its own
 from .layerstats import _compact, _weight_stats
-from .prune import magnitude_prune
+from .sizes import LayerSize, SizeReport
 from .structured import drop_dead_units
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d
 from ..quantization import quantize_model
 
-# %% ../../modules/16_compression/compression_dev.py #97902b1d
+# %% ../../modules/16_compression/compression_dev.py #e5e0eac4
 def compressed_size(model: Module) -> SizeReport:
     """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.10
 
@@ -32,7 +32,7 @@ def compressed_size(model: Module) -> SizeReport:
     for name, m in model.named_modules():
         if isinstance(m, (*_FLOAT_LAYERS, *_QUANT_LAYERS)):
             n, nnz, rows, cols, channels, bias, escapes = _weight_stats(m)
-            layers.append(LayerSize(name, n, nnz, bias, format_bytes(n, nnz, rows, cols, channels, escapes)))
+            layers.append(LayerSize(name, n, nnz, bias, formats.format_bytes(n, nnz, rows, cols, channels, escapes)))
         elif isinstance(m, BatchNorm2d):
             other += sum(getattr(m, k).data.nbytes for k in ("weight", "bias", "running_mean", "running_var"))
     if not layers:
@@ -67,7 +67,7 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     ### BEGIN SOLUTION
     work = copy.deepcopy(model)
     if sparsity is not None:
-        magnitude_prune(work, sparsity, scope=scope)
+        prune.magnitude_prune(work, sparsity, scope=scope)
     if drop_dead:
         drop_dead_units(work)
     quantized = quantize_model(work, calibration_data)

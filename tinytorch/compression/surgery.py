@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['plan_cut', 'remove_pruned_units']
 
-# %% ../../modules/16_compression/compression_dev.py #469191f2
+# %% ../../modules/16_compression/compression_dev.py #6cd93d0e
 from collections.abc import Mapping
 
 import numpy as np
@@ -11,11 +11,11 @@ import numpy as np
 from .checks import _param, prunable_layers
 from .cutplan import (_ZERO_BECOMES_NONZERO, Cut, _keep_channels, _keep_inputs, _keep_outputs,
                                            consumer_block, masked_copy, sequential_layers)
-from .prune import Masks
+from . import prune  # the module: this lesson's own names stay its own
 from ..core.layers import Linear, Module, Sequential
 from ..core.spatial import BatchNorm2d, Conv2d
 
-# %% ../../modules/16_compression/compression_dev.py #c3730b2a
+# %% ../../modules/16_compression/compression_dev.py #bdedbd77
 def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Mapping) -> Cut:
     """Which output units of `layers[start]` (a Linear/Conv2d) can go before `layers[stop]`, the next one. Task 16.11
 
@@ -45,7 +45,7 @@ def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Map
     return Cut(keep, channels, consumer_block(layers, start, stop, keep))
 
 
-def remove_pruned_units(model: Module, masks: Masks | Mapping[str, np.ndarray]) -> Sequential:
+def remove_pruned_units(model: Module, masks: prune.Masks | Mapping[str, np.ndarray]) -> Sequential:
     """A physically smaller copy of `model` without the units that `masks` pruned away. Task 16.12
 
     Removing output unit j of a Linear/Conv2d also removes input j of the next one
