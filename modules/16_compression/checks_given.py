@@ -118,6 +118,13 @@ def prunable_layers(model: Module) -> list[tuple[str, Module]]:
     return layers
 
 
+def _prunable_params(model: Module, structured: bool) -> dict:
+    """What pruning may mask, by parameter name: every parameter (structured), else the prunable weights."""
+    if structured:
+        return dict(model.named_parameters())
+    return {_param(name, "weight"): layer.weight for name, layer in prunable_layers(model)}
+
+
 def _check_finite(layers: list[tuple[str, Module]]) -> None:
     """Magnitude ranks |w|: a NaN has no rank and an inf always survives, so refuse both."""
     for name, layer in layers:

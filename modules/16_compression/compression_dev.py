@@ -642,7 +642,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinytorch.compression import prune, structured  # modules: this lesson's own names stay its own
-from tinytorch.compression.checks import _check_callable, _check_fraction, _check_model, _check_optimizer, _check_schedule
+from tinytorch.compression.checks import _check_callable, _check_fraction, _check_model, _check_schedule, _prunable_params
 from tinytorch.compression.finetune import _check_training, fine_tune
 from tinytorch.compression.prune import measure_sparsity
 from tinytorch.core.layers import Module
@@ -713,9 +713,7 @@ class IterativePruner:
         if isinstance(epochs_per_step, bool) or not isinstance(epochs_per_step, int) or epochs_per_step < 0:
             raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
         # Everything is checked before the first weight changes.
-        weights = {n: p for n, p in model.named_parameters() if self.method == "structured" or n.endswith("weight")}
-        _check_training(model, optimizer, loss_fn, loader)
-        _check_optimizer(optimizer, weights)
+        _check_training(model, optimizer, loss_fn, loader, params=_prunable_params(model, self.method == "structured"))
         _check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)
         ### BEGIN SOLUTION
         start = model.state_dict() if self.rewind else None
@@ -797,7 +795,7 @@ def analysis_one_shot_vs_iterative(sparsities=(0.5, 0.8, 0.9, 0.95, 0.98, 0.99))
         runs = [_one_shot_and_iterative(s, target, steps, per_step, final) for s in seeds]
         rows.append((target, *np.mean([r[:3] for r in runs], axis=0)))
         pruned[target] = runs[0][3]
-    print(f"dense accuracy {dense:.4f} (mean of {len(seeds)} seeds); {steps * per_step + final} fine-tuning "
+    print(f"dense accuracy {dense:.4f} (mean over seeds {seeds}); {steps * per_step + final} fine-tuning "
           "epochs for both methods")
     print(f"{'sparsity':>9}{'no tuning':>11}{'one-shot + tune':>17}{'iterative':>11}{'difference':>12}")
     for target, raw, one, it in rows:

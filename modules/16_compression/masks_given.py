@@ -100,9 +100,12 @@ from tinytorch.core.layers import Module
 from tinytorch.core.training import fit
 
 
-def _check_training(model: Module, optimizer, loss_fn, loader, masks=None) -> None:
+def _check_training(model: Module, optimizer, loss_fn, loader, masks=None, params: dict | None = None) -> None:
+    """The arguments of a training loop: the optimizer must update `params` (default: the masked ones)."""
     _check_model(model)
-    _check_optimizer(optimizer, {n: p for n, p in model.named_parameters() if masks is not None and n in masks})
+    if params is None:
+        params = {n: p for n, p in model.named_parameters() if masks is not None and n in masks}
+    _check_optimizer(optimizer, params)
     _check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
     if not hasattr(loader, "__iter__"):
         raise TypeError(f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}")

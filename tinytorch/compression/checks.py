@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['prunable_layers']
 
-# %% ../../modules/16_compression/checks_given.py #2015e799
+# %% ../../modules/16_compression/checks_given.py #7b8f4842
 from collections.abc import Mapping
 
 import numpy as np
@@ -91,6 +91,13 @@ def prunable_layers(model: Module) -> list[tuple[str, Module]]:
         kinds = sorted({type(m).__name__ for _, m in model.named_modules()})
         raise ValueError(f"model has no Linear or Conv2d layer to prune (it has: {', '.join(kinds)})")
     return layers
+
+
+def _prunable_params(model: Module, structured: bool) -> dict:
+    """What pruning may mask, by parameter name: every parameter (structured), else the prunable weights."""
+    if structured:
+        return dict(model.named_parameters())
+    return {_param(name, "weight"): layer.weight for name, layer in prunable_layers(model)}
 
 
 def _check_finite(layers: list[tuple[str, Module]]) -> None:

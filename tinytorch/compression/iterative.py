@@ -3,14 +3,14 @@
 # %% auto #0
 __all__ = ['sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #3c6efc64
+# %% ../../modules/16_compression/compression_dev.py #75cf7a21
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import prune, structured  # modules: this lesson's own names stay its own
-from .checks import _check_callable, _check_fraction, _check_model, _check_optimizer, _check_schedule
+from .checks import _check_callable, _check_fraction, _check_model, _check_schedule, _prunable_params
 from .finetune import _check_training, fine_tune
 from .prune import measure_sparsity
 from ..core.layers import Module
@@ -34,7 +34,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #fe298d35
+# %% ../../modules/16_compression/compression_dev.py #b3ec7f33
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -68,9 +68,7 @@ class IterativePruner:
         if isinstance(epochs_per_step, bool) or not isinstance(epochs_per_step, int) or epochs_per_step < 0:
             raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
         # Everything is checked before the first weight changes.
-        weights = {n: p for n, p in model.named_parameters() if self.method == "structured" or n.endswith("weight")}
-        _check_training(model, optimizer, loss_fn, loader)
-        _check_optimizer(optimizer, weights)
+        _check_training(model, optimizer, loss_fn, loader, params=_prunable_params(model, self.method == "structured"))
         _check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)
         ### BEGIN SOLUTION
         start = model.state_dict() if self.rewind else None
