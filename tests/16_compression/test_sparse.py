@@ -306,7 +306,9 @@ def test_compare_layer_times_finds_the_slow_layer():
     slow, quick = compare_layer_times(before, after, x, repeats=3, clock="wall")
     assert (slow.name, quick.name, slow.kind) == ("0.0", "1", "Spin")
     assert slow.before_seconds >= 0.004 and slow.after_seconds >= 0.001
-    assert 2.5 < slow.speedup < 6  # 4 ms against 1 ms, whatever else the machine is doing
+    # NOTE: 4 ms against 1 ms; on a loaded machine the longer spin is descheduled more
+    # often (a load of 9 on 2 cores measured 8-9x), so the bound above is loose.
+    assert 2.5 < slow.speedup < 20
     assert quick.before_seconds < 0.001 and quick.after_seconds < 0.001
     assert slow.speedup == slow.before_seconds / slow.after_seconds
     assert LayerTime("a", "Linear", 2.0, 1.0, 8, 0).flop_ratio is None
