@@ -1254,8 +1254,8 @@ if __name__ == "__main__":
 # **Reading the results.** In a full run, structured pruning at ratio 0.5 removed 62% of
 # the weights and ran the batch 2.10x faster (142 against 298 us) at 96.7% accuracy.
 # Unstructured pruning of the same 62% reached the same accuracy after the same
-# fine-tuning, and ran at dense speed (1.00x): a dense matmul multiplies its zeros
-# too. Unstructured pruning can go much further (95% ends within 2 points of dense in
+# fine-tuning, and ran at dense speed (1.00x; timings move by about 10% from run to
+# run): a dense matmul multiplies its zeros too. Unstructured pruning can go much further (95% ends within 2 points of dense in
 # section 6), but only structured pruning turns into speed. The second table: on the
 # wide MLP the speedup follows the FLOP ratio (3.0x for 3.3x at 0.5, 29x for 35x at
 # 0.9), because its large matmuls are bound by arithmetic. The digits CNN falls far
