@@ -3,8 +3,10 @@
 The code is generated from the lesson, `modules/16_compression/compression_dev.py`, into
 `prune.py`, `structured.py`, `iterative.py`, `formats.py`, `storage.py` and `surgery.py`,
 and from its given code (`*_given.py` beside the lesson) into `checks.py`, `select.py`,
-`maskbase.py`, `sizes.py`, `layerstats.py`, `cutplan.py`, `deadunits.py`, `encodings.py`,
-`container.py` and `sparse.py`; this file only re-exports the public names.
+`reports.py`, `maskbase.py`, `finetune.py`, `sizes.py`, `layerstats.py`, `cutplan.py`,
+`deadunits.py`, `encodings.py`, `container.py`, `lab.py` (the lesson's experiments) and
+`sparse.py` (CSR layers and layer timing, until Module 18 takes them over); this file
+only re-exports the public names.
 """
 from tinytorch.compression.select import kth_smallest_magnitude
 from tinytorch.compression.prune import (
