@@ -45,7 +45,7 @@ def pruned90(setup):
     return prune_iteratively(setup, 0.9)
 
 
-@pytest.mark.task("16.9")
+@pytest.mark.task("16.8")
 def test_iterative_90_loses_at_most_one_point(setup, pruned90):
     model, history = pruned90
     assert setup[3] >= 0.94  # the baseline is a real model
@@ -57,7 +57,7 @@ def test_iterative_90_loses_at_most_one_point(setup, pruned90):
     assert accuracy >= setup[3] - 0.01, f"dense {setup[3]:.4f}, 90% sparse {accuracy:.4f}"
 
 
-@pytest.mark.task("16.9")
+@pytest.mark.task("16.8")
 def test_iterative_95_loses_at_most_two_points(setup):
     model, _ = prune_iteratively(setup, 0.95)
     assert abs(measure_sparsity(model) - 0.95) <= 1 / 17024
@@ -65,7 +65,7 @@ def test_iterative_95_loses_at_most_two_points(setup):
     assert accuracy >= setup[3] - 0.02, f"dense {setup[3]:.4f}, 95% sparse {accuracy:.4f}"
 
 
-@pytest.mark.task("16.12")
+@pytest.mark.task("16.10")
 def test_90_percent_int8_file_is_20x_smaller_and_accurate(setup, pruned90, tmp_path):
     model, _ = pruned90
     dense_weight_bytes = sum(layer.weight.data.nbytes for layer in (model[0], model[2], model[4]))
@@ -78,7 +78,7 @@ def test_90_percent_int8_file_is_20x_smaller_and_accurate(setup, pruned90, tmp_p
     assert accuracy >= setup[3] - 0.015, f"dense {setup[3]:.4f}, 90% + INT8 from disk {accuracy:.4f}"
 
 
-@pytest.mark.task("16.9")
+@pytest.mark.task("16.8")
 @pytest.mark.parametrize("rewind", [True, False])
 def test_rewind_resets_survivors_before_each_fine_tune(setup, monkeypatch, rewind):
     import tinytorch.compression.iterative as iterative

@@ -1,4 +1,4 @@
-"""Tasks 16.2-16.3: magnitude pruning, exact counts, against torch.nn.utils.prune."""
+"""Tasks 16.2-16.3 (and the given sampled selection): magnitude pruning, exact counts, against torch.nn.utils.prune."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -28,7 +28,6 @@ def test_smallest_k_matches_a_stable_sort(sizes, frac, seed):
     np.testing.assert_array_equal(kept, expected)
 
 
-@pytest.mark.task("16.2")
 @given(n=st.integers(1, 3000), frac=st.floats(0, 1), seed=st.integers(0, 99), ties=st.booleans(),
        sample=st.sampled_from([4, 16, 64, 65536]))
 def test_kth_smallest_equals_partition_on_both_paths(n, frac, seed, ties, sample):
@@ -98,7 +97,6 @@ def test_layerwise_dict(cnn):
     assert rows["9"].zeros == round(0.25 * rows["9"].params)
 
 
-@pytest.mark.task("16.3")
 @pytest.mark.parametrize("bad, error, words", [
     (1.0, ValueError, r"sparsity must be in \[0, 1\), got 1.0"),
     (-0.1, ValueError, r"sparsity must be in \[0, 1\), got -0.1"),

@@ -1,4 +1,4 @@
-"""Tasks 16.4-16.5: masks, and the optimizer hook that keeps pruned weights at zero."""
+"""Task 16.4: masks, and the optimizer hook that keeps pruned weights at zero."""
 import numpy as np
 import pytest
 
@@ -26,7 +26,7 @@ def train_steps(model, opt, steps, rng):
         opt.step()
 
 
-@pytest.mark.task("16.5")
+@pytest.mark.task("16.4")
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_pruned_weights_stay_exactly_zero_for_500_steps(name, rng):
     model = make_mlp()
@@ -48,7 +48,7 @@ def test_pruned_weights_stay_exactly_zero_for_500_steps(name, rng):
     assert any(np.any(params[p].data[~k] != 0) for p, k in masks.items())
 
 
-@pytest.mark.task("16.5")
+@pytest.mark.task("16.4")
 def test_without_the_hook_pruned_weights_come_back(rng):
     model = make_mlp()
     masks = magnitude_prune(model, 0.7)
@@ -58,7 +58,7 @@ def test_without_the_hook_pruned_weights_come_back(rng):
     assert any(np.any(params[p].data[~k] != 0) for p, k in masks.items())
 
 
-@pytest.mark.task("16.5")
+@pytest.mark.task("16.4")
 def test_structured_masks_hold_biases_and_batchnorm(rng):
     model = make_cnn()
     masks = structured_prune(model, 0.5)
@@ -74,7 +74,7 @@ def test_structured_masks_hold_biases_and_batchnorm(rng):
         assert np.all(params[pname].data[~keep] == 0.0), pname
 
 
-@pytest.mark.task("16.5")
+@pytest.mark.task("16.4")
 def test_masks_of_another_model_are_refused():
     a, b = make_mlp(seed=1), make_mlp(seed=2)
     masks = magnitude_prune(a, 0.5)

@@ -1,4 +1,4 @@
-"""Tasks 16.6 and 16.8: sensitivity scans and the sparsity schedule."""
+"""Tasks 16.5 and 16.7: sensitivity scans and the sparsity schedule."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from tinytorch.compression import magnitude_prune, measure_sparsity, sensitivity_scan, sparsity_report, sparsity_schedule
 
 
-@pytest.mark.task("16.8")
+@pytest.mark.task("16.7")
 @given(steps=st.integers(1, 50), final=st.floats(0, 0.99), initial=st.floats(0, 0.99))
 def test_schedule_matches_zhu_gupta(steps, final, initial):
     for t in range(steps + 1):
@@ -32,7 +32,7 @@ def test_schedule_errors(args, words):
         sparsity_schedule(1, 2, 0.5, kind="exp")
 
 
-@pytest.mark.task("16.6")
+@pytest.mark.task("16.5")
 def test_scan_prunes_one_layer_at_a_time_and_restores(cnn):
     before = {n: p.data.copy() for n, p in cnn.named_parameters()}
     seen = []
@@ -54,7 +54,7 @@ def test_scan_prunes_one_layer_at_a_time_and_restores(cnn):
         np.testing.assert_array_equal(p.data, before[n])
 
 
-@pytest.mark.task("16.6")
+@pytest.mark.task("16.5")
 def test_scan_restores_even_when_evaluate_fails(cnn):
     before = {n: p.data.copy() for n, p in cnn.named_parameters()}
     calls = []
@@ -71,7 +71,7 @@ def test_scan_restores_even_when_evaluate_fails(cnn):
         np.testing.assert_array_equal(p.data, before[n])
 
 
-@pytest.mark.task("16.6")
+@pytest.mark.task("16.5")
 def test_choose_allocates_within_the_drop(mlp):
     def evaluate(model):  # pretend layer "0" is fragile: its sparsity costs accuracy
         return 1.0 - np.mean(model[0].weight.data == 0)

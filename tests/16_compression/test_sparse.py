@@ -1,5 +1,5 @@
-"""Tasks 16.15-16.18: CSR storage, the NumPy and scipy CSR products, SparseLinear and to_sparse;
-then the timing tools (time_interleaved, compare_layer_times)."""
+"""Given code (sparse_given.py, no tasks; its subject is Module 18): CSR storage, the NumPy and scipy
+CSR products, SparseLinear and to_sparse; then the timing tools (time_interleaved, compare_layer_times)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -42,7 +42,6 @@ def dense_product(w, x):
 
 # ---- Task 16.15: CSR ----------------------------------------------------------------
 
-@pytest.mark.task("16.15")
 @settings(max_examples=30)
 @given(rows=st.integers(1, 9), cols=st.integers(1, 9), sparsity=st.sampled_from([0.0, 0.5, 0.9, 1.0]),
        seed=st.integers(0, 1000))
@@ -57,7 +56,6 @@ def test_to_csr_layout(rows, cols, sparsity, seed):
     assert values.dtype == w.dtype
 
 
-@pytest.mark.task("16.15")
 def test_to_csr_equals_scipy():
     sp = pytest.importorskip("scipy.sparse")
     w = sparse_weight(np.random.default_rng(1), (30, 17), 0.8)
@@ -73,7 +71,6 @@ def test_to_csr_equals_scipy():
 
 # ---- Task 16.16: the NumPy CSR product ------------------------------------------------
 
-@pytest.mark.task("16.16")
 @settings(max_examples=30)
 @given(rows=st.integers(1, 12), cols=st.integers(1, 12), batch=st.integers(1, 5),
        sparsity=st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]), seed=st.integers(0, 1000))
@@ -87,7 +84,6 @@ def test_csr_matmul_equals_dense(rows, cols, batch, sparsity, seed):
     np.testing.assert_allclose(got, dense_product(w, x), atol=ATOL, rtol=1e-5)
 
 
-@pytest.mark.task("16.16")
 def test_csr_matmul_in_chunks(monkeypatch):
     monkeypatch.setattr(sparse_module, "_CHUNK_ELEMENTS", 50)  # forces one batch row per chunk
     rng = np.random.default_rng(2)
@@ -98,7 +94,6 @@ def test_csr_matmul_in_chunks(monkeypatch):
 
 # ---- Task 16.17: SparseLinear ---------------------------------------------------------
 
-@pytest.mark.task("16.17")
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bias", [True, False])
 def test_sparse_linear_equals_linear(backend, bias):
@@ -119,7 +114,6 @@ def test_sparse_linear_equals_linear(backend, bias):
     assert layer.nbytes == layer.nnz * 12 + 25 * 8 + (24 * 4 if bias else 0)
 
 
-@pytest.mark.task("16.17")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gradient_reaches_the_input_only(backend):
     manual_seed(1)
@@ -140,7 +134,6 @@ def test_gradient_reaches_the_input_only(backend):
         np.testing.assert_allclose(layer(x_sparse).data, linear(x_dense).data, atol=ATOL)
 
 
-@pytest.mark.task("16.17")
 def test_sparse_linear_equals_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
@@ -152,7 +145,6 @@ def test_sparse_linear_equals_torch():
         np.testing.assert_allclose(SparseLinear(w, b, backend)(Tensor(x)).data, expected, atol=ATOL)
 
 
-@pytest.mark.task("16.17")
 def test_sparse_linear_bad_inputs():
     layer = SparseLinear(np.eye(3, dtype=np.float32))
     with pytest.raises(ValueError, match=r"needs input of shape \(\.\.\., 3\), got \(2, 4\)"):
@@ -180,7 +172,6 @@ def choices_for(model, faster):
     return plan
 
 
-@pytest.mark.task("16.18")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_to_sparse_swaps_exactly_where_faster(backend):
     model = make_mlp((16, 32, 24, 5), seed=4)
@@ -199,7 +190,6 @@ def test_to_sparse_swaps_exactly_where_faster(backend):
     assert type(model[0]) is Linear  # the input model keeps its dense layers
 
 
-@pytest.mark.task("16.18")
 def test_to_sparse_measures_a_clear_case():
     """97% sparse 1024x1024 at batch 1: CSR does 1/30 of the work and must win on any machine."""
     manual_seed(5)
@@ -213,7 +203,6 @@ def test_to_sparse_measures_a_clear_case():
     assert isinstance(new[0], SparseLinear) and isinstance(new[2], Linear)
 
 
-@pytest.mark.task("16.18")
 def test_to_sparse_nested_and_bare_linear():
     class Wrapper(Module):
         def __init__(self):
@@ -232,7 +221,6 @@ def test_to_sparse_nested_and_bare_linear():
     assert isinstance(to_sparse(linear, plan=choices_for(linear, {"": True})), SparseLinear)
 
 
-@pytest.mark.task("16.18")
 def test_to_sparse_and_plan_bad_inputs():
     model = make_mlp()
     with pytest.raises(ValueError, match=r"does not have: '0' \(20, 8\), '2' \(12, 20\) \(it has '0' \(16, 8\)"):
@@ -318,7 +306,9 @@ def test_compare_layer_times_finds_the_slow_layer():
     slow, quick = compare_layer_times(before, after, x, repeats=3, clock="wall")
     assert (slow.name, quick.name, slow.kind) == ("0.0", "1", "Spin")
     assert slow.before_seconds >= 0.004 and slow.after_seconds >= 0.001
-    assert 2.5 < slow.speedup < 6  # 4 ms against 1 ms, whatever else the machine is doing
+    # NOTE: 4 ms against 1 ms; on a loaded machine the longer spin is descheduled more
+    # often (a load of 9 on 2 cores measured 8-9x), so the bound above is loose.
+    assert 2.5 < slow.speedup < 20
     assert quick.before_seconds < 0.001 and quick.after_seconds < 0.001
     assert slow.speedup == slow.before_seconds / slow.after_seconds
     assert LayerTime("a", "Linear", 2.0, 1.0, 8, 0).flop_ratio is None

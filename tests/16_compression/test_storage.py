@@ -1,4 +1,4 @@
-"""Tasks 16.10-16.12: honest sizes, the sparse INT8 file, pruning + quantization."""
+"""Tasks 16.9-16.10: honest sizes, the sparse INT8 file, pruning + quantization."""
 import os
 
 import numpy as np
@@ -20,7 +20,7 @@ def quantized_layers(model):
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (QuantizedLinear, QuantizedConv2d))]
 
 
-@pytest.mark.task("16.10")
+@pytest.mark.task("16.9")
 @given(rows=st.integers(1, 40), cols=st.integers(1, 300), density=st.floats(0, 1), seed=st.integers(0, 9))
 def test_format_formulas_equal_real_array_bytes(rows, cols, density, seed):
     rng = np.random.default_rng(seed)
@@ -66,7 +66,7 @@ def _same_quantized(a, b):
         np.testing.assert_array_equal(np.asarray(x.bias), np.asarray(y.bias))
 
 
-@pytest.mark.task("16.11")
+@pytest.mark.task("16.10")
 @settings(max_examples=15)
 @given(sparsity=st.sampled_from([0.0, 0.5, 0.9, 0.99]), seed=st.integers(0, 5), kind=st.sampled_from(["mlp", "cnn"]))
 def test_save_then_load_is_bit_exact(tmp_path_factory, sparsity, seed, kind):
@@ -83,7 +83,7 @@ def test_save_then_load_is_bit_exact(tmp_path_factory, sparsity, seed, kind):
     np.testing.assert_array_equal(compressed(x).data, loaded(x).data)
 
 
-@pytest.mark.task("16.12")
+@pytest.mark.task("16.10")
 def test_prune_and_quantize_keeps_input_and_zeros(cnn):
     before = {n: p.data.copy() for n, p in cnn.named_parameters()}
     compressed = prune_and_quantize(cnn, 0.8)
@@ -100,7 +100,7 @@ def test_prune_and_quantize_keeps_input_and_zeros(cnn):
     assert zeros == round(0.8 * sum(l.params for l in report.layers))
 
 
-@pytest.mark.task("16.11")
+@pytest.mark.task("16.10")
 def test_report_counts_bytes_per_layer(mlp):
     compressed = prune_and_quantize(mlp, 0.5)
     report = compressed_size(compressed)
@@ -123,7 +123,7 @@ def _saved(tmp_path):
     return path
 
 
-@pytest.mark.task("16.11")
+@pytest.mark.task("16.10")
 def test_truncated_file_is_refused(tmp_path):
     path = _saved(tmp_path)
     blob = path.read_bytes()
@@ -133,7 +133,7 @@ def test_truncated_file_is_refused(tmp_path):
             load_compressed(path)
 
 
-@pytest.mark.task("16.11")
+@pytest.mark.task("16.10")
 def test_tampered_file_is_refused(tmp_path):
     path = _saved(tmp_path)
     blob = bytearray(path.read_bytes())
@@ -155,7 +155,7 @@ def test_foreign_files_are_refused_without_unpickling(tmp_path):
             load_compressed(path)
 
 
-@pytest.mark.task("16.11")
+@pytest.mark.task("16.10")
 def test_unknown_layer_writes_nothing(tmp_path):
     class Odd(Module):
         def forward(self, x):
@@ -168,7 +168,6 @@ def test_unknown_layer_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.task("16.12")
 def test_prune_and_quantize_errors(mlp):
     with pytest.raises(TypeError, match="got str"):
         prune_and_quantize("model", 0.5)

@@ -1,4 +1,4 @@
-"""Task 16.7: structured pruning of whole units, against torch's ln_structured."""
+"""Task 16.6: structured pruning of whole units, against torch's ln_structured."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -14,7 +14,7 @@ def alive_units(weight):
     return int(np.count_nonzero(np.abs(weight.reshape(weight.shape[0], -1)).sum(axis=1)))
 
 
-@pytest.mark.task("16.7")
+@pytest.mark.task("16.6")
 @given(ratio=st.floats(0, 0.99), seed=st.integers(0, 30), norm=st.sampled_from([1, 2]))
 def test_counts_norm_order_and_class_layer(ratio, seed, norm):
     model = make_cnn(seed=seed, channels=(5, 7))
@@ -30,7 +30,7 @@ def test_counts_norm_order_and_class_layer(ratio, seed, norm):
     np.testing.assert_array_equal(layers[-1][1].weight.data, before[-1])  # the classes stay
 
 
-@pytest.mark.task("16.7")
+@pytest.mark.task("16.6")
 def test_pruned_channels_output_exact_zero_through_batchnorm():
     model = make_cnn(seed=1)
     x = Tensor(np.random.default_rng(0).standard_normal((3, 1, 8, 8)))
@@ -62,7 +62,7 @@ def test_bad_ratio(mlp, ratio, error, words):
         structured_prune(mlp, 0.5, norm=3)
 
 
-@pytest.mark.task("16.7")
+@pytest.mark.task("16.6")
 @pytest.mark.parametrize("n", [1, 2])
 @pytest.mark.parametrize("ratio", [0.25, 0.5, 0.75])
 def test_masks_equal_torch_ln_structured(n, ratio):

@@ -1,4 +1,4 @@
-"""Tasks 16.13-16.14: removing pruned units gives a smaller model with the masked model's outputs."""
+"""Tasks 16.11-16.12: removing pruned units gives a smaller model with the masked model's outputs."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -61,7 +61,7 @@ def random_images(n, seed=0):
 
 # ---- Task 16.13: which units can go ------------------------------------------------
 
-@pytest.mark.task("16.13")
+@pytest.mark.task("16.11")
 def test_plan_cut_keeps_units_whose_output_is_not_zero():
     model = make_mlp((5, 6, 3))
     w = model[0].weight.data
@@ -76,7 +76,7 @@ def test_plan_cut_keeps_units_whose_output_is_not_zero():
     assert cut.block == 1 and cut.channels == []
 
 
-@pytest.mark.task("16.13")
+@pytest.mark.task("16.11")
 def test_plan_cut_needs_zero_batchnorm_scale_and_shift():
     model = make_cnn(channels=(4, 6))
     masks = structured_prune(model, 0.5)
@@ -92,7 +92,7 @@ def test_plan_cut_needs_zero_batchnorm_scale_and_shift():
     assert flat.block == 4  # one channel of the 2x2 map = 4 features of the Linear
 
 
-@pytest.mark.task("16.13")
+@pytest.mark.task("16.11")
 def test_plan_cut_sigmoid_keeps_everything_and_at_least_one_unit_stays():
     manual_seed(0)
     model = Sequential(Linear(4, 6), Sigmoid(), Linear(6, 2))
@@ -106,7 +106,7 @@ def test_plan_cut_sigmoid_keeps_everything_and_at_least_one_unit_stays():
     assert keep.sum() == 1
 
 
-@pytest.mark.task("16.13")
+@pytest.mark.task("16.11")
 @pytest.mark.parametrize("between, words", [
     (Softmax(), "'1'.*Softmax"),
     (Double(), "'1' is a Double, which it does not know"),
@@ -121,7 +121,7 @@ def test_plan_cut_refuses_layers_it_cannot_follow(between, words):
         remove_pruned_units(model, masks)
 
 
-@pytest.mark.task("16.13")
+@pytest.mark.task("16.11")
 def test_unknown_layer_is_fine_when_nothing_is_removed():
     manual_seed(0)
     model = Sequential(Linear(4, 6), Double(), Linear(6, 2))
@@ -131,7 +131,7 @@ def test_unknown_layer_is_fine_when_nothing_is_removed():
     np.testing.assert_array_equal(smaller(x).data, model(x).data)
 
 
-@pytest.mark.task("16.13")
+@pytest.mark.task("16.11")
 def test_consumer_must_take_the_units_as_inputs():
     manual_seed(0)
     model = Sequential(Conv2d(1, 4, 3, padding=1), ReLU(), Linear(8, 3))  # a Linear over the width axis
@@ -141,7 +141,7 @@ def test_consumer_must_take_the_units_as_inputs():
 
 # ---- Task 16.14: the smaller model --------------------------------------------------
 
-@pytest.mark.task("16.14")
+@pytest.mark.task("16.12")
 @settings(max_examples=25)
 @given(sizes=st.lists(st.integers(1, 12), min_size=3, max_size=5), ratio=st.floats(0, 0.95),
        seed=st.integers(0, 1000), norm=st.sampled_from([1, 2]))
@@ -159,7 +159,7 @@ def test_mlp_same_outputs_and_expected_shapes(sizes, ratio, seed, norm):
         np.testing.assert_array_equal(value, before[name], err_msg=f"{name} of the input model changed")
 
 
-@pytest.mark.task("16.14")
+@pytest.mark.task("16.12")
 @settings(max_examples=20)
 @given(c1=st.integers(1, 7), c2=st.integers(1, 7), ratio=st.floats(0, 0.9), seed=st.integers(0, 1000))
 def test_cnn_with_batchnorm_pooling_flatten(c1, c2, ratio, seed):
@@ -175,7 +175,7 @@ def test_cnn_with_batchnorm_pooling_flatten(c1, c2, ratio, seed):
     assert_same_outputs(model, smaller, random_images(5, seed + 1))
 
 
-@pytest.mark.task("16.14")
+@pytest.mark.task("16.12")
 @settings(max_examples=15)
 @given(ratio=st.floats(0, 0.9), seed=st.integers(0, 1000))
 def test_nested_model_is_flattened_and_matches(ratio, seed):
@@ -191,7 +191,7 @@ def test_nested_model_is_flattened_and_matches(ratio, seed):
     assert_same_outputs(model, smaller, random_images(3, seed))
 
 
-@pytest.mark.task("16.14")
+@pytest.mark.task("16.12")
 def test_masks_need_not_be_applied_and_ratio_zero_copies():
     model = make_cnn(seed=3)
     before = snapshot(model)
@@ -206,7 +206,7 @@ def test_masks_need_not_be_applied_and_ratio_zero_copies():
         assert p is not q and np.array_equal(p.data, q.data), name
 
 
-@pytest.mark.task("16.14")
+@pytest.mark.task("16.12")
 @pytest.mark.parametrize("ratio", [0.0, 0.5])
 def test_the_copy_shares_no_memory_and_the_input_keeps_its_arrays_and_gradients(ratio):
     model = make_cnn(seed=4)
@@ -227,7 +227,7 @@ def test_the_copy_shares_no_memory_and_the_input_keeps_its_arrays_and_gradients(
     assert smaller.training
 
 
-@pytest.mark.task("16.14")
+@pytest.mark.task("16.12")
 def test_unstructured_masks_remove_only_dead_units_and_never_the_classes():
     model = make_mlp((6, 8, 5), seed=2)
     masks = magnitude_prune(model, 0.6)
@@ -237,7 +237,7 @@ def test_unstructured_masks_remove_only_dead_units_and_never_the_classes():
     assert smaller[2].weight.shape == (5, 8)  # the last layer's outputs are the classes
 
 
-@pytest.mark.task("16.14")
+@pytest.mark.task("16.12")
 def test_bad_inputs():
     model = make_mlp()
     other = make_mlp((8, 20, 12, 4))
@@ -268,7 +268,7 @@ def test_bad_inputs():
     assert shapes(remove_pruned_units(model, structured_prune(model, 0.5)))[0] == (8, 8)  # the same model works
 
 
-@pytest.mark.task("16.14")
+@pytest.mark.task("16.12")
 def test_fine_tune_removed_model_with_a_new_optimizer():
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((64, 8)))

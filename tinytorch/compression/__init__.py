@@ -1,10 +1,14 @@
 """Compression (Module 16): pruning, masks that survive fine-tuning, pruning + INT8, honest sizes.
 
 The code is generated from the lesson, `modules/16_compression/compression_dev.py`, into
-`prune.py`, `structured.py`, `iterative.py`, `formats.py`, `storage.py`, `surgery.py` and
-`sparse.py`, and from its given code, `storage_given.py`, into `encodings.py` and
-`container.py`; this file only re-exports the public names.
+`prune.py`, `structured.py`, `iterative.py`, `formats.py`, `storage.py` and `surgery.py`,
+and from its given code (`*_given.py` beside the lesson) into `checks.py`, `select.py`,
+`reports.py`, `maskbase.py`, `finetune.py`, `sizes.py`, `layerstats.py`, `cutplan.py`,
+`deadunits.py`, `encodings.py`, `container.py`, `lab.py` (the lesson's experiments) and
+`sparse.py` (CSR layers and layer timing, until Module 18 takes them over); this file
+only re-exports the public names.
 """
+from tinytorch.compression.select import kth_smallest_magnitude
 from tinytorch.compression.prune import (
     LayerSparsity,
     Masks,
@@ -17,7 +21,8 @@ from tinytorch.compression.prune import (
     smallest_k_masks,
     sparsity_report,
 )
-from tinytorch.compression.structured import drop_dead_units, structured_prune, unit_norms
+from tinytorch.compression.deadunits import drop_dead_units
+from tinytorch.compression.structured import structured_prune, unit_norms
 from tinytorch.compression.iterative import IterativePruner, fine_tune, sparsity_schedule
 from tinytorch.compression.sparse import (
     LayerTime,
@@ -31,8 +36,10 @@ from tinytorch.compression.sparse import (
     to_sparse,
 )
 from tinytorch.profiling import time_interleaved  # kept importable from here too
-from tinytorch.compression.surgery import plan_cut, remove_pruned_units, sequential_layers
-from tinytorch.compression.formats import LayerSize, SizeReport, format_bytes, gap_code, gap_positions
+from tinytorch.compression.cutplan import sequential_layers
+from tinytorch.compression.surgery import plan_cut, remove_pruned_units
+from tinytorch.compression.sizes import LayerSize, SizeReport, gap_code, gap_positions
+from tinytorch.compression.formats import format_bytes
 from tinytorch.compression.container import CompressedModel, load_compressed, save_compressed
 from tinytorch.compression.storage import compressed_size, prune_and_quantize
 
@@ -42,5 +49,5 @@ __all__ = [
     "magnitude_prune", "measure_sparsity", "prunable_layers", "prune_and_quantize", "save_compressed",
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
     "unit_norms", "LayerTime", "SparseChoice", "compare_layer_times", "SparseLinear", "crossover_sparsity", "csr_matmul", "plan_sparse",
-    "time_interleaved", "to_csr", "to_sparse", "plan_cut", "remove_pruned_units", "sequential_layers",
+    "kth_smallest_magnitude", "time_interleaved", "to_csr", "to_sparse", "plan_cut", "remove_pruned_units", "sequential_layers",
 ]

@@ -3,39 +3,25 @@
 # %% auto #0
 __all__ = ['compressed_size', 'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #1bca13e8
+# %% ../../modules/16_compression/compression_dev.py #38efda49
 import copy
-import os
-from pathlib import Path
 
 import numpy as np
 
-from .container import (_FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, load_compressed,
-                                            save_compressed, to_bytes)
-from .formats import LayerSize, SizeReport, format_bytes, gap_code
-from .prune import _check_model as _check
-from .prune import magnitude_prune
+from .checks import _check_model as _check
+from .checks import _check_fraction
+from .container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
+from . import formats, prune  # modules: this lesson's own names stay its own
+from .layerstats import _compact, _weight_stats
+from .sizes import LayerSize, SizeReport
 from .structured import drop_dead_units
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d
-from ..quantization import QuantizedTensor, quantize_int8, quantize_model
+from ..quantization import quantize_model
 
-# %% ../../modules/16_compression/compression_dev.py #0852ec75
-def _weight_stats(layer: Module) -> tuple[int, int, int, int, int, int, int]:
-    """(n, nnz, rows, cols, channels, bias bytes, gap-code escapes) of a float or quantized layer."""
-    if isinstance(layer, _QUANT_LAYERS):
-        values, channels = layer.qweight.values, layer.qweight.scale.size
-        bias = 0 if layer.bias is None else 4 * np.asarray(layer.bias).size
-    else:
-        values, channels = layer.weight.data, layer.weight.data.shape[0]
-        bias = 0 if layer.bias is None else layer.bias.data.nbytes
-    rows = values.shape[0]
-    nnz = int(np.count_nonzero(values))
-    return values.size, nnz, rows, values.size // rows, channels, bias, gap_code(values.reshape(-1) != 0).size - nnz
-
-
+# %% ../../modules/16_compression/compression_dev.py #e5e0eac4
 def compressed_size(model: Module) -> SizeReport:
-    """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.11
+    """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.10
 
     Float layers are counted as they would be after per-channel INT8 quantization;
     parameters outside Linear/Conv2d (BatchNorm) count as float32 in every format.
@@ -46,7 +32,7 @@ def compressed_size(model: Module) -> SizeReport:
     for name, m in model.named_modules():
         if isinstance(m, (*_FLOAT_LAYERS, *_QUANT_LAYERS)):
             n, nnz, rows, cols, channels, bias, escapes = _weight_stats(m)
-            layers.append(LayerSize(name, n, nnz, bias, format_bytes(n, nnz, rows, cols, channels, escapes)))
+            layers.append(LayerSize(name, n, nnz, bias, formats.format_bytes(n, nnz, rows, cols, channels, escapes)))
         elif isinstance(m, BatchNorm2d):
             other += sum(getattr(m, k).data.nbytes for k in ("weight", "bias", "running_mean", "running_var"))
     if not layers:
@@ -59,42 +45,29 @@ def compressed_size(model: Module) -> SizeReport:
     ### END SOLUTION
 
 
-def _compact(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bool) -> None:
-    """Per-tensor scale for the float `weight` and/or an int8-exact bias, in place on a quantized layer."""
-    if not per_channel:
-        q = quantize_int8(weight)
-        channels = weight.shape[0]
-        layer.qweight = QuantizedTensor(q.values, np.full(channels, q.scale, np.float32),
-                                        np.zeros(channels, np.int32), axis=0)
-    if int8_bias and layer.bias is not None and np.any(layer.bias):
-        layer.bias = quantize_int8(layer.bias).dequantize()
-
-
 def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str = "global",
                        calibration_data=None, per_channel: bool = True, int8_bias: bool = False,
-                       drop_dead: bool = True) -> "CompressedModel":
-    """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.12
+                       drop_dead: bool = True) -> CompressedModel:
+    """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.10
 
     Args:
-        model: a trained float model.
-        sparsity: magnitude-prune the copy to this sparsity first; `None` keeps the
-            model's own zeros (for a model already pruned and fine-tuned).
-        scope: "global" or "layer", as in `magnitude_prune`.
+        sparsity: magnitude-prune the copy to this sparsity (with `scope`, as in
+            `magnitude_prune`); `None` keeps the model's own zeros (already pruned and tuned).
         calibration_data: passed to Module 15's `quantize_model`.
-        per_channel: one weight scale per output channel (Module 15's default); False
-            uses one scale per layer, 4 bytes per channel fewer.
-        int8_bias: round biases to int8 with one scale per layer (stored as int8).
-        drop_dead: also zero the weights of units that cannot change the output
-            (`drop_dead_units`), so the copy may be sparser than `sparsity`.
+        per_channel: one weight scale per output channel; False: one per layer (fewer bytes).
+        int8_bias: round biases to int8 with one scale per layer.
+        drop_dead: zero the weights of units that cannot change the output (`drop_dead_units`).
 
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 weights.
     """
     _check(model)
+    if sparsity is not None:
+        _check_fraction("sparsity", sparsity)
     ### BEGIN SOLUTION
     work = copy.deepcopy(model)
     if sparsity is not None:
-        magnitude_prune(work, sparsity, scope=scope)
+        prune.magnitude_prune(work, sparsity, scope=scope)
     if drop_dead:
         drop_dead_units(work)
     quantized = quantize_model(work, calibration_data)

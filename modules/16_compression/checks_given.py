@@ -1,0 +1,171 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # Module 16, given code: argument checks and what can be pruned
+#
+# No task here. Every public function of Module 16 checks its arguments before it
+# changes anything, with a message that names the argument, the value given and what
+# is allowed. The checks live in one place, this file, exported to
+# `tinytorch/compression/checks.py`, so that every function words them alike. Also
+# here: which layers can be pruned, how `magnitude_prune` groups them (all together,
+# one by one, or as a `{layer: sparsity}` dict names them), and which BatchNorm2d
+# follows a conv (structured pruning zeroes its channel too).
+
+# %%
+#| default_exp compression.checks
+
+# %%
+#| export
+from collections.abc import Mapping
+
+import numpy as np
+
+from tinytorch.core.layers import Linear, Module
+from tinytorch.core.spatial import BatchNorm2d, Conv2d
+
+_PRUNABLE = (Linear, Conv2d)
+
+
+def _check_model(model: object, name: str = "model") -> Module:
+    if not isinstance(model, Module):
+        raise TypeError(f"{name} must be a tinytorch Module, got {type(model).__name__}")
+    return model
+
+
+def _check_fraction(name: str, value: object) -> float:
+    # NOTE: bool is an int subclass; True would silently mean 100%.
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not (0.0 <= value < 1.0):  # also rejects NaN
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return value
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_schedule(step, steps, final, initial, kind) -> tuple[int, float, float]:
+    """The arguments of `sparsity_schedule`, checked: (steps, final, initial)."""
+    steps = _check_int("steps", steps, 1)
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= steps:
+        raise ValueError(f"step must be an integer in [0, {steps}], got {step!r}")
+    final, initial = _check_fraction("final", final), _check_fraction("initial", initial)
+    if kind not in ("cubic", "linear"):
+        raise ValueError(f"kind must be 'cubic' or 'linear', got {kind!r}")
+    return steps, final, initial
+
+
+def _check_callable(name: str, value: object, usage: str, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        raise TypeError(f"{name} must be callable as {usage}{' or None' if optional else ''}, "
+                        f"got {value!r} ({type(value).__name__})")
+
+
+def _check_optimizer(optimizer: object, params: dict | None = None) -> None:
+    """An optimizer of Module 06 (it has `params` and a post-step hook) that updates every Tensor of `params`."""
+    if not (hasattr(optimizer, "params") and hasattr(optimizer, "register_step_post_hook")):
+        raise TypeError("optimizer must be a tinytorch optimizer (SGD, Adam, AdamW), "
+                        f"got {optimizer!r} ({type(optimizer).__name__})")
+    owned = {id(p) for p in optimizer.params}
+    missing = [name for name, p in (params or {}).items() if id(p) not in owned]
+    if missing:
+        raise ValueError(f"optimizer does not update these parameters of the model: {', '.join(missing[:5])} "
+                         "(make it with SGD(model.parameters(), ...) for this model)")
+
+
+def _param(layer: str, attr: str) -> str:
+    """The parameter's name as `named_parameters` gives it ("0.weight"; "weight" for the model itself)."""
+    return f"{layer}.{attr}" if layer else attr
+
+
+def _layer_label(name: str) -> str:
+    return repr(name) if name else "(the model itself)"
+
+
+def prunable_layers(model: Module) -> list[tuple[str, Module]]:
+    """The `(name, layer)` pairs of every Linear and Conv2d in `model`, in model order.
+
+    A model that is itself a Linear or Conv2d gives `[("", model)]`.
+
+    Raises:
+        TypeError: `model` is not a Module.
+        ValueError: the model has no Linear or Conv2d layer.
+    """
+    _check_model(model)
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, _PRUNABLE)]
+    if not layers:
+        kinds = sorted({type(m).__name__ for _, m in model.named_modules()})
+        raise ValueError(f"model has no Linear or Conv2d layer to prune (it has: {', '.join(kinds)})")
+    return layers
+
+
+def _prunable_params(model: Module, structured: bool) -> dict:
+    """What pruning may mask, by parameter name: every parameter (structured), else the prunable weights."""
+    if structured:
+        return dict(model.named_parameters())
+    return {_param(name, "weight"): layer.weight for name, layer in prunable_layers(model)}
+
+
+def _check_finite(layers: list[tuple[str, Module]]) -> None:
+    """Magnitude ranks |w|: a NaN has no rank and an inf always survives, so refuse both."""
+    for name, layer in layers:
+        w = layer.weight.data
+        bad = w.size - int(np.count_nonzero(np.isfinite(w)))
+        if bad:
+            raise ValueError(f"layer {_layer_label(name)} has {bad} NaN or infinite weight(s): magnitude "
+                             "pruning cannot rank them (find where training diverged, or set them first)")
+
+
+def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
+    names = {name: name for name, _ in layers} | {_param(name, "weight"): name for name, _ in layers}
+    chosen = {}
+    for key, value in sparsity.items():
+        if key not in names:
+            raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
+                             f"(prunable layers: {', '.join(n for n, _ in layers)})")
+        chosen[names[key]] = _check_fraction(f"sparsity[{key!r}]", value)
+    return chosen
+
+
+def _groups(layers, sparsity, scope: str) -> list[tuple[list[str], float]]:
+    """(layer names ranked together, their sparsity) for each group; checks `sparsity` and `scope`."""
+    if scope not in ("global", "layer"):
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    if isinstance(sparsity, Mapping):
+        per_layer = _resolve_layer_sparsities(layers, sparsity)
+        return [([name], per_layer[name]) for name, _ in layers if name in per_layer]
+    sparsity = _check_fraction("sparsity", sparsity)
+    names = [name for name, _ in layers]
+    return [(names, sparsity)] if scope == "global" else [([n], sparsity) for n in names]
+
+
+def _following_batchnorm(model: Module) -> dict[str, str]:
+    """For each Conv2d, the name of the BatchNorm2d that comes next (before the next prunable layer)."""
+    found, pending = {}, None
+    for name, m in model.named_modules():
+        if isinstance(m, _PRUNABLE):
+            pending = (name, m) if isinstance(m, Conv2d) else None
+        elif isinstance(m, BatchNorm2d) and pending is not None:
+            if m.weight.data.shape[0] == pending[1].weight.data.shape[0]:
+                found[pending[0]] = name
+            pending = None
+    return found
