@@ -99,6 +99,11 @@ def test_given_sources_export_beside_the_lesson_and_orphans_are_removed(project:
     result = project.tito("export", "90_toy")
     assert "removed tinytorch/toy_helpers.py" in result.stdout and not generated.exists()
     assert (project.root / "tinytorch" / "toy_more.py").exists()
+    # The companion is deleted: what it exported goes too.
+    given.unlink()
+    result = project.tito("export", "90_toy")
+    assert "removed tinytorch/toy_more.py" in result.stdout
+    assert not (project.root / "tinytorch" / "toy_more.py").exists()
 
 
 def test_two_sources_may_not_write_one_file(project: Project):

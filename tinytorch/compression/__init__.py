@@ -4,9 +4,9 @@ The code is generated from the lesson, `modules/16_compression/compression_dev.p
 `prune.py`, `structured.py`, `iterative.py`, `formats.py`, `storage.py` and `surgery.py`,
 and from its given code (`*_given.py` beside the lesson) into `checks.py`, `select.py`,
 `reports.py`, `maskbase.py`, `finetune.py`, `sizes.py`, `layerstats.py`, `cutplan.py`,
-`deadunits.py`, `encodings.py`, `container.py`, `lab.py` (the lesson's experiments) and
-`sparse.py` (CSR layers and layer timing, until Module 18 takes them over); this file
-only re-exports the public names.
+`deadunits.py`, `encodings.py`, `container.py` and `lab.py` (the lesson's experiments);
+this file only re-exports the public names. Sparse layers and layer timing are Module 18's
+(`tinytorch.acceleration`).
 """
 from tinytorch.compression.select import kth_smallest_magnitude
 from tinytorch.compression.prune import (
@@ -24,18 +24,6 @@ from tinytorch.compression.prune import (
 from tinytorch.compression.deadunits import drop_dead_units
 from tinytorch.compression.structured import structured_prune, unit_norms
 from tinytorch.compression.iterative import IterativePruner, fine_tune, sparsity_schedule
-from tinytorch.compression.sparse import (
-    LayerTime,
-    SparseChoice,
-    SparseLinear,
-    compare_layer_times,
-    crossover_sparsity,
-    csr_matmul,
-    plan_sparse,
-    to_csr,
-    to_sparse,
-)
-from tinytorch.profiling import time_interleaved  # kept importable from here too
 from tinytorch.compression.cutplan import sequential_layers
 from tinytorch.compression.surgery import plan_cut, remove_pruned_units
 from tinytorch.compression.sizes import LayerSize, SizeReport, gap_code, gap_positions
@@ -48,6 +36,5 @@ __all__ = [
     "SizeReport", "SparsityReport", "compressed_size", "drop_dead_units", "fine_tune", "format_bytes", "gap_code", "gap_positions", "load_compressed",
     "magnitude_prune", "measure_sparsity", "prunable_layers", "prune_and_quantize", "save_compressed",
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
-    "unit_norms", "LayerTime", "SparseChoice", "compare_layer_times", "SparseLinear", "crossover_sparsity", "csr_matmul", "plan_sparse",
-    "kth_smallest_magnitude", "time_interleaved", "to_csr", "to_sparse", "plan_cut", "remove_pruned_units", "sequential_layers",
+    "unit_norms", "kth_smallest_magnitude", "plan_cut", "remove_pruned_units", "sequential_layers",
 ]
