@@ -141,7 +141,7 @@ def test_tampered_file_is_refused(tmp_path):
         bad = bytearray(blob)
         bad[where] ^= 0x5A
         path.write_bytes(bytes(bad))
-        with pytest.raises(ValueError, match="checksum|truncated or corrupt|codec|version|magic"):
+        with pytest.raises(ValueError, match="checksum|truncated or corrupt|codec|version|magic|malformed"):
             load_compressed(path)
 
 
@@ -195,6 +195,8 @@ def test_float_weights_round_trip_in_the_smallest_encoding(rows, cols, density, 
     spec = _encode_float(w, payload)
     n, nnz = w.size, int(np.count_nonzero(w))
     sizes = {"dense": 4 * n, "bitmask": (n + 7) // 8 + 4 * nnz, "gaps": gap_code(w.reshape(-1) != 0).size + 4 * nnz}
+    if n > 256 * sizes["gaps"]:  # a gap code may stand for at most 256 weights per byte
+        del sizes["gaps"]
     best = min(sizes, key=sizes.get)
     assert (spec if best == "dense" else spec["encoding"]) == (0 if best == "dense" else best)
     assert payload.size == sum(len(p) for p in payload.parts) == min(sizes.values())
