@@ -413,7 +413,8 @@ def _args(spec: dict, allowed: tuple[str, ...]) -> dict:
     args = spec.get("args", {})
     if not isinstance(args, dict) or not set(args) <= set(allowed):
         raise ValueError(f"a {spec['type']} takes the arguments {list(allowed)}, got {args!r}")
-    return {k: _arg(k, v) for k, v in args.items()}
+    # num_features is checked against the four arrays the file must hold, not a small limit
+    return {k: v if k == "num_features" and type(v) is int else _arg(k, v) for k, v in args.items()}
 
 
 def _float_layer(kind: str, weight: np.ndarray, bias: np.ndarray | None, args: dict) -> Module:

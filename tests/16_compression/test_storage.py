@@ -272,3 +272,90 @@ def test_a_saved_file_gets_the_usual_mode(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o604  # a replaced file keeps its mode
     finally:
         os.umask(umask)
+
+
+# ---- calibrated models, failed saves, symbolic links --------------------------------
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_a_calibrated_model_round_trips_bit_exact_and_runs(tmp_path, kind):
+    from tinytorch.core.layers import Linear
+
+    rng = np.random.default_rng(4)
+    if kind == "mlp":
+        model, x = Sequential(Linear(8, 4)), rng.standard_normal((6, 8)).astype(np.float32)
+    else:
+        model, x = make_cnn(seed=4), rng.standard_normal((6, 1, 8, 8)).astype(np.float32)
+    compressed = prune_and_quantize(model, 0.5, calibration_data=x)
+    path = tmp_path / "c.ttz"
+    save_compressed(compressed, path)
+    loaded = load_compressed(path)
+    for (_, a), (_, b) in zip(quantized_layers(compressed), quantized_layers(loaded)):
+        assert a.input_scale is not None and isinstance(b.input_scale, np.float32)
+        assert np.asarray(b.input_scale).shape == () and b.input_scale == a.input_scale
+    compressed.eval(), loaded.eval()
+    np.testing.assert_array_equal(loaded(Tensor(x)).data, compressed(Tensor(x)).data)
+    assert load_compressed(path).size_report().file_bytes == os.path.getsize(path)
+
+
+def test_a_scale_stored_with_shape_1_by_an_older_writer_still_loads(tmp_path):
+    from tinytorch.compression.container import from_bytes, to_bytes
+    from tinytorch.core.layers import Linear
+
+    x = np.random.default_rng(5).standard_normal((4, 8)).astype(np.float32)
+    compressed = prune_and_quantize(Sequential(Linear(8, 4)), 0.5, calibration_data=x)
+    layer = quantized_layers(compressed)[0][1]
+    layer.input_scale = np.asarray(layer.input_scale).reshape(1)  # what the old writer stored
+    loaded = from_bytes(to_bytes(compressed))
+    assert quantized_layers(loaded)[0][1].input_scale.shape == ()
+    layer.input_scale = layer.input_scale[0]
+    np.testing.assert_array_equal(loaded(Tensor(x)).data, compressed(Tensor(x)).data)
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import tinytorch.compression.container as container
+
+    model = prune_and_quantize(make_mlp(), 0.5)
+    path = tmp_path / "m.ttz"
+    save_compressed(model, path)
+    before = path.read_bytes()
+    for where, error in (("replace", OSError("disk full")), ("replace", KeyboardInterrupt()),
+                         ("chmod", KeyboardInterrupt())):
+        def fail(*args, _error=error, **kwargs):
+            raise _error
+
+        with monkeypatch.context() as m:
+            m.setattr(container.os, where, fail)
+            with pytest.raises(type(error)):
+                save_compressed(model, path)
+        assert _leftovers(tmp_path) == [] and path.read_bytes() == before, where
+    with monkeypatch.context() as m:  # a failure inside to_bytes: before any file exists
+        m.setattr(container, "_describe", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            save_compressed(model, tmp_path / "new.ttz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ttz"]
+
+
+def test_saving_through_a_symbolic_link_writes_its_target(tmp_path):
+    target = tmp_path / "store" / "model.ttz"
+    target.parent.mkdir()
+    link = tmp_path / "latest.ttz"
+    link.symlink_to(target)  # dangling at first: the save creates the target
+    model = prune_and_quantize(make_mlp(), 0.5)
+    save_compressed(model, link)
+    assert link.is_symlink() and target.is_file()
+    save_compressed(prune_and_quantize(make_mlp(seed=1), 0.5), link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    _same_quantized(prune_and_quantize(make_mlp(seed=1), 0.5), load_compressed(target))
+    assert _leftovers(target.parent) == [] and _leftovers(tmp_path) == []
+
+
+def test_from_bytes_refuses_what_load_compressed_refuses():
+    from tinytorch.compression.container import from_bytes
+
+    for blob in (b"", b"TTZIP", b"TTZIP\x02\x00" + bytes(16) + b'\x1b\x00\x00\x00{"model": [], "arrays": []}'):
+        with pytest.raises(ValueError, match="bad magic|checksum|JSON object"):
+            from_bytes(blob)

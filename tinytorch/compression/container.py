@@ -55,7 +55,7 @@ _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 _FLOAT_LAYERS = (Linear, Conv2d)
 _QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
 
-# %% ../../modules/16_compression/storage_given.py #6de3c4d0
+# %% ../../modules/16_compression/storage_given.py #31585f77
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 _LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -131,7 +131,8 @@ def _args(spec: dict, allowed: tuple[str, ...]) -> dict:
     args = spec.get("args", {})
     if not isinstance(args, dict) or not set(args) <= set(allowed):
         raise ValueError(f"a {spec['type']} takes the arguments {list(allowed)}, got {args!r}")
-    return {k: _arg(k, v) for k, v in args.items()}
+    # num_features is checked against the four arrays the file must hold, not a small limit
+    return {k: v if k == "num_features" and type(v) is int else _arg(k, v) for k, v in args.items()}
 
 
 def _float_layer(kind: str, weight: np.ndarray, bias: np.ndarray | None, args: dict) -> Module:
