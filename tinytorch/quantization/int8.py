@@ -20,7 +20,7 @@ __all__ = ['INT8_MIN', 'INT8_MAX', 'SYMMETRIC_MAX', 'choose_qparams', 'Quantized
            'quantize_int8', 'quantized_matmul', 'QuantizedLayer', 'QuantizedLinear', 'QuantizedConv2d', 'calibrate',
            'quantize_model']
 
-# %% ../../modules/15_quantization/quantization_dev.py #eb96d66b
+# %% ../../modules/15_quantization/quantization_dev.py #a6e71758
 INT8_MIN, INT8_MAX = -128, 127
 SYMMETRIC_MAX = 127  # symmetric quantization uses [-127, 127] so that 0 maps to 0
 
@@ -83,7 +83,7 @@ def _finite_levels(scale: np.ndarray, zero_point: np.ndarray, symmetric: bool) -
     costs a relative error of 6e-8 on that value, far inside half a step. An asymmetric
     range wider than the float32 maximum (from -3.4e38 to 3.4e38) cannot keep both ends
     within half a step of a finite level: its scale shrinks until the outermost level is
-    finite, and its ends come back within one step.
+    finite, and its ends come back within about one step.
     """
     reach = np.broadcast_to(np.float32(SYMMETRIC_MAX) if symmetric else
                             np.maximum(INT8_MAX - zero_point, zero_point - INT8_MIN).astype(np.float32),
