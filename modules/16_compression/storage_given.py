@@ -44,9 +44,14 @@ from tinytorch.quantization import QuantizedTensor, quantize_int8
 # `save_compressed` writes one file: a fixed header (magic, version, codec, a BLAKE2b
 # checksum of the payload), then the compressed payload: a JSON description of the
 # layers and the raw bytes of every array, one after the other. Loading never
-# unpickles anything; it checks the magic, the checksum, every dtype, shape and size,
-# and rebuilds the layers from the description. A truncated, foreign or tampered file
-# is refused with a message that says which.
+# unpickles anything, and believes nothing a file claims before checking it: it reads
+# the magic before the rest; it decompresses the payload as a stream, no further than
+# the description's arrays add up to and no more than 64 times the compressed bytes
+# (or 64 MiB); it compares the checksum before building any layer; and it checks every
+# array index, dtype, shape and layer argument against the arrays really there. A
+# sparse index may stand for at most 256 weights per stored byte, so a few bytes cannot
+# claim a 20000 x 20000 layer. A truncated, foreign, tampered or crafted file is
+# refused with a ValueError that says what is wrong, having cost a few MiB.
 #
 # INT8 layers are stored as above. A float layer keeps every float32 value exactly, but
 # it too leaves its zeros out when that is smaller: dense, a bitmask plus the non-zero
