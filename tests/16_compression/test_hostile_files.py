@@ -193,6 +193,56 @@ def damaged_cases(tmp_path) -> tuple[dict[str, bytes], dict[str, bytes]]:
     return truncated, flipped
 
 
+REPLACEMENTS = (None, -1, 0, 1, 3, 2**40, 1.5, float("inf"), True, "x", [], {}, [1, 2], ["int8", 2])
+
+
+def _paths(node, path=()):
+    """Every place in a JSON tree: (path, value)."""
+    yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, path + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _paths(value, path + (i,))
+
+
+def _replaced(node, path, value):
+    if not path:
+        return value
+    node = json.loads(json.dumps(node))
+    parent = node
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return node
+
+
+def mutated_cases() -> dict[str, bytes]:
+    """A real description with one place at a time replaced by a value of another kind."""
+    from tinytorch.compression.container import _describe
+    from tinytorch.compression.encodings import _Payload
+    from tinytorch.core.activations import Softmax
+    from tinytorch.core.layers import Dropout, Linear, Sequential
+    from tinytorch.core.spatial import AvgPool2d
+
+    x = np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32)
+    cnn = make_cnn(seed=5)
+    quantized = prune_and_quantize(make_cnn(seed=6), 0.5, calibration_data=x)
+    model = Sequential(cnn, quantized.model, Sequential(Dropout(0.1), AvgPool2d(2), Softmax(dim=1), Linear(3, 2)))
+    payload = _Payload()
+    meta = {"model": _describe(model, payload), "arrays": payload.arrays}
+    arrays = b"".join(payload.parts)
+    cases = {}
+    for n, (path, _) in enumerate(_paths(meta)):
+        if path[:1] == ("arrays",) and len(path) > 1 and path[1] > 2:
+            continue  # the array table's entries are all alike: the first three stand for the rest
+        for k in range(5):  # five of the replacements per place, a different five at the next place
+            m = (5 * n + k) % len(REPLACEMENTS)
+            cases[f"mutated_{n}_{m}"] = craft(_replaced(meta, path, REPLACEMENTS[m]), arrays)
+    return cases
+
+
 # ---- the child process --------------------------------------------------------------
 
 CHILD = textwrap.dedent(r"""
@@ -263,7 +313,8 @@ def outcome(tmp_path_factory):
         files.append({"name": name, "path": str(path)})
         expected[name] = match
     truncated, flipped = damaged_cases(tmp)
-    for group, original in ((truncated, False), (flipped, True)):
+    mutated = mutated_cases()
+    for group, original in ((truncated, False), (flipped, True), (mutated, False)):
         for name, blob in group.items():
             path = tmp / f"{name}.ttz"
             path.write_bytes(blob)
@@ -286,11 +337,11 @@ def outcome(tmp_path_factory):
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
-    return report["results"], expected, truncated, flipped
+    return report["results"], expected, truncated, flipped, mutated
 
 
 def test_every_crafted_file_is_refused_with_a_value_error_that_says_why(outcome):
-    results, expected, _, _ = outcome
+    results, expected, *_ = outcome
     wrong = {name: results[name] for name, match in expected.items()
              if results[name]["error"] != "ValueError" or not re.search(match, results[name]["message"])}
     assert not wrong, json.dumps(wrong, indent=1)[:4000]
@@ -298,7 +349,7 @@ def test_every_crafted_file_is_refused_with_a_value_error_that_says_why(outcome)
 
 
 def test_crafted_files_are_refused_in_little_memory_and_time(outcome):
-    results, expected, _, _ = outcome
+    results, expected, *_ = outcome
     for name in expected:
         r = results[name]
         # a refused file costs what was read to refuse it (a MiB of input at a time),
@@ -308,16 +359,24 @@ def test_crafted_files_are_refused_in_little_memory_and_time(outcome):
 
 
 def test_every_truncation_is_refused(outcome):
-    results, _, truncated, _ = outcome
+    results, _, truncated, *_ = outcome
     for name in truncated:
         assert results[name]["error"] == "ValueError", (name, results[name])
 
 
 def test_every_flipped_bit_is_refused_or_changes_nothing(outcome):
-    results, _, _, flipped = outcome
+    results, _, _, flipped, _ = outcome
     refused = 0
     for name in flipped:
         r = results[name]
         assert r["error"] == "ValueError" or (r["error"] is None and r["same"]), (name, r)
         refused += r["error"] == "ValueError"
     assert refused >= 0.95 * len(flipped)
+
+
+def test_a_description_with_any_one_value_replaced_loads_or_raises_a_value_error(outcome):
+    results, *_, mutated = outcome
+    leaks = {name: results[name] for name in mutated if results[name]["error"] not in (None, "ValueError")}
+    assert not leaks, json.dumps(leaks, indent=1)[:4000]
+    refused = sum(results[name]["error"] == "ValueError" for name in mutated)
+    assert len(mutated) > 800 and refused > 0.8 * len(mutated)

@@ -55,7 +55,7 @@ _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 _FLOAT_LAYERS = (Linear, Conv2d)
 _QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
 
-# %% ../../modules/16_compression/storage_given.py #31585f77
+# %% ../../modules/16_compression/storage_given.py #69253668
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 _LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -167,7 +167,8 @@ def _quantized_layer(kind: str, spec: dict, arrays: list[np.ndarray], args: dict
         scale = arrays[spec["input_scale"]]
         # NOTE: files written before this check stored the 0-d scale with shape (1,).
         if scale.dtype != np.float32 or scale.size != 1 or not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise ValueError(f"an input scale must be one finite float32 > 0, got {scale.dtype} {scale.reshape(-1)[:4]}")
+            raise ValueError(f"an input scale must be one finite float32 > 0, "
+                             f"got {scale.dtype} {scale.reshape(-1)[:4]}")
         layer.input_scale = np.float32(scale.reshape(()))
     return layer
 
@@ -201,7 +202,7 @@ def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
         if depth >= _MAX_DEPTH:
             raise ValueError(f"Sequentials are nested more than {_MAX_DEPTH} deep")
         return Sequential(*[_rebuild(s, arrays, depth + 1) for s in layers])
-    if kind not in _BY_NAME or not isinstance(kind, str):
+    if not isinstance(kind, str) or kind not in _BY_NAME:
         raise ValueError(f"compressed file names an unknown layer type {kind!r}")
     if kind in ("Linear", "Conv2d"):
         args = _args(spec, _CONV_ARGS if kind == "Conv2d" else ())
@@ -209,7 +210,8 @@ def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
             return _quantized_layer(kind, spec, arrays, args)
         weight = _decode_float(spec["float_weight"], arrays, (2,) if kind == "Linear" else (4,))
         if weight.ndim != (2 if kind == "Linear" else 4):
-            raise ValueError(f"a {kind} needs a {2 if kind == 'Linear' else 4}-D weight, got shape {list(weight.shape)}")
+            raise ValueError(f"a {kind} needs a {2 if kind == 'Linear' else 4}-D weight, "
+                             f"got shape {list(weight.shape)}")
         bias = None if spec.get("bias") is None else _decode_bias({"float32": spec["bias"]}, arrays)
         return _float_layer(kind, weight, bias, args)
     args = _args(spec, _LAYER_ARGS[_BY_NAME[kind]])
@@ -219,7 +221,7 @@ def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
         raise ValueError(f"a {kind} stores no arrays")
     return _BY_NAME[kind](**args)
 
-# %% ../../modules/16_compression/storage_given.py #8db056d7
+# %% ../../modules/16_compression/storage_given.py #05be8a86
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
 # NOTE: limits on what a file may claim, checked before anything of that size exists.
 # A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
@@ -262,8 +264,8 @@ class _Reader:
         self.hash = hashlib.blake2b(digest_size=16)
         self.count = 0  # payload bytes read so far
         self.kind = _CODECS[codec][0]
-        self.inflate = (zlib.decompressobj() if self.kind == "zlib" else
-                        lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_lzma_filters(9)) if self.kind == "lzma" else None)
+        self.inflate = (zlib.decompressobj() if self.kind == "zlib" else None if self.kind == "none" else
+                        lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_lzma_filters(9)))
 
     def _corrupt(self, why: str) -> ValueError:
         return ValueError(f"{self.source} is truncated or corrupt ({self.kind}: {why})")
@@ -310,12 +312,12 @@ class _Reader:
 
 def _array_table(meta) -> list[tuple[str, tuple[int, ...]]]:
     """The (dtype, shape) of every array a description lists, checked."""
-    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or not isinstance(meta.get("arrays"), list):
+    if not (isinstance(meta, dict) and isinstance(meta.get("model"), dict) and isinstance(meta.get("arrays"), list)):
         raise ValueError('the description must be a JSON object {"model": {...}, "arrays": [...]}, '
                          f"got {type(meta).__name__} {str(meta)[:60]}")
     table = []
     for entry in meta["arrays"]:
-        if not (isinstance(entry, list) and entry and entry[0] in _DTYPES and len(entry) <= 9
+        if not (isinstance(entry, list) and 1 <= len(entry) <= 9 and isinstance(entry[0], str) and entry[0] in _DTYPES
                 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry[1:])):
             raise ValueError(f"array {len(table)} is {str(entry)[:60]}: not a dtype ({', '.join(sorted(_DTYPES))}) "
                              f"followed by at most 8 sizes >= 0")

@@ -11,7 +11,7 @@ import numpy as np
 from .formats import format_bytes, gap_code, gap_positions
 from ..quantization import QuantizedTensor, quantize_int8
 
-# %% ../../modules/16_compression/storage_given.py #7f0f918d
+# %% ../../modules/16_compression/storage_given.py #e504e2ac
 class _Payload:
     """Arrays appended to one byte buffer, described in a JSON-able list."""
 
@@ -124,7 +124,8 @@ def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
     rows, cols = shape[0], math.prod(shape[1:])
     kind, kept = spec["encoding"], arrays[spec["values"]]
     if kept.dtype != dtype or kept.ndim != 1 and kind != "dense":
-        raise ValueError(f"a {kind} weight stores its values as {kept.dtype} {kept.shape}, expected 1-D {np.dtype(dtype)}")
+        raise ValueError(f"a {kind} weight stores its values as {kept.dtype} {kept.shape}, "
+                         f"expected 1-D {np.dtype(dtype)}")
     if kind == "dense":
         if kept.size != rows * cols:
             raise ValueError("compressed file's values do not match their shape")
