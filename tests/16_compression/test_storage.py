@@ -359,3 +359,36 @@ def test_from_bytes_refuses_what_load_compressed_refuses():
     for blob in (b"", b"TTZIP", b"TTZIP\x02\x00" + bytes(16) + b'\x1b\x00\x00\x00{"model": [], "arrays": []}'):
         with pytest.raises(ValueError, match="bad magic|checksum|JSON object"):
             from_bytes(blob)
+
+
+def test_loading_builds_no_random_weights_and_leaves_the_random_stream_alone(tmp_path):
+    import tracemalloc
+
+    from tinytorch.core.layers import Linear
+    from tinytorch.core.tensor import get_rng, manual_seed
+
+    model = make_cnn(seed=8)
+    magnitude_prune(model, 0.5)
+    path = tmp_path / "float.ttz"
+    save_compressed(model, path)
+    manual_seed(3)
+    expected = get_rng().random(4)
+    manual_seed(3)
+    loaded = load_compressed(path)
+    np.testing.assert_array_equal(get_rng().random(4), expected)
+    assert [type(m) for m in loaded.model] == [type(m) for m in model]
+    assert loaded.model[0].kernel_size == (3, 3) and loaded.model[-1].in_features == model[-1].in_features
+    # A large sparse layer costs its dense float32 weight and a mask, not a random
+    # float64 draw of the full size first (which alone is twice the weight), nor a
+    # 64 MiB LZMA dictionary for a file of 150 kB.
+    big = Sequential(Linear(2000, 2000))
+    magnitude_prune(big, 0.99)
+    save_compressed(big, path)
+    tracemalloc.start()
+    try:
+        load_compressed(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    weight = 4 * 2000 * 2000
+    assert peak < 1.75 * weight, peak / weight  # the weight, its mask, a small LZMA window

@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel']
 
-# %% ../../modules/16_compression/storage_given.py #f6214c7f
+# %% ../../modules/16_compression/storage_given.py #cb231363
 import hashlib
 import io
 import json
@@ -25,7 +25,7 @@ from .prune import _check_model as _check
 from ..core import activations as _act
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
-from ..core.tensor import Tensor
+from ..core.tensor import Tensor, get_rng
 from ..quantization import QuantizedConv2d, QuantizedLinear
 
 # Version 2 may store float weights sparse (version 1: always dense); both are read.
@@ -55,7 +55,7 @@ _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 _FLOAT_LAYERS = (Linear, Conv2d)
 _QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
 
-# %% ../../modules/16_compression/storage_given.py #69253668
+# %% ../../modules/16_compression/storage_given.py #e57d4833
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 _LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -143,13 +143,18 @@ def _float_layer(kind: str, weight: np.ndarray, bias: np.ndarray | None, args: d
     """
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"a {kind} with weight {list(weight.shape)} has a bias of shape {list(bias.shape)}")
-    if kind == "Linear":
-        layer = Linear(1, 1, bias=bias is not None)
-        layer.out_features, layer.in_features = weight.shape
-    else:
-        layer = Conv2d(1, 1, 1, bias=bias is not None, **args)
-        layer.out_channels, layer.in_channels = weight.shape[:2]
-        layer.kernel_size = tuple(weight.shape[2:])
+    rng = get_rng()
+    state = rng.bit_generator.state  # loading a file must not move the global random stream
+    try:
+        if kind == "Linear":
+            layer = Linear(1, 1, bias=bias is not None)
+            layer.out_features, layer.in_features = weight.shape
+        else:
+            layer = Conv2d(1, 1, 1, bias=bias is not None, **args)
+            layer.out_channels, layer.in_channels = weight.shape[:2]
+            layer.kernel_size = tuple(weight.shape[2:])
+    finally:
+        rng.bit_generator.state = state
     layer.weight = Tensor(weight, requires_grad=True)
     if bias is not None:
         layer.bias = Tensor(bias, requires_grad=True)
@@ -221,7 +226,7 @@ def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
         raise ValueError(f"a {kind} stores no arrays")
     return _BY_NAME[kind](**args)
 
-# %% ../../modules/16_compression/storage_given.py #05be8a86
+# %% ../../modules/16_compression/storage_given.py #65df4d5c
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
 # NOTE: limits on what a file may claim, checked before anything of that size exists.
 # A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
@@ -243,6 +248,19 @@ def _max_body(packed: int | None) -> int:
     return _FLOOR if packed is None else max(_FLOOR, _RATIO * packed)
 
 
+def _lzma_window(packed: int | None) -> int:
+    """The LZMA dictionary a reader allocates for a payload compressed to `packed` bytes.
+
+    NOTE: an LZMA decoder allocates its whole dictionary up front: 64 MiB for the
+    preset-9 dictionary, whatever the file. No match reaches further back than the
+    payload is long, so a dictionary of the payload's size decodes it; the writer only
+    picks LZMA when the payload fits the window this function gives its compressed size.
+    """
+    if packed is None:
+        return 1 << 26
+    return min(1 << 26, max(1 << 20, 1 << (16 * packed - 1).bit_length()))
+
+
 def to_bytes(model: Module) -> bytes:
     """The exact bytes `save_compressed(model, path)` writes."""
     payload = _Payload()
@@ -252,7 +270,8 @@ def to_bytes(model: Module) -> bytes:
     # NOTE: which codec wins depends on the model; measure both, keep the smaller
     # (among those a reader accepts: "none" always is).
     packed = ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
-    codec, packed = min(((c, p) for c, p in packed if len(body) <= _max_body(len(p))), key=lambda c: len(c[1]))
+    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p))))
+    codec, packed = min(fair, key=lambda c: len(c[1]))
     return MAGIC + bytes([codec]) + _digest(body) + packed
 
 
@@ -265,7 +284,8 @@ class _Reader:
         self.count = 0  # payload bytes read so far
         self.kind = _CODECS[codec][0]
         self.inflate = (zlib.decompressobj() if self.kind == "zlib" else None if self.kind == "none" else
-                        lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_lzma_filters(9)))
+                        lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[
+                            {"id": lzma.FILTER_LZMA2, "dict_size": _lzma_window(packed)}]))
 
     def _corrupt(self, why: str) -> ValueError:
         return ValueError(f"{self.source} is truncated or corrupt ({self.kind}: {why})")
