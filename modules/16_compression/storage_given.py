@@ -572,6 +572,7 @@ class _Reader:
         self.f, self.source, self.limit = f, source, _max_body(packed)
         self.hash = hashlib.blake2b(digest_size=16)
         self.count = 0  # payload bytes read so far
+        self.consumed = 0  # compressed bytes read so far
         self.kind = _CODECS[codec][0]
         self.inflate = (zlib.decompressobj() if self.kind == "zlib" else None if self.kind == "none" else
                         lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[
@@ -580,22 +581,33 @@ class _Reader:
     def _corrupt(self, why: str) -> ValueError:
         return ValueError(f"{self.source} is truncated or corrupt ({self.kind}: {why})")
 
+    def _packed(self) -> bytes:
+        """The next compressed bytes of the file (no more than any payload it may hold needs)."""
+        chunk = self.f.read(_CHUNK)
+        self.consumed += len(chunk)
+        if self.consumed > 2 * self.limit + _CHUNK:  # an endless pipe of empty blocks ends here
+            raise self._corrupt(f"more than {self.consumed:,} compressed bytes")
+        return chunk
+
     def _step(self, want: int) -> bytes:
         """Up to `want` more bytes of the payload (b"" only at its end)."""
         if self.inflate is None:
             return self.f.read(want)
         d = self.inflate
-        if d.eof:
-            return b""
-        fresh = (d.unconsumed_tail if self.kind == "zlib" else b"") or \
-            (self.f.read(_CHUNK) if self.kind == "zlib" or d.needs_input else b"")
-        try:
-            out = d.decompress(fresh, want)
-        except (zlib.error, lzma.LZMAError, EOFError) as err:
-            raise self._corrupt(str(err)) from None
-        if not out and not fresh and not d.eof:
-            raise self._corrupt("the stream ends early")
-        return out
+        while not d.eof:
+            if self.kind == "zlib":
+                fresh = d.unconsumed_tail or self._packed()
+            else:
+                fresh = self._packed() if d.needs_input else b""
+            try:
+                out = d.decompress(fresh, want)
+            except (zlib.error, lzma.LZMAError, EOFError) as err:
+                raise self._corrupt(str(err)) from None
+            if out:
+                return out
+            if not fresh and (self.kind == "zlib" or d.needs_input):
+                raise self._corrupt("the stream ends early")
+        return b""
 
     def read(self, n: int) -> bytearray:
         """Exactly `n` bytes of the payload, added to the checksum."""

@@ -183,10 +183,10 @@ def damaged_cases(tmp_path) -> tuple[dict[str, bytes], dict[str, bytes]]:
         path = tmp_path / f"{tag}.ttz"
         save_compressed(model, path)
         blob = path.read_bytes()
-        step = max(1, len(blob) // 300)
+        step = max(1, len(blob) // 120)
         for cut in range(0, len(blob), step):
             truncated[f"{tag}_cut_{cut}"] = blob[:cut]
-        for i in range(0, len(blob), step):
+        for i in range(0, len(blob), max(1, step // 2)):
             bad = bytearray(blob)
             bad[i] ^= 1 << (i % 8)
             flipped[f"{tag}_flip_{i}"] = bytes(bad)
@@ -237,8 +237,8 @@ def mutated_cases() -> dict[str, bytes]:
     for n, (path, _) in enumerate(_paths(meta)):
         if path[:1] == ("arrays",) and len(path) > 1 and path[1] > 2:
             continue  # the array table's entries are all alike: the first three stand for the rest
-        for k in range(5):  # five of the replacements per place, a different five at the next place
-            m = (5 * n + k) % len(REPLACEMENTS)
+        for k in range(3):  # three of the replacements per place, another three at the next place
+            m = (3 * n + k) % len(REPLACEMENTS)
             cases[f"mutated_{n}_{m}"] = craft(_replaced(meta, path, REPLACEMENTS[m]), arrays)
     return cases
 
@@ -270,7 +270,9 @@ CHILD = textwrap.dedent(r"""
             try:
                 with open(path, "wb", buffering=0) as f:
                     f.write(bytes.fromhex(head))
-                    block = bytes(1 << 16) if fill == "zeros" else b"x" * (1 << 16)
+                    # zeros, letters, or empty deflate blocks: a zlib stream that never ends nor says anything
+                    block = {"zeros": bytes(1 << 16), "x": b"x" * (1 << 16),
+                             "empty-blocks": b"\x00\x00\x00\xff\xff" * 13107}[fill]
                     while True:
                         f.write(block)
             except (BrokenPipeError, OSError):
@@ -282,7 +284,8 @@ CHILD = textwrap.dedent(r"""
         if "fifo_head" in job:
             os.mkfifo(job["path"])
             endless(job["path"], job["fifo_head"], job.get("fill", "zeros"))
-        tracemalloc.start()
+        if job.get("trace"):
+            tracemalloc.start()
         start = time.perf_counter()
         try:
             m = load_compressed(job["path"])
@@ -296,8 +299,9 @@ CHILD = textwrap.dedent(r"""
         except BaseException as err:
             outcome = {"error": type(err).__name__, "message": str(err)}
         outcome["seconds"] = time.perf_counter() - start
-        outcome["peak"] = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        if job.get("trace"):
+            outcome["peak"] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
         results[job["name"]] = outcome
     json.dump({"cap": cap, "baseline": baseline, "results": results}, sys.stdout)
 """)
@@ -310,7 +314,7 @@ def outcome(tmp_path_factory):
     for name, (blob, match) in crafted_cases().items():
         path = tmp / f"{name}.ttz"
         path.write_bytes(blob)
-        files.append({"name": name, "path": str(path)})
+        files.append({"name": name, "path": str(path), "trace": True})
         expected[name] = match
     truncated, flipped = damaged_cases(tmp)
     mutated = mutated_cases()
@@ -325,11 +329,13 @@ def outcome(tmp_path_factory):
     for name, head, match in (("fifo_endless_zeros", header(0), "malformed description"),
                               ("fifo_claims_100mib", header(0) + described.hex(), "more than its compressed size allows"),
                               ("fifo_endless_after_payload", header(0) + fitting.hex(), "bytes after the payload"),
-                              ("fifo_endless_garbage", "", "bad magic")):
-        files.append({"name": name, "path": str(tmp / name), "fifo_head": head, "fill": "zeros" if head else "x"})
+                              ("fifo_endless_garbage", "", "bad magic"),
+                              ("fifo_endless_empty_zlib_blocks", header(1) + "7801", "more than .* compressed bytes")):
+        fill = "x" if not head else "empty-blocks" if "blocks" in name else "zeros"
+        files.append({"name": name, "path": str(tmp / name), "fifo_head": head, "fill": fill, "trace": True})
         expected[name] = match
     if os.path.exists("/dev/zero"):
-        files.append({"name": "dev_zero", "path": "/dev/zero"})
+        files.append({"name": "dev_zero", "path": "/dev/zero", "trace": True})
         expected["dev_zero"] = "bad magic"
     originals = {tag: str(tmp / f"{tag}.ttz") for tag in ("mlp", "cnn")}
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -379,4 +385,4 @@ def test_a_description_with_any_one_value_replaced_loads_or_raises_a_value_error
     leaks = {name: results[name] for name in mutated if results[name]["error"] not in (None, "ValueError")}
     assert not leaks, json.dumps(leaks, indent=1)[:4000]
     refused = sum(results[name]["error"] == "ValueError" for name in mutated)
-    assert len(mutated) > 800 and refused > 0.8 * len(mutated)
+    assert len(mutated) > 600 and refused > 0.8 * len(mutated)
