@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from tinytorch.compression.formats import format_bytes, gap_code, gap_positions
+from tinytorch.compression.formats import _index_bytes, format_bytes, gap_code, gap_positions
 from tinytorch.quantization import QuantizedTensor, quantize_int8
 
 # %% [markdown]
@@ -49,9 +49,9 @@ from tinytorch.quantization import QuantizedTensor, quantize_int8
 # the description's arrays add up to and no more than 64 times the compressed bytes
 # (or 64 MiB); it compares the checksum before building any layer; and it checks every
 # array index, dtype, shape and layer argument against the arrays really there. A
-# sparse index may stand for at most 256 weights per stored byte, so a few bytes cannot
-# claim a 20000 x 20000 layer. A truncated, foreign, tampered or crafted file is
-# refused with a ValueError that says what is wrong, having cost a few MiB.
+# model's sparse layers may stand for at most 256 weights per byte of the file, so a
+# few bytes cannot claim a 20000 x 20000 layer. A truncated, foreign, tampered or
+# crafted file is refused with a ValueError that says what is wrong, having cost a few MiB.
 #
 # INT8 layers are stored as above. A float layer keeps every float32 value exactly, but
 # it too leaves its zeros out when that is smaller: dense, a bitmask plus the non-zero
@@ -71,6 +71,7 @@ class _Payload:
         self.parts: list[bytes] = []
         self.arrays: list[dict] = []
         self.size = 0
+        self.claimed = 0  # weights that sparse encodings stand for (see _DENSITY)
 
     def add(self, a: np.ndarray) -> int:
         a = np.asarray(a)
@@ -104,9 +105,10 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
 
 
 # NOTE: a gap code or a CSR index leaves out a final run of zeros, so a few bytes could
-# claim any shape. A file may stand for at most _DENSITY weights per stored byte (plus
-# _SLACK, for files written before the rule), and the writer never exceeds it: a layer
-# sparser than that is stored as a bitmask (8 weights per byte) instead.
+# claim any shape. The sparse layers of a file may stand for at most _DENSITY weights
+# per byte of the file (plus _SLACK, for files written before the rule), and the writer
+# never exceeds it: a layer sparser than that is stored as a bitmask (8 weights per
+# byte) instead, and a payload that compresses too well for it is stored less packed.
 _DENSITY = 256
 _SLACK = 1 << 20
 
@@ -124,6 +126,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     """
     if encoding == "dense":
         return {"encoding": "dense", "values": payload.add(values)}
+    payload.claimed += values.size
     flat = values.reshape(nz.shape)
     if encoding == "gaps":
         index = {"gaps": payload.add(gaps)}
@@ -560,7 +563,8 @@ def to_bytes(model: Module) -> bytes:
     # NOTE: which codec wins depends on the model; measure both, keep the smaller
     # (among those a reader accepts: "none" always is).
     packed = ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
-    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p))))
+    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
+            and payload.claimed <= _DENSITY * len(p) + _SLACK)
     codec, packed = min(fair, key=lambda c: len(c[1]))
     return MAGIC + bytes([codec]) + _digest(body) + packed
 
@@ -592,7 +596,9 @@ class _Reader:
     def _step(self, want: int) -> bytes:
         """Up to `want` more bytes of the payload (b"" only at its end)."""
         if self.inflate is None:
-            return self.f.read(want)
+            data = self.f.read(want)
+            self.consumed += len(data)
+            return data
         d = self.inflate
         while not d.eof:
             if self.kind == "zlib":
@@ -695,7 +701,7 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
     if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
-        arrays = _arrays(data, table, _DENSITY * reader.count + _SLACK)
+        arrays = _arrays(data, table, _DENSITY * reader.consumed + _SLACK)
         del data
         return CompressedModel(_rebuild(meta["model"], arrays))
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as err:

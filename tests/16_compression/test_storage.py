@@ -392,3 +392,39 @@ def test_loading_builds_no_random_weights_and_leaves_the_random_stream_alone(tmp
         tracemalloc.stop()
     weight = 4 * 2000 * 2000
     assert peak < 1.75 * weight, peak / weight  # the weight, its mask, a small LZMA window
+
+
+@pytest.mark.parametrize("sparsity", [0.999, 0.9999])
+def test_very_sparse_layers_round_trip_csr_and_bitmask_included(tmp_path, sparsity):
+    from tinytorch.compression.container import to_bytes
+    from tinytorch.core.layers import Linear
+
+    model = Sequential(Linear(2000, 1000))
+    compressed = prune_and_quantize(model, sparsity)
+    blob = to_bytes(compressed)
+    size = int.from_bytes(blob[23:27], "little") if blob[6] == 0 else None
+    path = tmp_path / "sparse.ttz"
+    assert save_compressed(compressed, path) == len(blob)
+    loaded = load_compressed(path)
+    _same_quantized(compressed, loaded)
+    if size is not None:  # stored unpacked: the description can be read straight from the file
+        assert b'"encoding"' in blob[27:27 + size]
+    magnitude_prune(model, sparsity)
+    save_compressed(model, tmp_path / "float.ttz")
+    back = load_compressed(tmp_path / "float.ttz")
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(model.parameters(), back.parameters()))
+
+
+def test_the_csr_encoding_is_written_and_read_back():
+    from tinytorch.compression.encodings import _Payload, _encode_weights, _stored_values
+    from tinytorch.quantization import quantize_int8
+
+    rng = np.random.default_rng(2)
+    w = np.zeros((1000, 2000), np.float32)
+    w[np.arange(1000), rng.integers(0, 2000, 1000)] = rng.standard_normal(1000)
+    w[np.arange(1000), rng.integers(0, 2000, 1000)] = rng.standard_normal(1000)
+    q = quantize_int8(w, axis=0)
+    payload = _Payload()
+    spec = _encode_weights(q, payload)
+    assert spec["encoding"] == "csr"
+    np.testing.assert_array_equal(_stored_values(spec, _read_back(payload), np.int8), q.values)

@@ -226,7 +226,7 @@ def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
         raise ValueError(f"a {kind} stores no arrays")
     return _BY_NAME[kind](**args)
 
-# %% ../../modules/16_compression/storage_given.py #8f1ed079
+# %% ../../modules/16_compression/storage_given.py #5cc232fa
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
 # NOTE: limits on what a file may claim, checked before anything of that size exists.
 # A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
@@ -270,7 +270,8 @@ def to_bytes(model: Module) -> bytes:
     # NOTE: which codec wins depends on the model; measure both, keep the smaller
     # (among those a reader accepts: "none" always is).
     packed = ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
-    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p))))
+    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
+            and payload.claimed <= _DENSITY * len(p) + _SLACK)
     codec, packed = min(fair, key=lambda c: len(c[1]))
     return MAGIC + bytes([codec]) + _digest(body) + packed
 
@@ -302,7 +303,9 @@ class _Reader:
     def _step(self, want: int) -> bytes:
         """Up to `want` more bytes of the payload (b"" only at its end)."""
         if self.inflate is None:
-            return self.f.read(want)
+            data = self.f.read(want)
+            self.consumed += len(data)
+            return data
         d = self.inflate
         while not d.eof:
             if self.kind == "zlib":
@@ -405,7 +408,7 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
     if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
-        arrays = _arrays(data, table, _DENSITY * reader.count + _SLACK)
+        arrays = _arrays(data, table, _DENSITY * reader.consumed + _SLACK)
         del data
         return CompressedModel(_rebuild(meta["model"], arrays))
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as err:

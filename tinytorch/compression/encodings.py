@@ -3,15 +3,15 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../modules/16_compression/storage_given.py #1a3ef0ed
+# %% ../../modules/16_compression/storage_given.py #56fb2daa
 import math
 
 import numpy as np
 
-from .formats import format_bytes, gap_code, gap_positions
+from .formats import _index_bytes, format_bytes, gap_code, gap_positions
 from ..quantization import QuantizedTensor, quantize_int8
 
-# %% ../../modules/16_compression/storage_given.py #e504e2ac
+# %% ../../modules/16_compression/storage_given.py #60f41532
 class _Payload:
     """Arrays appended to one byte buffer, described in a JSON-able list."""
 
@@ -19,6 +19,7 @@ class _Payload:
         self.parts: list[bytes] = []
         self.arrays: list[dict] = []
         self.size = 0
+        self.claimed = 0  # weights that sparse encodings stand for (see _DENSITY)
 
     def add(self, a: np.ndarray) -> int:
         a = np.asarray(a)
@@ -52,9 +53,10 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
 
 
 # NOTE: a gap code or a CSR index leaves out a final run of zeros, so a few bytes could
-# claim any shape. A file may stand for at most _DENSITY weights per stored byte (plus
-# _SLACK, for files written before the rule), and the writer never exceeds it: a layer
-# sparser than that is stored as a bitmask (8 weights per byte) instead.
+# claim any shape. The sparse layers of a file may stand for at most _DENSITY weights
+# per byte of the file (plus _SLACK, for files written before the rule), and the writer
+# never exceeds it: a layer sparser than that is stored as a bitmask (8 weights per
+# byte) instead, and a payload that compresses too well for it is stored less packed.
 _DENSITY = 256
 _SLACK = 1 << 20
 
@@ -72,6 +74,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     """
     if encoding == "dense":
         return {"encoding": "dense", "values": payload.add(values)}
+    payload.claimed += values.size
     flat = values.reshape(nz.shape)
     if encoding == "gaps":
         index = {"gaps": payload.add(gaps)}
