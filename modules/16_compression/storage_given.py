@@ -154,8 +154,8 @@ class _Arrays(list):
 
     def allow(self, n: int, what: str) -> None:
         if n > self.budget:
-            raise ValueError(f"{what} claims {n:,} weights, more than the file's payload can stand for "
-                             f"({self.budget:,} left); refused before allocating them")
+            raise ValueError(f"{what} claims {n:,} weights, more than a file of this size may stand for "
+                             f"({self.budget:,} left, at 256 per byte); refused before allocating them")
         self.budget -= n
 
 

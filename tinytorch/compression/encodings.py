@@ -11,7 +11,7 @@ import numpy as np
 from .formats import _index_bytes, format_bytes, gap_code, gap_positions
 from ..quantization import QuantizedTensor, quantize_int8
 
-# %% ../../modules/16_compression/storage_given.py #60f41532
+# %% ../../modules/16_compression/storage_given.py #f52693a5
 class _Payload:
     """Arrays appended to one byte buffer, described in a JSON-able list."""
 
@@ -102,8 +102,8 @@ class _Arrays(list):
 
     def allow(self, n: int, what: str) -> None:
         if n > self.budget:
-            raise ValueError(f"{what} claims {n:,} weights, more than the file's payload can stand for "
-                             f"({self.budget:,} left); refused before allocating them")
+            raise ValueError(f"{what} claims {n:,} weights, more than a file of this size may stand for "
+                             f"({self.budget:,} left, at 256 per byte); refused before allocating them")
         self.budget -= n
 
 
