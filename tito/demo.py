@@ -69,7 +69,10 @@ def prepare_out(out: str | os.PathLike, force: bool = False) -> Path:
     if out.exists() and not out.is_dir():
         raise TitoError(f"--out {out} is a file, not a folder")
     if out.is_dir():
-        names = sorted(p.name for p in out.iterdir())
+        try:
+            names = sorted(p.name for p in out.iterdir())
+        except OSError as err:
+            raise TitoError(f"--out {out} cannot be read: {err.strerror or err}") from None
         foreign = [n for n in names if n not in DEMO_FILES]
         if names and not foreign and not _is_demo_results(out / RESULTS_FILE):
             foreign = [n for n in names if n == RESULTS_FILE] or names
@@ -78,7 +81,10 @@ def prepare_out(out: str | os.PathLike, force: bool = False) -> Path:
             raise TitoError(f"--out {out} already holds files this demo did not write ({shown}); "
                             f"name a new folder, or pass --force to write the demo's files there "
                             f"({', '.join(sorted(DEMO_FILES))}) and leave the others alone")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TitoError(f"--out {out} cannot be created: {err.strerror or err}") from None
     return out
 
 
@@ -421,10 +427,12 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, quick: bool = False, seed: in
         nonzero, params, bytes, ratio, latency_ms, speedup), `curves`, `files`, ...
 
     Raises:
-        TitoError: `out` cannot be used (see `prepare_out`).
+        TitoError: `out` cannot be used (see `prepare_out`), or `seed` is not in [0, 2**32).
     """
     from rich import get_console
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise TitoError(f"--seed must be an integer in [0, 2**32), got {seed!r}")
     out = prepare_out(out, force)
     console = console or get_console()
     recipe = QUICK if quick else FULL

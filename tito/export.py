@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import keyword
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tito.project import ModuleInfo, TitoError, write_atomic
+from tito.project import ModuleInfo, TitoError, read_source, write_atomic
 
 
 @dataclass
@@ -30,6 +31,35 @@ def _compile_or_explain(path: Path, source: str, root: Path) -> None:
         rel = path.relative_to(root) if path.is_relative_to(root) else path
         line = (err.text or "").rstrip("\n")
         raise TitoError(f"{rel}:{err.lineno}: {err.msg}\n    {line}\nnothing was exported") from None
+
+
+_CELL = re.compile(r"^# %%(.*)$")
+_DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(default_exp|exporti|exports|export)(?=\s|$)(.*)$")
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def check_targets(path: Path, source: str, root: Path) -> None:
+    """Refuse any export directive whose target is not a dotted module path inside `tinytorch/`.
+
+    nbdev turns `#| default_exp a.b` into `tinytorch/a/b.py` and would as readily turn
+    `../../evil` into a file outside the project: every target is checked first.
+    """
+    rel = path.relative_to(root) if path.is_relative_to(root) else path
+    code = True
+    for number, line in enumerate(source.splitlines(), 1):
+        cell = _CELL.match(line)
+        if cell:
+            code = "[markdown]" not in cell.group(1) and "[raw]" not in cell.group(1)
+            continue
+        directive = _DIRECTIVE.match(line) if code else None
+        if not directive:
+            continue
+        name, target = directive.group(1), directive.group(2).strip()
+        if not target and name != "default_exp":
+            continue  # a plain '#| export' goes to the default module
+        if not _MODULE_PATH.fullmatch(target) or any(keyword.iskeyword(part) for part in target.split(".")):
+            raise TitoError(f"{rel}:{number}: '{line.strip()}' exports to {target!r}, which is not a dotted "
+                            f"module path inside tinytorch/ (like compression.container); nothing was exported")
 
 
 def _stable_ids(cells) -> None:
@@ -62,6 +92,7 @@ def _render_source(root: Path, path: Path, source: str) -> dict[Path, str]:
     from nbdev.process import NBProcessor
 
     _compile_or_explain(path, source, root)
+    check_targets(path, source, root)
     notebook = jupytext.reads(source, fmt="py:percent")
     _stable_ids(notebook.cells)
     nb = dict2nb(dict(notebook))
@@ -77,6 +108,11 @@ def _render_source(root: Path, path: Path, source: str) -> dict[Path, str]:
         default = getattr(exporter, "default_exp", None)
         if not default:
             raise TitoError(f"{path.relative_to(root)}: no '#| default_exp' cell; nothing was exported")
+        names = {default if target == "#" else target for target in exporter.modules}
+        for name in sorted(names):  # what nbdev read, checked again before it writes
+            if not isinstance(name, str) or not _MODULE_PATH.fullmatch(name):
+                raise TitoError(f"{path.relative_to(root)}: exports to {name!r}, which is not a dotted module "
+                                f"path inside tinytorch/; nothing was exported")
         for target, cells in exporter.modules.items():
             if not any(c.cell_type == "code" for c in cells):
                 continue
@@ -96,7 +132,7 @@ def render(module: ModuleInfo, source: str | None = None) -> ExportResult:
     files: dict[Path, str] = {}
     owner: dict[Path, Path] = {}
     for path in module.sources:
-        text = source if (path == module.dev_file and source is not None) else path.read_text(encoding="utf-8")
+        text = source if (path == module.dev_file and source is not None) else read_source(path, root)
         for rel, generated in _render_source(root, path, text).items():
             if rel in owner:
                 raise TitoError(f"{path.relative_to(root)} and {owner[rel].relative_to(root)} both export "

@@ -76,6 +76,18 @@ def resolve_module(root: Path, spec: str) -> ModuleInfo:
     raise TitoError(f"unknown module {spec!r}; available: {names}")
 
 
+def read_source(path: Path, root: Path | None = None) -> str:
+    """The text of a source file, or a TitoError naming the file, byte and line that are not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        shown = path.relative_to(root) if root is not None and path.is_relative_to(root) else path
+        line = data.count(b"\n", 0, err.start) + 1
+        raise TitoError(f"{shown}:{line}: not valid UTF-8 at byte offset {err.start} "
+                        f"({data[err.start:err.start + 4]!r}); save the file as UTF-8") from None
+
+
 def _umask() -> int:
     mask = os.umask(0o022)  # the only way to read it is to set it; put it back at once
     os.umask(mask)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tito import stubs
-from tito.project import ModuleInfo, TitoError, all_modules, find_root, resolve_module, write_atomic
+from tito.project import ModuleInfo, TitoError, all_modules, find_root, read_source, resolve_module, write_atomic
 
 STATE_DIR = ".tito"
 
@@ -78,7 +78,7 @@ class Store:
 
     def full_text(self) -> str | None:
         """The full version's text: the working copy if it has solutions, else `full_bytes()`."""
-        current = self.module.dev_file.read_text(encoding="utf-8")
+        current = read_source(self.module.dev_file, self.module.root)
         if stubs.has_markers(current):
             return current
         data = self.full_bytes()
@@ -202,7 +202,7 @@ def start(module: ModuleInfo) -> int:
     store = Store(module)
     rel = _rel(module, module.dev_file)
     raw = module.dev_file.read_bytes()
-    text = raw.decode("utf-8")
+    text = read_source(module.dev_file, module.root)
     if not stubs.has_markers(text):
         left = sorted(set(stubs.stubs_left(text)))
         if left or store.full_path.is_file():
@@ -342,7 +342,11 @@ def status(modules: list[ModuleInfo], run_tests: bool = False) -> int:
     table = _table("modules", columns)
     for module in modules:
         store = Store(module)
-        text = module.dev_file.read_text(encoding="utf-8")
+        try:
+            text = read_source(module.dev_file, module.root)
+        except TitoError as err:
+            table.add_row(module.dirname, "error: " + str(err).splitlines()[0], "-", "-", *(["-"] if run_tests else []))
+            continue
         version = version_of(text, store.full_bytes())
         full = store.full_text()
         try:
@@ -368,6 +372,7 @@ def release(modules: list[ModuleInfo], out: Path, force: bool = False) -> int:
     from tito import export
 
     out = out.resolve()
+    _outside_the_project(out, modules)
     if out.exists() and not out.is_dir():
         raise TitoError(f"--out must be a folder, got the file {out}")
     if out.is_dir() and any(out.iterdir()) and not force:
@@ -393,11 +398,29 @@ def release(modules: list[ModuleInfo], out: Path, force: bool = False) -> int:
             planned.append((folder / "ABOUT.md", about.read_bytes()))
         else:
             print(f"warning: {module.dirname} has no ABOUT.md")
+    for path, _ in planned:
+        _outside_the_project(path, modules)  # through symbolic links too
     for path, data in planned:
         write_atomic(path, data)
         print(f"wrote {_rel_path(path)}")
     print(f"released {len(modules)} module(s) into {_rel_path(out)}, no solution text in any")
     return 0
+
+
+def _outside_the_project(path: Path, modules: list[ModuleInfo]) -> None:
+    """Refuse a release folder (or file) that is the project, holds it, or lies among its
+    working files: the release writes stubs, and over a working file they would replace
+    what a student wrote, with no backup. `--force` does not lift this."""
+    for root in {m.root.resolve() for m in modules}:
+        real = path.resolve()
+        if real == root or root.is_relative_to(real):
+            raise TitoError(f"--out {path} is {'the project' if real == root else 'a folder holding the project'} "
+                            f"({root}): releasing there would overwrite working files with stubs; "
+                            f"choose a folder outside the project; nothing was written")
+        for kept in ("modules", "tinytorch", "tito", "tests", STATE_DIR):
+            if real.is_relative_to(root / kept):
+                raise TitoError(f"--out {path} lies among the project's working files ({root / kept}); "
+                                f"choose a folder outside {root / kept}; nothing was written")
 
 
 def grade_module(module: ModuleInfo, as_json: bool = False) -> int:

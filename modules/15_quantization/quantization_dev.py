@@ -143,6 +143,31 @@ def _checked_qparams(scale: np.ndarray | float, zero_point: np.ndarray | int,
         raise ValueError(f"zero_point must lie in [{INT8_MIN}, {INT8_MAX}], got {zero_point}")
     return scale, zero_point
 
+
+def _finite_levels(scale: np.ndarray, zero_point: np.ndarray, symmetric: bool) -> np.ndarray:
+    """`scale`, lowered by a few ulps where its outermost level would dequantize to inf.
+
+    NOTE: a scale rounded up keeps max|x| / scale <= 127, but near the float32 maximum
+    127 * scale itself overflows (quantize_int8 of 3.4e38 came back as inf). One ulp less
+    costs a relative error of 6e-8 on that value, far inside half a step. An asymmetric
+    range wider than the float32 maximum (from -3.4e38 to 3.4e38) cannot keep both ends
+    within half a step of a finite level: its scale shrinks until the outermost level is
+    finite, and its ends come back within about one step.
+    """
+    reach = np.broadcast_to(np.float32(SYMMETRIC_MAX) if symmetric else
+                            np.maximum(INT8_MAX - zero_point, zero_point - INT8_MIN).astype(np.float32),
+                            np.shape(scale))
+    scale = np.array(scale, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        for _ in range(4):
+            over = ~np.isfinite(reach * scale)
+            if not over.any():
+                return scale
+            scale[over] = np.nextafter(scale[over], np.float32(0))
+        top = np.float32(np.finfo(np.float32).max)
+        scale[over] = np.nextafter(top / reach[over], np.float32(0))
+    return scale
+
 # %% [markdown]
 # `choose_qparams` computes the scale and zero point. The arithmetic runs in float64 so
 # that a range near float32's limits cannot overflow, and the scale is rounded to float32
@@ -200,7 +225,7 @@ def choose_qparams(x: Tensor | np.ndarray, axis: int | None = None,
         zp = np.round(INT8_MIN - lo / scale.astype(np.float64))
         zero_point = np.clip(zp, INT8_MIN, INT8_MAX).astype(np.int32)
     ### END SOLUTION
-    return scale, zero_point
+    return _finite_levels(scale, zero_point, symmetric), zero_point
 
 # %% nbgrader={"grade": true, "grade_id": "test-choose-qparams", "locked": true, "points": 2}
 def test_unit_choose_qparams():
@@ -270,7 +295,7 @@ def dequantize_int8(q: QuantizedTensor) -> np.ndarray:
     """The float32 array that the int8 tensor `q` stands for (`q.dequantize()`)."""
     if not isinstance(q, QuantizedTensor):
         raise TypeError(f"q must be a QuantizedTensor, got {type(q).__name__}")
-    return q.dequantize()
+    return np.asarray(q.dequantize())
 
 # %% nbgrader={"grade": true, "grade_id": "test-quantized-tensor", "locked": true, "points": 1}
 def test_unit_dequantize():
@@ -319,7 +344,8 @@ def quantize_with(x: Tensor | np.ndarray, scale: np.ndarray | float, zero_point:
     q = np.round(data.astype(np.float64) / s) + z
     values = np.clip(q, qmin, INT8_MAX).astype(np.int8)
     ### END SOLUTION
-    return QuantizedTensor(values, scale, zero_point, axis)
+    # NOTE: NumPy turns the rounding of a 0-d array into a scalar; keep an array
+    return QuantizedTensor(np.asarray(values), scale, zero_point, axis)
 
 
 def quantize_int8(x: Tensor | np.ndarray, axis: int | None = None,

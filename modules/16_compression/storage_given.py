@@ -31,9 +31,11 @@
 
 # %%
 #| export compression.encodings
+import math
+
 import numpy as np
 
-from tinytorch.compression.formats import format_bytes, gap_code, gap_positions
+from tinytorch.compression.formats import _index_bytes, format_bytes, gap_code, gap_positions
 from tinytorch.quantization import QuantizedTensor, quantize_int8
 
 # %% [markdown]
@@ -42,9 +44,14 @@ from tinytorch.quantization import QuantizedTensor, quantize_int8
 # `save_compressed` writes one file: a fixed header (magic, version, codec, a BLAKE2b
 # checksum of the payload), then the compressed payload: a JSON description of the
 # layers and the raw bytes of every array, one after the other. Loading never
-# unpickles anything; it checks the magic, the checksum, every dtype, shape and size,
-# and rebuilds the layers from the description. A truncated, foreign or tampered file
-# is refused with a message that says which.
+# unpickles anything, and believes nothing a file claims before checking it: it reads
+# the magic before the rest; it decompresses the payload as a stream, no further than
+# the description's arrays add up to and no more than 64 times the compressed bytes
+# (or 64 MiB); it compares the checksum before building any layer; and it checks every
+# array index, dtype, shape and layer argument against the arrays really there. A
+# model's sparse layers may stand for at most 256 weights per byte of the file, so a
+# few bytes cannot claim a 20000 x 20000 layer. A truncated, foreign, tampered or
+# crafted file is refused with a ValueError that says what is wrong, having cost a few MiB.
 #
 # INT8 layers are stored as above. A float layer keeps every float32 value exactly, but
 # it too leaves its zeros out when that is smaller: dense, a bitmask plus the non-zero
@@ -64,9 +71,12 @@ class _Payload:
         self.parts: list[bytes] = []
         self.arrays: list[dict] = []
         self.size = 0
+        self.claimed = 0  # weights that sparse encodings stand for (see _DENSITY)
 
     def add(self, a: np.ndarray) -> int:
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a)
+        if not a.flags.c_contiguous:  # NOTE: not ascontiguousarray: it turns a 0-d array into 1-d
+            a = a.copy(order="C")
         self.arrays.append([a.dtype.name, *a.shape])  # offsets follow from the order
         self.parts.append(a.tobytes())
         self.size += a.nbytes
@@ -90,8 +100,23 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
         spec["channels"] = q.scale.size
     if np.any(q.zero_point != 0):
         spec["zero_point"] = payload.add(q.zero_point.astype(np.int32))
-    best = min(("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8"), key=sizes.__getitem__)
+    best = _smallest(values.size, {k: sizes[k] for k in ("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8")})
     return spec | _store_values(best.removesuffix("_int8"), values, nz, gaps, payload)
+
+
+# NOTE: a gap code or a CSR index leaves out a final run of zeros, so a few bytes could
+# claim any shape. The sparse layers of a file may stand for at most _DENSITY weights
+# per byte of the file (plus _SLACK, for files written before the rule), and the writer
+# never exceeds it: a layer sparser than that is stored as a bitmask (8 weights per
+# byte) instead, and a payload that compresses too well for it is stored less packed.
+_DENSITY = 256
+_SLACK = 1 << 20
+
+
+def _smallest(n: int, sizes: dict[str, int]) -> str:
+    """The encoding of fewest bytes among those that stay within `_DENSITY` weights per byte."""
+    fair = {k: v for k, v in sizes.items() if n <= _DENSITY * v or not k.startswith(("gaps", "csr"))}
+    return min(fair, key=fair.__getitem__)
 
 
 def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.ndarray, payload: _Payload) -> dict:
@@ -101,6 +126,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     """
     if encoding == "dense":
         return {"encoding": "dense", "values": payload.add(values)}
+    payload.claimed += values.size
     flat = values.reshape(nz.shape)
     if encoding == "gaps":
         index = {"gaps": payload.add(gaps)}
@@ -113,30 +139,77 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     return {"encoding": encoding} | index | {"values": payload.add(flat[nz])}
 
 
+class _Arrays(list):
+    """The arrays of a file being read: an index must name one of them, and the dense
+    arrays built from them stay within what the file can stand for (`allow`)."""
+
+    def __init__(self, arrays, budget: int):
+        super().__init__(arrays)
+        self.budget = budget  # weights that sparse encodings may still expand to
+
+    def __getitem__(self, index):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self):
+            raise ValueError(f"array index {index!r} is not one of the file's {len(self)} arrays")
+        return super().__getitem__(index)
+
+    def allow(self, n: int, what: str) -> None:
+        if n > self.budget:
+            raise ValueError(f"{what} claims {n:,} weights, more than a file of this size may stand for "
+                             f"({self.budget:,} left, at 256 per byte); refused before allocating them")
+        self.budget -= n
+
+
+def _allow(arrays: list, n: int, what: str) -> None:
+    """Charge `n` weights to a file's budget (plain lists, in tests, have none)."""
+    if isinstance(arrays, _Arrays):
+        arrays.allow(n, what)
+
+
+def _checked_shape(shape, ndim: tuple[int, ...], what: str) -> tuple[int, ...]:
+    """A stored shape: a list of `ndim` integers >= 1 (`ndim` lists the numbers allowed)."""
+    if not isinstance(shape, list) or len(shape) not in ndim \
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+        raise ValueError(f"{what} must have a shape of {' or '.join(map(str, ndim))} integers >= 1, got {shape!r}")
+    return tuple(shape)
+
+
 def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
     """The dense array of `spec["shape"]` that a weight spec (dense, bitmask, gaps or CSR) describes."""
-    shape = tuple(spec["shape"])
-    rows, cols = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+    shape = _checked_shape(spec["shape"], (1, 2, 3, 4), "a stored weight")
+    rows, cols = shape[0], math.prod(shape[1:])
     kind, kept = spec["encoding"], arrays[spec["values"]]
+    if kept.dtype != dtype or kept.ndim != 1 and kind != "dense":
+        raise ValueError(f"a {kind} weight stores its values as {kept.dtype} {kept.shape}, "
+                         f"expected 1-D {np.dtype(dtype)}")
     if kind == "dense":
         if kept.size != rows * cols:
             raise ValueError("compressed file's values do not match their shape")
         return kept.reshape(shape)
+    if kind not in ("bitmask", "gaps", "csr"):
+        raise ValueError(f"unknown weight encoding {kind!r} in compressed file")
+    # NOTE: a sparse index is small however large the shape it claims: charge the dense
+    # array to the file's budget before allocating it.
+    _allow(arrays, rows * cols, f"a {kind} weight of shape {list(shape)}")
     if kind == "bitmask":
-        mask = np.unpackbits(arrays[spec["bits"]], count=rows * cols).astype(bool).reshape(rows, cols)
+        bits = arrays[spec["bits"]]
+        if bits.dtype != np.uint8 or bits.shape != ((rows * cols + 7) // 8,):
+            raise ValueError(f"the bitmask of a weight of shape {list(shape)} must be {(rows * cols + 7) // 8} "
+                             f"uint8 bytes, got {bits.dtype} {bits.shape}")
+        mask = np.unpackbits(bits, count=rows * cols).astype(bool).reshape(rows, cols)
     elif kind == "gaps":
+        code = arrays[spec["gaps"]]
+        if code.dtype != np.uint8 or code.ndim != 1:
+            raise ValueError(f"a gap code must be 1-D uint8, got {code.dtype} {code.shape}")
         mask = np.zeros(rows * cols, bool)
-        mask[gap_positions(arrays[spec["gaps"]], rows * cols)] = True
+        mask[gap_positions(code, rows * cols)] = True
         mask = mask.reshape(rows, cols)
-    elif kind == "csr":
+    else:
         starts, columns = arrays[spec["starts"]].astype(np.int64), arrays[spec["columns"]].astype(np.int64)
         if starts.shape != (rows + 1,) or starts[0] != 0 or np.any(np.diff(starts) < 0) \
                 or starts[-1] != columns.size or (columns.size and columns.max() >= cols):
             raise ValueError("corrupt CSR index in compressed file")
         mask = np.zeros((rows, cols), bool)
         mask[np.repeat(np.arange(rows), np.diff(starts)), columns] = True
-    else:
-        raise ValueError(f"unknown weight encoding {kind!r} in compressed file")
     if kept.size != np.count_nonzero(mask):
         raise ValueError("compressed file's values do not match its index")
     dense = np.zeros((rows, cols), dtype)
@@ -156,27 +229,40 @@ def _encode_float(weight: np.ndarray, payload: _Payload) -> int | dict:
     nnz = int(np.count_nonzero(nz))
     gaps = gap_code(nz.reshape(-1))
     sizes = {"dense": 4 * weight.size, "bitmask": (weight.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
-    best = min(sizes, key=sizes.__getitem__)
+    best = _smallest(weight.size, sizes)
     if best == "dense":
         return payload.add(weight)
     return {"shape": list(weight.shape)} | _store_values(best, weight, nz, gaps, payload)
 
 
-def _decode_float(stored: int | dict, arrays: list[np.ndarray]) -> np.ndarray:
-    """The float32 weight that `_encode_float` stored."""
-    dense = isinstance(stored, int)
-    if arrays[stored if dense else stored["values"]].dtype != np.float32:
+def _decode_float(stored: int | dict, arrays: list[np.ndarray], ndim: tuple[int, ...] = (1, 2, 3, 4)) -> np.ndarray:
+    """The float32 weight that `_encode_float` stored (of `ndim` dimensions)."""
+    if isinstance(stored, dict):
+        if arrays[stored["values"]].dtype != np.float32:
+            raise ValueError("compressed file stores a float weight as another dtype")
+        return _stored_values(stored, arrays, np.float32)
+    weight = arrays[stored]
+    if weight.dtype != np.float32:
         raise ValueError("compressed file stores a float weight as another dtype")
-    return arrays[stored] if dense else _stored_values(stored, arrays, np.float32)
+    _checked_shape(list(weight.shape), ndim, "a float weight")
+    return weight
 
 
 def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
     values = _stored_values(spec, arrays, np.int8)
+    rows = values.shape[0]
     scale = arrays[spec["scale"]]
-    if "channels" in spec:
-        scale = np.full(int(spec["channels"]), scale[0], np.float32)
+    if scale.dtype != np.float32 or scale.shape not in ((rows,), (1,)):
+        raise ValueError(f"the scales of an int8 weight of {rows} rows must be float32 of shape ({rows},) "
+                         f"or (1,), got {scale.dtype} {scale.shape}")
+    if "channels" in spec:  # one scale stored for every channel
+        if spec["channels"] != rows or scale.shape != (1,):
+            raise ValueError(f"an int8 weight of {rows} rows shares one scale over {spec['channels']!r} channels")
+        scale = np.full(rows, scale[0], np.float32)
     zero_point = arrays[spec["zero_point"]] if "zero_point" in spec else np.zeros(scale.shape, np.int32)
-    return QuantizedTensor(values.astype(np.int8), scale, zero_point, spec.get("axis", 0))
+    if zero_point.dtype != np.int32:
+        raise ValueError(f"zero points must be int32, got {zero_point.dtype}")
+    return QuantizedTensor(values, scale, zero_point, spec.get("axis", 0))
 
 
 def _encode_bias(bias: np.ndarray | None, payload: _Payload) -> dict | None:
@@ -194,31 +280,41 @@ def _encode_bias(bias: np.ndarray | None, payload: _Payload) -> dict | None:
 def _decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | None:
     if spec is None:
         return None
+    bias = arrays[spec["float32"]] if "float32" in spec else arrays[spec["int8"]]
+    if bias.dtype != (np.float32 if "float32" in spec else np.int8) or bias.ndim != 1:
+        raise ValueError(f"a bias must be 1-D float32 or int8, got {bias.dtype} {bias.shape}")
     if "float32" in spec:
-        return arrays[spec["float32"]]
-    return QuantizedTensor(arrays[spec["int8"]].astype(np.int8), arrays[spec["scale"]][0]).dequantize()
+        return bias
+    scale = arrays[spec["scale"]]
+    if scale.dtype != np.float32 or scale.shape != (1,):
+        raise ValueError(f"an int8 bias needs one float32 scale, got {scale.dtype} {scale.shape}")
+    return QuantizedTensor(bias, scale[0]).dequantize()
 
 
 # %%
 #| export compression.container
 import hashlib
+import io
 import json
 import lzma
+import math
 import os
+import secrets
+import stat
 import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from tinytorch.compression.encodings import (_decode_bias, _decode_float, _decode_weights, _encode_bias,
-                                             _encode_float, _encode_weights, _Payload)
+from tinytorch.compression.encodings import (_DENSITY, _SLACK, _Arrays, _decode_bias, _decode_float,
+                                             _decode_weights, _encode_bias, _encode_float, _encode_weights, _Payload)
 from tinytorch.compression.formats import SizeReport
 from tinytorch.compression.prune import _check_model as _check
 from tinytorch.core import activations as _act
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, get_rng
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
 
 # Version 2 may store float weights sparse (version 1: always dense); both are read.
@@ -305,45 +401,157 @@ def _describe(module: Module, payload: _Payload) -> dict:
     return spec
 
 
-def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
+_MAX_DEPTH = 32  # Sequentials inside Sequentials
+_MAX_ARG = 1 << 16  # kernel sizes, strides, paddings, dims
+
+
+def _arg(name: str, value):
+    """A constructor argument read from a file: a finite number, None, or a pair of small ints."""
+    if isinstance(value, list):
+        if len(value) != 2:
+            raise ValueError(f"layer argument {name} must be a number or a pair, got {value!r}")
+        return tuple(_arg(name, v) for v in value)
+    if value is None or isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_ARG:
+        return value
+    raise ValueError(f"layer argument {name}={value!r} is not a number of at most {_MAX_ARG} (or a pair)")
+
+
+def _args(spec: dict, allowed: tuple[str, ...]) -> dict:
+    args = spec.get("args", {})
+    if not isinstance(args, dict) or not set(args) <= set(allowed):
+        raise ValueError(f"a {spec['type']} takes the arguments {list(allowed)}, got {args!r}")
+    # num_features is checked against the four arrays the file must hold, not a small limit
+    return {k: v if k == "num_features" and type(v) is int else _arg(k, v) for k, v in args.items()}
+
+
+def _float_layer(kind: str, weight: np.ndarray, bias: np.ndarray | None, args: dict) -> Module:
+    """A Linear or Conv2d holding `weight` and `bias`.
+
+    NOTE: the layer is made tiny, then given the stored arrays: its constructor would
+    first fill a full-size random weight, which for a large layer costs more than the file.
+    """
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"a {kind} with weight {list(weight.shape)} has a bias of shape {list(bias.shape)}")
+    rng = get_rng()
+    state = rng.bit_generator.state  # loading a file must not move the global random stream
+    try:
+        if kind == "Linear":
+            layer = Linear(1, 1, bias=bias is not None)
+            layer.out_features, layer.in_features = weight.shape
+        else:
+            layer = Conv2d(1, 1, 1, bias=bias is not None, **args)
+            layer.out_channels, layer.in_channels = weight.shape[:2]
+            layer.kernel_size = tuple(weight.shape[2:])
+    finally:
+        rng.bit_generator.state = state
+    layer.weight = Tensor(weight, requires_grad=True)
+    if bias is not None:
+        layer.bias = Tensor(bias, requires_grad=True)
+    return layer
+
+
+def _quantized_layer(kind: str, spec: dict, arrays: list[np.ndarray], args: dict) -> Module:
+    qweight = _decode_weights(spec["weight"], arrays)
+    if qweight.values.ndim != (2 if kind == "Linear" else 4):
+        raise ValueError(f"a quantized {kind} needs a {2 if kind == 'Linear' else 4}-D weight, "
+                         f"got shape {list(qweight.shape)}")
+    bias = _decode_bias(spec["qbias"], arrays)
+    layer = QuantizedConv2d(qweight, bias, **args) if kind == "Conv2d" else QuantizedLinear(qweight, bias)
+    if spec.get("input_scale") is not None:
+        scale = arrays[spec["input_scale"]]
+        # NOTE: files written before this check stored the 0-d scale with shape (1,).
+        if scale.dtype != np.float32 or scale.size != 1 or not (np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError(f"an input scale must be one finite float32 > 0, "
+                             f"got {scale.dtype} {scale.reshape(-1)[:4]}")
+        layer.input_scale = np.float32(scale.reshape(()))
+    return layer
+
+
+def _batchnorm(spec: dict, arrays: list[np.ndarray], args: dict) -> Module:
+    """A BatchNorm2d whose four arrays come from the file, each of `num_features` float32."""
+    stored = spec.get("arrays")
+    names = ("weight", "bias", "running_mean", "running_var")
+    if not isinstance(stored, dict) or set(stored) != set(names):
+        raise ValueError(f"a BatchNorm2d must store the arrays {list(names)}, got {stored!r}")
+    n = args.pop("num_features", None)
+    layer = BatchNorm2d(1, **args)  # checks eps and momentum; no array of the claimed size yet
+    for name in names:
+        a = arrays[stored[name]]
+        if a.dtype != np.float32 or a.shape != (n,):
+            raise ValueError(f"BatchNorm2d(num_features={n!r}) stores {name} as {a.dtype} {a.shape}")
+        getattr(layer, name).data = a
+    layer.num_features = n
+    return layer
+
+
+def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
+    """The layer (tree) that `_describe` wrote as `spec`, checked part by part."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"a layer must be described by a JSON object, got {type(spec).__name__}")
     kind = spec.get("type")
     if kind == "Sequential":
-        return Sequential(*[_rebuild(s, arrays) for s in spec["layers"]])
-    if kind not in _BY_NAME:
+        layers = spec.get("layers")
+        if not isinstance(layers, list):
+            raise ValueError("a Sequential must list its layers")
+        if depth >= _MAX_DEPTH:
+            raise ValueError(f"Sequentials are nested more than {_MAX_DEPTH} deep")
+        return Sequential(*[_rebuild(s, arrays, depth + 1) for s in layers])
+    if not isinstance(kind, str) or kind not in _BY_NAME:
         raise ValueError(f"compressed file names an unknown layer type {kind!r}")
-    args = spec.get("args", {})
-    bias = None if spec.get("bias") is None else arrays[spec["bias"]]
-    conv_args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
-    if kind in ("Linear", "Conv2d") and "weight" in spec:
-        qweight = _decode_weights(spec["weight"], arrays)
-        bias = _decode_bias(spec["qbias"], arrays)
-        layer = (QuantizedConv2d(qweight, bias, **conv_args) if kind == "Conv2d" else QuantizedLinear(qweight, bias))
-        if spec.get("input_scale") is not None:
-            layer.input_scale = np.float32(arrays[spec["input_scale"]])
-        return layer
     if kind in ("Linear", "Conv2d"):
-        weight = _decode_float(spec["float_weight"], arrays)
-        if kind == "Linear":
-            layer = Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-        else:
-            layer = Conv2d(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), bias=bias is not None, **conv_args)
-        layer.weight = Tensor(weight, requires_grad=True)
-        if bias is not None:
-            layer.bias = Tensor(bias, requires_grad=True)
-        return layer
-    layer = _BY_NAME[kind](**{k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()})
-    for name, index in spec.get("arrays", {}).items():
-        getattr(layer, name).data[...] = arrays[index]
-    return layer
+        args = _args(spec, _CONV_ARGS if kind == "Conv2d" else ())
+        if "weight" in spec:
+            return _quantized_layer(kind, spec, arrays, args)
+        weight = _decode_float(spec["float_weight"], arrays, (2,) if kind == "Linear" else (4,))
+        if weight.ndim != (2 if kind == "Linear" else 4):
+            raise ValueError(f"a {kind} needs a {2 if kind == 'Linear' else 4}-D weight, "
+                             f"got shape {list(weight.shape)}")
+        bias = None if spec.get("bias") is None else _decode_bias({"float32": spec["bias"]}, arrays)
+        return _float_layer(kind, weight, bias, args)
+    args = _args(spec, _LAYER_ARGS[_BY_NAME[kind]])
+    if kind == "BatchNorm2d":
+        return _batchnorm(spec, arrays, args)
+    if spec.get("arrays"):
+        raise ValueError(f"a {kind} stores no arrays")
+    return _BY_NAME[kind](**args)
 
 
 # %% nbgrader={"grade": false, "grade_id": "file-io", "solution": false}
 #| export compression.container
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
+# NOTE: limits on what a file may claim, checked before anything of that size exists.
+# A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
+# that (the writer picks a weaker codec rather than exceed it); its description is at
+# most _MAX_DESCRIPTION bytes. A file that is not a regular file (a pipe, a device)
+# has no size to measure, so it gets _FLOOR.
+_FLOOR = 64 << 20
+_RATIO = 64
+_MAX_DESCRIPTION = 16 << 20
+_CHUNK = 1 << 20
 
 
 def _digest(body: bytes) -> bytes:
     return hashlib.blake2b(body, digest_size=16).digest()
+
+
+def _max_body(packed: int | None) -> int:
+    """The most bytes a payload compressed to `packed` bytes may expand to."""
+    return _FLOOR if packed is None else max(_FLOOR, _RATIO * packed)
+
+
+def _lzma_window(packed: int | None) -> int:
+    """The LZMA dictionary a reader allocates for a payload compressed to `packed` bytes.
+
+    NOTE: an LZMA decoder allocates its whole dictionary up front: 64 MiB for the
+    preset-9 dictionary, whatever the file. No match reaches further back than the
+    payload is long, so a dictionary of the payload's size decodes it; the writer only
+    picks LZMA when the payload fits the window this function gives its compressed size.
+    """
+    if packed is None:
+        return 1 << 26
+    return min(1 << 26, max(1 << 20, 1 << (16 * packed - 1).bit_length()))
 
 
 def to_bytes(model: Module) -> bytes:
@@ -352,61 +560,177 @@ def to_bytes(model: Module) -> bytes:
     description = json.dumps({"model": _describe(_check(model), payload), "arrays": payload.arrays},
                              separators=(",", ":")).encode()
     body = len(description).to_bytes(4, "little") + description + b"".join(payload.parts)
-    # NOTE: which codec wins depends on the model; measure both, keep the smaller.
-    codec, packed = min(((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items()), key=lambda c: len(c[1]))
+    # NOTE: which codec wins depends on the model; measure both, keep the smaller
+    # (among those a reader accepts: "none" always is).
+    packed = ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
+    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
+            and payload.claimed <= _DENSITY * len(p) + _SLACK)
+    codec, packed = min(fair, key=lambda c: len(c[1]))
     return MAGIC + bytes([codec]) + _digest(body) + packed
 
 
-def from_bytes(blob: bytes, source: str = "data") -> Module:
-    """Rebuild the model that `to_bytes` stored, checking every part of the file."""
-    if len(blob) < _HEADER or not blob.startswith(MAGIC[:-1]):
+class _Reader:
+    """The payload of a file, decompressed as it is read, never beyond what it may hold."""
+
+    def __init__(self, f, codec: int, packed: int | None, source: str):
+        self.f, self.source, self.limit = f, source, _max_body(packed)
+        self.hash = hashlib.blake2b(digest_size=16)
+        self.count = 0  # payload bytes read so far
+        self.consumed = 0  # compressed bytes read so far
+        self.kind = _CODECS[codec][0]
+        self.inflate = (zlib.decompressobj() if self.kind == "zlib" else None if self.kind == "none" else
+                        lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[
+                            {"id": lzma.FILTER_LZMA2, "dict_size": _lzma_window(packed)}]))
+
+    def _corrupt(self, why: str) -> ValueError:
+        return ValueError(f"{self.source} is truncated or corrupt ({self.kind}: {why})")
+
+    def _packed(self) -> bytes:
+        """The next compressed bytes of the file (no more than any payload it may hold needs)."""
+        chunk = self.f.read(_CHUNK)
+        self.consumed += len(chunk)
+        if self.consumed > 2 * self.limit + _CHUNK:  # an endless pipe of empty blocks ends here
+            raise self._corrupt(f"more than {self.consumed:,} compressed bytes")
+        return chunk
+
+    def _step(self, want: int) -> bytes:
+        """Up to `want` more bytes of the payload (b"" only at its end)."""
+        if self.inflate is None:
+            data = self.f.read(want)
+            self.consumed += len(data)
+            return data
+        d = self.inflate
+        while not d.eof:
+            if self.kind == "zlib":
+                fresh = d.unconsumed_tail or self._packed()
+            else:
+                fresh = self._packed() if d.needs_input else b""
+            try:
+                out = d.decompress(fresh, want)
+            except (zlib.error, lzma.LZMAError, EOFError) as err:
+                raise self._corrupt(str(err)) from None
+            if out:
+                return out
+            if not fresh and (self.kind == "zlib" or d.needs_input):
+                raise self._corrupt("the stream ends early")
+        return b""
+
+    def read(self, n: int) -> bytearray:
+        """Exactly `n` bytes of the payload, added to the checksum."""
+        out = bytearray(n)  # n was checked against self.limit: allocate once, fill in place
+        view, done = memoryview(out), 0
+        while done < n:
+            piece = self._step(min(n - done, _CHUNK))
+            if not piece:
+                raise ValueError(f"{self.source} is truncated or corrupt: its payload ends early")
+            view[done:done + len(piece)] = piece
+            done += len(piece)
+        self.hash.update(out)
+        self.count += n
+        return out
+
+    def finish(self) -> None:
+        """Refuse anything after the payload the description accounts for."""
+        extra = self._step(1)
+        leftover = self.inflate is not None and (getattr(self.inflate, "unused_data", b"") or
+                                                  getattr(self.inflate, "unconsumed_tail", b""))
+        if extra or leftover or self.f.read(1):
+            raise ValueError(f"{self.source} has bytes after the payload its description accounts for")
+
+
+def _array_table(meta) -> list[tuple[str, tuple[int, ...]]]:
+    """The (dtype, shape) of every array a description lists, checked."""
+    if not (isinstance(meta, dict) and isinstance(meta.get("model"), dict) and isinstance(meta.get("arrays"), list)):
+        raise ValueError('the description must be a JSON object {"model": {...}, "arrays": [...]}, '
+                         f"got {type(meta).__name__} {str(meta)[:60]}")
+    table = []
+    for entry in meta["arrays"]:
+        if not (isinstance(entry, list) and 1 <= len(entry) <= 9 and isinstance(entry[0], str) and entry[0] in _DTYPES
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry[1:])):
+            raise ValueError(f"array {len(table)} is {str(entry)[:60]}: not a dtype ({', '.join(sorted(_DTYPES))}) "
+                             f"followed by at most 8 sizes >= 0")
+        table.append((entry[0], tuple(entry[1:])))
+    return table
+
+
+def _description(reader: _Reader) -> tuple[dict, list, int]:
+    """The JSON description at the start of a payload, its arrays, and the bytes of those arrays."""
+    size = int.from_bytes(reader.read(4), "little")
+    if size > min(_MAX_DESCRIPTION, reader.limit):
+        raise ValueError(f"{reader.source} has a malformed description: it claims {size:,} bytes "
+                         f"(at most {min(_MAX_DESCRIPTION, reader.limit):,})")
+    try:
+        meta = json.loads(reader.read(size))
+        table = _array_table(meta)
+    except RecursionError:
+        raise ValueError(f"{reader.source} has a malformed description: JSON nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{reader.source} has a malformed description: {err}") from None
+    rest = sum(math.prod(shape) * np.dtype(dtype).itemsize for dtype, shape in table)
+    if 4 + size + rest > reader.limit:
+        raise ValueError(f"{reader.source} claims a payload of {4 + size + rest:,} bytes, more than its "
+                         f"compressed size allows ({reader.limit:,}); refused before reading it")
+    return meta, table, rest
+
+
+def _arrays(data: bytearray, table: list, budget: int) -> _Arrays:
+    arrays, start = [], 0
+    for dtype, shape in table:
+        count = math.prod(shape)
+        arrays.append(np.frombuffer(data, dtype, count, start).reshape(shape).copy())
+        start += count * np.dtype(dtype).itemsize
+    return _Arrays(arrays, budget)
+
+
+def _read(f, packed: int | None, source: str) -> "CompressedModel":
+    """Rebuild the model stored in the open binary file `f`: header, size limits and
+    checksum first, then every layer, each checked against the arrays before it is built."""
+    head = f.read(_HEADER)  # NOTE: the magic is checked before anything else is read
+    if len(head) < _HEADER or not head.startswith(MAGIC[:-1]):
         raise ValueError(f"{source} is not a TinyTorch compressed model (bad magic)")
-    if blob[len(MAGIC) - 1] not in _READS:
-        raise ValueError(f"{source} has format version {blob[len(MAGIC) - 1]}, this TinyTorch reads versions "
+    if head[len(MAGIC) - 1] not in _READS:
+        raise ValueError(f"{source} has format version {head[len(MAGIC) - 1]}, this TinyTorch reads versions "
                          f"{' and '.join(map(str, _READS))}")
-    codec = blob[len(MAGIC)]
+    codec = head[len(MAGIC)]
     if codec not in _CODECS:
         raise ValueError(f"{source} uses unknown codec {codec}")
-    try:
-        body = _CODECS[codec][2](blob[_HEADER:])
-    except (zlib.error, lzma.LZMAError, EOFError) as err:
-        raise ValueError(f"{source} is truncated or corrupt ({_CODECS[codec][0]}: {err})") from None
-    if _digest(body) != blob[len(MAGIC) + 1:_HEADER]:
+    reader = _Reader(f, codec, packed, source)
+    meta, table, rest = _description(reader)
+    data = reader.read(rest)
+    reader.finish()
+    if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
-        size = int.from_bytes(body[:4], "little")
-        meta = json.loads(body[4:4 + size])
-        arrays, start = [], 4 + size
-        for dtype, *shape in meta["arrays"]:
-            if dtype not in _DTYPES or not all(isinstance(d, int) and d >= 0 for d in shape):
-                raise ValueError(f"array of dtype {dtype!r} and shape {shape} not allowed")
-            count = int(np.prod(shape, dtype=np.int64))
-            end = start + count * np.dtype(dtype).itemsize
-            if end > len(body):
-                raise ValueError("array outside the payload")
-            arrays.append(np.frombuffer(body, dtype, count, start).reshape(shape).copy())
-            start = end
-        if start != len(body):
-            raise ValueError(f"{len(body) - start} bytes after the last array")
+        arrays = _arrays(data, table, _DENSITY * reader.consumed + _SLACK)
+        del data
         return CompressedModel(_rebuild(meta["model"], arrays))
-    except (KeyError, TypeError, IndexError, json.JSONDecodeError) as err:
+    except (KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as err:
         raise ValueError(f"{source} has a malformed description: {err!r}") from None
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from None
 
 
+def from_bytes(blob: bytes, source: str = "data") -> "CompressedModel":
+    """Rebuild the model that `to_bytes` stored, checking every part of the file."""
+    return _read(io.BytesIO(blob), max(len(blob) - _HEADER, 0), source)
+
+
 def save_compressed(model: Module, path: str | os.PathLike) -> int:
     """Write `model` (pruned, INT8) as a sparse compressed file; returns the bytes written.
 
-    The file appears complete or not at all (written to a temporary file, then renamed).
+    The file appears complete or not at all (written to a temporary file beside it, then
+    renamed); through a symbolic link, the file the link points to is replaced.
     """
-    blob = to_bytes(model)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    blob = to_bytes(model)  # before any file exists: a model that cannot be stored leaves nothing
+    path = Path(os.path.realpath(path))
+    # NOTE: the temporary name is chosen before the file exists, so whatever interrupts
+    # the save (an error, Ctrl-C) between creating and renaming it, the cleanup knows it.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
-        if path.exists():  # mkstemp made it owner-only: give it the mode open() would have
+        if path.exists():  # the temporary file is owner-only: give it the mode open() would have
             mode = path.stat().st_mode & 0o777
         else:
             umask = os.umask(0o022)  # reading the umask means setting it: restore it at once
@@ -415,7 +739,7 @@ def save_compressed(model: Module, path: str | os.PathLike) -> int:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return len(blob)
 
@@ -423,10 +747,20 @@ def save_compressed(model: Module, path: str | os.PathLike) -> int:
 def load_compressed(path: str | os.PathLike) -> "CompressedModel":
     """Read a file written by `save_compressed`; never unpickles anything.
 
+    Nothing the file claims is believed before it is checked: the magic is read first,
+    the payload is decompressed no further than its description and compressed size
+    allow, the checksum is compared before any layer is built, and every shape and layer
+    argument is checked against the arrays that are really there. Loading takes a small
+    multiple of the memory of the model the file holds.
+
     Raises:
-        ValueError: the file is truncated, foreign, of another version, or altered.
+        ValueError: the file is truncated, foreign, of another version, altered, or
+            claims more than it holds.
     """
-    return from_bytes(Path(path).read_bytes(), source=str(path))
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        packed = info.st_size - _HEADER if stat.S_ISREG(info.st_mode) else None
+        return _read(f, packed, str(path))
 
 
 class CompressedModel(Module):

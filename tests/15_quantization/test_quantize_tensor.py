@@ -188,3 +188,40 @@ def test_matches_torch_quantize_given_the_same_parameters(rng, axis, symmetric):
     diff = np.abs(ref_values.astype(np.int32) - q.values)
     assert diff.max() <= 1 and np.mean(diff == 0) >= 0.99, diff
     np.testing.assert_allclose(ref.dequantize().numpy(), q.dequantize(), atol=float(q.scale.max()) + 1e-7)
+
+
+# --- the float32 extremes and 0-d input ----------------------------------------------
+
+_FMAX = np.finfo(np.float32).max
+
+
+@pytest.mark.parametrize("axis", [None, 0])
+@pytest.mark.parametrize("x", [[[_FMAX]], [[-_FMAX, _FMAX]], [[_FMAX], [1.0]], [[_FMAX, -3.0], [0.5, -_FMAX]]])
+def test_the_float32_maximum_dequantizes_to_a_finite_value_within_half_a_step(x, axis):
+    x = np.array(x, np.float32)
+    q = quantize_int8(x, axis=axis)
+    back = q.dequantize()
+    assert np.isfinite(back).all(), back
+    step = q.scale if axis is None else q.scale[:, None]
+    assert np.all(np.abs(back.astype(np.float64) - x) <= step / 2 + np.spacing(np.abs(x).astype(np.float64))), (back, x)
+
+
+@pytest.mark.parametrize("axis", [None, 0])
+def test_an_asymmetric_range_wider_than_float32_stays_finite(axis):
+    x = np.array([[-_FMAX, _FMAX, 1.0, 0.0]], np.float32)
+    q = quantize_int8(x, axis=axis, symmetric=False)
+    back = q.dequantize()
+    assert np.isfinite(back).all() and back[0, 3] == 0.0, back
+    assert np.all(np.abs(back.astype(np.float64) - x) <= 1.0001 * q.scale.max())  # about one step at the ends
+
+
+@pytest.mark.parametrize("value", [np.float32(3.0), np.float64(-0.25), 2.5, np.array(7.0, np.float32)])
+def test_a_scalar_quantizes_like_a_one_element_array(value):
+    q = quantize_int8(value)
+    assert isinstance(q.values, np.ndarray) and q.values.shape == () and q.values.dtype == np.int8
+    one = quantize_int8(np.array([value], np.float64 if isinstance(value, float) else np.asarray(value).dtype))
+    assert q.values == one.values[0] and q.scale == one.scale
+    back = dequantize_int8(q)
+    assert isinstance(back, np.ndarray) and back.shape == () and abs(back - float(value)) <= q.scale / 2
+    with pytest.raises(ValueError, match="axis=0 needs at least one dimension"):
+        quantize_int8(value, axis=0)

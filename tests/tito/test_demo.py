@@ -179,3 +179,19 @@ def test_cli_passes_its_options(tmp_path, monkeypatch):
     assert cli.main(["demo", "compression"]) == 0
     assert seen == [(str(tmp_path), {"quick": True, "seed": 3, "force": True}),
                     (demo.DEFAULT_OUT, {"quick": False, "seed": 0, "force": False})]
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_bad_seed_is_one_line_and_exit_2(tmp_path, capsys, seed):
+    assert cli.main(["demo", "compression", "--quick", "--seed", seed, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--seed must be an integer in [0, 2**32), got {seed}" in err
+    assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_an_out_that_cannot_be_created_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    for out in (tmp_path / "a-file" / "below", "/proc/no-such-folder/out"):
+        assert cli.main(["demo", "compression", "--quick", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--out {out} cannot be created" in err, err

@@ -112,3 +112,69 @@ def test_two_sources_may_not_write_one_file(project: Project):
     result = project.tito("export", "90_toy")
     assert result.returncode == 2 and "both export" in result.stderr and "clash_given.py" in result.stderr
     assert package_state(project) == before
+
+
+# ---- export targets and encodings are checked before anything is written --------------
+
+def _files_named(folder, name):
+    return [p for p in folder.rglob(name)]
+
+
+def test_a_target_outside_the_package_is_refused_everywhere(project: Project, tmp_path):
+    import pytest as _pytest  # noqa: F401 (parametrizing would copy the project once per case)
+
+    dev = project.dev_file("16_compression")
+    given = dev.parent / "storage_given.py"
+    original_dev, original_given = dev.read_text(), given.read_text()
+    before = package_state(project)
+    cases = [
+        (dev, "#| default_exp compression.prune", "#| default_exp ../../../../some/where/evil"),
+        (given, "#| export compression.encodings", "#| export ../../.."),
+        (given, "#| export compression.encodings", "#| export /tmp/evil"),
+        (given, "#| export compression.encodings", "#|export compression/evil"),
+        (dev, "#| default_exp compression.prune", "#| default_exp compression.evil-name"),
+        (dev, "#| default_exp compression.prune", "#| default_exp compression.class"),
+        (given, "#| export compression.encodings", "# | exports compression..evil"),
+    ]
+    for path, old, new in cases:
+        text = original_dev if path == dev else original_given
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+        line = text[:text.index(old)].count("\n") + 1
+        where = f"modules/16_compression/{path.name}:{line}:"
+        for args in (("export", "16"), ("export", "16", "--check"), ("export", "--all")):
+            result = project.tito(*args)
+            assert result.returncode == 2, (new, args, output(result))
+            assert where in result.stderr and "not a dotted module path inside tinytorch/" in result.stderr, \
+                (new, result.stderr)
+        status = project.tito("module", "status", "16")
+        assert status.returncode == 0 and "error:" in status.stdout, status.stdout
+        release = project.tito("release", "16", "--out", str(tmp_path / "course"))
+        assert release.returncode == 2 and where in release.stderr, output(release)
+        path.write_text(text)
+    assert package_state(project) == before
+    for root in (project.root.parent, tmp_path):
+        assert _files_named(root, "evil*.py") == [] and not (tmp_path / "course").exists()
+
+
+def test_a_plain_export_and_markdown_lines_are_not_targets(project: Project):
+    dev = project.dev_file("90_toy")
+    text = dev.read_text()
+    dev.write_text(text + '\n# %% [markdown]\n# | export ../../not-a-directive | in a table |\n')
+    assert project.tito("export", "90", "--check").returncode == 0
+
+
+def test_invalid_utf8_names_the_file_and_byte(project: Project, tmp_path):
+    dev = project.dev_file("90_toy")
+    data = dev.read_bytes()
+    at = data.index(b"\n", 200) + 1
+    dev.write_bytes(data[:at] + b"# caf\xe9\n" + data[at:])
+    line = data[:at].count(b"\n") + 1
+    expected = f"modules/90_toy/toy_dev.py:{line}: not valid UTF-8 at byte offset {at + 5}"
+    for args in (("export", "90"), ("export", "--all", "--check"), ("module", "start", "90"),
+                 ("release", "90", "--out", str(tmp_path / "c"))):
+        result = project.tito(*args)
+        assert result.returncode == 2 and expected in result.stderr, (args, output(result))
+        assert "Traceback" not in output(result)
+    status = project.tito("module", "status")
+    assert status.returncode == 0 and "not valid UTF-8" in status.stdout, output(status)

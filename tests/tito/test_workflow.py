@@ -206,3 +206,31 @@ def test_reset_without_any_full_version_says_what_to_do(project: Project):
     proc = project.tito("module", "reset", TOY)
     assert proc.returncode == 2 and "--backup ID" in proc.stderr
     assert project.dev_file(TOY).read_bytes() == student
+
+
+def test_release_never_writes_over_the_working_tree(project: Project, tmp_path):
+    before = project.dev_file(TOY).read_bytes()
+    given = project.root / "modules" / "16_compression" / "storage_given.py"
+    given_before = given.read_bytes()
+    link = tmp_path / "sneaky"
+    link.symlink_to(project.root)
+    for out, says in ((".", "is the project"), (str(project.root), "is the project"),
+                      (str(project.root.parent), "a folder holding the project"), (str(link), "is the project"),
+                      ("modules", "lies among the project's working files"),
+                      ("tinytorch/x", "lies among the project's working files")):
+        for extra in ((), ("--force",)):
+            result = project.tito("release", TOY, "--out", out, *extra)
+            assert result.returncode == 2 and says in result.stderr and "nothing was written" in result.stderr, \
+                (out, extra, output(result))
+    assert project.dev_file(TOY).read_bytes() == before and given.read_bytes() == given_before
+    # a folder inside the project but outside its working files is fine
+    inside = project.tito("release", TOY, "--out", "dist")
+    assert inside.returncode == 0, output(inside)
+    assert (project.root / "dist" / "modules" / TOY / "toy_dev.py").is_file()
+    # a release folder whose modules/ is a link into the project is refused file by file
+    out = tmp_path / "linked"
+    out.mkdir()
+    (out / "modules").symlink_to(project.root / "modules")
+    result = project.tito("release", TOY, "--out", str(out), "--force")
+    assert result.returncode == 2 and "lies among the project's working files" in result.stderr, output(result)
+    assert project.dev_file(TOY).read_bytes() == before

@@ -3,13 +3,15 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../modules/16_compression/storage_given.py #44b61754
+# %% ../../modules/16_compression/storage_given.py #56fb2daa
+import math
+
 import numpy as np
 
-from .formats import format_bytes, gap_code, gap_positions
+from .formats import _index_bytes, format_bytes, gap_code, gap_positions
 from ..quantization import QuantizedTensor, quantize_int8
 
-# %% ../../modules/16_compression/storage_given.py #36cd8cc7
+# %% ../../modules/16_compression/storage_given.py #f52693a5
 class _Payload:
     """Arrays appended to one byte buffer, described in a JSON-able list."""
 
@@ -17,9 +19,12 @@ class _Payload:
         self.parts: list[bytes] = []
         self.arrays: list[dict] = []
         self.size = 0
+        self.claimed = 0  # weights that sparse encodings stand for (see _DENSITY)
 
     def add(self, a: np.ndarray) -> int:
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a)
+        if not a.flags.c_contiguous:  # NOTE: not ascontiguousarray: it turns a 0-d array into 1-d
+            a = a.copy(order="C")
         self.arrays.append([a.dtype.name, *a.shape])  # offsets follow from the order
         self.parts.append(a.tobytes())
         self.size += a.nbytes
@@ -43,8 +48,23 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
         spec["channels"] = q.scale.size
     if np.any(q.zero_point != 0):
         spec["zero_point"] = payload.add(q.zero_point.astype(np.int32))
-    best = min(("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8"), key=sizes.__getitem__)
+    best = _smallest(values.size, {k: sizes[k] for k in ("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8")})
     return spec | _store_values(best.removesuffix("_int8"), values, nz, gaps, payload)
+
+
+# NOTE: a gap code or a CSR index leaves out a final run of zeros, so a few bytes could
+# claim any shape. The sparse layers of a file may stand for at most _DENSITY weights
+# per byte of the file (plus _SLACK, for files written before the rule), and the writer
+# never exceeds it: a layer sparser than that is stored as a bitmask (8 weights per
+# byte) instead, and a payload that compresses too well for it is stored less packed.
+_DENSITY = 256
+_SLACK = 1 << 20
+
+
+def _smallest(n: int, sizes: dict[str, int]) -> str:
+    """The encoding of fewest bytes among those that stay within `_DENSITY` weights per byte."""
+    fair = {k: v for k, v in sizes.items() if n <= _DENSITY * v or not k.startswith(("gaps", "csr"))}
+    return min(fair, key=fair.__getitem__)
 
 
 def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.ndarray, payload: _Payload) -> dict:
@@ -54,6 +74,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     """
     if encoding == "dense":
         return {"encoding": "dense", "values": payload.add(values)}
+    payload.claimed += values.size
     flat = values.reshape(nz.shape)
     if encoding == "gaps":
         index = {"gaps": payload.add(gaps)}
@@ -66,30 +87,77 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     return {"encoding": encoding} | index | {"values": payload.add(flat[nz])}
 
 
+class _Arrays(list):
+    """The arrays of a file being read: an index must name one of them, and the dense
+    arrays built from them stay within what the file can stand for (`allow`)."""
+
+    def __init__(self, arrays, budget: int):
+        super().__init__(arrays)
+        self.budget = budget  # weights that sparse encodings may still expand to
+
+    def __getitem__(self, index):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self):
+            raise ValueError(f"array index {index!r} is not one of the file's {len(self)} arrays")
+        return super().__getitem__(index)
+
+    def allow(self, n: int, what: str) -> None:
+        if n > self.budget:
+            raise ValueError(f"{what} claims {n:,} weights, more than a file of this size may stand for "
+                             f"({self.budget:,} left, at 256 per byte); refused before allocating them")
+        self.budget -= n
+
+
+def _allow(arrays: list, n: int, what: str) -> None:
+    """Charge `n` weights to a file's budget (plain lists, in tests, have none)."""
+    if isinstance(arrays, _Arrays):
+        arrays.allow(n, what)
+
+
+def _checked_shape(shape, ndim: tuple[int, ...], what: str) -> tuple[int, ...]:
+    """A stored shape: a list of `ndim` integers >= 1 (`ndim` lists the numbers allowed)."""
+    if not isinstance(shape, list) or len(shape) not in ndim \
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+        raise ValueError(f"{what} must have a shape of {' or '.join(map(str, ndim))} integers >= 1, got {shape!r}")
+    return tuple(shape)
+
+
 def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
     """The dense array of `spec["shape"]` that a weight spec (dense, bitmask, gaps or CSR) describes."""
-    shape = tuple(spec["shape"])
-    rows, cols = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+    shape = _checked_shape(spec["shape"], (1, 2, 3, 4), "a stored weight")
+    rows, cols = shape[0], math.prod(shape[1:])
     kind, kept = spec["encoding"], arrays[spec["values"]]
+    if kept.dtype != dtype or kept.ndim != 1 and kind != "dense":
+        raise ValueError(f"a {kind} weight stores its values as {kept.dtype} {kept.shape}, "
+                         f"expected 1-D {np.dtype(dtype)}")
     if kind == "dense":
         if kept.size != rows * cols:
             raise ValueError("compressed file's values do not match their shape")
         return kept.reshape(shape)
+    if kind not in ("bitmask", "gaps", "csr"):
+        raise ValueError(f"unknown weight encoding {kind!r} in compressed file")
+    # NOTE: a sparse index is small however large the shape it claims: charge the dense
+    # array to the file's budget before allocating it.
+    _allow(arrays, rows * cols, f"a {kind} weight of shape {list(shape)}")
     if kind == "bitmask":
-        mask = np.unpackbits(arrays[spec["bits"]], count=rows * cols).astype(bool).reshape(rows, cols)
+        bits = arrays[spec["bits"]]
+        if bits.dtype != np.uint8 or bits.shape != ((rows * cols + 7) // 8,):
+            raise ValueError(f"the bitmask of a weight of shape {list(shape)} must be {(rows * cols + 7) // 8} "
+                             f"uint8 bytes, got {bits.dtype} {bits.shape}")
+        mask = np.unpackbits(bits, count=rows * cols).astype(bool).reshape(rows, cols)
     elif kind == "gaps":
+        code = arrays[spec["gaps"]]
+        if code.dtype != np.uint8 or code.ndim != 1:
+            raise ValueError(f"a gap code must be 1-D uint8, got {code.dtype} {code.shape}")
         mask = np.zeros(rows * cols, bool)
-        mask[gap_positions(arrays[spec["gaps"]], rows * cols)] = True
+        mask[gap_positions(code, rows * cols)] = True
         mask = mask.reshape(rows, cols)
-    elif kind == "csr":
+    else:
         starts, columns = arrays[spec["starts"]].astype(np.int64), arrays[spec["columns"]].astype(np.int64)
         if starts.shape != (rows + 1,) or starts[0] != 0 or np.any(np.diff(starts) < 0) \
                 or starts[-1] != columns.size or (columns.size and columns.max() >= cols):
             raise ValueError("corrupt CSR index in compressed file")
         mask = np.zeros((rows, cols), bool)
         mask[np.repeat(np.arange(rows), np.diff(starts)), columns] = True
-    else:
-        raise ValueError(f"unknown weight encoding {kind!r} in compressed file")
     if kept.size != np.count_nonzero(mask):
         raise ValueError("compressed file's values do not match its index")
     dense = np.zeros((rows, cols), dtype)
@@ -109,27 +177,40 @@ def _encode_float(weight: np.ndarray, payload: _Payload) -> int | dict:
     nnz = int(np.count_nonzero(nz))
     gaps = gap_code(nz.reshape(-1))
     sizes = {"dense": 4 * weight.size, "bitmask": (weight.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
-    best = min(sizes, key=sizes.__getitem__)
+    best = _smallest(weight.size, sizes)
     if best == "dense":
         return payload.add(weight)
     return {"shape": list(weight.shape)} | _store_values(best, weight, nz, gaps, payload)
 
 
-def _decode_float(stored: int | dict, arrays: list[np.ndarray]) -> np.ndarray:
-    """The float32 weight that `_encode_float` stored."""
-    dense = isinstance(stored, int)
-    if arrays[stored if dense else stored["values"]].dtype != np.float32:
+def _decode_float(stored: int | dict, arrays: list[np.ndarray], ndim: tuple[int, ...] = (1, 2, 3, 4)) -> np.ndarray:
+    """The float32 weight that `_encode_float` stored (of `ndim` dimensions)."""
+    if isinstance(stored, dict):
+        if arrays[stored["values"]].dtype != np.float32:
+            raise ValueError("compressed file stores a float weight as another dtype")
+        return _stored_values(stored, arrays, np.float32)
+    weight = arrays[stored]
+    if weight.dtype != np.float32:
         raise ValueError("compressed file stores a float weight as another dtype")
-    return arrays[stored] if dense else _stored_values(stored, arrays, np.float32)
+    _checked_shape(list(weight.shape), ndim, "a float weight")
+    return weight
 
 
 def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
     values = _stored_values(spec, arrays, np.int8)
+    rows = values.shape[0]
     scale = arrays[spec["scale"]]
-    if "channels" in spec:
-        scale = np.full(int(spec["channels"]), scale[0], np.float32)
+    if scale.dtype != np.float32 or scale.shape not in ((rows,), (1,)):
+        raise ValueError(f"the scales of an int8 weight of {rows} rows must be float32 of shape ({rows},) "
+                         f"or (1,), got {scale.dtype} {scale.shape}")
+    if "channels" in spec:  # one scale stored for every channel
+        if spec["channels"] != rows or scale.shape != (1,):
+            raise ValueError(f"an int8 weight of {rows} rows shares one scale over {spec['channels']!r} channels")
+        scale = np.full(rows, scale[0], np.float32)
     zero_point = arrays[spec["zero_point"]] if "zero_point" in spec else np.zeros(scale.shape, np.int32)
-    return QuantizedTensor(values.astype(np.int8), scale, zero_point, spec.get("axis", 0))
+    if zero_point.dtype != np.int32:
+        raise ValueError(f"zero points must be int32, got {zero_point.dtype}")
+    return QuantizedTensor(values, scale, zero_point, spec.get("axis", 0))
 
 
 def _encode_bias(bias: np.ndarray | None, payload: _Payload) -> dict | None:
@@ -147,6 +228,12 @@ def _encode_bias(bias: np.ndarray | None, payload: _Payload) -> dict | None:
 def _decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | None:
     if spec is None:
         return None
+    bias = arrays[spec["float32"]] if "float32" in spec else arrays[spec["int8"]]
+    if bias.dtype != (np.float32 if "float32" in spec else np.int8) or bias.ndim != 1:
+        raise ValueError(f"a bias must be 1-D float32 or int8, got {bias.dtype} {bias.shape}")
     if "float32" in spec:
-        return arrays[spec["float32"]]
-    return QuantizedTensor(arrays[spec["int8"]].astype(np.int8), arrays[spec["scale"]][0]).dequantize()
+        return bias
+    scale = arrays[spec["scale"]]
+    if scale.dtype != np.float32 or scale.shape != (1,):
+        raise ValueError(f"an int8 bias needs one float32 scale, got {scale.dtype} {scale.shape}")
+    return QuantizedTensor(bias, scale[0]).dequantize()
