@@ -215,6 +215,7 @@ from tinytorch.compression.encodings import (_decode_bias, _decode_float, _decod
                                              _encode_float, _encode_weights, _Payload)
 from tinytorch.compression.formats import SizeReport
 from tinytorch.compression.prune import _check_model as _check
+from tinytorch.compression.sharing import SHARED_LAYERS, decode_shared, encode_shared
 from tinytorch.core import activations as _act
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
@@ -276,6 +277,8 @@ def _describe(module: Module, payload: _Payload) -> dict:
         return _describe(module.model, payload)
     if isinstance(module, Sequential):
         return {"type": "Sequential", "layers": [_describe(m, payload) for m in module]}
+    if isinstance(module, SHARED_LAYERS):  # codebook + entropy-coded codes and positions (sharing_given.py)
+        return encode_shared(module, payload)
     if isinstance(module, _QUANT_LAYERS):
         conv = isinstance(module, QuantizedConv2d)
         spec = {"type": "Conv2d" if conv else "Linear", "weight": _encode_weights(module.qweight, payload),
@@ -314,6 +317,8 @@ def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
     args = spec.get("args", {})
     bias = None if spec.get("bias") is None else arrays[spec["bias"]]
     conv_args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
+    if kind in ("Linear", "Conv2d") and "shared" in spec:
+        return decode_shared(spec, arrays)
     if kind in ("Linear", "Conv2d") and "weight" in spec:
         qweight = _decode_weights(spec["weight"], arrays)
         bias = _decode_bias(spec["qbias"], arrays)

@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel']
 
-# %% ../../modules/16_compression/storage_given.py #422f73dc
+# %% ../../modules/16_compression/storage_given.py #2d6287fd
 import hashlib
 import json
 import lzma
@@ -18,6 +18,7 @@ from .encodings import (_decode_bias, _decode_float, _decode_weights, _encode_bi
                                              _encode_float, _encode_weights, _Payload)
 from .formats import SizeReport
 from .prune import _check_model as _check
+from .sharing import SHARED_LAYERS, decode_shared, encode_shared
 from ..core import activations as _act
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
@@ -51,7 +52,7 @@ _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 _FLOAT_LAYERS = (Linear, Conv2d)
 _QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
 
-# %% ../../modules/16_compression/storage_given.py #133c48a1
+# %% ../../modules/16_compression/storage_given.py #f870bfd7
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 _LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -77,6 +78,8 @@ def _describe(module: Module, payload: _Payload) -> dict:
         return _describe(module.model, payload)
     if isinstance(module, Sequential):
         return {"type": "Sequential", "layers": [_describe(m, payload) for m in module]}
+    if isinstance(module, SHARED_LAYERS):  # codebook + entropy-coded codes and positions (sharing_given.py)
+        return encode_shared(module, payload)
     if isinstance(module, _QUANT_LAYERS):
         conv = isinstance(module, QuantizedConv2d)
         spec = {"type": "Conv2d" if conv else "Linear", "weight": _encode_weights(module.qweight, payload),
@@ -115,6 +118,8 @@ def _rebuild(spec: dict, arrays: list[np.ndarray]) -> Module:
     args = spec.get("args", {})
     bias = None if spec.get("bias") is None else arrays[spec["bias"]]
     conv_args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
+    if kind in ("Linear", "Conv2d") and "shared" in spec:
+        return decode_shared(spec, arrays)
     if kind in ("Linear", "Conv2d") and "weight" in spec:
         qweight = _decode_weights(spec["weight"], arrays)
         bias = _decode_bias(spec["qbias"], arrays)
