@@ -1152,6 +1152,7 @@ from tinytorch.compression.container import (_FLOAT_LAYERS, _QUANT_LAYERS, Compr
 from tinytorch.compression.formats import LayerSize, SizeReport, format_bytes, gap_code
 from tinytorch.compression.prune import _check_model as _check
 from tinytorch.compression.prune import magnitude_prune
+from tinytorch.compression.sharing import check_codebook, entropy_bound, prune_and_share
 from tinytorch.compression.structured import drop_dead_units
 from tinytorch.core.layers import Module
 from tinytorch.core.spatial import BatchNorm2d
@@ -1193,8 +1194,10 @@ def compressed_size(model: Module) -> SizeReport:
         file_bytes = len(to_bytes(model))
     except ValueError:
         file_bytes = None  # a layer the file format cannot store
-    return SizeReport(layers, other, file_bytes)
+    report = SizeReport(layers, other, file_bytes)
     ### END SOLUTION
+    report.entropy_bound = entropy_bound(model)  # given code (sharing_given.py): what no coder beats
+    return report
 
 
 def _compact(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bool) -> None:
@@ -1210,7 +1213,7 @@ def _compact(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bo
 
 def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str = "global",
                        calibration_data=None, per_channel: bool = True, int8_bias: bool = False,
-                       drop_dead: bool = True) -> "CompressedModel":
+                       drop_dead: bool = True, bits: int = 8, codebook: str = "linear") -> "CompressedModel":
     """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.12
 
     Args:
@@ -1224,11 +1227,19 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
         int8_bias: round biases to int8 with one scale per layer (stored as int8).
         drop_dead: also zero the weights of units that cannot change the output
             (`drop_dead_units`), so the copy may be sparser than `sparsity`.
+        bits, codebook: "linear" with 8 bits is INT8 (above); "kmeans" with bits in 1..8
+            gives each layer's non-zero weights `2**bits` shared values instead (given
+            code, `sharing_given.py`: Deep Compression's weight sharing; train them
+            further with `fine_tune_centroids`; `per_channel` and `calibration_data`
+            do not apply).
 
     Returns:
-        A `CompressedModel`; pruned zeros are exactly zero in its int8 weights.
+        A `CompressedModel`; pruned zeros are exactly zero in its int8 (or shared) weights.
     """
     _check(model)
+    check_codebook(bits, codebook)
+    if codebook == "kmeans":  # weight sharing, given code
+        return CompressedModel(prune_and_share(model, sparsity, bits, scope, int8_bias, drop_dead))
     ### BEGIN SOLUTION
     work = copy.deepcopy(model)
     if sparsity is not None:

@@ -519,6 +519,46 @@ def shared_layers(model: Module) -> list[tuple[str, SharedLinear | SharedConv2d]
     return [(name, m) for name, m in model.named_modules() if isinstance(m, SHARED_LAYERS)]
 
 
+CODEBOOKS = ("linear", "kmeans")
+
+
+def check_codebook(bits, codebook) -> int:
+    """`bits` checked against `codebook`: "linear" is Module 15's INT8 (bits=8), "kmeans" shares 2**bits values."""
+    if codebook not in CODEBOOKS:
+        raise ValueError(f"codebook must be one of {CODEBOOKS}, got {codebook!r}")
+    if codebook == "linear" and (isinstance(bits, bool) or bits != 8):
+        raise ValueError(f"bits must be 8 with codebook='linear' (INT8), got {bits!r}; "
+                         "use codebook='kmeans' for 1..8 bits")
+    return _check_bits(bits)
+
+
+def prune_and_share(model: Module, sparsity: float | None, bits: int, scope: str = "global",
+                    int8_bias: bool = False, drop_dead: bool = True) -> Module:
+    """A pruned copy of `model` whose weights share `2**bits` centroids per layer (the input is not changed).
+
+    The steps of `prune_and_quantize` with `codebook="kmeans"`: `magnitude_prune` (unless
+    `sparsity` is None), `drop_dead_units`, biases rounded to int8 when `int8_bias`, then
+    `share_weights`.
+    """
+    import copy
+
+    from tinytorch.compression.prune import magnitude_prune
+    from tinytorch.compression.structured import drop_dead_units
+    from tinytorch.quantization import quantize_int8
+
+    bits = _check_bits(bits)
+    work = copy.deepcopy(model)
+    if sparsity is not None:
+        magnitude_prune(work, sparsity, scope=scope)
+    if drop_dead:
+        drop_dead_units(work)
+    share_weights(work, bits)
+    for _, layer in shared_layers(work):
+        if int8_bias and layer.bias is not None and np.any(layer.bias.data):
+            layer.bias.data[...] = quantize_int8(layer.bias.data).dequantize()
+    return work
+
+
 def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float = 1e-3,
                         progress: bool | None = None) -> list[dict]:
     """Train only the centroids of `model`'s shared layers (Adam, Module 07's `fit`); returns fit's history.
@@ -560,9 +600,14 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
 # %%
 #| export
 def _bias_bytes(bias) -> int:
+    """A bias's non-zero entries as the file stores them (int8 + one scale, or float32)."""
+    if bias is None:
+        return 0
+    bias = np.asarray(getattr(bias, "data", bias), np.float32)
     payload = _Payload()
-    _encode_bias(None if bias is None else np.asarray(getattr(bias, "data", bias), np.float32), payload)
-    return payload.size
+    stored = _encode_bias(bias, payload)
+    nonzero = int(np.count_nonzero(bias))
+    return nonzero + 4 if "int8" in stored else 4 * nonzero
 
 
 def _layer_bound(layer: Module) -> dict[str, float]:
