@@ -5,12 +5,12 @@ __all__ = ['SHARED_LAYERS', 'CODEBOOKS', 'kmeans_codebook', 'centroid_gradients'
            'share_weights', 'shared_layers', 'check_codebook', 'prune_and_share', 'fine_tune_centroids',
            'entropy_bound', 'encode_shared', 'decode_shared']
 
-# %% ../../modules/16_compression/sharing_given.py #da917444
+# %% ../../modules/16_compression/sharing_given.py #8907e70e
 import numpy as np
 
-from .encodings import _decode_bias, _encode_bias, _Payload
-from .entropy import (decode_layer_stream, encode_layer_stream, entropy_bits,
-                                           mask_entropy_bits)
+from .encodings import _encode_bias, _Payload
+from .entropy import (_Reader, _varint, decode_layer_stream, encode_layer_stream,
+                                           entropy_bits, mask_entropy_bits)
 from ..core.autograd import is_grad_enabled
 from ..core.layers import Linear, Module
 from ..core.spatial import Conv2d, _pair
@@ -58,7 +58,7 @@ def kmeans_codebook(values: np.ndarray, bits: int, iterations: int = 100) -> tup
         codes = new
     return centroids.astype(np.float32), codes.astype(np.uint8)
 
-# %% ../../modules/16_compression/sharing_given.py #1bb609bf
+# %% ../../modules/16_compression/sharing_given.py #50ad03ac
 def centroid_gradients(weight_grad: np.ndarray, positions: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     """The gradient of each of `k` centroids: the sum of the gradients of the weights that use it."""
     return np.bincount(codes, weights=np.asarray(weight_grad).reshape(-1)[positions], minlength=k).astype(np.float32)
@@ -200,7 +200,12 @@ def prune_and_share(model: Module, sparsity: float | None, bits: int, scope: str
     share_weights(work, bits)
     for _, layer in shared_layers(work):
         if int8_bias and layer.bias is not None and np.any(layer.bias.data):
-            layer.bias.data[...] = quantize_int8(layer.bias.data).dequantize()
+            bias = layer.bias.data
+            for _ in range(4):  # NOTE: a rounded bias can round to a scale one ulp off: repeat to a fixed point
+                bias, previous = quantize_int8(bias).dequantize(), bias
+                if np.array_equal(bias, previous):
+                    break
+            layer.bias.data[...] = bias
     return work
 
 
@@ -232,11 +237,15 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
         for p in frozen:
             p.requires_grad = True
 
-# %% ../../modules/16_compression/sharing_given.py #37974c31
+# %% ../../modules/16_compression/sharing_given.py #b24a7880
 def _bias_bytes(bias) -> int:
-    payload = _Payload()
-    _encode_bias(None if bias is None else np.asarray(getattr(bias, "data", bias), np.float32), payload)
-    return payload.size
+    """A bias's non-zero entries as the file stores them (int8 + one scale, or float32)."""
+    if bias is None:
+        return 0
+    bias = np.asarray(getattr(bias, "data", bias), np.float32)
+    stored = _encode_bias(bias, _Payload())
+    nonzero = int(np.count_nonzero(bias))
+    return nonzero + 4 if "int8" in stored else 4 * nonzero
 
 
 def _layer_bound(layer: Module) -> dict[str, float]:
@@ -251,36 +260,53 @@ def _layer_bound(layer: Module) -> dict[str, float]:
         values = weights[flat_positions]
         scales = 0 if q is None else (4 if np.all(q.scale == q.scale.flat[0]) else 4 * q.scale.size)
         table = scales + (0 if q is None or not np.any(q.zero_point) else 4 * q.zero_point.size)
-    gaps = np.diff(flat_positions, prepend=-1) - 1
-    position_bits = min(mask_entropy_bits(n, flat_positions.size), entropy_bits(gaps))
+    mask_bits = mask_entropy_bits(n, flat_positions.size)
+    gap_bits = entropy_bits(np.diff(flat_positions, prepend=-1) - 1)
     value_bits = 32 * values.size if values.dtype == np.float32 else entropy_bits(values)
-    return {"positions": position_bits / 8, "values": value_bits / 8, "tables": float(table),
-            "biases": float(_bias_bytes(layer.bias))}
+    return {"positions": mask_bits / 8, "values": value_bits / 8, "tables": float(table),
+            "biases": float(_bias_bytes(layer.bias)), "gaps_saving": max(0.0, mask_bits - gap_bits) / 8}
 
 
 def entropy_bound(model: Module) -> dict[str, float]:
     """The bytes of `model`'s weights at their entropy bound: positions, values (codes), tables
-    (centroids, scales), biases, other (BatchNorm, fp32) and the total."""
+    (centroids, scales), biases, other (BatchNorm, fp32), the total, and "total_gaps" (positions
+    at the smaller of the mask's and the gaps' entropy, layer by layer)."""
     from tinytorch.core.spatial import BatchNorm2d
 
     parts = {"positions": 0.0, "values": 0.0, "tables": 0.0, "biases": 0.0, "other": 0.0}
+    saving = 0.0
     for _, m in model.named_modules():
         if isinstance(m, (Linear, Conv2d, QuantizedLinear, QuantizedConv2d)):
-            for key, value in _layer_bound(m).items():
+            layer = _layer_bound(m)
+            saving += layer.pop("gaps_saving")
+            for key, value in layer.items():
                 parts[key] += value
         elif isinstance(m, BatchNorm2d):
             parts["other"] += sum(getattr(m, k).data.nbytes for k in ("weight", "bias", "running_mean", "running_var"))
-    return parts | {"total": sum(parts.values())}
+    total = sum(parts.values())
+    return parts | {"total": total, "total_gaps": total - saving}
 
-# %% ../../modules/16_compression/sharing_given.py #63fdd0ea
+# %% ../../modules/16_compression/sharing_given.py #e84a00a1
+_NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
+
+
+def _bias_blob(bias: Tensor | None) -> bytes:
+    if bias is None:
+        return bytes([_NO_BIAS])
+    payload = _Payload()
+    stored = _encode_bias(bias.data, payload)
+    kind = _INT8_BIAS if "int8" in stored else _FLOAT_BIAS
+    return bytes([kind]) + b"".join(payload.parts)
+
+
 def encode_shared(layer: SharedLinear | SharedConv2d, payload: _Payload) -> dict:
-    """The file description of a shared layer, its arrays appended to `payload`."""
+    """The file description of a shared layer, its one byte string appended to `payload`."""
     conv = isinstance(layer, SharedConv2d)
-    stream = encode_layer_stream(layer.positions, layer.codes, int(np.prod(layer.shape)), layer.centroids.data.size)
-    spec = {"type": "Conv2d" if conv else "Linear",
-            "shared": {"shape": list(layer.shape), "centroids": payload.add(layer.centroids.data),
-                       "stream": payload.add(np.frombuffer(stream, np.uint8))},
-            "qbias": _encode_bias(None if layer.bias is None else layer.bias.data, payload)}
+    k = layer.centroids.data.size
+    blob = b"".join([_varint(len(layer.shape)), *map(_varint, layer.shape), bytes([layer.bits]),
+                     _bias_blob(layer.bias), np.asarray(layer.centroids.data, "<f4").tobytes(),
+                     encode_layer_stream(layer.positions, layer.codes, int(np.prod(layer.shape)), k)])
+    spec = {"type": "Conv2d" if conv else "Linear", "shared": payload.add(np.frombuffer(blob, np.uint8))}
     if conv:
         spec["args"] = {"stride": list(layer.stride), "padding": list(layer.padding)}
     return spec
@@ -288,23 +314,32 @@ def encode_shared(layer: SharedLinear | SharedConv2d, payload: _Payload) -> dict
 
 def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | SharedConv2d:
     """The shared layer `encode_shared` described; ValueError on anything malformed."""
-    shared, conv = spec["shared"], spec["type"] == "Conv2d"
-    shape = shared["shape"]
-    if not isinstance(shape, list) or len(shape) != (4 if conv else 2) or \
-            not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d < 1 << 31 for d in shape):
-        raise ValueError(f"shared {spec['type']} has a malformed shape {shape!r}")
-    centroids, stream = arrays[shared["centroids"]], arrays[shared["stream"]]
-    k = centroids.size
-    if centroids.dtype != np.float32 or centroids.ndim != 1 or k not in [1 << b for b in range(1, 9)]:
-        raise ValueError(f"shared layer's centroids must be 2..256 float32 values (a power of two), got {k}")
-    if stream.dtype != np.uint8 or stream.ndim != 1:
-        raise ValueError("shared layer's stream must be a 1-D uint8 array")
-    positions, codes = decode_layer_stream(stream.tobytes(), int(np.prod(shape)), k, "shared layer stream")
-    bias = _decode_bias(spec["qbias"], arrays)
-    if bias is not None and bias.shape != (shape[0],):
-        raise ValueError(f"shared layer's bias has shape {bias.shape}, its weight {shape[0]} outputs")
+    conv = spec["type"] == "Conv2d"
+    stored = arrays[spec["shared"]]
+    if stored.dtype != np.uint8 or stored.ndim != 1:
+        raise ValueError("a shared layer must be stored as a 1-D uint8 array")
+    r = _Reader(stored.tobytes(), f"shared {spec['type']}")
+    ndim = r.varint(4)
+    if ndim != (4 if conv else 2):
+        raise ValueError(f"shared {spec['type']} has a {ndim}-D weight")
+    shape = tuple(r.varint(1 << 31) for _ in range(ndim))
+    bits = r.take(1)[0]
+    if not all(shape) or not 1 <= bits <= 8:
+        raise ValueError(f"shared layer has shape {shape} and {bits} bits: not allowed")
+    bias_kind = r.take(1)[0]
+    if bias_kind == _INT8_BIAS:
+        values = np.frombuffer(r.take(shape[0]), np.int8).astype(np.float32)
+        bias = values * np.frombuffer(r.take(4), "<f4").astype(np.float32)[0]
+    elif bias_kind == _FLOAT_BIAS:
+        bias = np.frombuffer(r.take(4 * shape[0]), "<f4").astype(np.float32)
+    elif bias_kind == _NO_BIAS:
+        bias = None
+    else:
+        raise ValueError(f"shared layer has an unknown bias kind {bias_kind}")
+    centroids = np.frombuffer(r.take(4 << bits), "<f4").astype(np.float32)
+    positions, codes = decode_layer_stream(r.rest(), int(np.prod(shape)), 1 << bits, r.what)
     if not conv:
-        return SharedLinear(centroids, codes, positions, tuple(shape), bias)
+        return SharedLinear(centroids, codes, positions, shape, bias)
     args = spec.get("args", {})
-    return SharedConv2d(centroids, codes, positions, tuple(shape), bias,
+    return SharedConv2d(centroids, codes, positions, shape, bias,
                         tuple(args.get("stride", (1, 1))), tuple(args.get("padding", (0, 0))))
