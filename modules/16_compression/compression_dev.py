@@ -1110,7 +1110,7 @@ class SizeReport:
             lines.append(f"file written by save_compressed: {self.file_bytes:,} bytes "
                          f"({self.ratio():.1f}x smaller than dense fp32)")
         if self.entropy_bound is not None:
-            parts = ", ".join(f"{k} {v:,.0f}" for k, v in self.entropy_bound.items() if k != "total" and v)
+            parts = ", ".join(f"{k} {v:,.0f}" for k, v in self.entropy_bound.items() if not k.startswith("total") and v)
             over = f"; the file is {self.bound_ratio():.2f}x the bound" if self.file_bytes else ""
             lines.append(f"entropy bound: {self.entropy_bound['total']:,.0f} bytes ({parts}){over}")
         return "\n".join(lines)
