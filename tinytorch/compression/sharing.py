@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['SHARED_LAYERS', 'CODEBOOKS', 'kmeans_codebook', 'centroid_gradients', 'SharedLinear', 'SharedConv2d', 'shared_layer',
            'share_weights', 'shared_layers', 'check_codebook', 'prune_and_share', 'fine_tune_centroids',
-           'entropy_bound', 'encode_shared', 'decode_shared']
+           'entropy_bound', 'int8_form', 'encode_shared', 'decode_shared']
 
 # %% ../../modules/16_compression/sharing_given.py #8907e70e
 import numpy as np
@@ -58,7 +58,7 @@ def kmeans_codebook(values: np.ndarray, bits: int, iterations: int = 100) -> tup
         codes = new
     return centroids.astype(np.float32), codes.astype(np.uint8)
 
-# %% ../../modules/16_compression/sharing_given.py #50ad03ac
+# %% ../../modules/16_compression/sharing_given.py #1bb609bf
 def centroid_gradients(weight_grad: np.ndarray, positions: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     """The gradient of each of `k` centroids: the sum of the gradients of the weights that use it."""
     return np.bincount(codes, weights=np.asarray(weight_grad).reshape(-1)[positions], minlength=k).astype(np.float32)
@@ -200,12 +200,7 @@ def prune_and_share(model: Module, sparsity: float | None, bits: int, scope: str
     share_weights(work, bits)
     for _, layer in shared_layers(work):
         if int8_bias and layer.bias is not None and np.any(layer.bias.data):
-            bias = layer.bias.data
-            for _ in range(4):  # NOTE: a rounded bias can round to a scale one ulp off: repeat to a fixed point
-                bias, previous = quantize_int8(bias).dequantize(), bias
-                if np.array_equal(bias, previous):
-                    break
-            layer.bias.data[...] = bias
+            layer.bias.data[...] = quantize_int8(layer.bias.data).dequantize()
     return work
 
 
@@ -237,15 +232,15 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
         for p in frozen:
             p.requires_grad = True
 
-# %% ../../modules/16_compression/sharing_given.py #b24a7880
-def _bias_bytes(bias) -> int:
+# %% ../../modules/16_compression/sharing_given.py #4b124e80
+def _bias_bytes(bias, shared: bool) -> int:
     """A bias's non-zero entries as the file stores them (int8 + one scale, or float32)."""
     if bias is None:
         return 0
     bias = np.asarray(getattr(bias, "data", bias), np.float32)
-    stored = _encode_bias(bias, _Payload())
+    int8 = int8_form(bias) is not None if shared else "int8" in _encode_bias(bias, _Payload())
     nonzero = int(np.count_nonzero(bias))
-    return nonzero + 4 if "int8" in stored else 4 * nonzero
+    return nonzero + 4 if int8 else 4 * nonzero
 
 
 def _layer_bound(layer: Module) -> dict[str, float]:
@@ -264,7 +259,7 @@ def _layer_bound(layer: Module) -> dict[str, float]:
     gap_bits = entropy_bits(np.diff(flat_positions, prepend=-1) - 1)
     value_bits = 32 * values.size if values.dtype == np.float32 else entropy_bits(values)
     return {"positions": mask_bits / 8, "values": value_bits / 8, "tables": float(table),
-            "biases": float(_bias_bytes(layer.bias)), "gaps_saving": max(0.0, mask_bits - gap_bits) / 8}
+            "biases": float(_bias_bytes(layer.bias, isinstance(layer, SHARED_LAYERS))), "gaps_saving": max(0.0, mask_bits - gap_bits) / 8}
 
 
 def entropy_bound(model: Module) -> dict[str, float]:
@@ -286,17 +281,37 @@ def entropy_bound(model: Module) -> dict[str, float]:
     total = sum(parts.values())
     return parts | {"total": total, "total_gaps": total - saving}
 
-# %% ../../modules/16_compression/sharing_given.py #e84a00a1
+# %% ../../modules/16_compression/sharing_given.py #51935e54
 _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
+
+
+def int8_form(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
+    """`(int8 values, scale)` whose float32 product is exactly `bias`, or None when there is none.
+
+    The scale is searched within a few ulps of `max|bias| / 127`: a bias rounded to int8 once
+    (`prune_and_quantize(..., int8_bias=True)`) is found even where rounding it again would move it.
+    """
+    bias = np.asarray(bias, np.float32)
+    if not bias.size or not np.any(bias) or not np.all(np.isfinite(bias)):
+        return None
+    scale = np.float32(np.abs(bias).max() / np.float32(127))
+    for _ in range(4):
+        scale = np.nextafter(scale, np.float32(0))  # start a few ulps below, walk up
+    for _ in range(9):
+        values = np.round(bias / scale)
+        if np.abs(values).max() <= 127 and np.array_equal(values.astype(np.float32) * scale, bias):
+            return values.astype(np.int8), scale
+        scale = np.nextafter(scale, np.float32(np.inf))
+    return None
 
 
 def _bias_blob(bias: Tensor | None) -> bytes:
     if bias is None:
         return bytes([_NO_BIAS])
-    payload = _Payload()
-    stored = _encode_bias(bias.data, payload)
-    kind = _INT8_BIAS if "int8" in stored else _FLOAT_BIAS
-    return bytes([kind]) + b"".join(payload.parts)
+    form = int8_form(bias.data)
+    if form is None:
+        return bytes([_FLOAT_BIAS]) + np.asarray(bias.data, "<f4").tobytes()
+    return bytes([_INT8_BIAS]) + form[0].tobytes() + np.asarray([form[1]], "<f4").tobytes()
 
 
 def encode_shared(layer: SharedLinear | SharedConv2d, payload: _Payload) -> dict:
