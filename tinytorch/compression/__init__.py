@@ -3,7 +3,8 @@
 The code is generated from the lesson, `modules/16_compression/compression_dev.py`, into
 `prune.py`, `structured.py`, `iterative.py`, `formats.py`, `storage.py`, `surgery.py` and
 `sparse.py`, and from its given code, `storage_given.py`, into `encodings.py` and
-`container.py`; this file only re-exports the public names.
+`container.py`, and `sharing_given.py`, into `entropy.py` and `sharing.py` (weight
+sharing and entropy coding); this file only re-exports the public names.
 """
 from tinytorch.compression.prune import (
     LayerSparsity,
@@ -35,6 +36,14 @@ from tinytorch.compression.surgery import plan_cut, remove_pruned_units, sequent
 from tinytorch.compression.formats import LayerSize, SizeReport, format_bytes, gap_code, gap_positions
 from tinytorch.compression.container import CompressedModel, load_compressed, save_compressed
 from tinytorch.compression.storage import compressed_size, prune_and_quantize
+from tinytorch.compression.sharing import (
+    SharedConv2d,
+    SharedLinear,
+    entropy_bound,
+    fine_tune_centroids,
+    kmeans_codebook,
+    share_weights,
+)
 
 __all__ = [
     "CompressedModel", "IterativePruner", "LayerSize", "LayerSparsity", "Masks", "SensitivityScan",
@@ -43,4 +52,5 @@ __all__ = [
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
     "unit_norms", "LayerTime", "SparseChoice", "compare_layer_times", "SparseLinear", "crossover_sparsity", "csr_matmul", "plan_sparse",
     "time_interleaved", "to_csr", "to_sparse", "plan_cut", "remove_pruned_units", "sequential_layers",
+    "SharedConv2d", "SharedLinear", "entropy_bound", "fine_tune_centroids", "kmeans_codebook", "share_weights",
 ]
