@@ -57,7 +57,8 @@ def _file_row(setting: str, model, test, dense_bytes: int) -> dict:
     import numpy as np
 
     from tinytorch.compression import compressed_size
-    from tinytorch.compression.container import from_bytes, to_bytes
+    from tinytorch.compression.container import _describe, from_bytes, to_bytes
+    from tinytorch.compression.encodings import _Payload
     from tinytorch.core.tensor import Tensor
     from tinytorch.core.training import evaluate
 
@@ -67,8 +68,11 @@ def _file_row(setting: str, model, test, dense_bytes: int) -> dict:
     x = x if isinstance(x, Tensor) else Tensor(x)
     exact = bool(np.array_equal(loaded(x).data, model(x).data))
     bound = compressed_size(loaded).entropy_bound
+    arrays = _Payload()  # the weights' arrays alone: the file without its header and layer description
+    _describe(model, arrays)
     return {"setting": setting, "bytes": len(blob), "ratio": dense_bytes / len(blob), "bound": bound["total"],
             "over_bound": len(blob) / bound["total"], "over_bound_gaps": len(blob) / bound["total_gaps"],
+            "arrays_over_bound": arrays.size / bound["total"],
             "accuracy": float(evaluate(loaded, test)), "bit_exact": exact}
 
 
@@ -125,7 +129,8 @@ def summarise(rows: list[dict]) -> list[dict]:
     table = []
     for (network, sparsity, setting), group in groups.items():
         entry = {"network": network, "sparsity": sparsity, "setting": setting, "seeds": len(group)}
-        for key in ("bytes", "ratio", "bound", "over_bound", "over_bound_gaps", "accuracy", "dense_accuracy"):
+        for key in ("bytes", "ratio", "bound", "over_bound", "over_bound_gaps", "arrays_over_bound", "accuracy",
+                    "dense_accuracy"):
             values = [r[key] for r in group if key in r]
             if values:
                 entry[key] = statistics.fmean(values)
@@ -138,10 +143,10 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def print_table(table: list[dict]) -> None:
     print(f"{'network':<28}{'sparsity':>9}{'setting':>16}{'bytes':>9}{'ratio':>14}{'bound':>8}{'file/bound':>11}"
-          f"{'(gaps)':>7}{'accuracy':>16}{'drop':>7}")
+          f"{'(gaps)':>7}{'arrays':>7}{'accuracy':>16}{'drop':>7}")
     for e in table:
-        bound = (f"{e['bound']:>8,.0f}{e['over_bound']:>11.3f}{e['over_bound_gaps']:>7.3f}" if "bound" in e
-                 else f"{'':>8}{'':>11}{'':>7}")
+        bound = (f"{e['bound']:>8,.0f}{e['over_bound']:>11.3f}{e['over_bound_gaps']:>7.3f}"
+                 f"{e['arrays_over_bound']:>7.3f}" if "bound" in e else f"{'':>8}{'':>11}{'':>7}{'':>7}")
         print(f"{e['network']:<28}{e['sparsity']:>9.0%}{e['setting']:>16}{e['bytes']:>9,.0f}"
               f"{e['ratio']:>8.1f}x ±{e['ratio_spread'] / 2:>4.1f}{bound}"
               f"{100 * e['accuracy']:>9.1f}% ±{100 * e['accuracy_spread'] / 2:>4.1f}{e['drop_points']:>7.1f}")

@@ -723,8 +723,8 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
 # What a coder of these symbols, each coded on its own with the best fixed
 # probabilities, cannot beat: the positions at `n * H(nonzero / n)` bits (the entropy of
 # a mask whose zeros fall at random), the codes (or int8 values) at their empirical
-# entropy, plus the centroids (or scales) and the biases' non-zero entries as the file
-# stores them. `compressed_size` puts it beside the bytes written; the file's header and
+# entropy, plus the centroids (or scales) and the biases as the file stores them (8
+# bits per entry and a scale, or float32). `compressed_size` puts it beside the bytes written; the file's header and
 # its description of the layers are not in it. Gaps can do better than a random mask
 # where zeros cluster (a dead unit's whole row): `"total_gaps"` takes, per layer, the
 # smaller of the mask's entropy and the empirical entropy of its gaps.
@@ -732,13 +732,12 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
 # %%
 #| export
 def _bias_bytes(bias, shared: bool) -> int:
-    """A bias's non-zero entries as the file stores them (int8 + one scale, or float32)."""
+    """A bias as the file stores it: 8 bits per entry and one scale, or float32."""
     if bias is None:
         return 0
     bias = np.asarray(getattr(bias, "data", bias), np.float32)
     int8 = int8_form(bias) is not None if shared else "int8" in _encode_bias(bias, _Payload())
-    nonzero = int(np.count_nonzero(bias))
-    return nonzero + 4 if int8 else 4 * nonzero
+    return bias.size + 4 if int8 else 4 * bias.size
 
 
 def _layer_bound(layer: Module) -> dict[str, float]:

@@ -232,15 +232,14 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
         for p in frozen:
             p.requires_grad = True
 
-# %% ../../modules/16_compression/sharing_given.py #4b124e80
+# %% ../../modules/16_compression/sharing_given.py #65d01b87
 def _bias_bytes(bias, shared: bool) -> int:
-    """A bias's non-zero entries as the file stores them (int8 + one scale, or float32)."""
+    """A bias as the file stores it: 8 bits per entry and one scale, or float32."""
     if bias is None:
         return 0
     bias = np.asarray(getattr(bias, "data", bias), np.float32)
     int8 = int8_form(bias) is not None if shared else "int8" in _encode_bias(bias, _Payload())
-    nonzero = int(np.count_nonzero(bias))
-    return nonzero + 4 if int8 else 4 * nonzero
+    return bias.size + 4 if int8 else 4 * bias.size
 
 
 def _layer_bound(layer: Module) -> dict[str, float]:
