@@ -3,9 +3,11 @@
 # %% auto #0
 __all__ = ['SHARED_LAYERS', 'CODEBOOKS', 'kmeans_codebook', 'centroid_gradients', 'SharedLinear', 'SharedConv2d', 'shared_layer',
            'share_weights', 'shared_layers', 'check_codebook', 'prune_and_share', 'fine_tune_centroids',
-           'entropy_bound', 'int8_form', 'encode_shared', 'decode_shared']
+           'entropy_bound', 'with_entropy_bound', 'int8_form', 'encode_shared', 'decode_shared']
 
-# %% ../../modules/16_compression/sharing_given.py #8907e70e
+# %% ../../modules/16_compression/sharing_given.py #8ac18ca2
+import functools
+
 import numpy as np
 
 from .encodings import _encode_bias, _Payload
@@ -232,7 +234,7 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
         for p in frozen:
             p.requires_grad = True
 
-# %% ../../modules/16_compression/sharing_given.py #65d01b87
+# %% ../../modules/16_compression/sharing_given.py #5edb234b
 def _bias_bytes(bias, shared: bool) -> int:
     """A bias as the file stores it: 8 bits per entry and one scale, or float32."""
     if bias is None:
@@ -279,6 +281,18 @@ def entropy_bound(model: Module) -> dict[str, float]:
             parts["other"] += sum(getattr(m, k).data.nbytes for k in ("weight", "bias", "running_mean", "running_var"))
     total = sum(parts.values())
     return parts | {"total": total, "total_gaps": total - saving}
+
+
+def with_entropy_bound(size_report):
+    """Wraps the lesson's `compressed_size`: the SizeReport it returns gets `entropy_bound(model)` filled in."""
+    @functools.wraps(size_report)
+    def sized(model: Module):
+        report = size_report(model)
+        if report.entropy_bound is None:
+            report.entropy_bound = entropy_bound(model)
+        return report
+
+    return sized
 
 # %% ../../modules/16_compression/sharing_given.py #51935e54
 _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
