@@ -11,11 +11,10 @@ from tinytorch.compression.entropy import (ARITHMETIC, HUFFMAN, arithmetic_decod
                                            canonical_codes, decode_layer_stream, encode_layer_stream,
                                            entropy_bits, gap_symbols, gaps_from_symbols, huffman_decode,
                                            huffman_encode, huffman_lengths, mask_entropy_bits)
-from tinytorch.compression.sharing import (SharedConv2d, SharedLinear, centroid_gradients, entropy_bound,
-                                           fine_tune_centroids, kmeans_codebook, share_weights, shared_layers)
+from tinytorch.compression.sharing import (SharedConv2d, centroid_gradients, fine_tune_centroids, kmeans_codebook,
+                                           share_weights, shared_layers)
 from tinytorch.core.layers import Linear
 from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
 
 from .conftest import make_cnn, make_mlp
@@ -368,3 +367,36 @@ def test_size_report_gives_the_entropy_bound():
     assert bound["total_gaps"] == pytest.approx(bound["total"] - gaps)
     assert report.bound_ratio() == report.file_bytes / bound["total"]
     assert "entropy bound" in str(report)
+
+
+def test_int8_model_bound_counts_its_int8_values():
+    small = prune_and_quantize(make_mlp((16, 32, 24, 5)), 0.8, per_channel=False, int8_bias=True)
+    bound = compressed_size(small).entropy_bound
+    values = 0.0
+    for _, m in small.named_modules():
+        if hasattr(m, "qweight"):
+            v = m.qweight.values[m.qweight.values != 0]
+            _, counts = np.unique(v, return_counts=True)
+            values += -(counts * np.log2(counts / v.size)).sum() / 8
+    assert bound["values"] == pytest.approx(values)
+    assert bound["tables"] == 3 * 4  # one scale per layer
+
+
+def test_shared_conv_computes_the_conv_of_its_weight():
+    from tinytorch.core.spatial import Conv2d
+
+    model = _wrap(make_cnn()[0])
+    magnitude_prune(model, 0.5)
+    shared = share_weights(model, 3)
+    layer = shared_layers(shared)[0][1]
+    twin = Conv2d(1, layer.out_channels, 3, padding=1)
+    twin.weight.data[...] = layer.weight.data
+    twin.bias.data[...] = layer.bias.data
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32))
+    np.testing.assert_array_equal(layer(x).data, twin(x).data)
+
+
+def _wrap(layer):
+    from tinytorch.core.layers import Sequential
+
+    return Sequential(layer)
