@@ -167,9 +167,9 @@ def plot(table: list[dict], path: Path) -> None:
             points = sorted((e["bytes"], 100 * e["accuracy"]) for e in entries if e["setting"] == setting)
             if points:
                 ax.plot(*zip(*points), marker + "-", label=setting)
-        for ratio, style, label in ((40, "--", "40x (the page's 'combined')"), (50, ":", "50-100x (the page's 'possible')"),
-                                    (100, ":", None)):
-            ax.axvline(dense["bytes"] / ratio, color="grey", linestyle=style, linewidth=1, label=label)
+        ax.axvline(dense["bytes"] / 40, color="grey", linestyle="--", linewidth=1, label="40x (the page's 'combined')")
+        ax.axvspan(dense["bytes"] / 100, dense["bytes"] / 50, color="grey", alpha=0.12,
+                   label="50-100x (the page's 'possible')")
         ax.axhline(100 * dense["accuracy"], color="black", linewidth=0.8, label="dense fp32")
         ax.axhline(100 * dense["accuracy"] - 1, color="black", linewidth=0.8, linestyle="--", label="dense - 1 point")
         ax.set_xscale("log")
