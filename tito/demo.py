@@ -497,6 +497,5 @@ def _shared_stage(run: _Run, model, train) -> tuple:
     shared = prune_and_quantize(model, sparsity=None, bits=SHARED_BITS, codebook="kmeans", int8_bias=True)
     epochs = run.recipe.mlp_final_epochs
     fine_tune_centroids(shared, CrossEntropyLoss(), train, epochs, lr=1e-3, progress=False)
-    run.console.print(f"MLP: {2 ** SHARED_BITS} shared values per layer (k-means), centroids fine-tuned "
-                      f"{epochs} epochs; codes and positions entropy-coded in the file")
-    return ("shared", f"{MLP_SPARSITY:.0%} pruned + {SHARED_BITS}-bit shared", shared)
+    run.console.print(f"MLP: {2 ** SHARED_BITS} shared values per layer (k-means), centroids fine-tuned {epochs} epochs")
+    return ("shared", f"{MLP_SPARSITY:.0%} + {SHARED_BITS}-bit shared", shared)
