@@ -265,7 +265,8 @@ def gaps_from_symbols(symbols: np.ndarray, extra: np.ndarray) -> np.ndarray:
 # stream; an adaptive one learns the probabilities as it goes (counts start at 1 and
 # grow by 2 per occurrence, the Krichevsky-Trofimov estimate), so no table is written.
 # Here it wins on the small layers, where Huffman's table and its rounding to whole
-# bits cost 5-15%; each layer keeps whichever of the two is smaller.
+# bits cost 5-15%; each layer keeps whichever of the two is smaller (large layers, where
+# Huffman is within 1%, are not tried: this coder runs in Python, symbol by symbol).
 
 # %%
 #| export compression.entropy
@@ -422,6 +423,7 @@ def _nibbles(lengths: np.ndarray) -> bytes:
 
 
 HUFFMAN, ARITHMETIC = 0, 1
+_ARITHMETIC_MAX = 20_000  # surviving weights of a layer up to which the arithmetic coder is tried
 
 
 def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbols: int,
@@ -429,7 +431,10 @@ def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbol
     """The sorted flat `positions` of `n` weights and their `codes` (< `symbols`), entropy-coded
     with `coder` (HUFFMAN, ARITHMETIC, or None: whichever is smaller)."""
     if coder is None:
-        return min((encode_layer_stream(positions, codes, n, symbols, c) for c in (HUFFMAN, ARITHMETIC)), key=len)
+        # NOTE: the arithmetic coder runs in Python, ~15 us a symbol; above _ARITHMETIC_MAX weights
+        # Huffman's table and rounding cost under 1% (measured: 0.5% at 100k) and it is 20x faster.
+        coders = (HUFFMAN, ARITHMETIC) if np.size(positions) <= _ARITHMETIC_MAX else (HUFFMAN,)
+        return min((encode_layer_stream(positions, codes, n, symbols, c) for c in coders), key=len)
     positions, codes = np.asarray(positions, np.int64), np.asarray(codes, np.int64)
     gap_sym, extra, width = gap_symbols(np.diff(positions, prepend=-1) - 1)
     m = int(gap_sym.max()) + 1 if gap_sym.size else 0

@@ -299,7 +299,7 @@ def arithmetic_decode(data: bytes, ks: list[int], count: int, what: str) -> list
     _check_stream_size(data, pos - 32 + 2 if count else 2, what)
     return [np.asarray(column, np.int64) for column in out]
 
-# %% ../../modules/16_compression/sharing_given.py #56264553
+# %% ../../modules/16_compression/sharing_given.py #944b7d74
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -347,6 +347,7 @@ def _nibbles(lengths: np.ndarray) -> bytes:
 
 
 HUFFMAN, ARITHMETIC = 0, 1
+_ARITHMETIC_MAX = 20_000  # surviving weights of a layer up to which the arithmetic coder is tried
 
 
 def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbols: int,
@@ -354,7 +355,10 @@ def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbol
     """The sorted flat `positions` of `n` weights and their `codes` (< `symbols`), entropy-coded
     with `coder` (HUFFMAN, ARITHMETIC, or None: whichever is smaller)."""
     if coder is None:
-        return min((encode_layer_stream(positions, codes, n, symbols, c) for c in (HUFFMAN, ARITHMETIC)), key=len)
+        # NOTE: the arithmetic coder runs in Python, ~15 us a symbol; above _ARITHMETIC_MAX weights
+        # Huffman's table and rounding cost under 1% (measured: 0.5% at 100k) and it is 20x faster.
+        coders = (HUFFMAN, ARITHMETIC) if np.size(positions) <= _ARITHMETIC_MAX else (HUFFMAN,)
+        return min((encode_layer_stream(positions, codes, n, symbols, c) for c in coders), key=len)
     positions, codes = np.asarray(positions, np.int64), np.asarray(codes, np.int64)
     gap_sym, extra, width = gap_symbols(np.diff(positions, prepend=-1) - 1)
     m = int(gap_sym.max()) + 1 if gap_sym.size else 0
