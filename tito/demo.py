@@ -4,8 +4,8 @@ Two small networks learn the bundled digits: the MLP 64-128-64-10 and a CNN
 (Conv 1->16, Conv 16->32, Linear 128->10). The MLP is pruned iteratively to 90%
 sparsity with fine-tuning after every step, then quantized to INT8; last, its weights
 share 4 values per layer (k-means, centroids fine-tuned, codes and positions
-entropy-coded). The CNN loses half of its hidden filters and units (structured pruning, again iterative), which are then
-physically removed, and is quantized too. Every stage is written to disk with
+entropy-coded). The CNN loses half of its hidden filters and units (structured pruning,
+again iterative), which are then physically removed, and is quantized too. Every stage is written to disk with
 `save_compressed`, timed on the 360 test images, and reported in one table; a plot
 compares one-shot pruning (no fine-tuning) with iterative pruning, and a JSON file holds
 every figure. `run_demo` does the work; the command only parses its arguments.
