@@ -456,6 +456,10 @@ def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer st
     head = r.varint(2 * n + 1)
     count, coder = head // 2, head % 2
     if coder == ARITHMETIC:
+        # NOTE: a skewed adaptive model codes thousands of symbols per byte: the count, not the
+        # stream's length, bounds the work, so it must stay below what the writer ever uses.
+        if count > _ARITHMETIC_MAX:
+            raise ValueError(f"{what}: {count} arithmetic-coded positions, at most {_ARITHMETIC_MAX} are written")
         m = r.varint(GAP_SYMBOLS)
         if count and not m:
             raise ValueError(f"{what}: {count} positions but no gap alphabet")
@@ -484,6 +488,7 @@ def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer st
 # %%
 #| export
 import functools
+import math
 
 import numpy as np
 
@@ -809,6 +814,9 @@ def with_entropy_bound(size_report):
 # %%
 #| export
 _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
+# NOTE: a shared layer's dense weight is built from its shape, not from bytes in the file:
+# the shape is capped (1 GiB of float32) so a forged file cannot ask for any amount of memory.
+MAX_SHARED_WEIGHTS = 1 << 28
 
 
 def int8_form(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
@@ -863,10 +871,11 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     ndim = r.varint(4)
     if ndim != (4 if conv else 2):
         raise ValueError(f"shared {spec['type']} has a {ndim}-D weight")
-    shape = tuple(r.varint(1 << 31) for _ in range(ndim))
+    shape = tuple(r.varint(MAX_SHARED_WEIGHTS) for _ in range(ndim))
     bits = r.take(1)[0]
-    if not all(shape) or not 1 <= bits <= 8:
-        raise ValueError(f"shared layer has shape {shape} and {bits} bits: not allowed")
+    if not all(shape) or math.prod(shape) > MAX_SHARED_WEIGHTS or not 1 <= bits <= 8:
+        raise ValueError(f"shared layer has shape {shape} and {bits} bits: allowed are 1..8 bits and "
+                         f"at most {MAX_SHARED_WEIGHTS:,} weights")
     bias_kind = r.take(1)[0]
     if bias_kind == _INT8_BIAS:
         values = np.frombuffer(r.take(shape[0]), np.int8).astype(np.float32)

@@ -400,3 +400,17 @@ def _wrap(layer):
     from tinytorch.core.layers import Sequential
 
     return Sequential(layer)
+
+
+def test_forged_sizes_are_refused_before_allocation():
+    from tinytorch.compression.entropy import _varint
+    from tinytorch.compression.sharing import MAX_SHARED_WEIGHTS, decode_shared
+
+    huge = np.frombuffer(b"".join([_varint(2), _varint(1 << 20), _varint(1 << 20), bytes([2, 0])]), np.uint8)
+    with pytest.raises(ValueError, match="at most"):
+        decode_shared({"type": "Linear", "shared": 0}, [huge])
+    assert (1 << 20) ** 2 > MAX_SHARED_WEIGHTS
+    # an arithmetic stream claiming more positions than the writer ever codes that way
+    many = _varint(2 * 30_000 + ARITHMETIC) + _varint(1) + _varint(1) + b"\x00"
+    with pytest.raises(ValueError, match="arithmetic"):
+        decode_layer_stream(many, 100_000, 4)

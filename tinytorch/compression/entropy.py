@@ -299,7 +299,7 @@ def arithmetic_decode(data: bytes, ks: list[int], count: int, what: str) -> list
     _check_stream_size(data, pos - 32 + 2 if count else 2, what)
     return [np.asarray(column, np.int64) for column in out]
 
-# %% ../../modules/16_compression/sharing_given.py #944b7d74
+# %% ../../modules/16_compression/sharing_given.py #5384a121
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -380,6 +380,10 @@ def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer st
     head = r.varint(2 * n + 1)
     count, coder = head // 2, head % 2
     if coder == ARITHMETIC:
+        # NOTE: a skewed adaptive model codes thousands of symbols per byte: the count, not the
+        # stream's length, bounds the work, so it must stay below what the writer ever uses.
+        if count > _ARITHMETIC_MAX:
+            raise ValueError(f"{what}: {count} arithmetic-coded positions, at most {_ARITHMETIC_MAX} are written")
         m = r.varint(GAP_SYMBOLS)
         if count and not m:
             raise ValueError(f"{what}: {count} positions but no gap alphabet")
