@@ -265,7 +265,7 @@ def gaps_from_symbols(symbols: np.ndarray, extra: np.ndarray) -> np.ndarray:
 # stream; an adaptive one learns the probabilities as it goes (counts start at 1 and
 # grow by 2 per occurrence, the Krichevsky-Trofimov estimate), so no table is written.
 # Here it wins on the small layers, where Huffman's table and its rounding to whole
-# bits cost 5-15%; each layer keeps whichever of the two is smaller (large layers, where
+# bits cost 2-15%; each layer keeps whichever of the two is smaller (large layers, where
 # Huffman is within 1%, are not tried: this coder runs in Python, symbol by symbol).
 
 # %%
