@@ -648,6 +648,9 @@ def share_weights(model: Module, bits: int) -> Module:
     _check_bits(bits)
     if not isinstance(model, Module):
         raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    if isinstance(model, (Linear, Conv2d)):  # a layer cannot replace itself in place
+        raise TypeError(f"share_weights replaces the layers inside a model; wrap this {type(model).__name__} "
+                        "in a Sequential, or call shared_layer(layer, bits)")
     for _, parent in model.named_modules():
         for name, child in parent.named_children():
             if isinstance(child, (Linear, Conv2d)) and not isinstance(child, SHARED_LAYERS):

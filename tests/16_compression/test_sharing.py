@@ -11,8 +11,8 @@ from tinytorch.compression.entropy import (ARITHMETIC, HUFFMAN, arithmetic_decod
                                            canonical_codes, decode_layer_stream, encode_layer_stream,
                                            entropy_bits, gap_symbols, gaps_from_symbols, huffman_decode,
                                            huffman_encode, huffman_lengths, mask_entropy_bits)
-from tinytorch.compression.sharing import (SharedConv2d, centroid_gradients, fine_tune_centroids, kmeans_codebook,
-                                           share_weights, shared_layers)
+from tinytorch.compression.sharing import (SharedConv2d, SharedLinear, centroid_gradients, fine_tune_centroids,
+                                           kmeans_codebook, share_weights, shared_layers)
 from tinytorch.core.layers import Linear
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.tensor import Tensor
@@ -414,3 +414,13 @@ def test_forged_sizes_are_refused_before_allocation():
     many = _varint(2 * 30_000 + ARITHMETIC) + _varint(1) + _varint(1) + b"\x00"
     with pytest.raises(ValueError, match="arithmetic"):
         decode_layer_stream(many, 100_000, 4)
+
+
+def test_share_weights_refuses_a_bare_layer():
+    from tinytorch.compression.sharing import shared_layer
+
+    with pytest.raises(TypeError, match="wrap this Linear"):
+        share_weights(Linear(4, 3), 2)
+    assert isinstance(shared_layer(Linear(4, 3), 2), SharedLinear)
+    with pytest.raises(TypeError, match="float Linear or Conv2d"):
+        shared_layer(shared_layer(Linear(4, 3), 2), 2)

@@ -61,7 +61,7 @@ def kmeans_codebook(values: np.ndarray, bits: int, iterations: int = 100) -> tup
         codes = new
     return centroids.astype(np.float32), codes.astype(np.uint8)
 
-# %% ../../modules/16_compression/sharing_given.py #1bb609bf
+# %% ../../modules/16_compression/sharing_given.py #1ef96b89
 def centroid_gradients(weight_grad: np.ndarray, positions: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     """The gradient of each of `k` centroids: the sum of the gradients of the weights that use it."""
     return np.bincount(codes, weights=np.asarray(weight_grad).reshape(-1)[positions], minlength=k).astype(np.float32)
@@ -155,6 +155,9 @@ def share_weights(model: Module, bits: int) -> Module:
     _check_bits(bits)
     if not isinstance(model, Module):
         raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    if isinstance(model, (Linear, Conv2d)):  # a layer cannot replace itself in place
+        raise TypeError(f"share_weights replaces the layers inside a model; wrap this {type(model).__name__} "
+                        "in a Sequential, or call shared_layer(layer, bits)")
     for _, parent in model.named_modules():
         for name, child in parent.named_children():
             if isinstance(child, (Linear, Conv2d)) and not isinstance(child, SHARED_LAYERS):
