@@ -2,9 +2,10 @@
 
 Two small networks learn the bundled digits: the MLP 64-128-64-10 and a CNN
 (Conv 1->16, Conv 16->32, Linear 128->10). The MLP is pruned iteratively to 90%
-sparsity with fine-tuning after every step, then quantized to INT8; the CNN loses half
-of its hidden filters and units (structured pruning, again iterative), which are then
-physically removed, and is quantized too. Every stage is written to disk with
+sparsity with fine-tuning after every step, then quantized to INT8; last, its weights
+share 4 values per layer (k-means, centroids fine-tuned, codes and positions
+entropy-coded). The CNN loses half of its hidden filters and units (structured pruning,
+again iterative), which are then physically removed, and is quantized too. Every stage is written to disk with
 `save_compressed`, timed on the 360 test images, and reported in one table; a plot
 compares one-shot pruning (no fine-tuning) with iterative pruning, and a JSON file holds
 every figure. `run_demo` does the work; the command only parses its arguments.
@@ -28,7 +29,7 @@ RESULTS_FILE = "results.json"
 PLOT_FILE = "accuracy_vs_sparsity.png"
 MLP_SPARSITY = 0.9  # fraction of the MLP's weights pruned
 CNN_UNITS = 0.5  # fraction of the CNN's hidden filters/units removed
-MODEL_FILES = ("mlp_dense.ttz", "mlp_pruned.ttz", "mlp_int8.ttz",
+MODEL_FILES = ("mlp_dense.ttz", "mlp_pruned.ttz", "mlp_int8.ttz", "mlp_shared.ttz",
                "cnn_dense.ttz", "cnn_pruned.ttz", "cnn_removed.ttz", "cnn_int8.ttz")
 DEMO_FILES = frozenset({RESULTS_FILE, PLOT_FILE, *MODEL_FILES})
 
@@ -113,7 +114,9 @@ def _nonzero_and_total(model) -> tuple[int, int]:
 
     from tinytorch.quantization import QuantizedLayer
 
-    arrays = [p.data for p in model.parameters()]
+    shared = [m for m in model.modules() if hasattr(m, "centroids")]  # count their weights, not centroids
+    arrays = [p.data for p in model.parameters() if not any(p is m.centroids for m in shared)]
+    arrays += [m.weight.data for m in shared]
     for layer in model.modules():
         if isinstance(layer, QuantizedLayer):
             arrays += [layer.qweight.values] + ([] if layer.bias is None else [np.asarray(layer.bias)])
@@ -312,7 +315,8 @@ def _run_mlp(run: _Run) -> None:
                       f"test accuracy {run.curves['mlp']['one_shot_fine_tuned'][1]:.1%}")
     run.record("mlp", [("dense", "dense fp32", dense), ("pruned", f"{MLP_SPARSITY:.0%} pruned", model),
                        ("int8", f"{MLP_SPARSITY:.0%} pruned + INT8",
-                        prune_and_quantize(model, sparsity=None, per_channel=False, int8_bias=True))], test, x)
+                        prune_and_quantize(model, sparsity=None, per_channel=False, int8_bias=True)),
+                       _shared_stage(run, model, train)], test, x)
 
 
 def _run_cnn(run: _Run) -> None:
@@ -485,3 +489,21 @@ def register(subparsers) -> None:
     q.add_argument("--seed", type=int, default=0, help="seed of the weights and data order (default 0)")
     q.add_argument("--force", action="store_true", help="write into --out even if it holds other files")
     q.set_defaults(func=_cmd_demo)
+
+
+# ----------------------------------------------------------------------------- weight sharing
+
+SHARED_BITS = 2  # centroids per layer: 2**SHARED_BITS
+
+
+def _shared_stage(run: _Run, model, train) -> tuple:
+    """The pruned MLP with `2**SHARED_BITS` shared values per layer (k-means), centroids fine-tuned,
+    stored entropy-coded: Deep Compression's last two steps after INT8."""
+    from tinytorch.compression import fine_tune_centroids, prune_and_quantize
+    from tinytorch.core.losses import CrossEntropyLoss
+
+    shared = prune_and_quantize(model, sparsity=None, bits=SHARED_BITS, codebook="kmeans", int8_bias=True)
+    epochs = run.recipe.mlp_final_epochs
+    fine_tune_centroids(shared, CrossEntropyLoss(), train, epochs, lr=1e-3, progress=False)
+    run.console.print(f"MLP: {2 ** SHARED_BITS} shared values per layer (k-means), centroids fine-tuned {epochs} epochs")
+    return ("shared", f"{MLP_SPARSITY:.0%} + {SHARED_BITS}-bit shared", shared)

@@ -311,6 +311,7 @@ from tinytorch.compression.encodings import (_DENSITY, _SLACK, _Arrays, _decode_
                                              _decode_weights, _encode_bias, _encode_float, _encode_weights, _Payload)
 from tinytorch.compression.formats import SizeReport
 from tinytorch.compression.prune import _check_model as _check
+from tinytorch.compression.sharing import SHARED_LAYERS, decode_shared, encode_shared
 from tinytorch.core import activations as _act
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
@@ -372,6 +373,8 @@ def _describe(module: Module, payload: _Payload) -> dict:
         return _describe(module.model, payload)
     if isinstance(module, Sequential):
         return {"type": "Sequential", "layers": [_describe(m, payload) for m in module]}
+    if isinstance(module, SHARED_LAYERS):  # codebook + entropy-coded codes and positions (sharing_given.py)
+        return encode_shared(module, payload)
     if isinstance(module, _QUANT_LAYERS):
         conv = isinstance(module, QuantizedConv2d)
         spec = {"type": "Conv2d" if conv else "Linear", "weight": _encode_weights(module.qweight, payload),
@@ -502,6 +505,8 @@ def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
         raise ValueError(f"compressed file names an unknown layer type {kind!r}")
     if kind in ("Linear", "Conv2d"):
         args = _args(spec, _CONV_ARGS if kind == "Conv2d" else ())
+        if "shared" in spec:
+            return decode_shared({**spec, "args": args}, arrays)
         if "weight" in spec:
             return _quantized_layer(kind, spec, arrays, args)
         weight = _decode_float(spec["float_weight"], arrays, (2,) if kind == "Linear" else (4,))

@@ -15,7 +15,7 @@ import pytest
 from tito import cli, demo
 from tito.project import TitoError
 
-MLP_STAGES = ["dense", "pruned", "int8"]
+MLP_STAGES = ["dense", "pruned", "int8", "shared"]
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS = {"model", "key", "stage", "accuracy", "params", "nonzero", "file", "bytes", "ratio", "latency_ms",
           "speedup", "note"}
@@ -78,13 +78,14 @@ def test_stages_have_every_field_and_the_bytes_are_the_files(quick_run):
 
 def test_mlp_is_pruned_to_90_percent_and_int8_is_smallest(quick_run):
     results, _, _ = quick_run
-    dense, pruned, int8 = [r for r in results["stages"] if r["model"] == "mlp"]
+    dense, pruned, int8, shared = [r for r in results["stages"] if r["model"] == "mlp"]
     weights = 64 * 128 + 128 * 64 + 64 * 10
     biases = dense["params"] - weights
     assert dense["nonzero"] == dense["params"] == weights + biases
     # exactly round(0.9 n) weights are pruned; biases are never unstructured-pruned
     assert abs(pruned["nonzero"] - (weights - round(0.9 * weights) + biases)) <= 2
     assert int8["bytes"] < pruned["bytes"] < dense["bytes"]
+    assert shared["bytes"] < int8["bytes"] and shared["nonzero"] <= int8["nonzero"]
     assert results["curves"]["mlp"]["iterative_final"][0] == pytest.approx(0.9, abs=1 / weights)
 
 

@@ -4,8 +4,9 @@ The code is generated from the lesson, `modules/16_compression/compression_dev.p
 `prune.py`, `structured.py`, `iterative.py`, `formats.py`, `storage.py` and `surgery.py`,
 and from its given code (`*_given.py` beside the lesson) into `checks.py`, `select.py`,
 `reports.py`, `maskbase.py`, `finetune.py`, `sizes.py`, `layerstats.py`, `cutplan.py`,
-`deadunits.py`, `encodings.py`, `container.py` and `lab.py` (the lesson's experiments);
-this file only re-exports the public names. Sparse layers and layer timing are Module 18's
+`deadunits.py`, `encodings.py`, `container.py`, `lab.py` (the lesson's experiments),
+`entropy.py` and `sharing.py` (weight sharing and entropy coding); this file only
+re-exports the public names. Sparse layers and layer timing are Module 18's
 (`tinytorch.acceleration`).
 """
 from tinytorch.compression.select import kth_smallest_magnitude
@@ -30,6 +31,14 @@ from tinytorch.compression.sizes import LayerSize, SizeReport, gap_code, gap_pos
 from tinytorch.compression.formats import format_bytes
 from tinytorch.compression.container import CompressedModel, load_compressed, save_compressed
 from tinytorch.compression.storage import compressed_size, prune_and_quantize
+from tinytorch.compression.sharing import (
+    SharedConv2d,
+    SharedLinear,
+    entropy_bound,
+    fine_tune_centroids,
+    kmeans_codebook,
+    share_weights,
+)
 
 __all__ = [
     "CompressedModel", "IterativePruner", "LayerSize", "LayerSparsity", "Masks", "SensitivityScan",
@@ -37,4 +46,5 @@ __all__ = [
     "magnitude_prune", "measure_sparsity", "prunable_layers", "prune_and_quantize", "save_compressed",
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
     "unit_norms", "kth_smallest_magnitude", "plan_cut", "remove_pruned_units", "sequential_layers",
+    "SharedConv2d", "SharedLinear", "entropy_bound", "fine_tune_centroids", "kmeans_codebook", "share_weights",
 ]

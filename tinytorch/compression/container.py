@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel']
 
-# %% ../../modules/16_compression/storage_given.py #cb231363
+# %% ../../modules/16_compression/storage_given.py #87bd28f8
 import hashlib
 import io
 import json
@@ -22,6 +22,7 @@ from .encodings import (_DENSITY, _SLACK, _Arrays, _decode_bias, _decode_float,
                                              _decode_weights, _encode_bias, _encode_float, _encode_weights, _Payload)
 from .formats import SizeReport
 from .prune import _check_model as _check
+from .sharing import SHARED_LAYERS, decode_shared, encode_shared
 from ..core import activations as _act
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
@@ -55,7 +56,7 @@ _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 _FLOAT_LAYERS = (Linear, Conv2d)
 _QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
 
-# %% ../../modules/16_compression/storage_given.py #e57d4833
+# %% ../../modules/16_compression/storage_given.py #32c27656
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 _LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -81,6 +82,8 @@ def _describe(module: Module, payload: _Payload) -> dict:
         return _describe(module.model, payload)
     if isinstance(module, Sequential):
         return {"type": "Sequential", "layers": [_describe(m, payload) for m in module]}
+    if isinstance(module, SHARED_LAYERS):  # codebook + entropy-coded codes and positions (sharing_given.py)
+        return encode_shared(module, payload)
     if isinstance(module, _QUANT_LAYERS):
         conv = isinstance(module, QuantizedConv2d)
         spec = {"type": "Conv2d" if conv else "Linear", "weight": _encode_weights(module.qweight, payload),
@@ -211,6 +214,8 @@ def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
         raise ValueError(f"compressed file names an unknown layer type {kind!r}")
     if kind in ("Linear", "Conv2d"):
         args = _args(spec, _CONV_ARGS if kind == "Conv2d" else ())
+        if "shared" in spec:
+            return decode_shared({**spec, "args": args}, arrays)
         if "weight" in spec:
             return _quantized_layer(kind, spec, arrays, args)
         weight = _decode_float(spec["float_weight"], arrays, (2,) if kind == "Linear" else (4,))

@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['gap_code', 'gap_positions', 'LayerSize', 'SizeReport']
 
-# %% ../../modules/16_compression/sizes_given.py #8f64f6ef
+# %% ../../modules/16_compression/sizes_given.py #d58b6ab6
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +62,8 @@ class SizeReport:
     other_bytes: int
     file_bytes: int | None = None
     formats: tuple[str, ...] = ("dense_fp32", "dense_int8", "csr_int8", "bitmask_int8", "gaps_int8")
+    # bytes at the entropy bound, in parts and "total" (see `entropy_bound`, sharing_given.py)
+    entropy_bound: dict[str, float] | None = None
 
     def total(self, fmt: str) -> int:
         """The whole model's bytes with every prunable layer stored in `fmt`."""
@@ -85,4 +87,14 @@ class SizeReport:
         if self.file_bytes is not None:
             lines.append(f"file written by save_compressed: {self.file_bytes:,} bytes "
                          f"({self.ratio():.1f}x smaller than dense fp32)")
+        if self.entropy_bound is not None:
+            parts = ", ".join(f"{k} {v:,.0f}" for k, v in self.entropy_bound.items() if not k.startswith("total") and v)
+            over = f"; the file is {self.bound_ratio():.2f}x the bound" if self.file_bytes else ""
+            lines.append(f"entropy bound: {self.entropy_bound['total']:,.0f} bytes ({parts}){over}")
         return "\n".join(lines)
+
+    def bound_ratio(self) -> float:
+        """File bytes / bytes at the entropy bound (1.0 would be a perfect coder)."""
+        if self.file_bytes is None or self.entropy_bound is None:
+            raise ValueError("bound_ratio needs both file_bytes and entropy_bound")
+        return self.file_bytes / self.entropy_bound["total"]

@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['compressed_size', 'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #38efda49
+# %% ../../modules/16_compression/compression_dev.py #a98db091
 import copy
 
 import numpy as np
@@ -13,13 +13,15 @@ from .checks import _check_fraction
 from .container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
 from . import formats, prune  # modules: this lesson's own names stay its own
 from .layerstats import _compact, _weight_stats
+from .sharing import check_codebook, prune_and_share, with_entropy_bound
 from .sizes import LayerSize, SizeReport
 from .structured import drop_dead_units
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d
 from ..quantization import quantize_model
 
-# %% ../../modules/16_compression/compression_dev.py #e5e0eac4
+# %% ../../modules/16_compression/compression_dev.py #6a7942e0
+@with_entropy_bound  # given code (sharing_given.py): the report also gets the entropy bound
 def compressed_size(model: Module) -> SizeReport:
     """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.10
 
@@ -47,7 +49,7 @@ def compressed_size(model: Module) -> SizeReport:
 
 def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str = "global",
                        calibration_data=None, per_channel: bool = True, int8_bias: bool = False,
-                       drop_dead: bool = True) -> CompressedModel:
+                       drop_dead: bool = True, bits: int = 8, codebook: str = "linear") -> CompressedModel:
     """A pruned, INT8-quantized copy of `model` (the input is not changed). Task 16.10
 
     Args:
@@ -57,13 +59,21 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
         per_channel: one weight scale per output channel; False: one per layer (fewer bytes).
         int8_bias: round biases to int8 with one scale per layer.
         drop_dead: zero the weights of units that cannot change the output (`drop_dead_units`).
+        bits, codebook: "linear" with 8 bits is INT8 (above); "kmeans" with bits in 1..8
+            gives each layer's non-zero weights `2**bits` shared values instead (given
+            code, `sharing_given.py`: Deep Compression's weight sharing; train them
+            further with `fine_tune_centroids`; `per_channel` and `calibration_data`
+            do not apply).
 
     Returns:
-        A `CompressedModel`; pruned zeros are exactly zero in its int8 weights.
+        A `CompressedModel`; pruned zeros are exactly zero in its int8 (or shared) weights.
     """
     _check(model)
     if sparsity is not None:
         _check_fraction("sparsity", sparsity)
+    check_codebook(bits, codebook)
+    if codebook == "kmeans":  # weight sharing, given code
+        return CompressedModel(prune_and_share(model, sparsity, bits, scope, int8_bias, drop_dead))
     ### BEGIN SOLUTION
     work = copy.deepcopy(model)
     if sparsity is not None:
