@@ -376,11 +376,13 @@ if __name__ == "__main__":
 
 # %% nbgrader={"grade": false, "grade_id": "run-onnx", "solution": true}
 #| export
-def onnx_session(path, threads: int = 1):
+def onnx_session(path, threads: int = 1, optimize: bool = True):
     """An ONNX Runtime session for the file at `path`, on the CPU with `threads` threads. Task 20.4
 
     Build `onnxruntime.SessionOptions()`, set `intra_op_num_threads` and
-    `inter_op_num_threads` to `threads`, and return
+    `inter_op_num_threads` to `threads`; with `optimize=False` also set
+    `graph_optimization_level` to `onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL`
+    (the graph runs node by node, as written). Return
     `onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])`.
     """
     ort = require("onnxruntime", "onnx_session")
@@ -390,6 +392,8 @@ def onnx_session(path, threads: int = 1):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = threads
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     ### END SOLUTION
 
@@ -416,6 +420,8 @@ def test_unit_onnx_session():
         export_onnx(model, path, (1, 6))
         session = onnx_session(path)
         assert session.get_session_options().intra_op_num_threads == 1
+        plain = onnx_session(path, optimize=False).get_session_options()
+        assert plain.graph_optimization_level == require("onnxruntime", "").GraphOptimizationLevel.ORT_DISABLE_ALL
         x = np.random.default_rng(1).standard_normal((7, 6)).astype(np.float32)  # batch 7: the batch is dynamic
         np.testing.assert_allclose(run_onnx(session, x), model(Tensor(x)).data, rtol=0, atol=1e-5)
 

@@ -127,12 +127,14 @@ def onnx_layer(graph, layer: Module, x: str, name: str) -> str:
                       pads=[ph, pw, ph, pw])
     ### END SOLUTION
 
-# %% ../../modules/20_deployment/deployment_dev.py #9fb24b90
-def onnx_session(path, threads: int = 1):
+# %% ../../modules/20_deployment/deployment_dev.py #43456d86
+def onnx_session(path, threads: int = 1, optimize: bool = True):
     """An ONNX Runtime session for the file at `path`, on the CPU with `threads` threads. Task 20.4
 
     Build `onnxruntime.SessionOptions()`, set `intra_op_num_threads` and
-    `inter_op_num_threads` to `threads`, and return
+    `inter_op_num_threads` to `threads`; with `optimize=False` also set
+    `graph_optimization_level` to `onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL`
+    (the graph runs node by node, as written). Return
     `onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])`.
     """
     ort = require("onnxruntime", "onnx_session")
@@ -142,6 +144,8 @@ def onnx_session(path, threads: int = 1):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = threads
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     ### END SOLUTION
 
