@@ -98,6 +98,10 @@ def test_from_torch_reads_a_model_built_in_pytorch(rng):
                               torch.nn.Sequential(torch.nn.Linear(7, 3), torch.nn.Tanh())).eval()
     model = from_torch(net)
     assert [n for n, _ in model.named_parameters()] == [n for n, _ in net.named_parameters()]
+    state = torch_state_dict(model)
+    assert list(state) == list(net.state_dict())
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(state[key], value.numpy())
     x = rng.standard_normal((4, 10)).astype(np.float32)
     np.testing.assert_allclose(ours(model, x), torch_out(net, x), rtol=0, atol=ATOL)
     single = from_torch(torch.nn.Linear(3, 2))
@@ -117,8 +121,9 @@ def test_unsupported_layer_names_the_layer_and_lists_the_supported():
         def forward(self, x):
             return x * 2
 
-    with pytest.raises(TypeError, match=r"'1'.*Scale.*supported layers: .*BatchNorm2d.*Conv2d.*Linear"):
-        to_torch(Sequential(Linear(2, 2), Scale()))
+    for convert in (torch_state_dict, to_torch):
+        with pytest.raises(TypeError, match=r"'1'.*Scale.*supported layers: .*BatchNorm2d.*Conv2d.*Linear"):
+            convert(Sequential(Linear(2, 2), Scale()))
     with pytest.raises(TypeError, match="Module"):
         to_torch("not a model")
 
