@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions():
     """Sub-commands defined in their own files (module workflow, demo, bench)."""
     found = []
-    for name in ("tito.workflow", "tito.demo", "tito.bench"):
+    for name in ("tito.workflow", "tito.demo", "tito.bench", "tito.deploy", "tito.notebook"):
         try:
             mod = __import__(name, fromlist=["register"])
         except ModuleNotFoundError as err:
