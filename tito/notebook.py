@@ -18,7 +18,10 @@ def notebook_text(module: ModuleInfo) -> str:
     """The lesson as `.ipynb` JSON text, paired with its `.py` source."""
     import jupytext
 
+    from tito.export import _stable_ids  # the export's cell ids: the same lesson gives the same file
+
     nb = jupytext.read(module.dev_file, fmt="py:percent")
+    _stable_ids(nb.cells)
     nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
     return jupytext.writes(nb, fmt="ipynb")
 

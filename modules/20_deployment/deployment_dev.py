@@ -515,29 +515,61 @@ def analysis_outputs(models, test) -> dict[str, Path]:
 # %% [markdown]
 # ### Bytes on disk
 #
-# The same weights in five files: the ONNX file (dense initializers), the ONNX file with
-# *sparse* initializers (non-zero values plus an int64 position each), Module 16's
-# `.ttz`, `torch.save` of the PyTorch twin's state dict, and safetensors. The `.ttz` file
-# is compressed; the others are not.
+# The same weights in six files: the ONNX file (dense initializers); the ONNX file with
+# *sparse* weights (the non-zero values plus an int64 position each); the ONNX file
+# compressed with xz, as it might travel; Module 16's `.ttz`; `torch.save` of the PyTorch
+# twin's state dict; and safetensors. Only `.ttz` and the xz file are compressed.
 
 # %%
-def analysis_bytes(models, paths) -> None:
-    """File sizes of each model in each format."""
+def analysis_bytes(models, paths) -> dict[str, dict[str, int]]:
+    """File sizes of each model in each format; a table, and a bar chart saved as PNG."""
+    import lzma
+
     import torch
 
     from tinytorch.compression import save_compressed
     from tinytorch.deploy import export_onnx, save_safetensors, to_torch
 
-    print(f"{'model':<20} {'ONNX':>8} {'ONNX sparse':>12} {'.ttz':>8} {'torch.save':>11} {'safetensors':>12}")
+    sizes: dict[str, dict[str, int]] = {}
     for label, model in models.items():
         stem = paths[label].with_suffix("")
         x_shape = (1, 1, 8, 8) if "Conv" in repr(model) else (1, 64)
-        sparse = export_onnx(model, stem.with_suffix(".sparse.onnx"), x_shape, sparse=True)
-        ttz = save_compressed(model, stem.with_suffix(".ttz"))
+        onnx_bytes = paths[label].read_bytes()
         torch.save(to_torch(model).state_dict(), stem.with_suffix(".pt"))
-        st = save_safetensors(model, stem.with_suffix(".safetensors"))
-        print(f"{label:<20} {paths[label].stat().st_size:>8,} {sparse:>12,} {ttz:>8,} "
-              f"{stem.with_suffix('.pt').stat().st_size:>11,} {st:>12,}")
+        sizes[label] = {
+            "ONNX": len(onnx_bytes),
+            "ONNX sparse": export_onnx(model, stem.with_suffix(".sparse.onnx"), x_shape, sparse=True),
+            "ONNX, xz": len(lzma.compress(onnx_bytes, preset=9)),
+            ".ttz": save_compressed(model, stem.with_suffix(".ttz")),
+            "torch.save": stem.with_suffix(".pt").stat().st_size,
+            "safetensors": save_safetensors(model, stem.with_suffix(".safetensors")),
+        }
+    formats = list(next(iter(sizes.values())))
+    print(f"{'model':<20}" + "".join(f"{f:>13}" for f in formats))
+    for label, row in sizes.items():
+        print(f"{label:<20}" + "".join(f"{row[f]:>13,}" for f in formats))
+    plot_bytes(sizes, OUT / "file_bytes.png")
+    return sizes
+
+
+def plot_bytes(sizes: dict[str, dict[str, int]], path: Path) -> Path:
+    """Grouped bars: bytes on disk of each model (group) in each format (bar), log scale."""
+    import matplotlib.pyplot as plt
+
+    formats = list(next(iter(sizes.values())))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(formats)
+    for i, fmt in enumerate(formats):
+        ax.bar([g + i * width for g in range(len(sizes))], [row[fmt] for row in sizes.values()], width, label=fmt)
+    ax.set_xticks([g + 0.4 - width / 2 for g in range(len(sizes))], list(sizes))
+    ax.set_yscale("log")
+    ax.set_ylabel("bytes on disk")
+    ax.set_title("One model, six files")
+    ax.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # %% [markdown]
