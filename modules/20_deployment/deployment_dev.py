@@ -448,7 +448,7 @@ import time
 from pathlib import Path
 
 QUICK = os.environ.get("TINYTORCH_QUICK") == "1"
-OUT = Path(os.environ.get("TINYTORCH_PLOTS") or (tempfile.mkdtemp() if QUICK else "deployment-out"))
+OUT = Path(os.environ.get("TINYTORCH_PLOTS") or (tempfile.mkdtemp() if QUICK else "out/deployment"))
 
 
 def digits_models(seed: int = 0) -> tuple[dict[str, Module], tuple]:
