@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 from tinytorch.core import activations as _act
-from tinytorch.core.layers import Dropout, Linear, Module, Sequential
+from tinytorch.core.layers import Dropout, Linear
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
 

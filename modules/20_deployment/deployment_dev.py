@@ -55,7 +55,7 @@ from tinytorch.compression import CompressedModel
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
 from tinytorch.deploy.extra import SUPPORTED, require, unsupported
-from tinytorch.quantization import QuantizedConv2d, QuantizedLayer, QuantizedLinear
+from tinytorch.quantization import QuantizedLayer, QuantizedLinear
 
 # %% [markdown]
 # ## 1. A model file is names and arrays
@@ -82,13 +82,13 @@ from tinytorch.quantization import QuantizedConv2d, QuantizedLayer, QuantizedLin
 
 # %% nbgrader={"grade": false, "grade_id": "torch-state-dict", "solution": true}
 #| export
-def _named_layers(model: Module, prefix: str = "") -> list[tuple[str, Module]]:
+def named_layers(model: Module, prefix: str = "") -> list[tuple[str, Module]]:
     """(dotted name, layer) of every layer in the order they run; containers opened up."""
     if isinstance(model, CompressedModel):
-        return _named_layers(model.model, prefix)
+        return named_layers(model.model, prefix)
     if isinstance(model, Sequential):
         return [item for name, child in model.named_children()
-                for item in _named_layers(child, f"{prefix}.{name}" if prefix else name)]
+                for item in named_layers(child, f"{prefix}.{name}" if prefix else name)]
     if not isinstance(model, SUPPORTED):
         raise unsupported(f"layer {prefix!r}" if prefix else "the model", model)
     return [(prefix, model)]
@@ -97,7 +97,7 @@ def _named_layers(model: Module, prefix: str = "") -> list[tuple[str, Module]]:
 def torch_state_dict(model: Module) -> dict[str, np.ndarray]:
     """The arrays PyTorch's twin of `model` holds, under PyTorch's names. Task 20.1
 
-    Walk `_named_layers(model)`. For each `(name, layer)`, with `key = name + "." + what`
+    Walk `named_layers(model)`. For each `(name, layer)`, with `key = name + "." + what`
     (just `what` when `name` is ""):
     - Linear / Conv2d: `weight` and, if there is one, `bias` (the Tensors' `.data`).
     - QuantizedLinear / QuantizedConv2d: `weight` is `layer.qweight.dequantize()`;
@@ -114,7 +114,7 @@ def torch_state_dict(model: Module) -> dict[str, np.ndarray]:
         raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
     state: dict[str, np.ndarray] = {}
     ### BEGIN SOLUTION
-    for name, layer in _named_layers(model):
+    for name, layer in named_layers(model):
         def put(what: str, array) -> None:
             state[f"{name}.{what}" if name else what] = np.array(array, dtype=np.float32)
 

@@ -172,23 +172,12 @@ import os
 
 import numpy as np
 
-from tinytorch.compression import CompressedModel
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.layers import Module, Sequential
+from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
-from tinytorch.deploy.convert import onnx_layer
+from tinytorch.deploy.convert import named_layers, onnx_layer
 from tinytorch.deploy.extra import require, write_atomic
 from tinytorch.deploy.graph import OnnxGraph
-
-
-def _layers(model: Module, prefix: str = "") -> list[tuple[str, Module]]:
-    """The layers of a (nested) Sequential in the order they run, with their dotted names."""
-    if isinstance(model, CompressedModel):
-        return _layers(model.model, prefix)
-    if isinstance(model, Sequential):
-        return [item for name, child in model.named_children()
-                for item in _layers(child, f"{prefix}.{name}" if prefix else name)]
-    return [(prefix or "layer", model)]
 
 
 def _check_shape(input_shape) -> tuple[int, ...]:
@@ -216,8 +205,8 @@ def onnx_model(model: Module, input_shape: tuple[int, ...], sparse: bool = False
         model.train(was_training)
     graph = OnnxGraph(sparse=sparse)
     x = y = graph._fresh("input")
-    for name, layer in _layers(model):
-        y = onnx_layer(graph, layer, y, name)
+    for name, layer in named_layers(model):
+        y = onnx_layer(graph, layer, y, name or "layer")
     y = graph.node("Identity", [y], name="output")
     proto = graph.model(x, y, shape, out.shape)
     onnx.checker.check_model(proto, full_check=True)

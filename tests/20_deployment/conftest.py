@@ -19,6 +19,22 @@ def digits_cnn(seed: int = 0) -> Sequential:
                       Conv2d(8, 16, 3, padding=1), BatchNorm2d(16), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
 
 
+def every_layer_model(rng) -> Sequential:
+    """One of each supported layer, random weights and BatchNorm statistics, in eval mode."""
+    from tinytorch.core import activations as act
+    from tinytorch.core.layers import Dropout
+    from tinytorch.core.spatial import AvgPool2d
+
+    model = Sequential(Conv2d(2, 4, 3, stride=2, padding=1), BatchNorm2d(4), act.GELU(), AvgPool2d(2, padding=1),
+                       Conv2d(4, 3, 1, bias=False), act.Tanh(), MaxPool2d(2, stride=1), Dropout(0.3), Flatten(),
+                       Linear(12, 6), act.Sigmoid(), Linear(6, 5, bias=False), act.Softmax(dim=1))
+    for p in model.parameters():
+        p.data[...] = rng.standard_normal(p.shape).astype(np.float32)
+    model[1].running_mean.data[...] = rng.standard_normal(4).astype(np.float32)
+    model[1].running_var.data[...] = rng.uniform(0.5, 2, 4).astype(np.float32)
+    return model.eval()
+
+
 def _train(model, x, y, epochs: int, seed: int = 0):
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import Adam

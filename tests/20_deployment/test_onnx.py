@@ -6,11 +6,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from .conftest import ours
+from .conftest import every_layer_model, ours
 from tinytorch.compression import prune_and_quantize
-from tinytorch.core import activations as act
-from tinytorch.core.layers import Dropout, Linear, Module, Sequential
-from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.deploy import export_onnx, onnx_session, run_onnx
 
 FLOAT_ATOL = 1e-5  # the tolerance for float models
@@ -113,14 +111,7 @@ def test_batch_dimension_is_dynamic(models, tmp_path, batch):
 
 @pytest.mark.task("20.3")
 def test_every_supported_layer_runs_in_onnx_runtime(tmp_path, rng):
-    model = Sequential(Conv2d(2, 4, 3, stride=2, padding=1), BatchNorm2d(4), act.GELU(), AvgPool2d(2, padding=1),
-                       Conv2d(4, 3, 1, bias=False), act.Tanh(), MaxPool2d(2, stride=1), Dropout(0.3), Flatten(),
-                       Linear(12, 6), act.Sigmoid(), Linear(6, 5, bias=False), act.Softmax(dim=1))
-    for p in model.parameters():
-        p.data[...] = rng.standard_normal(p.shape).astype(np.float32)
-    model[1].running_mean.data[...] = rng.standard_normal(4).astype(np.float32)
-    model[1].running_var.data[...] = rng.uniform(0.5, 2, 4).astype(np.float32)
-    model.eval()
+    model = every_layer_model(rng)
     x = rng.standard_normal((5, 2, 8, 8)).astype(np.float32)
     export_onnx(model, tmp_path / "all.onnx", (1, 2, 8, 8))
     np.testing.assert_allclose(run_onnx(onnx_session(tmp_path / "all.onnx"), x), ours(model, x), rtol=0, atol=FLOAT_ATOL)

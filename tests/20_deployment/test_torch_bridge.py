@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import digits_cnn, ours
+from .conftest import digits_cnn, every_layer_model, ours
 from tinytorch.compression import CompressedModel, prune_and_quantize
 from tinytorch.core import activations as act
-from tinytorch.core.layers import Dropout, Linear, Module, Sequential
-from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.deploy import from_torch, to_torch, torch_state_dict
 from tinytorch.quantization import quantize_model
 
@@ -74,14 +73,7 @@ def test_compressed_model_goes_to_torch_with_dequantized_weights(models):
 
 @pytest.mark.task("20.1")
 def test_every_supported_layer_matches_pytorch(rng):
-    model = Sequential(Conv2d(2, 4, 3, stride=2, padding=1), BatchNorm2d(4), act.GELU(), AvgPool2d(2, padding=1),
-                       Conv2d(4, 3, 1, bias=False), act.Tanh(), MaxPool2d(2, stride=1), Dropout(0.3), Flatten(),
-                       Linear(12, 6), act.Sigmoid(), Linear(6, 5, bias=False), act.Softmax(dim=1))
-    for p in model.parameters():
-        p.data[...] = rng.standard_normal(p.shape).astype(np.float32)
-    model[1].running_mean.data[...] = rng.standard_normal(4).astype(np.float32)
-    model[1].running_var.data[...] = rng.uniform(0.5, 2, 4).astype(np.float32)
-    model.eval()
+    model = every_layer_model(rng)
     x = rng.standard_normal((5, 2, 8, 8)).astype(np.float32)
     twin = to_torch(model)
     np.testing.assert_allclose(torch_out(twin, x), ours(model, x), rtol=0, atol=ATOL)

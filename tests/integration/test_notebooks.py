@@ -10,7 +10,6 @@ each new PNG after the cell that wrote it, as a student running the notebook see
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import nbformat

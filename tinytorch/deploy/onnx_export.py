@@ -3,28 +3,17 @@
 # %% auto #0
 __all__ = ['onnx_model', 'export_onnx']
 
-# %% ../../modules/20_deployment/onnx_given.py #ad31de7f
+# %% ../../modules/20_deployment/onnx_given.py #4bd06789
 import os
 
 import numpy as np
 
-from ..compression import CompressedModel
 from ..core.autograd import no_grad
-from ..core.layers import Module, Sequential
+from ..core.layers import Module
 from ..core.tensor import Tensor
-from .convert import onnx_layer
+from .convert import named_layers, onnx_layer
 from .extra import require, write_atomic
 from .graph import OnnxGraph
-
-
-def _layers(model: Module, prefix: str = "") -> list[tuple[str, Module]]:
-    """The layers of a (nested) Sequential in the order they run, with their dotted names."""
-    if isinstance(model, CompressedModel):
-        return _layers(model.model, prefix)
-    if isinstance(model, Sequential):
-        return [item for name, child in model.named_children()
-                for item in _layers(child, f"{prefix}.{name}" if prefix else name)]
-    return [(prefix or "layer", model)]
 
 
 def _check_shape(input_shape) -> tuple[int, ...]:
@@ -52,8 +41,8 @@ def onnx_model(model: Module, input_shape: tuple[int, ...], sparse: bool = False
         model.train(was_training)
     graph = OnnxGraph(sparse=sparse)
     x = y = graph._fresh("input")
-    for name, layer in _layers(model):
-        y = onnx_layer(graph, layer, y, name)
+    for name, layer in named_layers(model):
+        y = onnx_layer(graph, layer, y, name or "layer")
     y = graph.node("Identity", [y], name="output")
     proto = graph.model(x, y, shape, out.shape)
     onnx.checker.check_model(proto, full_check=True)
