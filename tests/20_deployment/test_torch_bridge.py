@@ -127,6 +127,10 @@ def test_from_torch_refuses_what_tinytorch_lacks():
         from_torch(torch.nn.Conv2d(4, 4, 3, groups=2))
     with pytest.raises(ValueError, match="ceil_mode"):
         from_torch(torch.nn.MaxPool2d(2, ceil_mode=True))
+    with pytest.raises(ValueError, match="approximate='tanh'"):
+        from_torch(torch.nn.GELU(approximate="tanh"))
+    with pytest.raises(ValueError, match="dim=None"):
+        from_torch(torch.nn.Softmax())
     with pytest.raises(TypeError, match="torch.nn.Module"):
         from_torch(np.zeros(3))
 

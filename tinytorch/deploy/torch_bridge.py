@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['to_torch', 'from_torch', 'save_safetensors', 'load_safetensors']
 
-# %% ../../modules/20_deployment/bridge_given.py #f1d4e0ed
+# %% ../../modules/20_deployment/bridge_given.py #169c7b58
 import os
 from pathlib import Path
 
@@ -95,9 +95,13 @@ def _from_torch_layer(torch, module, where: str) -> Module:
     if type(module) is nn.Dropout:
         return Dropout(module.p)
     if type(module) is nn.Softmax:
-        return _act.Softmax(dim=-1 if module.dim is None else module.dim)
-    if type(module) is nn.GELU and module.approximate == "none" or type(module).__name__ in ("ReLU", "Sigmoid", "Tanh") \
-            and type(module) is getattr(nn, type(module).__name__):
+        if module.dim is None:  # PyTorch then guesses the axis from the input's rank
+            raise ValueError(f"from_torch: Softmax {where!r} has dim=None; give it an explicit dim")
+        return _act.Softmax(dim=module.dim)
+    if type(module) is nn.GELU and module.approximate != "none":
+        raise ValueError(f"from_torch: GELU {where!r} uses approximate={module.approximate!r}; "
+                         f"TinyTorch's GELU is the exact (erf) form")
+    if type(module).__name__ in _ACTIVATIONS and type(module) is getattr(nn, type(module).__name__):
         return getattr(_act, type(module).__name__)()
     raise unsupported(f"from_torch (module {where!r})" if where else "from_torch", module)
 
