@@ -1,0 +1,275 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Module 20, given code: the optional extra and the PyTorch bridge
+#
+# This file is part of Module 20 but holds no task. It is the plumbing around the
+# lesson's ideas: `tito export 20` exports it with the lesson into
+#
+# - `tinytorch/deploy/extra.py`: the packages of the optional extra `deploy` (torch,
+#   onnx, onnxruntime, safetensors), imported only when a function needs them, with an
+#   error that names the extra when they are missing; the list of layers that cross
+#   over; an atomic file write.
+# - `tinytorch/deploy/torch_bridge.py`: `to_torch`, `from_torch`, `save_safetensors`
+#   and `load_safetensors`, built on the lesson's `torch_state_dict` (Task 20.1).
+
+# %%
+#| default_exp deploy.extra
+
+# %%
+#| export
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from pathlib import Path
+
+from tinytorch.core import activations as _act
+from tinytorch.core.layers import Dropout, Linear
+from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
+
+EXTRA = "deploy"
+INSTALL_HINT = 'pip install "tinytorch[deploy]"'
+# The layers that go to PyTorch and ONNX and back; containers (Sequential,
+# CompressedModel) are opened up around them.
+SUPPORTED = (Linear, Conv2d, QuantizedLinear, QuantizedConv2d, BatchNorm2d, MaxPool2d, AvgPool2d, Flatten,
+             Dropout, _act.ReLU, _act.Sigmoid, _act.Tanh, _act.GELU, _act.Softmax)
+SUPPORTED_NAMES = ", ".join(sorted({cls.__name__ for cls in SUPPORTED}))
+
+
+class MissingExtraError(ImportError):
+    """A package of the optional extra `deploy` is not installed."""
+
+
+def require(package: str, feature: str):
+    """The module `package`, imported now; a `MissingExtraError` naming the extra if it is absent.
+
+    Args:
+        package: "torch", "onnx", "onnxruntime" or "safetensors.numpy".
+        feature: what needs it, for the message (for example "export_onnx").
+    """
+    try:
+        return importlib.import_module(package)
+    except ImportError as err:
+        top = package.split(".")[0]
+        raise MissingExtraError(f"{feature} needs the package {top!r}, part of TinyTorch's optional extra "
+                                f"{EXTRA!r}: {INSTALL_HINT} ({err})", name=top) from None
+
+
+def unsupported(where: str, layer: object) -> TypeError:
+    """The error for a layer that cannot cross over: which layer, and what can."""
+    return TypeError(f"{where}: layer {type(layer).__name__} is not supported; supported layers: "
+                     f"{SUPPORTED_NAMES} (inside Sequential or CompressedModel)")
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> int:
+    """Write `data` to `path` in one step (a temporary file beside it, then a rename); returns its size.
+
+    Raises:
+        FileNotFoundError / PermissionError: the folder is missing or not writable.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0o022)  # reading the umask means setting it: restore it at once
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it owner-only
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(data)
+
+# %% [markdown]
+# ### The PyTorch twin
+#
+# `to_torch` builds, layer for layer, the `torch.nn` module of the same kind and shape,
+# then loads the lesson's `torch_state_dict` into it with `strict=True`: a name or a
+# shape that does not match PyTorch's is an error, not a silently random weight. The
+# twin is a `torch.nn.Sequential` with the same indices as the TinyTorch model, so
+# `"0.weight"` names the same array on both sides. `from_torch` goes the other way.
+
+# %%
+#| export deploy.torch_bridge
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tinytorch.compression import CompressedModel
+from tinytorch.core import activations as _act
+from tinytorch.core.layers import Dropout, Linear, Module, Sequential
+from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
+from tinytorch.deploy.convert import torch_state_dict
+from tinytorch.deploy.extra import require, unsupported, write_atomic
+from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
+
+_ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "GELU")
+
+
+def _torch_layer(nn, layer: Module, where: str):
+    """The torch.nn module of `layer`'s kind and shape (weights are loaded afterwards)."""
+    if isinstance(layer, Sequential):
+        return nn.Sequential(*[_torch_layer(nn, child, f"{where}.{i}".lstrip(".")) for i, child in enumerate(layer)])
+    if isinstance(layer, (Linear, QuantizedLinear)):
+        out_f, in_f = layer.weight.shape if isinstance(layer, Linear) else layer.qweight.shape
+        return nn.Linear(in_f, out_f, bias=layer.bias is not None)
+    if isinstance(layer, (Conv2d, QuantizedConv2d)):
+        out_c, in_c, kh, kw = layer.weight.shape if isinstance(layer, Conv2d) else layer.qweight.shape
+        return nn.Conv2d(in_c, out_c, (kh, kw), stride=layer.stride, padding=layer.padding,
+                         bias=layer.bias is not None)
+    if isinstance(layer, BatchNorm2d):
+        return nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum)
+    if type(layer) is MaxPool2d:
+        return nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+    if isinstance(layer, AvgPool2d):
+        return nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding, count_include_pad=True)
+    if isinstance(layer, Flatten):
+        return nn.Flatten()
+    if isinstance(layer, Dropout):
+        return nn.Dropout(layer.p)
+    if isinstance(layer, _act.Softmax):
+        return nn.Softmax(dim=layer.dim)
+    if type(layer).__name__ in _ACTIVATIONS and type(layer) is getattr(_act, type(layer).__name__):
+        return getattr(nn, type(layer).__name__)()
+    raise unsupported(f"to_torch (layer {where!r})" if where else "to_torch", layer)
+
+
+def to_torch(model: Module):
+    """A `torch.nn.Module` computing what `model` computes, with PyTorch's names and layouts.
+
+    A `CompressedModel` goes across with its int8 weights dequantized to float32 (a
+    calibrated model's int8 activations are not reproduced: the twin computes in float).
+
+    Raises:
+        MissingExtraError: torch is not installed.
+        TypeError: `model` is not a Module, or holds a layer PyTorch's twin cannot be built for.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    torch = require("torch", "to_torch")
+    inner = model.model if isinstance(model, CompressedModel) else model
+    twin = _torch_layer(torch.nn, inner, "")
+    state = torch_state_dict(model)
+    twin.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
+    return twin.train(model.training)
+
+
+def _from_torch_layer(torch, module, where: str) -> Module:
+    nn = torch.nn
+    if isinstance(module, nn.Sequential):
+        return Sequential(*[_from_torch_layer(torch, m, f"{where}.{name}".lstrip(".")) for name, m in module.named_children()])
+    if type(module) is nn.Linear:
+        return Linear(module.in_features, module.out_features, bias=module.bias is not None)
+    if type(module) is nn.Conv2d:
+        if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros" or isinstance(module.padding, str):
+            raise ValueError(f"from_torch: Conv2d {where!r} uses groups, dilation, string padding or a padding mode "
+                             f"other than zeros; TinyTorch's Conv2d has none of these")
+        return Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                      bias=module.bias is not None)
+    if type(module) is nn.BatchNorm2d:
+        if not module.affine or not module.track_running_stats or module.momentum is None:
+            raise ValueError(f"from_torch: BatchNorm2d {where!r} needs affine=True, track_running_stats=True and a momentum")
+        return BatchNorm2d(module.num_features, eps=module.eps, momentum=module.momentum)
+    if type(module) in (nn.MaxPool2d, nn.AvgPool2d):
+        if module.ceil_mode or getattr(module, "dilation", 1) not in (1, (1, 1)) or not getattr(module, "count_include_pad", True) \
+                or getattr(module, "divisor_override", None) is not None:
+            raise ValueError(f"from_torch: {type(module).__name__} {where!r} uses ceil_mode, dilation or a custom divisor")
+        cls = MaxPool2d if type(module) is nn.MaxPool2d else AvgPool2d
+        return cls(module.kernel_size, module.stride, module.padding)
+    if type(module) is nn.Flatten and module.start_dim == 1 and module.end_dim == -1:
+        return Flatten()
+    if type(module) is nn.Dropout:
+        return Dropout(module.p)
+    if type(module) is nn.Softmax:
+        if module.dim is None:  # PyTorch then guesses the axis from the input's rank
+            raise ValueError(f"from_torch: Softmax {where!r} has dim=None; give it an explicit dim")
+        return _act.Softmax(dim=module.dim)
+    if type(module) is nn.GELU and module.approximate != "none":
+        raise ValueError(f"from_torch: GELU {where!r} uses approximate={module.approximate!r}; "
+                         f"TinyTorch's GELU is the exact (erf) form")
+    if type(module).__name__ in _ACTIVATIONS and type(module) is getattr(nn, type(module).__name__):
+        return getattr(_act, type(module).__name__)()
+    raise unsupported(f"from_torch (module {where!r})" if where else "from_torch", module)
+
+
+def from_torch(module) -> Sequential:
+    """A TinyTorch `Sequential` computing what the torch module computes (same names, copied weights).
+
+    A single supported layer comes back wrapped: `Sequential(layer)`, its names prefixed "0.".
+
+    Raises:
+        MissingExtraError: torch is not installed.
+        TypeError: not a torch module, or a layer TinyTorch has no counterpart for.
+        ValueError: a layer's options (groups, dilation, ceil_mode, ...) TinyTorch lacks.
+    """
+    torch = require("torch", "from_torch")
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(module, torch.nn.Sequential):
+        module = torch.nn.Sequential(module)
+    model = _from_torch_layer(torch, module, "")
+    state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    model.load_state_dict(state)
+    return model.train(module.training)
+
+# %% [markdown]
+# ### safetensors: the same names, in a file that is only arrays
+#
+# A safetensors file is a JSON header (name, dtype, shape, byte range) followed by the
+# raw arrays: no code is run to read it, unlike a pickle. With PyTorch's key names it
+# loads into `to_torch(model)` as `model.load_state_dict(safetensors.torch.load_file(path))`.
+
+# %%
+#| export deploy.torch_bridge
+def save_safetensors(model: Module, path: str | os.PathLike) -> int:
+    """Write `model`'s weights as a safetensors file with PyTorch's key names; returns its bytes.
+
+    A `CompressedModel` is written with its weights dequantized to float32.
+
+    Raises:
+        MissingExtraError: safetensors is not installed.
+        TypeError / ValueError: see `torch_state_dict`.
+    """
+    st = require("safetensors.numpy", "save_safetensors")
+    state = {k: np.ascontiguousarray(v) for k, v in torch_state_dict(model).items()}
+    return write_atomic(path, st.save(state, metadata={"format": "pt"}))
+
+
+def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
+    """Copy the arrays of a safetensors file into the float `model` (same names and shapes); returns it.
+
+    Raises:
+        MissingExtraError: safetensors is not installed.
+        TypeError: `model` is a CompressedModel (its int8 weights come from a `.ttz` file).
+        ValueError: the file is not safetensors, or its names or shapes differ from `model`'s;
+            `model` is then unchanged.
+    """
+    st = require("safetensors.numpy", "load_safetensors")
+    if isinstance(model, CompressedModel) or not isinstance(model, Module):
+        raise TypeError(f"model must be a float tinytorch Module of the file's shapes, got {type(model).__name__}")
+    try:
+        state = st.load(Path(path).read_bytes())
+    except Exception as err:  # safetensors raises its own error type for a foreign or cut file
+        if isinstance(err, OSError):
+            raise
+        raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
+    model.load_state_dict({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})
+    return model
