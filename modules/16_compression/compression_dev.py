@@ -851,7 +851,8 @@ def test_unit_masks_survive_optimizer():
 # The *lottery ticket* experiment (Frankle & Carbin 2019) asks something else: after
 # pruning, reset the surviving weights to their values at initialisation and retrain.
 # If that subnetwork trains as well as the dense one, it was a "winning ticket" all along.
-# `IterativePruner(rewind=True)` does this rewind after every pruning step.
+# `IterativePruner(rewind_to=state)` does this rewind after every pruning step, to a
+# `model.state_dict()` you saved before training.
 
 # %% nbgrader={"grade": false, "grade_id": "schedule", "solution": true}
 #| export compression.iterative
@@ -893,6 +894,9 @@ def test_unit_sparsity_schedule():
 
 # %% nbgrader={"grade": false, "grade_id": "iterative", "solution": true}
 #| export compression.iterative
+from collections.abc import Mapping
+
+
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -901,18 +905,31 @@ class IterativePruner:
         steps: number of prune + fine-tune rounds, >= 1.
         schedule: "cubic" or "linear" (see `sparsity_schedule`).
         method: "magnitude" (global unstructured) or "structured" (whole units).
-        rewind: after each prune, reset surviving weights to their values when `run`
-            started (the lottery-ticket rewind) and clear the optimizer's state.
+        rewind_to: a `model.state_dict()` saved before training (or after a few epochs,
+            "late rewinding"). After each prune, every parameter and buffer is reset to
+            it, pruned weights stay 0, and the optimizer's state is cleared: the
+            lottery-ticket rewind. None (default) keeps the trained weights.
     """
 
     def __init__(self, target_sparsity: float, steps: int, schedule: str = "cubic",
-                 method: str = "magnitude", rewind: bool = False):
+                 method: str = "magnitude", rewind_to: Mapping[str, np.ndarray] | None = None):
         self.target_sparsity = _check_fraction("target_sparsity", target_sparsity)
         sparsity_schedule(steps, steps, self.target_sparsity, kind=schedule)  # validates steps and schedule
         if method not in ("magnitude", "structured"):
             raise ValueError(f"method must be 'magnitude' or 'structured', got {method!r}")
-        self.steps, self.schedule, self.method, self.rewind = int(steps), schedule, method, bool(rewind)
+        if rewind_to is not None and not isinstance(rewind_to, Mapping):
+            raise TypeError(f"rewind_to must be a state dict (name -> array) or None, got {type(rewind_to).__name__}")
+        self.steps, self.schedule, self.method = int(steps), schedule, method
+        # NOTE: a copy, so training the model after saving its state cannot move the rewind point.
+        self.rewind_to = None if rewind_to is None else {k: np.array(v, copy=True) for k, v in rewind_to.items()}
         self.masks: Masks | None = None
+
+    def _check_rewind(self, model: Module) -> None:
+        own = model.state_dict()
+        wrong = sorted(set(own) ^ set(self.rewind_to)) or [
+            k for k in own if own[k].shape != self.rewind_to[k].shape]
+        if wrong:
+            raise ValueError(f"rewind_to does not match the model: names or shapes differ at {wrong[:5]}")
 
     def _prune(self, model: Module, fraction: float) -> Masks:
         if self.method == "structured":
@@ -925,20 +942,22 @@ class IterativePruner:
         _check_model(model)
         if isinstance(epochs_per_step, bool) or not isinstance(epochs_per_step, int) or epochs_per_step < 0:
             raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
+        if self.rewind_to is not None:
+            self._check_rewind(model)
         ### BEGIN SOLUTION
-        start = model.state_dict() if self.rewind else None
         history = []
         with progress_bar(self.steps, f"pruning to {self.target_sparsity:.0%}") as bar:
             for step in range(1, self.steps + 1):
                 target = sparsity_schedule(step, self.steps, self.target_sparsity, kind=self.schedule)
                 new = self._prune(model, target)
                 self.masks = new if self.masks is None else (self.masks & new)
-                if start is not None:
-                    model.load_state_dict(start)
+                if self.rewind_to is not None:
+                    model.load_state_dict(self.rewind_to)
                     for state in optimizer.state:
                         state.clear()
                 self.masks.apply()
-                epochs = fine_tune(model, optimizer, loss_fn, loader, epochs_per_step, self.masks, progress=False)
+                epochs = (fine_tune(model, optimizer, loss_fn, loader, epochs_per_step, self.masks, progress=False)
+                          if epochs_per_step else [])  # 0 epochs: prune (and rewind) only
                 history.append({
                     "step": step, "target": target, "sparsity": measure_sparsity(model),
                     "loss": epochs[-1]["loss"] if epochs else float("nan"),
@@ -970,6 +989,18 @@ def test_unit_iterative_pruner():
     params = dict(model.named_parameters())
     for name, keep in pruner.masks.items():
         assert np.all(params[name].data[~keep] == 0)
+
+    # rewind_to: survivors take their saved values, pruned weights stay 0, optimizer state is cleared
+    model = _toy_mlp()
+    start = model.state_dict()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    fine_tune(model, opt, CrossEntropyLoss(), loader, 1, progress=False)  # trained, momentum filled
+    pruner = IterativePruner(0.5, steps=1, rewind_to=start)
+    pruner.run(model, opt, CrossEntropyLoss(), loader, 0)
+    for name, p in model.named_parameters():
+        kept = pruner.masks[name] if name in pruner.masks else np.ones(p.shape, bool)
+        assert np.array_equal(p.data[kept], start[name][kept]) and np.all(p.data[~kept] == 0), name
+    assert abs(measure_sparsity(model) - 0.5) < 1 / 368 and all(not s for s in opt.state)
 
 
 # %% [markdown]
