@@ -2746,6 +2746,286 @@ if __name__ == "__main__":
     print(f"section 9 analyses took {_time.perf_counter() - _start:.1f} s; plots in {PLOTS}/")
 
 
+# %% [markdown]
+# ## 10. The page's questions, measured
+#
+# The course page asks three questions. Section 9 measured the second, *when is sparse
+# computation faster than dense*. This section measures the other two on the digits
+# MLP, and a third design question behind them:
+#
+# 1. **Why can a pruned network retrain to full accuracy?** The lottery-ticket
+#    hypothesis says the pruned network's survivors, rewound to their initial values,
+#    were a trainable network all along. Its control is the same mask with new weights.
+# 2. **Distillation or pruning, and can they be combined?** DistilBERT is a smaller
+#    network trained to imitate a larger one; pruning shrinks the large one itself.
+# 3. **Which layers should lose how much?** Section 3's sensitivity curves, turned into
+#    a per-layer allocation, against uniform and global pruning at the same sparsity.
+#
+# The experiment code is given (`questions_given.py`, exported to
+# `tinytorch.compression.experiments`); what you read here is its result on your run.
+
+# %%
+from tinytorch.compression import experiments as qx
+
+SEEDS = (0,) if QUICK else (0, 1, 2)
+EPOCHS = 3 if QUICK else 25
+
+# %% [markdown]
+# ### 10.1 Lottery tickets
+#
+# Train the network, prune it by magnitude, and keep its mask. Then train four networks
+# with that mask, each for the same 25 epochs: the **ticket** (survivors rewound to
+# their values at initialisation with `IterativePruner(rewind_to=initial_state)`), the
+# **late ticket** (rewound to their values after one epoch), **random** (the same mask
+# on freshly drawn weights), and the trained network **fine-tuned**. If the ticket
+# beats random, the initial values mattered, not only the wiring.
+
+# %%
+if __name__ == "__main__":
+    lottery = qx.lottery_tickets((0.9,) if QUICK else (0.5, 0.8, 0.9, 0.95, 0.98), SEEDS, EPOCHS)
+    arms = ("ticket", "late", "random", "finetuned")
+    table = qx.summarize(lottery, ["sparsity"], ["dense", *arms])
+    print(f"{'sparsity':>9}" + "".join(f"{a:>17}" for a in ("dense", *arms)) + f"   (test accuracy %, mean ± sd over {len(SEEDS)} seeds)")
+    for r in table:
+        print(f"{r['sparsity']:>9.0%}" + "".join(f"{100 * r[a]:>11.2f} ±{100 * r[a + '_sd']:>4.2f}" for a in ("dense", *arms)))
+    qx.plot_lines(table, "sparsity", arms, PLOTS / "lottery_tickets.png", "Digits MLP: lottery tickets")
+
+# %% [markdown]
+# **Reading the results.** READING-LOTTERY
+
+# %% [markdown]
+# ### 10.2 Distillation
+#
+# A trained teacher's logits say more than the label: that a 3 looks a little like an 8.
+# Hinton et al. (2015) soften both networks' softmax with a temperature T and train the
+# student to match the teacher's distribution, mixed with the ordinary loss:
+#
+# $$L = \alpha\, T^2\, \mathrm{KL}\big(\mathrm{softmax}(t/T) \,\|\, \mathrm{softmax}(s/T)\big) + (1-\alpha)\, \mathrm{CE}(s, y)$$
+#
+# with the KL divergence averaged over the batch. Its gradient with respect to the
+# student's logits s is T (q - p) / N, where p and q are the softened teacher and
+# student distributions; the T^2 factor keeps that from shrinking as T grows, so alpha
+# means the same at any temperature.
+
+# %%
+#| export compression.distill
+import numpy as np
+
+from tinytorch.core.losses import CrossEntropyLoss, log_softmax
+from tinytorch.core.tensor import Tensor
+
+# %% nbgrader={"grade": false, "grade_id": "distillation-loss", "solution": true}
+#| export compression.distill
+def distillation_loss(student_logits: Tensor, teacher_logits, targets, temperature: float = 4.0,
+                      alpha: float = 0.9) -> Tensor:
+    """alpha T^2 KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) CE(student, targets). Task 16.20
+
+    Args:
+        student_logits: (N, C) Tensor; the loss is differentiable in it.
+        teacher_logits: (N, C) Tensor or array, a constant (no gradient flows to it).
+        targets: (N,) class indices, as for `CrossEntropyLoss`.
+        temperature: T > 0; alpha: the weight of the soft term, in [0, 1].
+
+    Raises:
+        TypeError: `student_logits` is not a Tensor.
+        ValueError: shapes differ, or `temperature`/`alpha` out of range.
+    """
+    if not isinstance(student_logits, Tensor):
+        raise TypeError(f"student_logits must be a Tensor, got {type(student_logits).__name__}")
+    teacher = np.asarray(teacher_logits.data if isinstance(teacher_logits, Tensor) else teacher_logits, np.float64)
+    if teacher.shape != student_logits.shape or teacher.ndim != 2:
+        raise ValueError(f"teacher_logits must have the student's shape (N, C) {student_logits.shape}, "
+                         f"got {teacher.shape}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < np.inf:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    hard = CrossEntropyLoss()(student_logits, targets)
+    ### BEGIN SOLUTION
+    t, n = float(temperature), len(teacher)
+    log_p = log_softmax(teacher / t, axis=1)
+    log_q = log_softmax(student_logits.data.astype(np.float64) / t, axis=1)
+    p = np.exp(log_p)
+    kl = float((p * (log_p - log_q)).sum()) / n
+
+    def backward(grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad * t * (np.exp(log_q) - p) / n,)  # T^2 * (q - p) / (T N)
+
+    soft = Tensor.from_op(np.asarray(t * t * kl), (student_logits,), backward, op="distillation_kl")
+    return soft * alpha + hard * (1.0 - alpha)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-distillation-loss", "locked": true, "points": 3}
+def test_unit_distillation_loss():
+    """Task 16.20: value against the formula in NumPy, gradient against finite differences."""
+    rng = np.random.default_rng(0)
+    s, t, y = rng.standard_normal((5, 4)) * 2, rng.standard_normal((5, 4)) * 2, rng.integers(0, 4, 5)
+
+    def reference(z, T=3.0, a=0.7):  # float64 NumPy, written from the formula
+        p, log_q = np.exp(log_softmax(t / T, axis=1)), log_softmax(z / T, axis=1)
+        kl = (p * (np.log(p) - log_q)).sum(axis=1).mean()
+        return a * T * T * kl + (1 - a) * -log_softmax(z, axis=1)[np.arange(5), y].mean()
+
+    x = Tensor(s, requires_grad=True)
+    loss = distillation_loss(x, t, y, temperature=3.0, alpha=0.7)
+    assert abs(loss.item() - reference(s)) < 1e-5, (loss.item(), reference(s))
+    loss.backward()
+    eps, numeric = 1e-6, np.zeros_like(s)
+    for i in np.ndindex(s.shape):
+        up, down = s.copy(), s.copy()
+        up[i] += eps
+        down[i] -= eps
+        numeric[i] = (reference(up) - reference(down)) / (2 * eps)
+    assert np.allclose(x.grad, numeric, atol=1e-5), np.abs(x.grad - numeric).max()
+    same = distillation_loss(Tensor(s), s, y, alpha=1.0).item()  # identical logits: no divergence
+    assert abs(same) < 1e-6, same
+
+
+# %% [markdown]
+# `distill(student, teacher, optimizer, loader, epochs)` (given) is Module 07's loop
+# with this loss; the teacher runs in eval mode without gradients and is left as it
+# was. The experiment compares four networks with the same number of non-zero weights:
+# a small dense student trained from scratch, the same student distilled from the
+# trained 64-128-64-10 teacher, the teacher pruned to the student's count and
+# fine-tuned, and that pruned network fine-tuned with the distillation loss. It runs in
+# two regimes: all 1,437 training labels, and only 100 of them (the teacher saw all).
+
+# %%
+if __name__ == "__main__":
+    for labels in (None, 100):
+        kd = qx.distill_vs_prune((64, 16, 10), SEEDS, 4 if QUICK else 40, labels=labels, timing=labels is None)
+        print(f"student 64-16-10, {labels or 'all'} training labels (mean ± sd over {len(SEEDS)} seeds)")
+        print(f"{'network':<11}{'accuracy %':>15}{'non-zero':>10}{'file bytes':>12}{'latency us':>12}")
+        for r in qx.summarize(kd, ["arm"], ["accuracy", "nonzero", "bytes", "us"]):
+            print(f"{r['arm']:<11}{100 * r['accuracy']:>9.2f} ±{100 * r['accuracy_sd']:>4.2f}"
+                  f"{r['nonzero']:>10.0f}{r['bytes']:>12.0f}{r['us']:>12.0f}")
+
+# %% [markdown]
+# **Reading the results.** READING-KD
+
+# %% [markdown]
+# ### 10.3 Design: which layers lose how much
+#
+# A sensitivity scan (section 3) prunes one layer at a time and measures what that
+# costs. Layers differ: the last layer, 640 weights that decide among ten classes, is
+# far more fragile than the first. *Uniform* pruning gives every layer the same
+# sparsity; *global* magnitude pruning lets the magnitudes decide; a *sensitivity*
+# allocation reads the curves.
+#
+# Your rule: give each layer the largest sparsity at which its accuracy drop (its
+# curve, made non-decreasing and interpolated linearly between the scanned points, with
+# drop 0 at sparsity 0) stays within a common tolerance d, and choose d by bisection so
+# that the weighted mean sparsity, sum(n_l s_l) / sum(n_l), equals `overall`.
+
+# %% nbgrader={"grade": false, "grade_id": "allocate-sparsity", "solution": true}
+#| export compression.allocation
+import numpy as np
+
+
+def allocate_sparsity(scan, sizes: dict[str, int], overall: float) -> dict[str, float]:
+    """Per-layer sparsities at one common accuracy drop, averaging `overall` over the weights. Task 16.21
+
+    Args:
+        scan: a `SensitivityScan` (rows of layer, sparsity, score, and its baseline).
+        sizes: `{layer name: number of weights}` for every layer of the scan.
+        overall: the target sparsity of all those weights, in [0, max scanned sparsity].
+
+    Raises:
+        ValueError: `overall` cannot be reached with the scanned sparsities, or a layer
+            of `sizes` is not in the scan.
+    """
+    curves = {name: sorted((s, scan.baseline - score) for layer, s, score in scan if layer == name) for name in sizes}
+    if any(not c for c in curves.values()):
+        raise ValueError(f"every layer of sizes must be in the scan; missing {[n for n, c in curves.items() if not c]}")
+    top = sum(n * curves[name][-1][0] for name, n in sizes.items()) / sum(sizes.values())
+    if not 0.0 <= overall <= top:
+        raise ValueError(f"overall must be in [0, {top:.4f}] (the scanned sparsities), got {overall!r}")
+    ### BEGIN SOLUTION
+    def at(d: float) -> dict[str, float]:
+        out = {}
+        for name, curve in curves.items():
+            s = np.array([0.0] + [p[0] for p in curve])
+            drop = np.maximum.accumulate(np.array([0.0] + [p[1] for p in curve]))
+            drop = drop + 1e-12 * np.arange(len(drop))  # strictly rising, for interp
+            out[name] = float(np.interp(d, drop, s))
+        return out
+
+    lo, hi = -1.0, 1.0 + max(c[-1][1] for c in curves.values())
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        mean = sum(sizes[n] * s for n, s in at(mid).items()) / sum(sizes.values())
+        lo, hi = (mid, hi) if mean < overall else (lo, mid)
+    return at(hi)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-allocate-sparsity", "locked": true, "points": 3}
+def test_unit_allocate_sparsity():
+    """Task 16.21: the overall sparsity is met, and the fragile layer keeps more weights."""
+    from tinytorch.compression.prune import SensitivityScan
+
+    rows = [("a", 0.5, 0.95), ("a", 0.9, 0.9), ("b", 0.5, 0.7), ("b", 0.9, 0.2)]
+    scan = SensitivityScan(rows, baseline=0.96)
+    got = allocate_sparsity(scan, {"a": 900, "b": 100}, 0.8)
+    assert abs((900 * got["a"] + 100 * got["b"]) / 1000 - 0.8) < 1e-6, got
+    assert got["a"] > 0.8 > got["b"], got
+    drop_a = np.interp(got["a"], [0, 0.5, 0.9], [0, 0.01, 0.06])
+    drop_b = np.interp(got["b"], [0, 0.5, 0.9], [0, 0.26, 0.76])
+    assert abs(drop_a - drop_b) < 1e-6, (drop_a, drop_b)  # one common tolerance
+
+
+# %% [markdown]
+# The comparison: for each overall sparsity, the trained network is pruned three ways
+# in three rounds with fine-tuning after each (the same budget for all), then stored as
+# a sparse INT8 file. The design target: **a file of at most DESIGN_BYTES bytes, at most
+# one point of accuracy below the dense network** (`tests/16_compression/test_questions.py`
+# checks your `allocate_sparsity` against it).
+
+# %%
+DESIGN_BYTES = 1700
+
+if __name__ == "__main__":
+    compared, scans = qx.allocations_compared(allocate_sparsity, (0.97,) if QUICK else (0.9, 0.95, 0.97, 0.98),
+                                              SEEDS, epochs=2 if QUICK else 10)
+    print(scans[SEEDS[0]])
+    qx.plot_sensitivity(scans[SEEDS[0]], PLOTS / "layer_sensitivity.png")
+    print(f"{'overall':>8}{'rule':>13}{'accuracy drop (points)':>25}{'file bytes':>14}")
+    for r in qx.summarize(compared, ["overall", "rule"], ["drop", "bytes"]):
+        print(f"{r['overall']:>8.0%}{r['rule']:>13}{100 * r['drop']:>18.2f} ±{100 * r['drop_sd']:>4.2f}"
+              f"{r['bytes']:>14.0f}{'  meets the target' if r['bytes'] <= DESIGN_BYTES and r['drop'] <= 0.01 else ''}")
+
+# %% [markdown]
+# **Reading the results.** READING-DESIGN
+
+# %% [markdown]
+# ### 10.4 Going further: low rank
+#
+# The third way to shrink a Linear: `low_rank(layer, rank=r)` (given) splits it into
+# two thinner ones from its truncated SVD, r (in + out) weights instead of in x out,
+# and dense, so every weight it removes is time saved on any hardware. Below, the two
+# hidden layers are split at the rank that keeps a fraction of their weights, and the
+# same number of weights is kept by magnitude pruning and by removing whole units.
+
+# %%
+if __name__ == "__main__":
+    lowrank = qx.low_rank_vs_pruning((0.25,) if QUICK else (0.5, 0.25, 0.1), SEEDS, 2 if QUICK else 10)
+    print(f"{'kept':>5}{'method':>12}{'before tuning':>15}{'after':>15}{'weights':>9}{'bytes':>8}{'latency us':>12}")
+    for r in qx.summarize(lowrank, ["fraction", "arm"], ["before", "accuracy", "weights", "bytes", "us"]):
+        print(f"{r['fraction']:>5.0%}{r['arm']:>12}{100 * r['before']:>15.2f}{100 * r['accuracy']:>9.2f} ±"
+              f"{100 * r['accuracy_sd']:>4.2f}{r['weights']:>9.0f}{r['bytes']:>8.0f}{r['us']:>12.0f}")
+
+# %% [markdown]
+# **Reading the results.** READING-LOWRANK
+#
+# **The page's questions, answered by your run.** READING-CLOSE
+
+# %%
+if __name__ == "__main__":
+    test_unit_distillation_loss()
+    test_unit_allocate_sparsity()
+
+
 # %%
 def test_module():
     """Run every inline test of Module 16."""

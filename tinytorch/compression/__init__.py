@@ -2,8 +2,9 @@
 
 The code is generated from the lesson, `modules/16_compression/compression_dev.py`, into
 `prune.py`, `structured.py`, `iterative.py`, `formats.py`, `storage.py`, `surgery.py` and
-`sparse.py`, and from its given code, `storage_given.py`, into `encodings.py` and
-`container.py`; this file only re-exports the public names.
+`sparse.py`, `distill.py` and `allocation.py`, and from its given code, `storage_given.py`
+(`encodings.py`, `container.py`) and `questions_given.py` (`teacher.py`, `lowrank.py`,
+`experiments.py`); this file only re-exports the public names.
 """
 from tinytorch.compression.prune import (
     LayerSparsity,
@@ -35,6 +36,10 @@ from tinytorch.compression.surgery import plan_cut, remove_pruned_units, sequent
 from tinytorch.compression.formats import LayerSize, SizeReport, format_bytes, gap_code, gap_positions
 from tinytorch.compression.container import CompressedModel, load_compressed, save_compressed
 from tinytorch.compression.storage import compressed_size, prune_and_quantize
+from tinytorch.compression.distill import distillation_loss
+from tinytorch.compression.teacher import distill
+from tinytorch.compression.lowrank import low_rank
+from tinytorch.compression.allocation import allocate_sparsity
 
 __all__ = [
     "CompressedModel", "IterativePruner", "LayerSize", "LayerSparsity", "Masks", "SensitivityScan",
@@ -43,4 +48,5 @@ __all__ = [
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
     "unit_norms", "LayerTime", "SparseChoice", "compare_layer_times", "SparseLinear", "crossover_sparsity", "csr_matmul", "plan_sparse",
     "time_interleaved", "to_csr", "to_sparse", "plan_cut", "remove_pruned_units", "sequential_layers",
+    "allocate_sparsity", "distill", "distillation_loss", "low_rank",
 ]
