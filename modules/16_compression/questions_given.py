@@ -196,6 +196,7 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
 # %%
 #| export compression.experiments
 import copy
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -218,6 +219,21 @@ from tinytorch.data.loader import DataLoader, TensorDataset
 from tinytorch.profiling import time_interleaved
 
 TEACHER = (64, 128, 64, 10)
+
+
+def one_blas_thread(fn: Callable) -> Callable:
+    """`fn`, run with NumPy's BLAS held to one thread where threadpoolctl is installed."""
+    # NOTE: these matrices are small; on a shared machine a multi-threaded BLAS waits for
+    # its threads far longer than it computes (training ran 6x slower under load).
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return fn(*args, **kwargs)
+        with threadpool_limits(1, user_api="blas"):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def digits_mlp(sizes: Sequence[int] = TEACHER, seed: int = 0) -> Sequential:
@@ -280,6 +296,24 @@ def summarize(rows: list[dict], by: Sequence[str], values: Sequence[str]) -> lis
         out.append(row)
     return out
 
+
+def table(summary: list[dict], by: Sequence[str], values: Sequence[str], percent: Sequence[str] = ()) -> str:
+    """`summarize`'s rows as text: the keys `by`, then each value as mean ± spread (`percent` ones x100)."""
+    def cell(row: dict, v: str) -> str:
+        scale = 100.0 if v in percent else 1.0
+        mean, sd = scale * row[v], scale * row[v + "_sd"]
+        return f"{mean:.2f} ± {sd:.2f}" if v in percent else f"{mean:,.0f} ± {sd:,.0f}"
+
+    def key(value) -> str:
+        return f"{value:.0%}" if isinstance(value, float) else str(value)
+
+    widths = [max(len(k), 11) for k in by] + [max(len(v), 15) for v in values]
+    lines = ["".join(f"{h:>{w + 2}}" for h, w in zip([*by, *values], widths))]
+    for row in summary:
+        cells = [key(row[k]) for k in by] + [cell(row, v) for v in values]
+        lines.append("".join(f"{c:>{w + 2}}" for c, w in zip(cells, widths)))
+    return "\n".join(lines) + f"\n(mean ± sample standard deviation over {summary[0]['seeds']} seed(s); % where a percentage)"
+
 # %% [markdown]
 # **Lottery tickets.** For each seed: draw the network (its state is the rewind point),
 # train it, keep its state after `late` epochs too. Then for each sparsity, the mask is
@@ -290,6 +324,7 @@ def summarize(rows: list[dict], by: Sequence[str], values: Sequence[str]) -> lis
 
 # %%
 #| export compression.experiments
+@one_blas_thread
 def lottery_tickets(sparsities: Sequence[float], seeds: Sequence[int], epochs: int = 25,
                     late: int = 1, steps: int = 1) -> list[dict]:
     """Test accuracy of the four networks per seed and sparsity (see above); `steps` prune rounds."""
@@ -337,6 +372,7 @@ def _masks_for(model: Module, masks):
 
 # %%
 #| export compression.experiments
+@one_blas_thread
 def distill_vs_prune(student: Sequence[int], seeds: Sequence[int], epochs: int = 40, labels: int | None = None,
                      temperature: float = 4.0, alpha: float = 0.9, timing: bool = True) -> list[dict]:
     """Per seed, four networks with the student's non-zero weight count: accuracy, file bytes, latency."""
@@ -389,6 +425,7 @@ def _low_rank_model(model: Sequential, fraction: float) -> Sequential:
     return Sequential(*layers)
 
 
+@one_blas_thread
 def low_rank_vs_pruning(fractions: Sequence[float], seeds: Sequence[int], epochs: int = 10) -> list[dict]:
     """Accuracy before and after fine-tuning, weights, file bytes and latency of three ways to shrink."""
     rows = []
@@ -460,6 +497,7 @@ def compress_with(model: Module, allocation: dict[str, float] | float, loader, t
         layer_sizes(net).values()), "model": net}
 
 
+@one_blas_thread
 def allocations_compared(allocate: Callable, overall: Sequence[float], seeds: Sequence[int],
                          scan_sparsities: Sequence[float] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98),
                          epochs: int = 10) -> tuple[list[dict], dict[int, SensitivityScan]]:
