@@ -2790,7 +2790,26 @@ if __name__ == "__main__":
     qx.plot_lines(table, "sparsity", arms, PLOTS / "lottery_tickets.png", "Digits MLP: lottery tickets")
 
 # %% [markdown]
-# **Reading the results.** READING-LOTTERY
+# **Reading the results.** Our run (3 seeds; each accuracy is a mean, ± its spread):
+#
+# - Up to 80% every line sits within about a point of the dense network: with 20% of
+#   the weights left, this network retrains from almost anything.
+# - From 90% on, the ticket and the random control part: at 95% the ticket reaches
+#   about 92.6% and the same mask on fresh weights about 88%, a gap of several spreads.
+#   The wiring alone is not the whole ticket; the initial values that came with it
+#   matter. That is the lottery-ticket effect, measured on this network.
+# - At 95% the rewound ticket even beats fine-tuning the trained network (about 90%):
+#   retraining from the initial values, not continuing from the trained ones, is what
+#   recovers accuracy here.
+# - Rewinding to epoch 1 instead of 0 ("late" rewinding) moves the numbers by less than
+#   their spread: on a network this small, rewinding to initialisation already works
+#   (Frankle et al. needed late rewinding for deep networks).
+# - At 98% (340 weights) one-shot pruning breaks every variant, with a spread of up to
+#   10 points: there is no ticket left to find at one shot; section 8's iterative
+#   schedule is the way there.
+#
+# Questions: does the ticket's advantage over random grow or shrink with sparsity in
+# your run? Why must the random control keep the same mask rather than draw a new one?
 
 # %% [markdown]
 # ### 10.2 Distillation
@@ -2899,7 +2918,30 @@ if __name__ == "__main__":
                        ["accuracy", "nonzero", "bytes", "us"], percent=["accuracy"]))
 
 # %% [markdown]
-# **Reading the results.** READING-KD
+# **Reading the results.** Our run, student 64-16-10 (1,184 weights) and the teacher
+# pruned to the same 1,184:
+#
+# - **With all labels, distillation does not help here.** The distilled student
+#   (94.4 ± 0.3%) is no better than the same student trained on the labels (95.0 ±
+#   0.6%), and fine-tuning the pruned teacher with the distillation loss (94.5%) is no
+#   better than with the labels (94.7%). A 96% teacher on 1,437 clean labelled images
+#   has little to add that the labels do not already say.
+# - **With 100 labels, it decides everything.** Trained on its 100 labels the student
+#   reaches about 70% (± 9); distilled on all 1,437 images without their labels, the
+#   teacher's outputs being its only signal, about 94%. The pruned teacher likewise:
+#   about 69% fine-tuned on 100 labels, 94% fine-tuned by distillation. Distillation
+#   pays when the teacher can label data the student has no labels for. That is
+#   DistilBERT's setting: a large unlabelled corpus and a teacher to read it.
+# - **Same weights, different costs.** At 1,184 weights the dense student's file is
+#   about 1.4 KB and the pruned teacher's about 2.5 KB (positions of the survivors, and
+#   202 biases against 26); and the dense student runs a 64x16 matmul while the pruned
+#   teacher still multiplies all its zeros (see the latency column): a smaller dense
+#   network is both smaller on disk and faster.
+#
+# So: prune when you must keep the architecture (or its accuracy at moderate
+# sparsity); distill when you need a small dense network and have inputs the teacher can
+# label; combine them when labels are scarce. Question: why does alpha = 1 make sense in
+# the second regime but not in the first?
 
 # %% [markdown]
 # ### 10.3 Design: which layers lose how much
@@ -2975,23 +3017,43 @@ def test_unit_allocate_sparsity():
 # %% [markdown]
 # The comparison: for each overall sparsity, the trained network is pruned three ways
 # in three rounds with fine-tuning after each (the same budget for all), then stored as
-# a sparse INT8 file. The design target: **a file of at most 2,300 bytes
-# (`qx.DESIGN_BYTES`), on average at most one point of accuracy below the dense network**
-# (`tests/16_compression/test_questions.py` checks your `allocate_sparsity` against it,
-# at 93% overall sparsity, over three seeds).
+# a sparse INT8 file. The design target: **a file of at most 1,550 bytes
+# (`qx.DESIGN_BYTES`, 96% sparsity), on average at most two points below the dense
+# network** (`tests/16_compression/test_questions.py` checks your `allocate_sparsity`
+# against it over three seeds). Two points, not one: the table shows why.
 
 # %%
 if __name__ == "__main__":
-    compared, scans = qx.allocations_compared(allocate_sparsity, (0.93,) if QUICK else (0.9, 0.93, 0.95, 0.97),
+    compared, scans = qx.allocations_compared(allocate_sparsity, (0.96,) if QUICK else (0.9, 0.93, 0.96, 0.97),
                                               SEEDS, epochs=1 if QUICK else 5, final=1 if QUICK else 10)
     print(scans[SEEDS[0]])
     qx.plot_sensitivity(scans[SEEDS[0]], PLOTS / "layer_sensitivity.png")
-    print(f"target: a file of at most {qx.DESIGN_BYTES:,} bytes, at most 1 point lost (drop in points)")
+    print(f"target: a file of at most {qx.DESIGN_BYTES:,} bytes, at most {100 * qx.DESIGN_DROP:.0f} points lost")
     print(qx.table(qx.summarize(compared, ["overall", "rule"], ["drop", "bytes"]), ["overall", "rule"],
                    ["drop", "bytes"], percent=["drop"]))
 
 # %% [markdown]
-# **Reading the results.** READING-DESIGN
+# **Reading the results.** Our run (3 seeds; drop in points of accuracy):
+#
+# - The scan: the last layer is the fragile one (at 95% alone it falls to 38%), the
+#   middle layer the robust one (89%); the first layer falls hard without fine-tuning
+#   (56%) but recovers with it. Your rule therefore prunes the middle layer hardest and
+#   spares the last.
+# - Up to 93% the three rules lose under a point each and differ by less than their
+#   spreads: on this small network with fine-tuning, any sensible allocation works, and
+#   no byte budget separates them at one point. That is why the target allows two.
+# - At 96% they part: uniform pruning leaves the 640-weight last layer 26 weights for
+#   ten classes and loses about 3 points; global pruning loses about 1.8 but writes a
+#   larger file (about 1,750 bytes); the
+#   sensitivity allocation loses about 1.7 points in about 1,490 bytes, the only one
+#   inside the target. At 97% every rule loses 3 points or more.
+# - Note the bytes: at the same number of non-zero weights the files differ by 15%.
+#   The file stores each layer's positions in whichever encoding is smallest for that
+#   layer, and a layer's density decides which (section 7): the allocation sets the
+#   bytes of the positions, not only the number of values.
+#
+# Questions: which layer does your allocation prune hardest at 96%, and why does the
+# one-layer-at-a-time scan overstate the first layer's fragility?
 
 # %% [markdown]
 # ### 10.4 Going further: low rank
@@ -3010,9 +3072,29 @@ if __name__ == "__main__":
                    percent=["before", "accuracy"]))
 
 # %% [markdown]
-# **Reading the results.** READING-LOWRANK
+# **Reading the results.** Our run: before fine-tuning, the SVD split keeps far more
+# accuracy than either pruning at the same weights (it is the best rank-r matrix, while
+# pruning zeroes whatever it must); after ten epochs of fine-tuning the three meet at
+# moderate budgets, and at 10% magnitude pruning recovers best. The split and the
+# structured network are dense, so their files carry no positions and their matmuls
+# shrink: both are smaller on disk and faster than the magnitude-pruned network, which
+# multiplies its zeros. Question: at what rank does the split of Linear(128, 64) stop
+# saving weights?
 #
-# **The page's questions, answered by your run.** READING-CLOSE
+# **The page's questions, answered by your run.**
+#
+# 1. *Why can pruned networks retrain to full accuracy?* Because the survivors, with
+#    their initial values, still form a trainable network: section 10.1's tickets
+#    retrain to within a point of dense up to 90% and beat the same mask on fresh
+#    weights from 90% on; one-shot pruning at 98% leaves no ticket to find.
+# 2. *When is sparse computation faster than dense?* Section 9: when whole units go
+#    (structured pruning, then `remove_pruned_units`), or, for scattered zeros, only
+#    past the CSR crossover measured there; a dense matmul multiplies zeros.
+# 3. *Distillation or pruning?* Section 10.2: with all labels neither beats a small
+#    dense network trained on them, and the small dense network is the smaller, faster
+#    file; with few labels and unlabelled inputs, distillation (alone or after pruning)
+#    recovers most of the teacher's accuracy. Section 10.3 adds the design rule: spend
+#    the sparsity where the sensitivity curves say it is cheap.
 
 # %%
 if __name__ == "__main__":

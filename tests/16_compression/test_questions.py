@@ -240,14 +240,9 @@ def test_allocation_rejects_bad_input():
 @pytest.mark.slow
 @pytest.mark.task("16.21")
 def test_design_target_small_file_one_point():
-    """Sensitivity allocation of the trained digits MLP: a file of at most DESIGN_BYTES, at most 1 point lost."""
-    loader, test = qx.digits_loaders(0)
-    model = qx.train(qx.digits_mlp(seed=0), loader)
-    from tinytorch.core.training import evaluate
-
-    dense = evaluate(model, test)
-    scan = qx.sensitivity_scan(model, lambda m: evaluate(m, test), qx.SCAN_SPARSITIES)
-    allocation = allocate_sparsity(scan, qx.layer_sizes(model), qx.DESIGN_SPARSITY)
-    result = qx.compress_with(model, allocation, loader, test)
-    assert result["bytes"] <= qx.DESIGN_BYTES, (result["bytes"], allocation)
-    assert result["accuracy"] >= dense - 0.01, (dense, result["accuracy"], allocation)
+    """Your allocation of the trained digits MLP at DESIGN_SPARSITY, over three seeds: every file at
+    most DESIGN_BYTES, accuracy on average at most DESIGN_DROP below the dense network."""
+    rows, _ = qx.allocations_compared(allocate_sparsity, (qx.DESIGN_SPARSITY,), (0, 1, 2), rules=("sensitivity",))
+    files, drops = [r["bytes"] for r in rows], [r["drop"] for r in rows]
+    assert max(files) <= qx.DESIGN_BYTES, files
+    assert np.mean(drops) <= qx.DESIGN_DROP, drops
