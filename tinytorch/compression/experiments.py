@@ -177,7 +177,7 @@ def _masks_for(model: Module, masks):
 
     return Masks(model, {name: masks[name] for name in masks})
 
-# %% ../../modules/16_compression/questions_given.py #30967ef0
+# %% ../../modules/16_compression/questions_given.py #3ae2a279
 @one_blas_thread
 def distill_vs_prune(student: Sequence[int], seeds: Sequence[int], epochs: int = 40, labels: int | None = None,
                      temperature: float = 4.0, alpha: float = 0.9, timing: bool = True) -> list[dict]:
@@ -189,35 +189,43 @@ def distill_vs_prune(student: Sequence[int], seeds: Sequence[int], epochs: int =
     """
     rows = []
     for seed in seeds:
-        full, test = digits_loaders(seed)
-        teacher = train(digits_mlp(seed=seed), full)  # the teacher always sees every label
-        labeled = full if labels is None else digits_loaders(seed, labels)[0]
+        test = digits_loaders(seed)[1]
+        teacher = train(digits_mlp(seed=seed), digits_loaders(seed)[0])  # the teacher always sees every label
+
+        # NOTE: fresh loaders for every network, so each sees the same batches in the same order
+        def full():
+            return digits_loaders(seed)[0]
+
+        def labeled():
+            return digits_loaders(seed, labels)[0]
+
         kd_alpha = alpha if labels is None else 1.0
-        nets = {"scratch": train(digits_mlp(student, seed + 1), labeled, epochs)}
+        nets = {"scratch": train(digits_mlp(student, seed + 1), labeled(), epochs)}
         small = nets["distilled"] = digits_mlp(student, seed + 1)
-        distill(small, teacher, Adam(small.parameters(), lr=3e-3), full, epochs, temperature, kd_alpha,
+        distill(small, teacher, Adam(small.parameters(), lr=3e-3), full(), epochs, temperature, kd_alpha,
                 progress=False)
         sparsity = 1.0 - nonzero_weights(small) / sum(layer.weight.size for _, layer in prunable_layers(teacher))
         for arm in ("pruned", "pruned+KD"):
             net = nets[arm] = copy.deepcopy(teacher)
-            pruner = IterativePruner(sparsity, steps=3)
             opt = Adam(net.parameters(), lr=1e-3)
+            data = labeled() if arm == "pruned" else full()
             if arm == "pruned":
-                pruner.run(net, opt, CrossEntropyLoss(), labeled, max(1, epochs // 6))
-                fine_tune(net, opt, CrossEntropyLoss(), labeled, epochs // 2, pruner.masks, progress=False)
+                pruner = IterativePruner(sparsity, steps=3)
+                pruner.run(net, opt, CrossEntropyLoss(), data, max(1, epochs // 6))
+                fine_tune(net, opt, CrossEntropyLoss(), data, epochs // 2, pruner.masks, progress=False)
             else:  # the same schedule, each fine-tuning step on the teacher's outputs
                 for step in range(1, 4):
                     masks = magnitude_prune(net, sparsity_schedule(step, 3, sparsity))
-                    distill(net, teacher, opt, full, max(1, epochs // 6), temperature, kd_alpha, masks,
+                    distill(net, teacher, opt, data, max(1, epochs // 6), temperature, kd_alpha, masks,
                             progress=False)
-                distill(net, teacher, opt, full, epochs // 2, temperature, kd_alpha, masks, progress=False)
+                distill(net, teacher, opt, data, epochs // 2, temperature, kd_alpha, masks, progress=False)
         times = latencies(list(nets.values())) if timing else [float("nan")] * len(nets)
         for (arm, net), seconds in zip(nets.items(), times):
             rows.append({"seed": seed, "arm": arm, "accuracy": evaluate(net, test), "teacher": evaluate(teacher, test),
                          "nonzero": nonzero_weights(net), "bytes": file_bytes(net), "us": seconds * 1e6})
     return rows
 
-# %% ../../modules/16_compression/questions_given.py #e310f11a
+# %% ../../modules/16_compression/questions_given.py #a215c2cd
 def _low_rank_model(model: Sequential, fraction: float) -> Sequential:
     """Every Linear but the last replaced by its rank-r split holding about `fraction` of its weights."""
     layers: list[Module] = []
@@ -249,7 +257,7 @@ def low_rank_vs_pruning(fractions: Sequence[float], seeds: Sequence[int], epochs
             masks["structured"] = None
             for arm, net in nets.items():
                 before = evaluate(net, test)
-                train(net, loader, epochs, lr=1e-3, masks=masks[arm])
+                train(net, digits_loaders(seed)[0], epochs, lr=1e-3, masks=masks[arm])  # same batches for each
                 rows.append({"seed": seed, "fraction": f, "arm": arm, "before": before, "accuracy": evaluate(net, test),
                              "weights": nonzero_weights(net), "bytes": file_bytes(net), "us": 0.0})
             for row, seconds in zip(rows[-3:], latencies(list(nets.values()))):
