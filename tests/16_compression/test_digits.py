@@ -81,22 +81,38 @@ def test_90_percent_int8_file_is_20x_smaller_and_accurate(setup, pruned90, tmp_p
 @pytest.mark.task("16.8")
 @pytest.mark.parametrize("rewind", [True, False])
 def test_rewind_resets_survivors_before_each_fine_tune(setup, monkeypatch, rewind):
+    """With rewind_to (the weights at initialisation), every fine-tune starts from them on the survivors."""
     import tinytorch.compression.iterative as iterative
 
     state, train, _, _ = setup
+    initial = make_mlp((64, 128, 64, 10), seed=0).state_dict()
     model = make_mlp((64, 128, 64, 10), seed=0)
     model.load_state_dict(state)
-    start = {n: p.data.copy() for n, p in model.named_parameters()}
-    seen = []
+    expected = initial if rewind else state
+    seen, cleared = [], []
     real_fine_tune = iterative.fine_tune
 
     def spy(model, optimizer, loss_fn, loader, epochs, masks=None, progress=None):
         params = dict(model.named_parameters())
-        seen.append(all(np.array_equal(params[n].data[k], start[n][k]) for n, k in masks.items()))
+        seen.append(all(np.array_equal(params[n].data[k], expected[n][k]) and np.all(params[n].data[~k] == 0)
+                        for n, k in masks.items()))
+        cleared.append(not any(optimizer.state))
         return real_fine_tune(model, optimizer, loss_fn, loader, epochs, masks, progress)
 
     monkeypatch.setattr(iterative, "fine_tune", spy)
-    pruner = IterativePruner(0.5, steps=3, rewind=rewind)
+    pruner = IterativePruner(0.5, steps=3, rewind_to=initial if rewind else None)
     pruner.run(model, Adam(model.parameters(), lr=5e-3), CrossEntropyLoss(), train, epochs_per_step=1)
     assert seen == ([True, True, True] if rewind else [True, False, False])
+    assert cleared == ([True, True, True] if rewind else [True, False, False])
     assert measure_sparsity(model) == pytest.approx(0.5, abs=1 / 17024)
+
+
+def test_rewind_to_is_checked_before_anything_changes():
+    model = make_mlp((8, 16, 4), seed=0)
+    before = model.state_dict()
+    with pytest.raises(TypeError, match="rewind_to"):
+        IterativePruner(0.5, steps=1, rewind_to=[1, 2])
+    pruner = IterativePruner(0.5, steps=1, rewind_to=make_mlp((8, 12, 4)).state_dict())
+    with pytest.raises(ValueError, match="rewind_to"):
+        pruner.run(model, Adam(model.parameters()), CrossEntropyLoss(), [], 1)
+    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())

@@ -5,7 +5,9 @@ The code is generated from the lesson, `modules/16_compression/compression_dev.p
 and from its given code (`*_given.py` beside the lesson) into `checks.py`, `select.py`,
 `reports.py`, `maskbase.py`, `finetune.py`, `sizes.py`, `layerstats.py`, `cutplan.py`,
 `deadunits.py`, `encodings.py`, `container.py`, `lab.py` (the lesson's experiments),
-`entropy.py` and `sharing.py` (weight sharing and entropy coding); this file only
+`entropy.py` and `sharing.py` (weight sharing and entropy coding), `teacher.py`,
+`lowrank.py` and `experiments.py` (the page's questions); the lesson's section 9 adds
+`distill.py` and `allocation.py`; this file only
 re-exports the public names. Sparse layers and layer timing are Module 18's
 (`tinytorch.acceleration`).
 """
@@ -39,6 +41,10 @@ from tinytorch.compression.sharing import (
     kmeans_codebook,
     share_weights,
 )
+from tinytorch.compression.distill import distillation_loss
+from tinytorch.compression.teacher import distill
+from tinytorch.compression.lowrank import low_rank
+from tinytorch.compression.allocation import allocate_sparsity
 
 __all__ = [
     "CompressedModel", "IterativePruner", "LayerSize", "LayerSparsity", "Masks", "SensitivityScan",
@@ -47,4 +53,5 @@ __all__ = [
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
     "unit_norms", "kth_smallest_magnitude", "plan_cut", "remove_pruned_units", "sequential_layers",
     "SharedConv2d", "SharedLinear", "entropy_bound", "fine_tune_centroids", "kmeans_codebook", "share_weights",
+    "allocate_sparsity", "distill", "distillation_loss", "low_rank",
 ]

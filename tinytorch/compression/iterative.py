@@ -3,8 +3,8 @@
 # %% auto #0
 __all__ = ['sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #75cf7a21
-from collections.abc import Callable
+# %% ../../modules/16_compression/compression_dev.py #212c9d02
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +34,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #b3ec7f33
+# %% ../../modules/16_compression/compression_dev.py #095e1d10
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -43,18 +43,31 @@ class IterativePruner:
         steps: number of prune + fine-tune rounds, >= 1.
         schedule: "cubic" or "linear" (see `sparsity_schedule`).
         method: "magnitude" (global unstructured) or "structured" (whole units).
-        rewind: after each prune, reset surviving weights to their values when `run`
-            started and clear the optimizer's state.
+        rewind_to: a `model.state_dict()` saved before training (or after a few epochs,
+            "late rewinding"). After each prune, every parameter and buffer is reset to
+            it, pruned weights stay 0, and the optimizer's state is cleared: the
+            lottery-ticket rewind. None (default) keeps the trained weights.
     """
 
     def __init__(self, target_sparsity: float, steps: int, schedule: str = "cubic",
-                 method: str = "magnitude", rewind: bool = False):
+                 method: str = "magnitude", rewind_to: Mapping[str, np.ndarray] | None = None):
         self.target_sparsity = _check_fraction("target_sparsity", target_sparsity)
         sparsity_schedule(steps, steps, self.target_sparsity, kind=schedule)  # validates steps and schedule
         if method not in ("magnitude", "structured"):
             raise ValueError(f"method must be 'magnitude' or 'structured', got {method!r}")
-        self.steps, self.schedule, self.method, self.rewind = int(steps), schedule, method, bool(rewind)
+        if rewind_to is not None and not isinstance(rewind_to, Mapping):
+            raise TypeError(f"rewind_to must be a state dict (name -> array) or None, got {type(rewind_to).__name__}")
+        self.steps, self.schedule, self.method = int(steps), schedule, method
+        # NOTE: a copy, so training the model after saving its state cannot move the rewind point.
+        self.rewind_to = None if rewind_to is None else {k: np.array(v, copy=True) for k, v in rewind_to.items()}
         self.masks: Masks | None = None
+
+    def _check_rewind(self, model: Module) -> None:
+        own = model.state_dict()
+        wrong = sorted(set(own) ^ set(self.rewind_to)) or [
+            k for k in own if own[k].shape != self.rewind_to[k].shape]
+        if wrong:
+            raise ValueError(f"rewind_to does not match the model: names or shapes differ at {wrong[:5]}")
 
     def _prune(self, model: Module, fraction: float) -> prune.Masks:
         if self.method == "structured":
@@ -70,20 +83,22 @@ class IterativePruner:
         # Everything is checked before the first weight changes.
         _check_training(model, optimizer, loss_fn, loader, params=_prunable_params(model, self.method == "structured"))
         _check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)
+        if self.rewind_to is not None:
+            self._check_rewind(model)
         ### BEGIN SOLUTION
-        start = model.state_dict() if self.rewind else None
         history = []
         with progress_bar(self.steps, f"pruning to {self.target_sparsity:.0%}") as bar:
             for step in range(1, self.steps + 1):
                 target = sparsity_schedule(step, self.steps, self.target_sparsity, kind=self.schedule)
                 new = self._prune(model, target)
                 self.masks = new if self.masks is None else (self.masks & new)
-                if start is not None:
-                    model.load_state_dict(start)
+                if self.rewind_to is not None:
+                    model.load_state_dict(self.rewind_to)
                     for state in optimizer.state:
                         state.clear()
                 self.masks.apply()
-                epochs = fine_tune(model, optimizer, loss_fn, loader, epochs_per_step, self.masks, progress=False)
+                epochs = (fine_tune(model, optimizer, loss_fn, loader, epochs_per_step, self.masks, progress=False)
+                          if epochs_per_step else [])  # 0 epochs: prune (and rewind) only
                 history.append({
                     "step": step, "target": target, "sparsity": measure_sparsity(model),
                     "loss": epochs[-1]["loss"] if epochs else float("nan"),

@@ -2,7 +2,8 @@
 
 # %% auto #0
 __all__ = ['quick_mode', 'plots_folder', 'toy_mlp', 'digits_setup', 'trained_digits', 'forward_times', 'speed_nets', 'pyplot',
-           'save_plot']
+           'save_plot', 'analysis_one_shot_vs_iterative', 'analysis_structured_vs_unstructured',
+           'analysis_structured_speed']
 
 # %% ../../modules/16_compression/lab_given.py #a9cfb9fc
 import contextlib
@@ -134,3 +135,97 @@ def save_plot(name: str, lines, xlabel: str, ylabel: str, title: str, hline=None
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+# %% ../../modules/16_compression/lab_given.py #ea0b66d6
+import copy
+
+from . import (IterativePruner, fine_tune, magnitude_prune, remove_pruned_units,
+                                   sparsity_report, structured_prune)
+from ..core.losses import CrossEntropyLoss
+from ..core.optimizers import Adam
+from ..core.tensor import Tensor
+from ..core.training import evaluate
+from ..profiling import count_flops
+
+
+def _one_shot_and_iterative(seed: int, target: float, steps: int, per_step: int, final: int):
+    model, train, test = trained_digits(seed)
+    masks = magnitude_prune(model, target)
+    raw = evaluate(model, test)
+    fine_tune(model, Adam(model.parameters(), lr=5e-3), CrossEntropyLoss(), train, steps * per_step + final, masks)
+    one_shot = evaluate(model, test)
+    model, train, test = trained_digits(seed)
+    opt = Adam(model.parameters(), lr=5e-3)
+    pruner = IterativePruner(target, steps)
+    pruner.run(model, opt, CrossEntropyLoss(), train, per_step)
+    fine_tune(model, opt, CrossEntropyLoss(), train, final, pruner.masks)
+    return raw, one_shot, evaluate(model, test), model
+
+
+def analysis_one_shot_vs_iterative(sparsities=(0.5, 0.8, 0.9, 0.95, 0.98, 0.99)):
+    """Mean test accuracy over seeds: pruned without tuning, one-shot + tuning, iterative (same epochs)."""
+    seeds, (steps, per_step, final) = ((0,), (2, 1, 1)) if quick_mode() else ((0, 1, 2), (5, 5, 10))
+    sparsities = sparsities[-2:] if quick_mode() else sparsities
+    dense = np.mean([evaluate(*trained_digits(s)[::2]) for s in seeds])
+    rows, pruned = [], {}
+    for target in sparsities:
+        runs = [_one_shot_and_iterative(s, target, steps, per_step, final) for s in seeds]
+        rows.append((target, *np.mean([r[:3] for r in runs], axis=0)))
+        pruned[target] = runs[0][3]
+    print(f"dense accuracy {dense:.4f} (mean over seeds {seeds}); {steps * per_step + final} fine-tuning "
+          "epochs for both methods")
+    print(f"{'sparsity':>9}{'no tuning':>11}{'one-shot + tune':>17}{'iterative':>11}{'difference':>12}")
+    for target, raw, one, it in rows:
+        print(f"{target:>9.0%}{raw:>11.4f}{one:>17.4f}{it:>11.4f}{100 * (it - one):>+11.1f}pt")
+    xs = [100 * r[0] for r in rows]
+    save_plot("accuracy_vs_sparsity.png", [(xs, [100 * r[i] for r in rows], style, label) for i, style, label in (
+        (1, "x:", "pruned, no fine-tuning"), (2, "o-", "one-shot + fine-tuning"), (3, "s-", "iterative (cubic)"))],
+        "sparsity (%)", "test accuracy (%)", "Digits MLP 64-128-64-10", hline=(100 * dense, "dense"))
+    return rows, pruned
+
+
+def analysis_structured_vs_unstructured(ratio: float = 0.5):
+    """Dense, structured with units removed, and unstructured with as many weights: accuracy and time."""
+    epochs, repeats = (2, 3) if quick_mode() else (10, 21)
+    dense, train, test = trained_digits()
+    structured = copy.deepcopy(dense)
+    masks = structured_prune(structured, ratio)
+    fine_tune(structured, Adam(structured.parameters(), lr=5e-3), CrossEntropyLoss(), train, epochs, masks)
+    small = remove_pruned_units(structured, masks)
+    total = sparsity_report(dense).total.params
+    removed = 1 - sparsity_report(small).total.params / total
+    unstructured = copy.deepcopy(dense)
+    masks = magnitude_prune(unstructured, removed)
+    fine_tune(unstructured, Adam(unstructured.parameters(), lr=5e-3), CrossEntropyLoss(), train, epochs, masks)
+    variants = [("dense", dense), (f"structured {ratio}, units removed", small),
+                (f"unstructured {removed:.1%}, same weights", unstructured)]
+    x = Tensor(np.random.default_rng(0).standard_normal((256, 64)))
+    seconds = forward_times([m for _, m in variants], x, repeats)
+    print(f"{'variant':<36}{'non-zero weights':>17}{'accuracy':>10}{'us / batch':>12}{'speedup':>9}")
+    for (label, m), t in zip(variants, seconds):
+        nonzero = sum(r.params - r.zeros for r in sparsity_report(m))
+        print(f"{label:<36}{nonzero:>17,}{evaluate(m, test):>10.4f}{1e6 * t:>12.0f}{seconds[0] / t:>8.2f}x")
+
+
+def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
+    """Forward time of each speed network, masked against units removed, beside the FLOP ratio."""
+    repeats, ratios = (2, (0.5,)) if quick_mode() else (11, ratios)
+    rows = []
+    for name, base, shape in speed_nets():
+        x = Tensor(np.random.default_rng(0).standard_normal(shape))
+        for ratio in ratios:
+            masked = copy.deepcopy(base)
+            small = remove_pruned_units(masked, structured_prune(masked, ratio))
+            t_masked, t_small = forward_times([masked, small], x, repeats)
+            rows.append((name, ratio, t_masked, t_small, count_flops(masked, shape) / count_flops(small, shape)))
+    print(f"{'model':<24}{'ratio':>6}{'masked ms':>11}{'removed ms':>11}{'speedup':>9}{'FLOP ratio':>11}")
+    for name, ratio, tm, ts, flops in rows:
+        print(f"{name:<24}{ratio:>6.2f}{1e3 * tm:>11.3f}{1e3 * ts:>11.3f}{tm / ts:>8.2f}x{flops:>10.2f}x")
+    lines = []
+    for name in dict.fromkeys(r[0] for r in rows):
+        mine = [r for r in rows if r[0] == name]
+        lines += [([r[1] for r in mine], [r[2] / r[3] for r in mine], "o-", f"{name}: measured speedup"),
+                  ([r[1] for r in mine], [r[4] for r in mine], "s--", f"{name}: FLOP ratio")]
+    save_plot("structured_speedup.png", lines, "structured ratio (fraction of hidden units removed)", "x",
+              "Removing pruned units", yscale="log")
+    return rows

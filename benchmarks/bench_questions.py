@@ -1,0 +1,81 @@
+"""The course page's questions on the digits MLP, measured over seeds: Module 16, section 10, in full.
+
+1. Lottery tickets: the mask of the trained network pruned by magnitude, with survivors
+   rewound to initialisation (ticket), to epoch 1 (late), on fresh weights (random), or
+   the trained network fine-tuned; 25 epochs each.
+2. Distillation against pruning at equal non-zero weights (student 64-16-10): with all
+   labels (T=4, alpha=0.9, 40 epochs), and with 100 labels plus the unlabeled images.
+3. Per-layer allocation from the sensitivity scan against uniform and global pruning
+   at the same overall sparsity; the design target (a file of at most DESIGN_BYTES, at
+   most DESIGN_DROP lost on average).
+4. Low rank against magnitude and structured pruning at equal weights.
+
+Every row is a mean ± sample standard deviation over the seeds; accuracy in %, files in
+bytes (sparse INT8, `save_compressed`), latency in microseconds per batch of 256 (one
+BLAS thread, interleaved rounds).
+
+    python benchmarks/bench_questions.py [--seeds 0 1 2] [--only lottery kd design lowrank]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+
+def lottery(seeds) -> None:
+    from tinytorch.compression import experiments as qx
+
+    arms = ["dense", "ticket", "late", "random", "finetuned"]
+    rows = qx.lottery_tickets((0.5, 0.8, 0.9, 0.95, 0.98), seeds, 25)
+    print(qx.table(qx.summarize(rows, ["sparsity"], arms), ["sparsity"], arms, percent=arms))
+
+
+def kd(seeds) -> None:
+    from tinytorch.compression import experiments as qx
+
+    values = ["accuracy", "nonzero", "bytes", "us"]
+    for labels in (None, 100):
+        print(f"student 64-16-10, {labels or 'all'} labels")
+        rows = qx.distill_vs_prune((64, 16, 10), seeds, 40, labels=labels, timing=labels is None)
+        print(qx.table(qx.summarize(rows, ["arm"], values), ["arm"], values, percent=["accuracy"]))
+
+
+def design(seeds) -> None:
+    from tinytorch.compression import allocate_sparsity
+    from tinytorch.compression import experiments as qx
+
+    rows, _ = qx.allocations_compared(allocate_sparsity, (0.9, 0.93, 0.95, 0.97), seeds)
+    print(f"accuracy drop in points; design target at {qx.DESIGN_SPARSITY:.0%}: at most {qx.DESIGN_BYTES:,} bytes, "
+          f"at most {100 * qx.DESIGN_DROP:.0f} point(s) on average")
+    print(qx.table(qx.summarize(rows, ["overall", "rule"], ["drop", "bytes"]), ["overall", "rule"],
+                   ["drop", "bytes"], percent=["drop"]))
+
+
+def lowrank(seeds) -> None:
+    from tinytorch.compression import experiments as qx
+
+    values = ["before", "accuracy", "weights", "bytes", "us"]
+    rows = qx.low_rank_vs_pruning((0.5, 0.25, 0.1), seeds, 10)
+    print(qx.table(qx.summarize(rows, ["fraction", "arm"], values), ["fraction", "arm"], values,
+                   percent=["before", "accuracy"]))
+
+
+def main() -> None:
+    parts = {"lottery": lottery, "kd": kd, "design": design, "lowrank": lowrank}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", choices=sorted(parts), default=list(parts))
+    args = parser.parse_args()
+    for name in args.only:
+        start = time.perf_counter()
+        print(f"\n== {name} ({len(args.seeds)} seeds)")
+        parts[name](args.seeds)
+        print(f"({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
