@@ -304,6 +304,11 @@ def plan(quick: bool, found: dict) -> list[tuple[str, str, Callable[[], str]]]:
          script("bench_cnn_step", steps)),
         ("Training the digits MLP and CNN: accuracy and time", "python benchmarks/bench_digits_train.py",
          script("bench_digits_train", ["--seeds", "0", "--model", "mlp"] if q else [])),
+        ("Weight sharing and entropy coding: bytes on disk against accuracy",
+         "python benchmarks/bench_sharing.py --out benchmarks/figures",
+         script("bench_sharing", ["--out", str(HERE / "figures")] + (["--quick"] if q else []))),
+        ("The page's questions: lottery tickets, distillation, allocation, low rank",
+         "python benchmarks/bench_questions.py", script("bench_questions", ["--seeds", "0"] if q else [])),
     ]
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Sequential
+from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import manual_seed
 
 
@@ -15,3 +16,14 @@ def mlp(sizes: tuple[int, ...], seed: int = 0) -> Sequential:
         if i < len(sizes) - 2:
             layers.append(ReLU())
     return Sequential(*layers)
+
+
+def cnn(seed: int = 0, channels: tuple[int, int] = (4, 6)) -> Sequential:
+    """Conv-BN-ReLU-Pool twice, Flatten, Linear, on 1x8x8 inputs, seeded."""
+    manual_seed(seed)
+    c1, c2 = channels
+    return Sequential(
+        Conv2d(1, c1, 3, padding=1), BatchNorm2d(c1), ReLU(), MaxPool2d(2),
+        Conv2d(c1, c2, 3, padding=1), BatchNorm2d(c2), ReLU(), MaxPool2d(2),
+        Flatten(), Linear(c2 * 4, 10),
+    )
