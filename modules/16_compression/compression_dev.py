@@ -403,39 +403,13 @@ if __name__ == "__main__":
 # plots a histogram of |w| before and after (`weight_histogram.png`).
 
 # %%
-import copy
-
 from tinytorch.compression import lab
-from tinytorch.compression.lab import (digits_setup, forward_times, plots_folder, pyplot, quick_mode, save_plot,
-                                       speed_nets, trained_digits)
+from tinytorch.compression.lab import plots_folder, quick_mode, trained_digits
 
 QUICK = quick_mode()
 
-
-def analysis_weight_histogram(sparsity: float = 0.8):
-    """Histogram of |w| of the trained MLP before and after global magnitude pruning."""
-    plt = pyplot()
-    model, _, test = trained_digits()
-    before = np.abs(np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)]))
-    dense = evaluate(model, test)
-    magnitude_prune(model, sparsity)
-    after = np.abs(np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)]))
-    kept = after[after != 0]
-    print(sparsity_report(model))
-    print(f"threshold: |w| < {kept.min():.4f} pruned; largest |w| {before.max():.3f}")
-    print(f"test accuracy: dense {dense:.4f}, {sparsity:.0%} pruned without fine-tuning {evaluate(model, test):.4f}")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, before.max(), 60)
-    ax.hist(before, bins=bins, alpha=0.5, label=f"before: {before.size:,} weights")
-    ax.hist(kept, bins=bins, alpha=0.7, label=f"after {sparsity:.0%} global pruning: {kept.size:,} survivors")
-    ax.set(xlabel="|w|", ylabel="weights", yscale="log", title="Digits MLP: weight magnitudes")
-    ax.legend(fontsize=8)
-    fig.savefig(plots_folder() / "weight_histogram.png", dpi=120)
-    plt.close(fig)
-
-
 if __name__ == "__main__":
-    analysis_weight_histogram()
+    lab.analysis_weight_histogram()
 
 # %% [markdown]
 # **Reading the results.** In a full run (the figures in ABOUT.md), global pruning to
@@ -1006,24 +980,8 @@ def test_unit_compressed_size_and_prune_and_quantize():
 # accuracy of the INT8 model.
 
 # %%
-def analysis_prune_plus_int8(pruned: dict):
-    """Bytes per format, real file bytes and test accuracy of each pruned model after INT8."""
-    dense, _, test = trained_digits()
-    weights = sum(layer.weight.data.nbytes for _, layer in prunable_layers(dense))
-    print(f"dense float32 weights: {weights:,} bytes, accuracy {evaluate(dense, test):.4f}")
-    variants = [("INT8 only", dense, {}), *[(f"{t:.0%} + INT8{label}", m, kw) for t, m in pruned.items() for label, kw
-                                            in (("", {}), (", 1 scale, int8 bias", {"per_channel": False, "int8_bias": True}))]]
-    formats = SizeReport.formats[1:]
-    print(f"{'variant':<30}" + "".join(f"{f[:-5]:>9}" for f in formats) + f"{'file':>8}{'ratio':>8}{'accuracy':>9}")
-    for label, model, kw in variants:
-        small = prune_and_quantize(model, sparsity=None, **kw)
-        report = compressed_size(small)
-        print(f"{label:<30}" + "".join(f"{report.total(f):>9,}" for f in formats)
-              + f"{report.file_bytes:>8,}{weights / report.file_bytes:>7.1f}x{evaluate(small, test):>9.4f}")
-
-
 if __name__ == "__main__":
-    analysis_prune_plus_int8(PRUNED)
+    lab.analysis_prune_plus_int8(PRUNED)
 
 # %% [markdown]
 # **Reading the results.** In a full run, dense INT8 is 3.7x smaller than the float32
@@ -1226,20 +1184,13 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## 9. The page's questions, measured
 #
-# The course page asks three questions. Section 8 measured the second, *when is sparse
-# computation faster than dense*. This section measures the other two on the digits
-# MLP, and a third design question behind them:
-#
-# 1. **Why can a pruned network retrain to full accuracy?** The lottery-ticket
-#    hypothesis says the pruned network's survivors, rewound to their initial values,
-#    were a trainable network all along. Its control is the same mask with new weights.
-# 2. **Distillation or pruning, and can they be combined?** DistilBERT is a smaller
-#    network trained to imitate a larger one; pruning shrinks the large one itself.
-# 3. **Which layers should lose how much?** Section 4's sensitivity curves, turned into
-#    a per-layer allocation, against uniform and global pruning at the same sparsity.
-#
-# The experiment code is given (`questions_given.py`, exported to
-# `tinytorch.compression.experiments`); what you read here is its result on your run.
+# Section 8 measured the page's second question, *when is sparse computation faster*.
+# This section measures the other two on the digits MLP: **why can a pruned network
+# retrain to full accuracy** (the lottery ticket: survivors rewound to their initial
+# values, against the same mask on new weights), and **distillation or pruning** (a small
+# network taught by a large one, against the large one pruned); then a design question
+# behind both: **which layers should lose how much**. The experiment code is given
+# (`questions_given.py`, exported to `tinytorch.compression.experiments`).
 
 # %%
 from tinytorch.compression import experiments as qx
@@ -1250,12 +1201,11 @@ EPOCHS = 3 if QUICK else 25
 # %% [markdown]
 # ### 9.1 Lottery tickets
 #
-# Train the network, prune it by magnitude, and keep its mask. Then train four networks
-# with that mask, each for the same 25 epochs: the **ticket** (survivors rewound to
-# their values at initialisation with `IterativePruner(rewind_to=initial_state)`), the
-# **late ticket** (rewound to their values after one epoch), **random** (the same mask
-# on freshly drawn weights), and the trained network **fine-tuned**. If the ticket
-# beats random, the initial values mattered, not only the wiring.
+# Train, prune by magnitude, keep the mask; then train four networks with that mask for
+# the same 25 epochs: the **ticket** (survivors rewound to their initial values with
+# `IterativePruner(rewind_to=initial_state)`), the **late ticket** (rewound to epoch 1),
+# **random** (the same mask on fresh weights), and the trained network **fine-tuned**.
+# If the ticket beats random, the initial values mattered, not only the wiring.
 
 # %%
 if __name__ == "__main__":
@@ -1370,12 +1320,10 @@ def test_unit_distillation_loss():
 
 # %% [markdown]
 # `distill(student, teacher, optimizer, loader, epochs)` (given) is Module 07's loop
-# with this loss; the teacher runs in eval mode without gradients and is left as it
-# was. The experiment compares four networks with the same number of non-zero weights:
-# a small dense student trained from scratch, the same student distilled from the
-# trained 64-128-64-10 teacher, the teacher pruned to the student's count and
-# fine-tuned, and that pruned network fine-tuned with the distillation loss. It runs in
-# two regimes: all 1,437 training labels, and only 100 of them (the teacher saw all).
+# with this loss, the teacher in eval mode and untouched. Four networks with the same
+# non-zero weights: a small dense student from scratch, the same student distilled from
+# the 64-128-64-10 teacher, the teacher pruned to that count and fine-tuned, and the
+# pruned teacher fine-tuned by distillation; with all 1,437 labels, then only 100.
 
 # %%
 if __name__ == "__main__":
@@ -1472,12 +1420,10 @@ def test_unit_allocate_sparsity():
 
 
 # %% [markdown]
-# The comparison: for each overall sparsity, the trained network is pruned three ways
-# in three rounds with fine-tuning after each (the same budget for all), then stored as
-# a sparse INT8 file. The design target: **a file of at most 2,000 bytes
-# (`qx.DESIGN_BYTES`, 95% sparsity), on average at most one point below the dense
-# network** (`tests/16_compression/test_questions.py` checks your `allocate_sparsity`
-# against it over three seeds).
+# Each rule prunes the trained network in three rounds with fine-tuning (one budget for
+# all), then it is stored as sparse INT8. The design target: **a file of at most 2,000
+# bytes (`qx.DESIGN_BYTES`, 95% sparsity), at most one point below dense on average**;
+# `tests/16_compression/test_questions.py` checks your `allocate_sparsity` against it.
 
 # %%
 if __name__ == "__main__":
@@ -1505,11 +1451,9 @@ if __name__ == "__main__":
 # %% [markdown]
 # ### 9.4 Going further: low rank
 #
-# The third way to shrink a Linear: `low_rank(layer, rank=r)` (given) splits it into
-# two thinner ones from its truncated SVD, r (in + out) weights instead of in x out,
-# and dense, so every weight it removes is time saved on any hardware. Below, the two
-# hidden layers are split at the rank that keeps a fraction of their weights, and the
-# same number of weights is kept by magnitude pruning and by removing whole units.
+# A third way to shrink a Linear: `low_rank(layer, rank=r)` (given) splits it into two
+# thin dense ones from its truncated SVD, r (in + out) weights instead of in x out. The
+# hidden layers keep a fraction of their weights this way, by magnitude, and by units.
 
 # %%
 if __name__ == "__main__":

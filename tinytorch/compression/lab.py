@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['quick_mode', 'plots_folder', 'toy_mlp', 'digits_setup', 'trained_digits', 'forward_times', 'speed_nets', 'pyplot',
            'save_plot', 'analysis_one_shot_vs_iterative', 'analysis_structured_vs_unstructured',
-           'analysis_structured_speed']
+           'analysis_structured_speed', 'analysis_weight_histogram', 'analysis_prune_plus_int8']
 
 # %% ../../modules/16_compression/lab_given.py #a9cfb9fc
 import contextlib
@@ -136,11 +136,12 @@ def save_plot(name: str, lines, xlabel: str, ylabel: str, title: str, hline=None
     plt.close(fig)
     return path
 
-# %% ../../modules/16_compression/lab_given.py #ea0b66d6
+# %% ../../modules/16_compression/lab_given.py #3d1d6f4b
 import copy
 
-from . import (IterativePruner, fine_tune, magnitude_prune, remove_pruned_units,
-                                   sparsity_report, structured_prune)
+from . import (IterativePruner, SizeReport, compressed_size, fine_tune, magnitude_prune,
+                                   prunable_layers, prune_and_quantize, remove_pruned_units, sparsity_report,
+                                   structured_prune)
 from ..core.losses import CrossEntropyLoss
 from ..core.optimizers import Adam
 from ..core.tensor import Tensor
@@ -229,3 +230,41 @@ def analysis_structured_speed(ratios=(0.25, 0.5, 0.75, 0.9)):
     save_plot("structured_speedup.png", lines, "structured ratio (fraction of hidden units removed)", "x",
               "Removing pruned units", yscale="log")
     return rows
+
+
+def analysis_weight_histogram(sparsity: float = 0.8):
+    """Histogram of |w| of the trained MLP before and after global magnitude pruning."""
+    plt = pyplot()
+    model, _, test = trained_digits()
+    before = np.abs(np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)]))
+    dense = evaluate(model, test)
+    magnitude_prune(model, sparsity)
+    after = np.abs(np.concatenate([l.weight.data.ravel() for _, l in prunable_layers(model)]))
+    kept = after[after != 0]
+    print(sparsity_report(model))
+    print(f"threshold: |w| < {kept.min():.4f} pruned; largest |w| {before.max():.3f}")
+    print(f"test accuracy: dense {dense:.4f}, {sparsity:.0%} pruned without fine-tuning {evaluate(model, test):.4f}")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, before.max(), 60)
+    ax.hist(before, bins=bins, alpha=0.5, label=f"before: {before.size:,} weights")
+    ax.hist(kept, bins=bins, alpha=0.7, label=f"after {sparsity:.0%} global pruning: {kept.size:,} survivors")
+    ax.set(xlabel="|w|", ylabel="weights", yscale="log", title="Digits MLP: weight magnitudes")
+    ax.legend(fontsize=8)
+    fig.savefig(plots_folder() / "weight_histogram.png", dpi=120)
+    plt.close(fig)
+
+
+def analysis_prune_plus_int8(pruned: dict):
+    """Bytes per format, real file bytes and test accuracy of each pruned model after INT8."""
+    dense, _, test = trained_digits()
+    weights = sum(layer.weight.data.nbytes for _, layer in prunable_layers(dense))
+    print(f"dense float32 weights: {weights:,} bytes, accuracy {evaluate(dense, test):.4f}")
+    variants = [("INT8 only", dense, {}), *[(f"{t:.0%} + INT8{label}", m, kw) for t, m in pruned.items() for label, kw
+                                            in (("", {}), (", 1 scale, int8 bias", {"per_channel": False, "int8_bias": True}))]]
+    formats = SizeReport.formats[1:]
+    print(f"{'variant':<30}" + "".join(f"{f[:-5]:>9}" for f in formats) + f"{'file':>8}{'ratio':>8}{'accuracy':>9}")
+    for label, model, kw in variants:
+        small = prune_and_quantize(model, sparsity=None, **kw)
+        report = compressed_size(small)
+        print(f"{label:<30}" + "".join(f"{report.total(f):>9,}" for f in formats)
+              + f"{report.file_bytes:>8,}{weights / report.file_bytes:>7.1f}x{evaluate(small, test):>9.4f}")
