@@ -98,13 +98,13 @@ def test_layerwise_dict(cnn):
 
 
 @pytest.mark.parametrize("bad, error, words", [
-    (1.0, ValueError, r"sparsity must be in \[0, 1\), got 1.0"),
-    (-0.1, ValueError, r"sparsity must be in \[0, 1\), got -0.1"),
+    (1.0, ValueError, r"sparsity must be a number in \[0, 1\), got 1.0"),
+    (-0.1, ValueError, r"sparsity must be a number in \[0, 1\), got -0.1"),
     (float("nan"), ValueError, r"got nan"),
-    ("0.5", TypeError, r"sparsity must be a number in \[0, 1\), got '0.5' \(str\)"),
-    (True, TypeError, r"got True \(bool\)"),
+    ("0.5", TypeError, r"sparsity must be a number in \[0, 1\), got '0.5'$"),
+    (True, TypeError, r"got True$"),
     ({"7": 0.5}, ValueError, r"names layer '7'.*prunable layers: 0, 2, 4"),
-    ({"0": 2.0}, ValueError, r"sparsity\['0'\] must be in \[0, 1\), got 2.0"),
+    ({"0": 2.0}, ValueError, r"sparsity\['0'\] must be a number in \[0, 1\), got 2.0"),
 ])
 def test_bad_sparsity_is_refused_and_nothing_changes(mlp, bad, error, words):
     before = {n: p.data.copy() for n, p in mlp.named_parameters()}

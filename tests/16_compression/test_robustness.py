@@ -171,9 +171,9 @@ def test_none_arguments_are_named(mlp):
     masks = magnitude_prune(mlp, 0.5)
     with pytest.raises(TypeError, match=r"optimizer must be a tinytorch optimizer .*got None"):
         masks.attach(None)
-    with pytest.raises(TypeError, match=r"model must be a tinytorch Module, got NoneType"):
+    with pytest.raises(TypeError, match=r"model must be a tinytorch Module, got NoneType None"):
         fine_tune(None, SGD(mlp.parameters(), lr=0.1), CrossEntropyLoss(), _loader(), 1)
     with pytest.raises(TypeError, match=r"masks must be a Masks"):
         fine_tune(mlp, SGD(mlp.parameters(), lr=0.1), CrossEntropyLoss(), _loader(), 1, masks={"0.weight": None})
-    with pytest.raises(ValueError, match=r"epochs must be an integer >= 0, got -2"):
+    with pytest.raises(ValueError, match=r"epochs must be an int >= 0, got -2"):
         fine_tune(mlp, SGD(mlp.parameters(), lr=0.1), CrossEntropyLoss(), _loader(), -2)

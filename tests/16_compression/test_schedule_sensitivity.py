@@ -20,10 +20,10 @@ def test_schedule_matches_zhu_gupta(steps, final, initial):
 
 
 @pytest.mark.parametrize("args, words", [
-    ((11, 10, 0.9), r"step must be an integer in \[0, 10\], got 11"),
-    ((1, 0, 0.9), "steps must be an integer >= 1, got 0"),
-    ((1, 10, 1.2), r"final must be in \[0, 1\), got 1.2"),
-    ((1.5, 10, 0.9), "step must be an integer"),
+    ((11, 10, 0.9), r"step must be an int >= 0 and <= 10, got 11"),
+    ((1, 0, 0.9), "steps must be an int >= 1, got 0"),
+    ((1, 10, 1.2), r"final must be a number in \[0, 1\), got 1.2"),
+    ((1.5, 10, 0.9), "step must be an int >= 0"),
 ])
 def test_schedule_errors(args, words):
     with pytest.raises(ValueError, match=words):

@@ -171,7 +171,7 @@ def test_unknown_layer_writes_nothing(tmp_path):
 def test_prune_and_quantize_errors(mlp):
     with pytest.raises(TypeError, match="got str"):
         prune_and_quantize("model", 0.5)
-    with pytest.raises(ValueError, match=r"sparsity must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\)"):
         prune_and_quantize(mlp, 1.5)
 
 

@@ -51,7 +51,7 @@ def test_unit_norms_formula(rng):
 
 
 @pytest.mark.parametrize("ratio, error, words", [
-    (1.0, ValueError, r"ratio must be in \[0, 1\), got 1.0"),
+    (1.0, ValueError, r"ratio must be a number in \[0, 1\), got 1.0"),
     (float("nan"), ValueError, "ratio"),
     (None, TypeError, "ratio must be a number"),
 ])

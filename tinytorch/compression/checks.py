@@ -3,11 +3,14 @@
 # %% auto #0
 __all__ = ['prunable_layers']
 
-# %% ../../modules/16_compression/checks_given.py #7b8f4842
+# %% ../../modules/16_compression/checks_given.py #c6c76db1
 from collections.abc import Mapping
 
 import numpy as np
 
+from ..core.checks import check_fraction as _check_fraction  # noqa: F401 - the lesson imports it from here
+from ..core.checks import check_instance, check_int
+from ..core.checks import check_int as _check_int
 from ..core.layers import Linear, Module
 from ..core.spatial import BatchNorm2d, Conv2d
 
@@ -15,32 +18,13 @@ _PRUNABLE = (Linear, Conv2d)
 
 
 def _check_model(model: object, name: str = "model") -> Module:
-    if not isinstance(model, Module):
-        raise TypeError(f"{name} must be a tinytorch Module, got {type(model).__name__}")
-    return model
-
-
-def _check_fraction(name: str, value: object) -> float:
-    # NOTE: bool is an int subclass; True would silently mean 100%.
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number in [0, 1), got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not (0.0 <= value < 1.0):  # also rejects NaN
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return value
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return check_instance(name, model, Module, "a tinytorch Module")
 
 
 def _check_schedule(step, steps, final, initial, kind) -> tuple[int, float, float]:
     """The arguments of `sparsity_schedule`, checked: (steps, final, initial)."""
     steps = _check_int("steps", steps, 1)
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= steps:
-        raise ValueError(f"step must be an integer in [0, {steps}], got {step!r}")
+    check_int("step", step, 0, steps)
     final, initial = _check_fraction("final", final), _check_fraction("initial", initial)
     if kind not in ("cubic", "linear"):
         raise ValueError(f"kind must be 'cubic' or 'linear', got {kind!r}")
