@@ -6,6 +6,7 @@ file is replaced atomically, so a failed export never leaves a half-written pack
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import keyword
@@ -119,7 +120,30 @@ def _render_source(root: Path, path: Path, source: str) -> dict[Path, str]:
             name = default if target == "#" else target
             maker = ModuleMaker(dest=lib, name=name, nb_path=fake_src, is_new=True)
             maker.make(cells, exporter.in_all[target], lib_path=lib)
-        return {p.relative_to(out): p.read_text(encoding="utf-8") for p in sorted(lib.rglob("*.py"))}
+        return {p.relative_to(out): _hoist_docstring(p.read_text(encoding="utf-8")) for p in sorted(lib.rglob("*.py"))}
+
+
+def _hoist_docstring(text: str) -> str:
+    """Make a bare string that opens a file's first exported cell the generated file's docstring.
+
+    nbdev gives a docstring only to a source's `default_exp` file (from the lesson's title
+    cell); every other file starts with `__all__`. A `\"\"\"...\"\"\"` line that opens the first
+    cell exported to a file (after any `from __future__` import) is moved to its top.
+    """
+    tree = ast.parse(text)
+    if ast.get_docstring(tree) is not None:
+        return text
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            lines = text.splitlines(keepends=True)
+            doc = "".join(lines[node.lineno - 1:node.end_lineno]).strip()
+            return doc + "\n\n" + "".join(lines[:node.lineno - 1] + lines[node.end_lineno:])
+        return text
+    return text
 
 
 def render(module: ModuleInfo, source: str | None = None) -> ExportResult:

@@ -37,6 +37,7 @@
 # %%
 #| export
 from __future__ import annotations
+"""Argument checks every module shares: ints, numbers, fractions and types, refusing bools and NaN and naming the value (given code)."""
 
 import math
 import numbers

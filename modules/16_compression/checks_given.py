@@ -29,6 +29,7 @@
 
 # %%
 #| export
+"""Argument checks of Module 16 and which layers can be pruned, how they are grouped, which BatchNorm follows a conv (given code)."""
 from collections.abc import Mapping
 
 import numpy as np

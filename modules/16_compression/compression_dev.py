@@ -525,6 +525,7 @@ if __name__ == "__main__":
 
 # %%
 #| export compression.structured
+"""Structured pruning: zero whole units (rows, filters) by their norm, with their bias and following BatchNorm (Module 16, section 5)."""
 import numpy as np
 
 from tinytorch.compression import prune  # the module, so that this lesson's own names stay its own
@@ -615,6 +616,7 @@ def test_unit_structured_prune():
 
 # %%
 #| export compression.iterative
+"""The cubic sparsity schedule and iterative pruning: prune a little, fine-tune, repeat; lottery-ticket rewinding (Module 16, section 6)."""
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -818,6 +820,7 @@ if __name__ == "__main__":
 
 # %%
 #| export compression.formats
+"""Bytes of a weight array in each storage format: dense fp32, dense int8, CSR, bitmask and gap-coded int8 (Module 16, section 7)."""
 import numpy as np
 
 from tinytorch.compression.sizes import LayerSize, SizeReport, _index_bytes, gap_code, gap_positions
@@ -866,6 +869,7 @@ def test_unit_format_bytes():
 
 # %%
 #| export compression.storage
+"""Sizing a model per storage format, and pruning + INT8 (or shared weights) in one call (Module 16, section 7)."""
 import copy
 
 import numpy as np
@@ -1033,6 +1037,7 @@ if __name__ == "__main__":
 
 # %%
 #| export compression.surgery
+"""Removing pruned units for real: which units may go, and a physically smaller model (Module 16, section 8)."""
 from collections.abc import Mapping
 
 import numpy as np
@@ -1246,6 +1251,7 @@ if __name__ == "__main__":
 
 # %%
 #| export compression.distill
+"""Knowledge distillation's loss: softened KL to a teacher plus cross-entropy, with its backward (Module 16, section 9)."""
 import numpy as np
 
 from tinytorch.core.checks import check_number
@@ -1364,6 +1370,7 @@ if __name__ == "__main__":
 
 # %% nbgrader={"grade": false, "grade_id": "allocate-sparsity", "solution": true}
 #| export compression.allocation
+"""Per-layer sparsities from sensitivity curves: one common accuracy drop, the overall sparsity met (Module 16, section 9)."""
 import numpy as np
 
 

@@ -26,6 +26,7 @@
 
 # %%
 #| export
+"""The bench of lesson 16's experiments: the digits recipe, one-thread timing, plots, and the experiments of sections 3 and 6-8 (given code)."""
 import contextlib
 import os
 import tempfile

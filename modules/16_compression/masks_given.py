@@ -29,6 +29,7 @@
 
 # %%
 #| export
+"""The bookkeeping of a Masks object: names, shapes and checks of the keep-masks it holds (given code)."""
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -94,6 +95,7 @@ class MaskBase(Mapping):
 
 # %%
 #| export compression.finetune
+"""Fine-tuning with masks attached: Module 07's loop with pruned weights held at zero (given code)."""
 from tinytorch.compression.checks import _check_callable, _check_int, _check_model, _check_optimizer
 from tinytorch.compression.maskbase import MaskBase
 from tinytorch.core.layers import Module

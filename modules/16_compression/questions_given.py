@@ -35,6 +35,7 @@
 # %%
 #| export compression.teacher
 from __future__ import annotations
+"""Distillation's training loop: the student fits a teacher's softened outputs, the teacher untouched (given code)."""
 
 import numpy as np
 
@@ -133,6 +134,7 @@ def distill(student: Module, teacher: Module, optimizer, loader, epochs: int, te
 
 # %%
 #| export compression.lowrank
+"""Low-rank factorisation of a Linear from its truncated SVD, by rank or kept energy (given code)."""
 import numpy as np
 
 from tinytorch.core.layers import Linear, Sequential
@@ -194,6 +196,7 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
 
 # %%
 #| export compression.experiments
+"""The experiments of lesson 16's section 9: lottery tickets, distillation against pruning, allocations, low rank; tables and plots (given code)."""
 import copy
 import functools
 from collections.abc import Callable, Sequence

@@ -25,6 +25,7 @@
 
 # %%
 #| export
+"""The sparsity report and the sensitivity scan's table, with the allocation it suggests (given code)."""
 from dataclasses import dataclass
 
 

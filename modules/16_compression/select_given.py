@@ -36,6 +36,7 @@
 
 # %%
 #| export
+"""The k-th smallest magnitude over many arrays in O(n), from a sample that brackets it (given code)."""
 import math
 from collections.abc import Sequence
 

@@ -49,6 +49,7 @@
 
 # %%
 #| export compression.entropy
+"""Entropy coding of shared weights: canonical Huffman and an adaptive arithmetic coder for codes and position gaps, and the entropy bound (given code)."""
 import heapq
 
 import numpy as np
@@ -487,6 +488,7 @@ def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer st
 
 # %%
 #| export
+"""Weight sharing: per-layer k-means codebooks, shared-weight layers whose centroids train, and their file encoding (given code)."""
 import functools
 import math
 

@@ -31,6 +31,7 @@
 
 # %%
 #| export
+"""The size report (bytes per format, per layer and in total) and the gap code of survivor positions (given code)."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,6 +130,7 @@ class SizeReport:
 
 # %%
 #| export compression.layerstats
+"""A layer's weight counts for the size report, and the compacting of INT8 scales and biases (given code)."""
 import numpy as np
 
 from tinytorch.compression.container import _QUANT_LAYERS

@@ -31,6 +31,7 @@
 
 # %%
 #| export compression.encodings
+"""One layer's weights and bias as arrays in a file: dense, bitmask, gap-coded or CSR positions; int8 or exact float32 values (given code)."""
 import math
 
 import numpy as np
@@ -293,6 +294,7 @@ def _decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | No
 
 # %%
 #| export compression.container
+"""The compressed file: header, checksum, bounded decompression, layer description and arrays; CompressedModel (given code)."""
 import hashlib
 import io
 import json

@@ -34,6 +34,7 @@
 
 # %%
 #| export
+"""The bookkeeping of removing units: a model's layer sequence, the block a unit feeds, copies with rows and columns cut (given code)."""
 import copy
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -200,6 +201,7 @@ def _keep_channels(norm: BatchNorm2d, keep: np.ndarray) -> None:
 
 # %%
 #| export compression.deadunits
+"""Zero the weights of units that cannot change the output (their activation is always zero) (given code)."""
 import numpy as np
 
 from tinytorch.compression.checks import _check_model

@@ -631,6 +631,7 @@ if __name__ == "__main__":
 
 # %% nbgrader={"grade": false, "grade_id": "sparse", "solution": true}
 #| export acceleration.sparse
+"""The CSR format and its matmul, SparseLinear, and swapping in a sparse layer only where it was measured faster (Module 18)."""
 import copy
 from collections.abc import Callable, Sequence
 import numpy as np

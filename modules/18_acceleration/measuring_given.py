@@ -35,6 +35,7 @@
 # %%
 #| export
 from __future__ import annotations
+"""Sparse backends (NumPy or SciPy), finding and swapping a model's Linear layers, and the dense-vs-CSR timing choice (Module 18, given code)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,6 +136,7 @@ def crossover_sparsity(sparsities: Sequence[float], dense_seconds: Sequence[floa
 
 # %%
 #| export acceleration.layers
+"""Layer-by-layer timing of two models with the same layer sequence, beside each layer's FLOP ratio (Module 18, given code)."""
 from dataclasses import dataclass
 
 import numpy as np

@@ -31,6 +31,7 @@
 # %%
 #| export
 from __future__ import annotations
+"""The optional deploy extra: lazy imports with an error naming it, the supported layers, atomic writes (given code)."""
 
 import importlib
 import os
@@ -107,6 +108,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> int:
 
 # %%
 #| export deploy.torch_bridge
+"""To PyTorch and back with PyTorch's names and layouts, and safetensors files (given code)."""
 import os
 from pathlib import Path
 

@@ -34,6 +34,7 @@
 # %%
 #| export
 from __future__ import annotations
+"""A small ONNX graph builder: initializers (dense or sparse), nodes, a dynamic batch dimension (given code)."""
 
 import math
 
@@ -168,6 +169,7 @@ class OnnxGraph:
 
 # %%
 #| export deploy.onnx_export
+"""Export a float or compressed model to ONNX: plain nodes, or int8 initializers feeding DequantizeLinear (given code)."""
 import os
 
 import numpy as np

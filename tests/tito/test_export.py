@@ -178,3 +178,16 @@ def test_invalid_utf8_names_the_file_and_byte(project: Project, tmp_path):
         assert "Traceback" not in output(result)
     status = project.tito("module", "status")
     assert status.returncode == 0 and "not valid UTF-8" in status.stdout, output(status)
+
+
+def test_a_string_opening_a_files_first_cell_becomes_its_docstring(project: Project):
+    import ast
+
+    _given(project, "helpers", "toy_helpers",
+           'from __future__ import annotations\n"""Tripling, for the toy."""\ndef triple(x):\n    return 3 * x')
+    assert project.tito("export", "90_toy").returncode == 0
+    text = (project.root / "tinytorch" / "toy_helpers.py").read_text()
+    assert text.startswith('"""Tripling, for the toy."""\n')
+    assert ast.get_docstring(ast.parse(text)) == "Tripling, for the toy." and text.count("Tripling") == 1
+    # the file still runs: the docstring may stand before a __future__ import
+    compile(text, "toy_helpers.py", "exec")
