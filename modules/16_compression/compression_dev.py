@@ -37,17 +37,12 @@
 # Plumbing you need not write is given, in files beside this lesson that `tito export
 # 16` exports with it (`X_given.py` -> `tinytorch/compression/...`):
 #
-# - `checks_given.py`, `reports_given.py`, `select_given.py` (`checks`, `reports`,
-#   `select`): argument checks, `prunable_layers`, layer grouping; the sparsity and
-#   sensitivity tables; the k-th smallest magnitude from a sample, in O(n).
-# - `masks_given.py` (`maskbase`, `finetune`): a `Masks` object's bookkeeping; `fine_tune`.
-# - `sizes_given.py` (`sizes`, `layerstats`): the size report, the gap code.
-# - `storage_given.py` (`encodings`, `container`): the compressed file, `CompressedModel`.
-# - `surgery_given.py` (`cutplan`, `deadunits`): removing units' bookkeeping, `drop_dead_units`.
-# - `lab_given.py` (`lab`): the experiments' bench: digits recipe, timing, plots.
-# - `sharing_given.py` (`sharing`, `entropy`): weight sharing (k-means) and entropy coding.
-# - `questions_given.py` (`teacher`, `lowrank`, `experiments`): `distill`, `low_rank`,
-#   and section 9's experiments.
+# `checks` (argument checks, `prunable_layers`), `reports` (tables), `select` (the k-th
+# smallest magnitude in O(n)), `masks` (a `Masks` object's bookkeeping, `fine_tune`),
+# `sizes` (the size report, the gap code), `storage` (the compressed file,
+# `CompressedModel`), `surgery` (removing units' bookkeeping, `drop_dead_units`), `lab`
+# (the experiments' bench), `sharing` (k-means weight sharing, entropy coding) and
+# `questions` (`distill`, `low_rank`, section 9's experiments).
 
 # %%
 #| default_exp compression.prune
@@ -1026,14 +1021,10 @@ if __name__ == "__main__":
 # layer belong to one unit: a Flatten after a conv turns channel c of an `H x W` map
 # into the block of features `[c*H*W, (c+1)*H*W)`.
 #
-# **The smaller model** (Task 16.12). `remove_pruned_units(model, masks)` works on a
-# masked copy (given `masked_copy`), opens nested Sequentials into one list of layers
-# (`sequential_layers`), plans every producer -> consumer pair of prunable layers on the
-# unchanged copy first, and only then slices: rows of the producer (`_keep_outputs`,
-# weight and bias), channels of the BatchNorms on the way (`_keep_channels`), columns of
-# the consumer (`_keep_inputs` with `np.repeat(keep, block)`). To fine-tune the smaller
-# model, build a **new optimizer** on its parameters: the old one holds the old Tensors
-# and state of the old shapes.
+# **The smaller model** (Task 16.12). `remove_pruned_units(model, masks)` plans every
+# producer -> consumer pair on a masked copy first, and only then slices (given helpers):
+# the producer's rows, the BatchNorm channels on the way, the consumer's columns. To
+# fine-tune it, build a **new optimizer**: the old one holds the old Tensors and state.
 
 # %%
 #| export compression.surgery
@@ -1231,9 +1222,7 @@ if __name__ == "__main__":
 # Rewinding to epoch 1 ("late") moves nothing beyond the spread on a network this
 # small. At 98% one-shot pruning breaks every variant (spreads of 10 points): no
 # ticket is left to find in one cut; section 6's schedule is the way there.
-#
-# Questions: does the ticket's lead over random grow with sparsity in your run? Why
-# must the random control keep the same mask rather than draw a new one?
+# Question: why must the random control keep the same mask rather than draw a new one?
 
 # %% [markdown]
 # ### 9.2 Distillation
@@ -1357,11 +1346,9 @@ if __name__ == "__main__":
 # %% [markdown]
 # ### 9.3 Design: which layers lose how much
 #
-# A sensitivity scan (section 4) prunes one layer at a time and measures what that
-# costs. Layers differ: the last layer, 640 weights that decide among ten classes, is
-# far more fragile than the first. *Uniform* pruning gives every layer the same
-# sparsity; *global* magnitude pruning lets the magnitudes decide; a *sensitivity*
-# allocation reads the curves.
+# *Uniform* pruning gives every layer the same sparsity; *global* magnitude pruning lets
+# the magnitudes decide; a *sensitivity* allocation reads section 4's curves, where the
+# last layer (640 weights deciding among ten classes) is far more fragile than the first.
 #
 # Your rule: give each layer the largest sparsity at which its accuracy drop (its
 # curve, made non-decreasing and interpolated linearly between the scanned points, with
@@ -1452,7 +1439,6 @@ if __name__ == "__main__":
 # only one inside the target. At equal non-zero counts the files differ by 15%: each
 # layer's density picks its position encoding (section 7), so the allocation sets the
 # bytes of the positions too.
-#
 # Question: why does the one-layer-at-a-time scan overstate the first layer's fragility?
 
 # %% [markdown]
@@ -1470,38 +1456,33 @@ if __name__ == "__main__":
                    percent=["before", "accuracy"]))
 
 # %% [markdown]
-# **Reading the results.** Keeping 50% or 25% of the hidden weights, the SVD split
-# loses almost nothing even before fine-tuning (96.3% and 95.7%, against 94.4% and 89%
-# for magnitude pruning): it is the best rank-r matrix. After fine-tuning the three
-# meet; at 10% the split falls behind (about 90%). The split and the structured network
-# are dense, so their files carry no positions and their matmuls shrink. Question: at
-# what rank does the split of Linear(128, 64) stop saving weights?
+# **Reading the results.** At 50% and 25% of the hidden weights the SVD split loses
+# almost nothing even before fine-tuning (96.3%, 95.7%; magnitude: 94.4%, 89%); after it
+# the three meet, and at 10% the split falls behind (about 90%). Split and structured
+# networks are dense: no positions to store, smaller matmuls. Question: at what rank
+# does the split of Linear(128, 64) stop saving weights?
 
 # %% [markdown]
 # ## What we measured
 #
-# Each objective of the page, and the output of this lesson's run that answers it:
+# Each objective of the page, and the output of your run that answers it:
 #
-# 1. *Magnitude pruning*: the sparsity report and `weight_histogram.png` (section 3:
-#    exactly 80.0%, unevenly per layer), and the resurrection count (0 with the hook).
-# 2. *Structured pruning*: the sensitivity table (section 4) and section 8's first table.
-# 3. *Iterative pruning with fine-tuning*: the one-shot / iterative table and
-#    `accuracy_vs_sparsity.png` (section 6): equal up to 95%, iterative far ahead at 98-99%.
+# 1. *Magnitude pruning*: section 3's report and `weight_histogram.png` (exactly 80.0%,
+#    unevenly per layer), and the resurrection count (0 with the hook).
+# 2. *Structured pruning*: section 4's sensitivity table and section 8's first table.
+# 3. *Iterative pruning*: section 6's table and `accuracy_vs_sparsity.png` (equal up to
+#    95%, iterative far ahead at 98-99%).
 # 4. *Pruning + quantization*: section 7's table (bytes per format, file, accuracy).
-# 5. *Compression ratios and speedups*: the file column of section 7; section 8's
-#    tables and `structured_speedup.png`. And the page's three questions:
+# 5. *Ratios and speedups*: section 7's file column, section 8's tables and
+#    `structured_speedup.png`.
 #
-# - *Lottery tickets* (why do pruned networks retrain so well?): section 9.1's table and
-#   `lottery_tickets.png`: rewound survivors retrain to within a point of dense up to 90%
-#   and beat the same mask on fresh weights from 90% on; at 98% no ticket is left.
-# - *Structured vs unstructured*: section 8's first table (same weights removed, same
-#   accuracy; 2.10x faster against 1.00x) and its second (speedup against FLOP ratio);
-#   when sparse kernels beat a dense matmul, Module 18 (Acceleration) measures.
-# - *Distillation vs pruning*: section 9.2's two tables: with all labels neither beats
-#   a small dense network trained on them (the smaller, faster file); with 100 labels,
-#   distillation (alone or after pruning) recovers most of the teacher's accuracy.
-#   Section 9.3 adds the design rule: spend sparsity where the sensitivity curves say it
-#   is cheap (`layer_sensitivity.png`), and section 9.4 a third way, low rank.
+# And the page's questions. *Lottery tickets*: section 9.1 and `lottery_tickets.png`
+# (rewound survivors beat the same mask on fresh weights from 90% on). *Structured vs
+# unstructured*: section 8 (same weights removed, same accuracy, 2.10x against 1.00x;
+# when CSR beats a dense matmul, Module 18 measures). *Distillation vs pruning*:
+# section 9.2 (with all labels neither beats a small dense network; with 100 labels
+# distillation recovers most of the teacher), and 9.3's design rule: spend sparsity
+# where the sensitivity curves say it is cheap (`layer_sensitivity.png`).
 
 # %%
 def test_module():
