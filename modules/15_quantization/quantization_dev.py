@@ -862,8 +862,6 @@ def test_unit_quantize_model():
 # cell; run it and compare with your own numbers.
 
 # %%
-import time
-
 from tinytorch.core.layers import ReLU, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import SGD, Adam
@@ -951,25 +949,12 @@ for _bits in (2, 3, 4, 5, 6, 8):
 # **Which path is faster here?** NumPy multiplies float32 matrices with an optimised
 # BLAS, but it has no int8 or int32 matrix kernel: an integer `@` falls back to a plain
 # loop. So on this machine path A (dequantize, then a float32 BLAS matmul) should win,
-# and by a lot; int8 hardware (and PyTorch's int8 kernels) reverse that. Timings are
-# medians of repeated calls, with BLAS held to one thread where `threadpoolctl` is
-# installed (several threads on a shared machine time the machine's load instead).
+# and by a lot; int8 hardware (and PyTorch's int8 kernels) reverse that. Timings come
+# from Module 14's `time_interleaved`: the three calls in turns, medians over rounds,
+# BLAS on one thread (several threads on a shared machine time the machine's load).
 
 # %%
-def _median_seconds(fn, repeats: int = 15) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-try:
-    from threadpoolctl import threadpool_limits
-    _threads = threadpool_limits(1)
-except ImportError:
-    _threads = None
+from tinytorch.profiling import time_interleaved
 
 _x_big = np.random.default_rng(0).normal(size=(256, 512)).astype(np.float32)
 _cases = [("MLP Linear(64, 128), batch 360", _mlp[0], next(iter(_mlp_test))[0].data),
@@ -979,12 +964,9 @@ print(f"{'layer':32s} {'float32':>9s} {'A: dequant':>11s} {'B: int32':>10s}   B 
 for _name, _layer, _x in _cases:
     _q = (QuantizedLinear if isinstance(_layer, Linear) else QuantizedConv2d).from_float(_layer)
     calibrate(_q, [_x])
-    _t_float = _median_seconds(lambda: _layer(Tensor(_x)))
-    _t_a = _median_seconds(lambda: _q.forward_dequantized(_x))
-    _t_b = _median_seconds(lambda: _q.forward_integer(_x))
+    _t_float, _t_a, _t_b = time_interleaved(
+        [lambda: _layer(Tensor(_x)), lambda: _q.forward_dequantized(_x), lambda: _q.forward_integer(_x)], repeats=15)
     print(f"{_name:32s} {_t_float * 1e6:7.0f}us {_t_a * 1e6:9.0f}us {_t_b * 1e6:8.0f}us   {_t_b / _t_a:5.1f}x")
-if _threads is not None:
-    _threads.restore_original_limits()
 
 # %%
 def test_module():

@@ -27,7 +27,6 @@
 # %%
 #| export
 """The bench of lesson 16's experiments: the digits recipe, one-thread timing, plots, and the experiments of sections 3 and 6-8 (given code)."""
-import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -92,19 +91,6 @@ def trained_digits(seed: int = 0):
     return model, train, test
 
 
-@contextlib.contextmanager
-def _one_blas_thread():
-    # NOTE: on a shared machine a multi-threaded BLAS waits for its threads far longer
-    # than it computes; on one thread the CPU clock is the latency of an idle machine.
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield "wall"
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield "cpu"
-
-
 def forward_times(models, x, repeats: int) -> list[float]:
     """Median seconds per forward pass of each model on `x`: interleaved rounds, eval mode, no graph."""
     from tinytorch.core.autograd import no_grad
@@ -112,8 +98,10 @@ def forward_times(models, x, repeats: int) -> list[float]:
 
     for m in models:
         m.eval()
-    with no_grad(), _one_blas_thread() as clock:
-        return time_interleaved([lambda m=m: m(x) for m in models], repeats=repeats, clock=clock)
+    # NOTE: time_interleaved holds BLAS to one thread; there the CPU clock is the latency
+    # an idle machine would show, blind to other programs on a shared one.
+    with no_grad():
+        return time_interleaved([lambda m=m: m(x) for m in models], repeats=repeats, clock="cpu")
 
 
 def speed_nets():

@@ -218,7 +218,7 @@ from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import Tensor, manual_seed
 from tinytorch.core.training import evaluate, fit
 from tinytorch.data.loader import DataLoader, TensorDataset
-from tinytorch.profiling import time_interleaved
+from tinytorch.profiling import blas_threads, time_interleaved
 
 TEACHER = (64, 128, 64, 10)
 # The design target of the lesson's section 9.3, set from the measured comparison (3 seeds,
@@ -230,16 +230,12 @@ DESIGN_SPARSITY, DESIGN_BYTES, DESIGN_DROP = 0.95, 2000, 0.01
 
 
 def one_blas_thread(fn: Callable) -> Callable:
-    """`fn`, run with NumPy's BLAS held to one thread where threadpoolctl is installed."""
+    """`fn`, run with NumPy's BLAS held to one thread (Module 14's `blas_threads`)."""
     # NOTE: these matrices are small; on a shared machine a multi-threaded BLAS waits for
     # its threads far longer than it computes (training ran 6x slower under load).
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            return fn(*args, **kwargs)
-        with threadpool_limits(1, user_api="blas"):
+        with blas_threads(1):
             return fn(*args, **kwargs)
     return wrapper
 

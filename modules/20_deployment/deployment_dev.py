@@ -578,7 +578,7 @@ def plot_bytes(sizes: dict[str, dict[str, int]], path: Path) -> Path:
 # ### Latency: ONNX Runtime against TinyTorch
 #
 # Module 14's `time_interleaved` times the two in alternating rounds, on one thread
-# each (`threadpoolctl` limits NumPy's BLAS; the session was built with one thread, so
+# each (it holds NumPy's BLAS to one thread; the session was built with one thread, so
 # ONNX Runtime computes in the calling thread), on a batch of 1 (one request) and a
 # batch of 256. The clock is this process's CPU time: on one thread it is the latency an
 # idle machine would show, and it does not count the time other programs hold the CPU.
@@ -586,8 +586,6 @@ def plot_bytes(sizes: dict[str, dict[str, int]], path: Path) -> Path:
 # %%
 def analysis_latency(models, test, paths) -> dict[tuple[str, int], tuple[float, float]]:
     """Median seconds per call of TinyTorch and ONNX Runtime, one thread, batch 1 and 256."""
-    from threadpoolctl import threadpool_limits
-
     from tinytorch.core.autograd import no_grad
     from tinytorch.core.tensor import Tensor
     from tinytorch.profiling import time_interleaved
@@ -605,8 +603,8 @@ def analysis_latency(models, test, paths) -> dict[tuple[str, int], tuple[float, 
                 with no_grad():
                     return model(tx)
 
-            with threadpool_limits(limits=1):
-                t_ours, t_ort = time_interleaved([ours, lambda: run_onnx(session, x)], repeats=repeats, clock="cpu")
+            # time_interleaved holds NumPy's BLAS to one thread; ONNX Runtime's session has one too
+            t_ours, t_ort = time_interleaved([ours, lambda: run_onnx(session, x)], repeats=repeats, clock="cpu")
             times[label, batch] = (t_ours, t_ort)
             print(f"{label:<20} {batch:>5} {t_ours * 1e3:>9.3f}ms {t_ort * 1e3:>11.3f}ms {t_ours / t_ort:>6.1f}x")
     return times
@@ -627,8 +625,6 @@ def analysis_latency(models, test, paths) -> dict[tuple[str, int], tuple[float, 
 # %%
 def analysis_sparse_load(models, test, paths) -> None:
     """The sparse and the dense ONNX file of the pruned INT8 model: outputs, and time optimized or not."""
-    from threadpoolctl import threadpool_limits
-
     from tinytorch.profiling import time_interleaved
 
     label = "MLP 90% INT8"
@@ -637,9 +633,8 @@ def analysis_sparse_load(models, test, paths) -> None:
     for optimize in (True, False):
         dense, sparse = onnx_session(dense_path, optimize=optimize), onnx_session(sparse_path, optimize=optimize)
         same = np.array_equal(run_onnx(dense, x), run_onnx(sparse, x))
-        with threadpool_limits(limits=1):
-            t_dense, t_sparse = time_interleaved([lambda: run_onnx(dense, x), lambda: run_onnx(sparse, x)],
-                                                 repeats=3 if QUICK else 15, clock="cpu")
+        t_dense, t_sparse = time_interleaved([lambda: run_onnx(dense, x), lambda: run_onnx(sparse, x)],
+                                             repeats=3 if QUICK else 15, clock="cpu")
         print(f"{label}, graph {'optimized' if optimize else 'as written'}: same outputs: {same}; batch 256: "
               f"dense file {t_dense * 1e3:.3f} ms, sparse file {t_sparse * 1e3:.3f} ms "
               f"(sparse takes {t_sparse / t_dense:.2f}x the dense file's time)")

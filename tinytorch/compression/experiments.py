@@ -8,7 +8,7 @@ __all__ = ['TEACHER', 'SCAN_SPARSITIES', 'DESIGN_SPARSITY', 'DESIGN_BYTES', 'DES
            'lottery_tickets', 'distill_vs_prune', 'low_rank_vs_pruning', 'layer_sizes', 'compress_with',
            'allocations_compared', 'plot_lines', 'plot_sensitivity']
 
-# %% ../../modules/16_compression/questions_given.py #bd47d36a
+# %% ../../modules/16_compression/questions_given.py #c24a2a08
 import copy
 import functools
 from collections.abc import Callable, Sequence
@@ -30,7 +30,7 @@ from ..core.optimizers import Adam
 from ..core.tensor import Tensor, manual_seed
 from ..core.training import evaluate, fit
 from ..data.loader import DataLoader, TensorDataset
-from ..profiling import time_interleaved
+from ..profiling import blas_threads, time_interleaved
 
 TEACHER = (64, 128, 64, 10)
 # The design target of the lesson's section 9.3, set from the measured comparison (3 seeds,
@@ -42,16 +42,12 @@ DESIGN_SPARSITY, DESIGN_BYTES, DESIGN_DROP = 0.95, 2000, 0.01
 
 
 def one_blas_thread(fn: Callable) -> Callable:
-    """`fn`, run with NumPy's BLAS held to one thread where threadpoolctl is installed."""
+    """`fn`, run with NumPy's BLAS held to one thread (Module 14's `blas_threads`)."""
     # NOTE: these matrices are small; on a shared machine a multi-threaded BLAS waits for
     # its threads far longer than it computes (training ran 6x slower under load).
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            return fn(*args, **kwargs)
-        with threadpool_limits(1, user_api="blas"):
+        with blas_threads(1):
             return fn(*args, **kwargs)
     return wrapper
 

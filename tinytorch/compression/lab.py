@@ -7,8 +7,7 @@ __all__ = ['quick_mode', 'plots_folder', 'toy_mlp', 'digits_setup', 'trained_dig
            'save_plot', 'analysis_one_shot_vs_iterative', 'analysis_structured_vs_unstructured',
            'analysis_structured_speed', 'analysis_weight_histogram', 'analysis_prune_plus_int8']
 
-# %% ../../modules/16_compression/lab_given.py #fceb3299
-import contextlib
+# %% ../../modules/16_compression/lab_given.py #d4de1da1
 import os
 import tempfile
 from pathlib import Path
@@ -73,19 +72,6 @@ def trained_digits(seed: int = 0):
     return model, train, test
 
 
-@contextlib.contextmanager
-def _one_blas_thread():
-    # NOTE: on a shared machine a multi-threaded BLAS waits for its threads far longer
-    # than it computes; on one thread the CPU clock is the latency of an idle machine.
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield "wall"
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield "cpu"
-
-
 def forward_times(models, x, repeats: int) -> list[float]:
     """Median seconds per forward pass of each model on `x`: interleaved rounds, eval mode, no graph."""
     from tinytorch.core.autograd import no_grad
@@ -93,8 +79,10 @@ def forward_times(models, x, repeats: int) -> list[float]:
 
     for m in models:
         m.eval()
-    with no_grad(), _one_blas_thread() as clock:
-        return time_interleaved([lambda m=m: m(x) for m in models], repeats=repeats, clock=clock)
+    # NOTE: time_interleaved holds BLAS to one thread; there the CPU clock is the latency
+    # an idle machine would show, blind to other programs on a shared one.
+    with no_grad():
+        return time_interleaved([lambda m=m: m(x) for m in models], repeats=repeats, clock="cpu")
 
 
 def speed_nets():
