@@ -141,18 +141,6 @@ def _latencies(models: dict, x, rounds: int, repeats: int) -> dict:
     return dict(zip(models, timings))
 
 
-def _remove_pruned_units():
-    """`remove_pruned_units` from the compression package, or None where it is missing."""
-    try:
-        from tinytorch.compression import remove_pruned_units
-    except ImportError:
-        try:
-            from tinytorch.compression.surgery import remove_pruned_units
-        except ImportError:
-            return None
-    return remove_pruned_units
-
-
 # ----------------------------------------------------------------------------- the two networks
 
 
@@ -179,7 +167,6 @@ class _Run:
         self.out, self.recipe, self.seed, self.console = out, recipe, seed, console
         self.stages: list[dict] = []
         self.curves: dict[str, dict] = {}
-        self.notes: list[str] = []
 
     def loaders(self, flat: bool):
         from tinytorch.core.tensor import Tensor
@@ -320,7 +307,7 @@ def _run_mlp(run: _Run) -> None:
 
 
 def _run_cnn(run: _Run) -> None:
-    from tinytorch.compression import prune_and_quantize, structured_prune
+    from tinytorch.compression import prune_and_quantize, remove_pruned_units, structured_prune
     from tinytorch.core.tensor import manual_seed
 
     r = run.recipe
@@ -340,17 +327,10 @@ def _run_cnn(run: _Run) -> None:
         "iterative_final": [CNN_UNITS, float(accuracy)],
     }
     stages = [("dense", "dense fp32", dense), ("pruned", f"{CNN_UNITS:.0%} units zeroed", model)]
-    remove = _remove_pruned_units()
-    if remove is None:
-        note = "remove_pruned_units is not available in this tinytorch; the removed stage was skipped"
-        run.notes.append(note)
-        run.console.print(f"[yellow]note:[/] {note}")
-        small = model
-    else:
-        small = remove(model, pruner.masks)
-        stages.append(("removed", "units removed", small))
-    stages.append(("int8", "removed + INT8" if remove else "zeroed + INT8",
-                   prune_and_quantize(small, sparsity=None, per_channel=False, int8_bias=True)))
+    small = remove_pruned_units(model, pruner.masks)
+    stages.append(("removed", "units removed", small))
+    stages.append(("int8", "removed + INT8", prune_and_quantize(small, sparsity=None, per_channel=False,
+                                                                int8_bias=True)))
     run.record("cnn", stages, test, x)
 
 
@@ -452,7 +432,7 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, quick: bool = False, seed: in
         "date": dt.datetime.now().isoformat(timespec="seconds"), "seconds": round(time.perf_counter() - start, 1),
         "environment": _environment(),
         "latency": "per batch of the 360 test images: median of interleaved rounds, one BLAS thread",
-        "stages": run.stages, "curves": run.curves, "notes": run.notes,
+        "stages": run.stages, "curves": run.curves,
         "files": {"results": RESULTS_FILE, "plot": PLOT_FILE, "models": [r["file"] for r in run.stages]},
     }
     # NOTE: atomic: a half-written results.json would make the next run refuse this folder.
