@@ -11,7 +11,8 @@ CNN   Conv2d(1, 8, 3, padding=1), ReLU, MaxPool2d(2),
 Both: batch 32, shuffled by `DataLoader(..., shuffle=True, seed=seed)`, weights drawn after
 `manual_seed(seed)`, cross-entropy loss; the MLP sees flat rows (N, 64), the CNN images
 (N, 1, 8, 8), pixels in [0, 1]. Accuracy is measured once, after training, on the 360
-test images. The time is the wall-clock time of training (the `fit` calls) alone.
+test images. The time is the wall-clock time of the training epochs alone (Module 07's `fit`
+history). The networks and recipes are Module 09's (`tinytorch.recipes`).
 
     python benchmarks/bench_digits_train.py [--seeds 0 1 2] [--threads 1] [--model mlp|cnn|both]
 """
@@ -19,54 +20,29 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 
-def build(kind: str):
-    """The recipe's network for `kind` ("mlp" or "cnn")."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+def build(kind: str, seed: int):
+    """The network for `kind` ("mlp" or "cnn"), Module 09's builder, drawn with `seed`."""
+    from tinytorch.recipes import digits_cnn, digits_mlp
 
-    if kind == "mlp":
-        return Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
-    return Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                      Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    return digits_mlp(seed=seed) if kind == "mlp" else digits_cnn(seed=seed)
 
 
-# (learning rate, epochs) phases of each recipe.
-PHASES = {"mlp": [(0.05, 60), (0.005, 20)], "cnn": [(3e-3, 50), (3e-4, 10)]}
-
-
-def optimizer_for(kind: str, params):
-    """The recipe's optimizer for `kind`."""
-    from tinytorch.core.optimizers import SGD, Adam
-
-    if kind == "mlp":
-        return SGD(params, lr=PHASES["mlp"][0][0], momentum=0.9, weight_decay=5e-4)
-    return Adam(params, lr=PHASES["cnn"][0][0])
+# Each recipe's settings for Module 09's `DigitsRecipe` (kept as plain values: NumPy must not be
+# imported before main sets the BLAS thread count), and its (learning rate, epochs) phases.
+RECIPES = {"mlp": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "epochs": 60,
+                   "then": ((0.005, 20),), "batch_size": 32},
+           "cnn": {"lr": 3e-3, "epochs": 50, "then": ((3e-4, 10),), "batch_size": 32}}
+PHASES = {kind: [(r["lr"], r["epochs"]), *r["then"]] for kind, r in RECIPES.items()}
 
 
 def train(kind: str, seed: int) -> tuple[float, float]:
-    """Train one network with the recipe; returns (test accuracy, training seconds)."""
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.tensor import manual_seed
-    from tinytorch.core.training import evaluate, fit
-    from tinytorch.data import DataLoader, TensorDataset
-    from tinytorch.datasets import load_digits
+    """Train one network with the recipe; returns (test accuracy, training seconds: the epochs alone)."""
+    from tinytorch.recipes import DigitsRecipe
 
-    manual_seed(seed)
-    x_train, y_train, x_test, y_test = load_digits(flat=(kind == "mlp"))
-    train_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=32, shuffle=True, seed=seed)
-    test_loader = DataLoader(TensorDataset(x_test, y_test), batch_size=360)
-    model = build(kind)
-    optimizer = optimizer_for(kind, model.parameters())
-    start = time.perf_counter()
-    for lr, epochs in PHASES[kind]:
-        optimizer.lr = lr
-        fit(model, optimizer, CrossEntropyLoss(), train_loader, epochs)
-    seconds = time.perf_counter() - start
-    return evaluate(model, test_loader), seconds
+    result = DigitsRecipe(**RECIPES[kind], seed=seed).fit(build(kind, seed), progress=None)
+    return result.accuracy, sum(row["seconds"] for row in result.history)
 
 
 def main(argv: list[str] | None = None) -> None:

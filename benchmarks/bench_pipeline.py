@@ -52,6 +52,12 @@ class Schedule:
     final_epochs: int = 10
     batch_size: int = 64
 
+    def training(self, seed: int):
+        """Module 09's `DigitsRecipe` for the first phase: Adam, lr 3e-3, `train_epochs`, batches in `seed`'s order."""
+        from tinytorch.recipes import DigitsRecipe
+
+        return DigitsRecipe(epochs=self.train_epochs, lr=3e-3, batch_size=self.batch_size, seed=seed)
+
 
 FULL, QUICK = Schedule(), Schedule(train_epochs=3, steps=2, epochs_per_step=1, final_epochs=1)
 
@@ -71,12 +77,10 @@ def loader(x, y, batch_size: int, seed: int):
 
 
 def tinytorch_model(seed: int):
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.tensor import manual_seed
+    """The digits MLP of Module 09's `tinytorch.recipes`, drawn with `seed`."""
+    from tinytorch.recipes import digits_mlp
 
-    manual_seed(seed)
-    return Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
+    return digits_mlp(SIZES, seed)
 
 
 def run_tinytorch(model, data, schedule: Schedule, seed: int) -> dict:
@@ -84,15 +88,14 @@ def run_tinytorch(model, data, schedule: Schedule, seed: int) -> dict:
     from tinytorch.compression import IterativePruner, fine_tune, measure_sparsity
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import Adam
-    from tinytorch.core.training import evaluate, fit
+    from tinytorch.core.training import evaluate
     from tinytorch.data.loader import DataLoader, TensorDataset
 
     x_train, y_train, x_test, y_test = data
     train = loader(x_train, y_train, schedule.batch_size, seed)
     test = DataLoader(TensorDataset(x_test, y_test), batch_size=len(y_test))
     start, cpu = time.perf_counter(), time.process_time()
-    fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), train, schedule.train_epochs, progress=False)
-    dense = evaluate(model, test)
+    dense = schedule.training(seed).fit(model, train, test).accuracy
     optimizer = Adam(model.parameters(), lr=5e-3)
     pruner = IterativePruner(TARGET, steps=schedule.steps)
     history = pruner.run(model, optimizer, CrossEntropyLoss(), train, schedule.epochs_per_step,

@@ -63,21 +63,17 @@ GOAL_RATIO, GOAL_FRACTION = 0.5, 0.8
 
 
 def mlp(width: int = 2048):
-    """The MLP 512-width-width-10."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
+    """The MLP 512-width-width-10 (Module 09's builder, weights drawn where the generator stands)."""
+    from tinytorch.recipes import digits_mlp
 
-    return Sequential(Linear(512, width), ReLU(), Linear(width, width), ReLU(), Linear(width, 10))
+    return digits_mlp((512, width, width, 10), seed=None)
 
 
 def digits_cnn():
-    """The digits CNN (8 and 16 filters)."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+    """The digits CNN (8 and 16 filters) of Module 09's `tinytorch.recipes`."""
+    from tinytorch.recipes import digits_cnn as build
 
-    return Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                      Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    return build(seed=None)
 
 
 def cifar_cnn(c1: int = 32, c2: int = 64, side: int = 32):

@@ -144,22 +144,6 @@ def _latencies(models: dict, x, rounds: int, repeats: int) -> dict:
 # ----------------------------------------------------------------------------- the two networks
 
 
-def _mlp():
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-
-    return Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
-
-
-def _cnn():
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
-
-    return Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2),
-                      Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(128, 10))
-
-
 class _Run:
     """State shared by the two parts of one demo run: data, console, folder, recipe."""
 
@@ -169,23 +153,19 @@ class _Run:
         self.curves: dict[str, dict] = {}
 
     def loaders(self, flat: bool):
+        """Module 09's digits loaders (batches shuffled with the run's seed) and the test images as a Tensor."""
         from tinytorch.core.tensor import Tensor
-        from tinytorch.data.loader import DataLoader, TensorDataset
-        from tinytorch.datasets import load_digits
+        from tinytorch.recipes import digits_loaders
 
-        x_train, y_train, x_test, y_test = load_digits(flat=flat)
-        train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=self.seed)
-        test = DataLoader(TensorDataset(x_test, y_test), batch_size=len(y_test))
-        return train, test, Tensor(x_test)
+        train, test = digits_loaders(self.seed, flat=flat)
+        return train, test, Tensor(test.dataset.arrays[0])
 
     def train(self, name: str, model, train, test, epochs: int) -> float:
-        from tinytorch.core.losses import CrossEntropyLoss
-        from tinytorch.core.optimizers import Adam
-        from tinytorch.core.training import evaluate, fit
+        """Module 09's recipe (Adam, lr 3e-3, batches of 64) for `epochs`; prints and returns the test accuracy."""
+        from tinytorch.recipes import DigitsRecipe
 
         start = time.perf_counter()
-        fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), train, epochs)
-        accuracy = evaluate(model, test)
+        accuracy = DigitsRecipe(epochs=epochs, lr=3e-3, seed=self.seed).fit(model, train, test, progress=None).accuracy
         self.console.print(f"{name}: trained {epochs} epochs in {time.perf_counter() - start:.1f} s, "
                            f"test accuracy {accuracy:.1%}")
         return accuracy
@@ -271,13 +251,12 @@ def _run_mlp(run: _Run) -> None:
     from tinytorch.compression import fine_tune, magnitude_prune, prune_and_quantize
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import Adam
-    from tinytorch.core.tensor import manual_seed
     from tinytorch.core.training import evaluate
+    from tinytorch.recipes import digits_mlp
 
     r = run.recipe
     train, test, x = run.loaders(flat=True)
-    manual_seed(run.seed)
-    model = _mlp()
+    model = digits_mlp(seed=run.seed)
     dense_accuracy = run.train("MLP 64-128-64-10", model, train, test, r.mlp_epochs)
     dense = copy.deepcopy(model)
 
@@ -308,12 +287,11 @@ def _run_mlp(run: _Run) -> None:
 
 def _run_cnn(run: _Run) -> None:
     from tinytorch.compression import prune_and_quantize, remove_pruned_units, structured_prune
-    from tinytorch.core.tensor import manual_seed
+    from tinytorch.recipes import digits_cnn
 
     r = run.recipe
     train, test, x = run.loaders(flat=False)
-    manual_seed(run.seed)
-    model = _cnn()
+    model = digits_cnn((16, 32), seed=run.seed)
     dense_accuracy = run.train("CNN 16-32 filters", model, train, test, r.cnn_epochs)
     dense = copy.deepcopy(model)
     one_shot = _one_shot(dense, structured_prune, (0.25, 0.5, 0.75), test)

@@ -857,44 +857,22 @@ def test_unit_quantize_model():
 # %% [markdown]
 # ## 5. On the digits: memory, error, accuracy, speed
 #
-# Now the real thing: train a small MLP and a small CNN on the digits (Module 07's
-# `fit`), quantize them, and measure. Everything printed below is measured by this
-# cell; run it and compare with your own numbers.
+# Now the real thing: train the course's small MLP and small CNN on the digits (one call
+# each to Module 09's given recipe, which runs Module 07's `fit`), quantize them, and
+# measure. Everything printed below is measured by this cell; run it and compare with
+# your own numbers.
 
 # %%
-from tinytorch.core.layers import ReLU, Sequential
-from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.optimizers import SGD, Adam
-from tinytorch.core.spatial import Flatten, MaxPool2d
-from tinytorch.core.tensor import manual_seed
-from tinytorch.core.training import evaluate, fit
-from tinytorch.data import DataLoader, TensorDataset
-from tinytorch.datasets import load_digits
+from tinytorch.core.training import evaluate
 from tinytorch.profiling import model_size_bytes
+from tinytorch.recipes import DigitsRecipe, digits_cnn, digits_mlp
 
-
-def _train_digits(flat: bool, seed: int = 0) -> tuple[Module, DataLoader, DataLoader]:
-    """The course's digits MLP (flat=True) or CNN, trained briefly; with its train and test loaders.
-
-    The networks and optimizers of benchmarks/bench_digits_train.py, with only the
-    first phase, shortened (20 and 10 epochs), so the lesson runs in seconds.
-    """
-    x_train, y_train, x_test, y_test = load_digits(flat=flat)
-    manual_seed(seed)
-    if flat:
-        model = Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
-        optimizer, epochs = SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4), 20
-    else:
-        model = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                           Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
-        optimizer, epochs = Adam(model.parameters(), lr=3e-3), 10
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size=32, shuffle=True, seed=seed)
-    fit(model, optimizer, CrossEntropyLoss(), train, epochs, progress=False)
-    return model, train, DataLoader(TensorDataset(x_test, y_test), batch_size=360)
-
-
-_mlp, _mlp_train, _mlp_test = _train_digits(flat=True)
-_cnn, _cnn_train, _cnn_test = _train_digits(flat=False)
+# The course's digits networks and recipe (Module 09's given `tinytorch.recipes`) with the
+# optimizers of benchmarks/bench_digits_train.py, first phase only and shortened, so this runs in seconds.
+_MLP_RECIPE = DigitsRecipe(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, epochs=20, batch_size=32)
+_CNN_RECIPE = DigitsRecipe(optimizer="adam", lr=3e-3, epochs=10, batch_size=32)
+_mlp, _, _mlp_train, _mlp_test, _ = _MLP_RECIPE.fit(digits_mlp(seed=0))
+_cnn, _, _cnn_train, _cnn_test, _ = _CNN_RECIPE.fit(digits_cnn(seed=0))
 
 # %% [markdown]
 # **Accuracy and bytes.** `int8 (A)` is the uncalibrated copy (dequantize path); `int8

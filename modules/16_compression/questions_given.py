@@ -22,10 +22,10 @@
 #   teacher beside it (the loss itself, `distillation_loss`, is a task of the lesson).
 # - `tinytorch/compression/lowrank.py`: `low_rank`, a Linear split in two by a
 #   truncated SVD, the third way to shrink a layer.
-# - `tinytorch/compression/experiments.py`: the digits data and models these
-#   experiments share, and the experiments themselves (lottery tickets, distillation
-#   against pruning, low rank against pruning, sensitivity-driven allocation), each
-#   returning rows the lesson prints and plots.
+# - `tinytorch/compression/experiments.py`: the experiments themselves (lottery
+#   tickets, distillation against pruning, low rank against pruning, sensitivity-driven
+#   allocation), each returning rows the lesson prints and plots. Their networks, data
+#   and training come from Module 09's `tinytorch.recipes`.
 #
 # `tito export 16` exports it with the lesson.
 
@@ -210,17 +210,16 @@ from tinytorch.compression.structured import structured_prune
 from tinytorch.compression.surgery import remove_pruned_units
 from tinytorch.compression.teacher import distill
 from tinytorch.compression.lowrank import low_rank
-from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam
-from tinytorch.core.tensor import Tensor, manual_seed
-from tinytorch.core.training import evaluate, fit
-from tinytorch.data.loader import DataLoader, TensorDataset
+from tinytorch.core.tensor import Tensor
+from tinytorch.core.training import evaluate
 from tinytorch.profiling import blas_threads, time_interleaved
+from tinytorch.recipes import DIGITS_MLP, DigitsRecipe, digits_loaders, digits_mlp
 
-TEACHER = (64, 128, 64, 10)
+TEACHER = DIGITS_MLP
 # The design target of the lesson's section 9.3, set from the measured comparison (3 seeds,
 # 95% overall): a sparse INT8 file of at most DESIGN_BYTES, on average at most DESIGN_DROP
 # below the dense accuracy. The sensitivity allocation met it (1,734-1,961 bytes, 0.7 points);
@@ -240,31 +239,9 @@ def one_blas_thread(fn: Callable) -> Callable:
     return wrapper
 
 
-def digits_mlp(sizes: Sequence[int] = TEACHER, seed: int = 0) -> Sequential:
-    """Linear layers of the given widths with a ReLU between each two, drawn with `seed`."""
-    manual_seed(seed)
-    layers: list[Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers += [Linear(a, b)] + ([ReLU()] if i < len(sizes) - 2 else [])
-    return Sequential(*layers)
-
-
-def digits_loaders(seed: int = 0, labels: int | None = None) -> tuple[DataLoader, DataLoader]:
-    """Training and test loaders of the digits; `labels` keeps only that many training examples."""
-    from tinytorch.datasets import load_digits
-
-    x, y, x_test, y_test = load_digits(flat=True)
-    if labels is not None:  # the same random subset for every model of one seed
-        keep = np.random.default_rng(seed).permutation(len(y))[:labels]
-        x, y = x[keep], y[keep]
-    train = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, seed=seed)
-    return train, DataLoader(TensorDataset(x_test, y_test), batch_size=len(y_test))
-
-
 def train(model: Module, loader, epochs: int = 25, lr: float = 3e-3, masks=None) -> Module:
-    """The recipe: Adam at `lr` for `epochs`, cross-entropy, `masks` held; returns the model."""
-    fine_tune(model, Adam(model.parameters(), lr=lr), CrossEntropyLoss(), loader, epochs, masks, progress=False)
-    return model
+    """Module 09's recipe (Adam at `lr` for `epochs`, cross-entropy) on `loader`, `masks` held; returns the model."""
+    return DigitsRecipe(epochs=epochs, lr=lr).fit(model, loader, masks=masks).model
 
 
 def nonzero_weights(model: Module) -> int:

@@ -448,7 +448,8 @@ if __name__ == "__main__":
 # %% [markdown]
 # ### Measure it: the digits models under the roof
 #
-# The two networks of the course, at a serving batch of 256 digits: the MLP
+# The two networks of the course (Module 09's `tinytorch.recipes`, random weights: speed
+# does not care about accuracy), at a serving batch of 256 digits: the MLP
 # 64-128-64-10 and the CNN (Conv 1->8, ReLU, MaxPool, Conv 8->16, ReLU, MaxPool,
 # Flatten, Linear 64->10). For each layer: FLOPs, bytes, intensity, which bound holds
 # (intensity against the ridge), the time the roofline allows (`Roofline.seconds`, from
@@ -457,26 +458,7 @@ if __name__ == "__main__":
 # and measured FLOP/s, under both roofs.
 
 # %%
-def _digits_mlp(seed: int = 0):
-    """The digits MLP 64-128-64-10 with random weights (speed does not care about accuracy)."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear
-    from tinytorch.core.tensor import manual_seed
-
-    manual_seed(seed)
-    return Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
-
-
-def _digits_cnn(seed: int = 0):
-    """The digits CNN: Conv 1->8, ReLU, MaxPool, Conv 8->16, ReLU, MaxPool, Flatten, Linear(64, 10)."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear
-    from tinytorch.core.spatial import Flatten, MaxPool2d
-    from tinytorch.core.tensor import manual_seed
-
-    manual_seed(seed)
-    return Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                      Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+from tinytorch.recipes import digits_cnn, digits_mlp  # the course's two networks (Module 09's given code)
 
 
 def _pyplot():
@@ -504,7 +486,7 @@ def _layer_timings(model, x, repeats):
 def analysis_layer_roofline(roof, cache_roof, batch=256):
     """Every layer of the digits MLP and CNN: intensity, bound, roofline time and measured time."""
     repeats = 2 if QUICK else 9
-    nets = [("digits MLP", _digits_mlp(), (batch, 64)), ("digits CNN", _digits_cnn(), (batch, 1, 8, 8))]
+    nets = [("digits MLP", digits_mlp(), (batch, 64)), ("digits CNN", digits_cnn(), (batch, 1, 8, 8))]
     found = []
     for title, model, shape in nets:
         rows = layer_intensities(model, shape)
@@ -1207,7 +1189,7 @@ def test_unit_compare_layer_times():
     from tinytorch.compression import remove_pruned_units, structured_prune
     from tinytorch.profiling import flops_by_layer
 
-    model = _digits_cnn()
+    model = digits_cnn()
     small = remove_pruned_units(model, structured_prune(model, 0.5))
     x = Tensor(np.random.default_rng(0).standard_normal((4, 1, 8, 8)))
     rows = compare_layer_times(model, small, x, repeats=1)
@@ -1255,7 +1237,7 @@ def analysis_layer_times(ratio=0.5):
 
     repeats = 2 if QUICK else 9
     c1, c2, cifar_batch, batch = (8, 16, 8, 32) if QUICK else (32, 64, 64, 256)
-    nets = [("digits CNN", _digits_cnn(), (batch, 1, 8, 8)),
+    nets = [("digits CNN", digits_cnn(), (batch, 1, 8, 8)),
             (f"CIFAR-shaped CNN {c1}/{c2}", _cifar_cnn(c1, c2), (cifar_batch, 3, 32, 32))]
     tables = []
     for name, masked, shape in nets:

@@ -367,23 +367,13 @@ def storage_bytes(model: Module) -> int:
 
 
 # %%
-def _mlp(sizes=(64, 32, 32, 10), seed: int = 0):
-    """A ReLU MLP with the given layer widths (a Sequential of Linear and ReLU)."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.tensor import manual_seed
-
-    manual_seed(seed)
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers += [Linear(a, b)] + ([ReLU()] if i < len(sizes) - 2 else [])
-    return Sequential(*layers)
+from tinytorch.recipes import DigitsRecipe, digits_mlp  # Module 09's given builder and recipe
 
 
 # %% nbgrader={"grade": true, "grade_id": "test-storage-bytes", "locked": true, "points": 2}
 def test_unit_storage_bytes():
     """Task 19.4"""
-    model = _mlp()
+    model = digits_mlp((64, 32, 32, 10))
     params = 64 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10
     assert storage_bytes(model) == 4 * params and count_weights(model) == (params, params)
     magnitude_prune(model, 0.5)
@@ -704,7 +694,7 @@ class Benchmark:
 # Two untrained MLPs of different widths on random data: the table, its fronts, a paired speed-up.
 _rng = np.random.default_rng(0)
 _data = (_rng.random((300, 64), dtype=np.float32), _rng.integers(0, 10, 300))
-_result = Benchmark({"wide": _mlp((64, 256, 256, 10)), "narrow": _mlp((64, 32, 32, 10))},
+_result = Benchmark({"wide": digits_mlp((64, 256, 256, 10)), "narrow": digits_mlp((64, 32, 32, 10))},
                     _data, batch_size=128).run(repeats=5, warmup=1)
 print(_result.to_markdown())
 
@@ -716,7 +706,7 @@ def test_unit_benchmark():
 
     rng = np.random.default_rng(1)
     x, y = rng.random((50, 64), dtype=np.float32), rng.integers(0, 10, 50)
-    wide, narrow = _mlp((64, 48, 10)), _mlp((64, 8, 10))
+    wide, narrow = digits_mlp((64, 48, 10)), digits_mlp((64, 8, 10))
     result = Benchmark({"wide": wide, "narrow": narrow}, (x, y), batch_size=16).run(repeats=2, warmup=0)
     assert result["wide"].accuracy == _evaluate(wide, DataLoader(TensorDataset(x, y), batch_size=50))
     assert result["narrow"].bytes == 4 * (64 * 8 + 8 + 8 * 10 + 10) == 4 * result["narrow"].params
@@ -821,7 +811,7 @@ def test_unit_standard_variants():
 
     rng = np.random.default_rng(2)
     x, y = rng.random((64, 64), dtype=np.float32), rng.integers(0, 10, 64)
-    model = _mlp((64, 16, 16, 10))
+    model = digits_mlp((64, 16, 16, 10))
     before = model.state_dict()
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore")  # the structured variant may stay masked
@@ -842,27 +832,15 @@ def test_unit_standard_variants():
 # The cells below measure on this machine, now, and print what they find; the figures
 # in ABOUT.md come from one full run of this file. Set `TINYTORCH_QUICK=1` for a fast
 # smoke run (`tito test` does; it also narrows the model to 64-128-128-10). The model is
-# a digits MLP 64-512-512-10: wide enough that removing three quarters of its hidden
-# units changes real work, not just overhead.
+# a digits MLP 64-512-512-10 (Module 09's `digits_mlp`, trained by its `DigitsRecipe` with
+# Adam at lr 1e-3): wide enough that removing three quarters of its hidden units changes
+# real work, not just overhead.
 
 # %%
 import os
 
 QUICK = os.environ.get("TINYTORCH_QUICK") == "1"
 PLOTS = Path(os.environ.get("TINYTORCH_PLOTS", "out/benchmarking"))
-
-
-def digits_model(epochs: int, width: int = 512, seed: int = 0):
-    """A digits MLP 64-width-width-10 trained with Adam, and the train and test data."""
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.training import fit
-    from tinytorch.datasets import load_digits
-
-    x_train, y_train, x_test, y_test = load_digits(flat=True)
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=seed)
-    model = _mlp((64, width, width, 10), seed=seed)
-    fit(model, Adam(model.parameters(), lr=1e-3), CrossEntropyLoss(), train, epochs, progress=False)
-    return model, train, (x_test, y_test)
 
 
 def analysis_noise(model, x, calls: int):
@@ -897,7 +875,9 @@ def analysis_digits_table():
     from tinytorch.core.losses import CrossEntropyLoss
 
     epochs, tune, repeats = (1, 0, 3) if QUICK else (10, 3, 30)
-    model, train, test = digits_model(epochs, width=128 if QUICK else 512)
+    width = 128 if QUICK else 512
+    run = DigitsRecipe(epochs=epochs, lr=1e-3).fit(digits_mlp((64, width, width, 10)))
+    model, train, test = run.model, run.train, run.test.dataset.arrays  # test: the (x, y) arrays
     variants = standard_variants(model, train, CrossEntropyLoss(), epochs=tune, lr=1e-3)
     result = Benchmark(variants, test, batch_size=256).run(repeats=repeats, warmup=3)
     print(result.to_markdown())

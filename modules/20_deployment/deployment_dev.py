@@ -433,11 +433,12 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## 5. The measurements
 #
-# Four models of the digits, built and trained below, go through every path: the MLP
-# 64-128-64-10, a small CNN, the CNN with half its filters structurally pruned and
-# *removed* (Module 16's `remove_pruned_units`: its shapes changed), and the MLP pruned
-# to 90% and quantized to INT8 (a `CompressedModel`). For each we compare outputs, then
-# measure bytes on disk and latency. Everything printed here is measured by your run;
+# Four models of the digits, built and trained below with Module 09's given recipe
+# (`tinytorch.recipes`), go through every path: the MLP 64-128-64-10, a small CNN, the
+# CNN with half its filters structurally pruned and *removed* (Module 16's
+# `remove_pruned_units`: its shapes changed), and the MLP pruned to 90% and quantized to
+# INT8 (a `CompressedModel`). For each we compare outputs, then measure bytes on disk
+# and latency. Everything printed here is measured by your run;
 # `TINYTORCH_QUICK=1` (set by `tito test`) trains for fewer epochs.
 
 # %%
@@ -454,32 +455,19 @@ OUT = Path(os.environ.get("TINYTORCH_PLOTS") or (tempfile.mkdtemp() if QUICK els
 def digits_models(seed: int = 0) -> tuple[dict[str, Module], tuple]:
     """The four models of the measurements, trained on the digits, and the test set (flat, images)."""
     from tinytorch.compression import prune_and_quantize, remove_pruned_units, structured_prune
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.spatial import Flatten, MaxPool2d
-    from tinytorch.core.tensor import manual_seed
-    from tinytorch.core.training import fit
-    from tinytorch.data.loader import DataLoader, TensorDataset
-    from tinytorch.datasets import load_digits
+    from tinytorch.recipes import DigitsRecipe, digits_cnn, digits_mlp
 
-    epochs = 2 if QUICK else 15
-    xf, yf, xf_test, y_test = load_digits(flat=True)
-    xi, _, xi_test, _ = load_digits(flat=False)
-    manual_seed(seed)
-    mlp = Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
-    cnn = Sequential(Conv2d(1, 8, 3, padding=1), BatchNorm2d(8), ReLU(), MaxPool2d(2),
-                     Conv2d(8, 16, 3, padding=1), BatchNorm2d(16), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
-    for model, x in ((mlp, xf), (cnn, xi)):
-        loader = DataLoader(TensorDataset(x, yf), batch_size=64, shuffle=True, seed=seed)
-        fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), loader, epochs, progress=False)
+    # Module 09's networks and recipe (Adam, lr 3e-3, batches of 64); the CNN's weights follow the MLP's.
+    mlp, cnn = digits_mlp(seed=seed), digits_cnn(batchnorm=True, seed=None)
+    recipe = DigitsRecipe(epochs=2 if QUICK else 15, lr=3e-3, seed=seed)
+    flat, image = (recipe.fit(model).test.dataset.arrays for model in (mlp, cnn))
     pruned = copy.deepcopy(cnn)  # structured_prune works in place
     small = remove_pruned_units(pruned, structured_prune(pruned, 0.5))
     int8 = prune_and_quantize(mlp, 0.9)
     models = {"MLP": mlp, "CNN": cnn, "CNN, half removed": small, "MLP 90% INT8": int8}
     for m in models.values():
         m.eval()
-    return models, (xf_test, xi_test, y_test)
+    return models, (flat[0], image[0], flat[1])
 
 
 def input_of(model: Module, test) -> np.ndarray:

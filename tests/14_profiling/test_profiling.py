@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tinytorch import recipes
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import is_grad_enabled
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
@@ -18,8 +19,8 @@ from tinytorch.profiling import (count_flops, count_parameters, flops_by_layer, 
 
 
 def digits_cnn():
-    return Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                      Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    """The digits CNN of Module 09's `tinytorch.recipes`, its weights drawn where the generator stands."""
+    return recipes.digits_cnn(seed=None)
 
 
 def test_count_parameters_matches_the_arrays():

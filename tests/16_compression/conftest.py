@@ -33,21 +33,14 @@ def digits():
     return load_digits(flat=True)
 
 
-def train_digits_mlp(digits, epochs=30, seed=0):
-    """The digits MLP (64-128-64-10), trained with Adam; returns (model, test accuracy)."""
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.training import evaluate, fit
-    from tinytorch.data.loader import DataLoader, TensorDataset
+def train_digits_mlp(epochs=30, seed=0):
+    """The digits MLP (64-128-64-10) trained by Module 09's recipe (Adam, lr 3e-3); returns (model, test accuracy)."""
+    from tinytorch.recipes import DigitsRecipe, digits_mlp
 
-    x_train, y_train, x_test, y_test = digits
-    model = make_mlp((64, 128, 64, 10), seed=seed)
-    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=seed)
-    fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), loader, epochs, progress=False)
-    test_loader = DataLoader(TensorDataset(x_test, y_test), batch_size=360)
-    return model, evaluate(model, test_loader)
+    run = DigitsRecipe(epochs=epochs, lr=3e-3, seed=seed).fit(digits_mlp(seed=seed))
+    return run.model, run.accuracy
 
 
 @pytest.fixture(scope="session")
-def trained_mlp(digits):
-    return train_digits_mlp(digits)
+def trained_mlp():
+    return train_digits_mlp()

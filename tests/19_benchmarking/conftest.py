@@ -56,18 +56,12 @@ def digits():
 
 
 @pytest.fixture(scope="session")
-def wide_digits(digits):
-    """The digits MLP 64-512-512-10 after one epoch of Adam (lr 3e-3), its train loader, test accuracy."""
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.training import evaluate, fit
-    from tinytorch.data.loader import DataLoader, TensorDataset
+def wide_digits():
+    """The digits MLP 64-512-512-10 after one epoch of Module 09's recipe (Adam, lr 3e-3): model, train loader, test accuracy."""
+    from tinytorch.recipes import DigitsRecipe
 
-    x_train, y_train, x_test, y_test = digits
-    model = make_mlp((64, 512, 512, 10), seed=0)
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=0)
-    fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), train, 1, progress=False)
-    return model, train, evaluate(model, DataLoader(TensorDataset(x_test, y_test), batch_size=360))
+    run = DigitsRecipe(epochs=1, lr=3e-3, seed=0).fit(make_mlp((64, 512, 512, 10), seed=0))
+    return run.model, run.train, run.accuracy
 
 
 @pytest.fixture(scope="session")

@@ -6,17 +6,14 @@ import copy
 import numpy as np
 import pytest
 
-from tinytorch.core.activations import ReLU
+from tinytorch import recipes
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
-from tinytorch.core.tensor import manual_seed
 
 
 def digits_cnn(seed: int = 0) -> Sequential:
-    """Conv-BN-ReLU-Pool twice, Flatten, Linear: the digits CNN on 1x8x8 images."""
-    manual_seed(seed)
-    return Sequential(Conv2d(1, 8, 3, padding=1), BatchNorm2d(8), ReLU(), MaxPool2d(2),
-                      Conv2d(8, 16, 3, padding=1), BatchNorm2d(16), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    """Conv-BN-ReLU-Pool twice, Flatten, Linear: the digits CNN on 1x8x8 images (Module 09's builder)."""
+    return recipes.digits_cnn(batchnorm=True, seed=seed)
 
 
 def every_layer_model(rng) -> Sequential:
@@ -35,15 +32,9 @@ def every_layer_model(rng) -> Sequential:
     return model.eval()
 
 
-def _train(model, x, y, epochs: int, seed: int = 0):
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.training import fit
-    from tinytorch.data.loader import DataLoader, TensorDataset
-
-    loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, seed=seed)
-    fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), loader, epochs, progress=False)
-    return model.eval()
+def _train(model, epochs: int, seed: int = 0):
+    """`model` trained by Module 09's recipe (Adam, lr 3e-3, batches of 64), in eval mode."""
+    return recipes.DigitsRecipe(epochs=epochs, lr=3e-3, seed=seed).fit(model).model.eval()
 
 
 @pytest.fixture(scope="session")
@@ -61,11 +52,9 @@ def models(digits):
     """name -> (model in eval mode, test inputs it reads)."""
     from tinytorch.compression import prune_and_quantize, remove_pruned_units, structured_prune
 
-    xf, y, xf_test = digits["flat"]
-    xi, _, xi_test = digits["image"]
-    manual_seed(0)
-    mlp = _train(Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10)), xf, y, 8)
-    cnn = _train(digits_cnn(), xi, y, 3)
+    xf_test, xi_test = digits["flat"][2], digits["image"][2]
+    mlp = _train(recipes.digits_mlp(seed=0), 8)
+    cnn = _train(digits_cnn(), 3)
     work = copy.deepcopy(cnn)
     removed = remove_pruned_units(work, structured_prune(work, 0.5)).eval()
     int8 = prune_and_quantize(mlp, 0.9).eval()

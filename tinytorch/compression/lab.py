@@ -7,12 +7,14 @@ __all__ = ['quick_mode', 'plots_folder', 'toy_mlp', 'digits_setup', 'trained_dig
            'save_plot', 'analysis_one_shot_vs_iterative', 'analysis_structured_vs_unstructured',
            'analysis_structured_speed', 'analysis_weight_histogram', 'analysis_prune_plus_int8']
 
-# %% ../../modules/16_compression/lab_given.py #d4de1da1
+# %% ../../modules/16_compression/lab_given.py #5efc92f7
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..recipes import DigitsRecipe, digits_cnn, digits_loaders, digits_mlp
 
 _TRAINED: dict = {}
 _PLOTS: list = []
@@ -34,40 +36,21 @@ def plots_folder() -> Path:
 
 def toy_mlp(seed: int = 0):
     """The lesson's small test model: Linear(8, 16), ReLU, Linear(16, 12), ReLU, Linear(12, 4)."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.tensor import manual_seed
-
-    manual_seed(seed)
-    return Sequential(Linear(8, 16), ReLU(), Linear(16, 12), ReLU(), Linear(12, 4))
+    return digits_mlp((8, 16, 12, 4), seed)
 
 
 def digits_setup(seed: int = 0):
-    """The digits loaders (train shuffled with `seed`, test in one batch) and a fresh 64-128-64-10 MLP."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.tensor import manual_seed
-    from tinytorch.data.loader import DataLoader, TensorDataset
-    from tinytorch.datasets import load_digits
-
-    x_train, y_train, x_test, y_test = load_digits(flat=True)
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=seed)
-    test = DataLoader(TensorDataset(x_test, y_test), batch_size=len(y_test))
-    manual_seed(seed)
-    return Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10)), train, test
+    """A fresh digits MLP 64-128-64-10 (drawn with `seed`) and the recipe's loaders (Module 09's `tinytorch.recipes`)."""
+    return (digits_mlp(seed=seed), *digits_loaders(seed))
 
 
 def trained_digits(seed: int = 0):
-    """(model, train, test): the MLP trained with Adam (lr 3e-3, 25 epochs; 5 in quick mode), once per seed."""
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.training import fit
-
+    """(model, train, test): the MLP trained by Module 09's `DigitsRecipe` (Adam, lr 3e-3, 25 epochs; 5 in
+    quick mode), once per seed."""
     model, train, test = digits_setup(seed)
     if seed not in _TRAINED:
-        epochs = 5 if quick_mode() else 25
-        fit(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss(), train, epochs, progress=False)
-        _TRAINED[seed] = model.state_dict()
+        recipe = DigitsRecipe(epochs=5 if quick_mode() else 25, lr=3e-3, seed=seed)
+        _TRAINED[seed] = recipe.fit(model, train, test).model.state_dict()
     model.load_state_dict(_TRAINED[seed])
     return model, train, test
 
@@ -87,16 +70,9 @@ def forward_times(models, x, repeats: int) -> list[float]:
 
 def speed_nets():
     """(name, model, input shape): an MLP 512-2048-2048-10 and the digits CNN, batch 256 (small in quick mode)."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
-    from tinytorch.core.tensor import manual_seed
-
     width, batch = (256, 32) if quick_mode() else (2048, 256)
-    manual_seed(0)
-    mlp = Sequential(Linear(512, width), ReLU(), Linear(width, width), ReLU(), Linear(width, 10))
-    cnn = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                     Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    mlp = digits_mlp((512, width, width, 10), seed=0)
+    cnn = digits_cnn(seed=None)  # drawn after the MLP from the same stream
     return [(f"MLP 512-{width}-{width}-10", mlp, (batch, 512)), ("digits CNN", cnn, (batch, 1, 8, 8))]
 
 
