@@ -33,23 +33,11 @@ RECIPE = {"epochs": 25, "steps": 5, "epochs_per_step": 5, "final_epochs": 10, "c
 QUICK = {"epochs": 3, "steps": 2, "epochs_per_step": 1, "final_epochs": 1, "centroid_epochs": 1}
 
 
-def _mlp(widths):
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-
-    layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        layers += [Linear(a, b)] + ([ReLU()] if i < len(widths) - 2 else [])
-    return Sequential(*layers)
-
-
 def _data(seed: int):
-    from tinytorch.data.loader import DataLoader, TensorDataset
-    from tinytorch.datasets import load_digits
+    """The digits loaders of Module 09's `tinytorch.recipes` (batches of 64 in `seed`'s order)."""
+    from tinytorch.recipes import digits_loaders
 
-    x_train, y_train, x_test, y_test = load_digits(flat=True)
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size=64, shuffle=True, seed=seed)
-    return train, DataLoader(TensorDataset(x_test, y_test), batch_size=len(y_test))
+    return digits_loaders(seed)
 
 
 def _file_row(setting: str, model, test, dense_bytes: int) -> dict:
@@ -95,14 +83,11 @@ def run_seed(name: str, widths, seed: int, recipe: dict, sparsities, bits_list) 
     from tinytorch.compression.container import to_bytes
     from tinytorch.compression.sharing import fine_tune_centroids
     from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.tensor import manual_seed
-    from tinytorch.core.training import evaluate, fit
+    from tinytorch.core.training import evaluate
+    from tinytorch.recipes import DigitsRecipe, digits_mlp
 
     train, test = _data(seed)
-    manual_seed(seed)
-    dense = _mlp(widths)
-    fit(dense, Adam(dense.parameters(), lr=3e-3), CrossEntropyLoss(), train, recipe["epochs"], progress=False)
+    dense = DigitsRecipe(epochs=recipe["epochs"], lr=3e-3, seed=seed).fit(digits_mlp(widths, seed), train, test).model
     dense_bytes = len(to_bytes(dense))
     rows = [{"setting": "dense fp32", "sparsity": 0.0, "bits": 32, "bytes": dense_bytes, "ratio": 1.0,
              "accuracy": float(evaluate(dense, test))}]

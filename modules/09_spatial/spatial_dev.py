@@ -37,6 +37,10 @@
 # 4. `Flatten`;
 # 5. `batch_norm2d` / `BatchNorm2d`, with training and evaluation behaviour.
 #
+# Given beside this lesson, no task: `recipes_given.py` (`tinytorch.recipes`), the digits
+# MLP and CNN and the one recipe that trains them, which every later module, the demo
+# and the benchmarks use, so their figures come from the same networks trained the same way.
+#
 # Shapes follow PyTorch: images are `(N, C, H, W)` (batch, channels, height, width) and
 # a convolution weight is `(out_channels, in_channels, kh, kw)`. Axis 0 of every weight
 # is its output unit, a *filter*: Module 16 prunes whole filters along that axis.
