@@ -33,13 +33,10 @@ BATCH = 64
 
 
 def tinytorch_cnn():
-    """The digits CNN in TinyTorch."""
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+    """The digits CNN in TinyTorch (Module 09's builder; weights drawn where the generator stands)."""
+    from tinytorch.recipes import digits_cnn
 
-    return Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                      Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    return digits_cnn(seed=None)
 
 
 def torch_cnn(torch):

@@ -24,13 +24,12 @@ BATCH = 64
 
 def tinytorch_step(optimizer_name: str, x, y):
     """A TinyTorch model, its optimizer and a function that runs one training step."""
-    from tinytorch.core.layers import Linear, ReLU, Sequential
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import SGD, Adam
-    from tinytorch.core.tensor import Tensor, manual_seed
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.recipes import digits_mlp
 
-    manual_seed(0)
-    model = Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
+    model = digits_mlp(seed=0)  # the digits MLP 64-128-64-10 (Module 09's builder)
     opt = Adam(model.parameters(), lr=1e-3) if optimizer_name == "adam" else SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = CrossEntropyLoss()
     inputs = Tensor(x)

@@ -570,12 +570,9 @@ def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int = 7, warm
 
 # %%
 def demo_profile():
-    from tinytorch.core.activations import ReLU
-    from tinytorch.core.layers import Linear, Sequential
-    from tinytorch.core.spatial import Conv2d, Flatten
+    from tinytorch.recipes import digits_cnn
 
-    model = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                       Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
+    model = digits_cnn(seed=None)  # the course's digits CNN (Module 09's given builder)
     x = np.zeros((64, 1, 8, 8), dtype=np.float32)
     print(f"parameters {count_parameters(model)}, {model_size_bytes(model)} bytes")
     for name, flops in flops_by_layer(model, (1, 1, 8, 8)):

@@ -8,12 +8,11 @@ import pytest
 
 from tinytorch.core.layers import Dropout, Linear, Module, ReLU, Sequential, Tanh
 from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.optimizers import SGD, Adam
+from tinytorch.core.optimizers import Adam
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor, manual_seed
 from tinytorch.core.training import evaluate, fit
 from tinytorch.data import DataLoader, TensorDataset
-from tinytorch.datasets import load_digits
 from tinytorch.quantization import (
     QuantizedConv2d,
     QuantizedLinear,
@@ -21,6 +20,7 @@ from tinytorch.quantization import (
     quantize_model,
 )
 from tinytorch.profiling import model_size_bytes
+from tinytorch.recipes import DigitsRecipe, digits_cnn, digits_mlp
 
 
 def _cnn() -> Sequential:
@@ -190,19 +190,13 @@ def test_quantize_model_rejects_non_modules():
 # --- The digits: accuracy after quantization ----------------------------------------
 
 def _train(flat: bool):
-    """The networks and optimizers of benchmarks/bench_digits_train.py, first phase only, shortened."""
-    x_train, y_train, x_test, y_test = load_digits(flat=flat)
-    manual_seed(0)
+    """Lesson 15's digits networks and recipes (Module 09's `tinytorch.recipes`): (model, train, test)."""
     if flat:
-        model = Sequential(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10))
-        optimizer, epochs = SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4), 20
+        recipe = DigitsRecipe(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, epochs=20, batch_size=32)
     else:
-        model = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                           Conv2d(8, 16, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10))
-        optimizer, epochs = Adam(model.parameters(), lr=3e-3), 10
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size=32, shuffle=True, seed=0)
-    fit(model, optimizer, CrossEntropyLoss(), train, epochs, progress=False)
-    return model, train, DataLoader(TensorDataset(x_test, y_test), batch_size=360)
+        recipe = DigitsRecipe(optimizer="adam", lr=3e-3, epochs=10, batch_size=32)
+    model, _, train, test, _ = recipe.fit(digits_mlp(seed=0) if flat else digits_cnn(seed=0))
+    return model, train, test
 
 
 @pytest.mark.slow

@@ -13,10 +13,10 @@ from tinytorch.acceleration import (
     measure_roofline,
 )
 from tinytorch.acceleration import roofline as roofline_module
-from tinytorch.core.activations import ReLU
-from tinytorch.core.layers import Linear, Sequential
-from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+from tinytorch.core.layers import Linear
+from tinytorch.core.spatial import Conv2d
 from tinytorch.profiling import flops_by_layer
+from tinytorch.recipes import digits_cnn
 
 from .conftest import make_cnn
 
@@ -161,8 +161,6 @@ def test_layer_intensities_of_a_cnn():
 
 def test_layer_intensities_of_the_digits_models_sit_left_of_a_typical_ridge():
     """Not a task: the lesson's claim that no digits CNN layer reaches 4 FLOPs per byte."""
-    cnn = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2), Conv2d(8, 16, 3, padding=1), ReLU(),
-                     MaxPool2d(2), Flatten(), Linear(64, 10))
-    rows = layer_intensities(cnn, (256, 1, 8, 8))
+    rows = layer_intensities(digits_cnn(seed=None), (256, 1, 8, 8))
     assert max(r.intensity for r in rows if r.kind == "Conv2d") < 4
     assert roofline_module.Roofline(1.0, 1.0).ridge == 1.0
