@@ -47,8 +47,8 @@
 #
 # It writes three files of `tinytorch.benchmarking`, and each code cell below says
 # which: `timing.py` (sections 1-2), `benchmark.py` (sections 3-5: bytes, the Pareto
-# front, the `Benchmark` runner and its table) and `variants.py` (section 6). The import
-# cells come first, before this lesson defines the names they bring in.
+# front, the `Benchmark` runner and its table) and `variants.py` (section 6). Their
+# import cells open section 1, before this lesson defines the names they bring in.
 
 # %%
 #| default_exp benchmarking.benchmark
@@ -81,6 +81,29 @@ from tinytorch.quantization import QuantizedLayer
 # A Module 16 without physical removal of pruned units leaves structured variants masked.
 _remove_units = getattr(compression, "remove_pruned_units", None)
 
+# %% [markdown]
+# ## 1. Timing is noisy: warm up, repeat, take the median
+#
+# Call the same model on the same batch twenty times and you get twenty different
+# times. Some of the reasons:
+#
+# - **First calls are slow.** Memory is allocated for the first time, the BLAS library
+#   starts its threads, caches are cold. A few untimed *warm-up* calls absorb this.
+# - **The machine is shared.** Other processes (other users, the test runner, the
+#   browser) take the CPU for milliseconds at a time. On a 2-core machine one busy
+#   neighbour can double a measurement.
+# - **The garbage collector** can run in the middle of a timed call. `timeit` switches
+#   it off while timing; so do we.
+# - **Frequency scaling**: a CPU speeds up and slows down with load and temperature.
+#
+# Noise only ever adds time, so the distribution of timings has a long right tail. The
+# **mean** follows the tail: one call ten times slower than nineteen others moves the
+# mean of twenty by 45%. The **median** does not move at all. We report the median and,
+# as its spread, the **interquartile range** (IQR): the width of the middle half of the
+# timings, from the 25th percentile (q1) to the 75th (q3). A wide IQR says "this number
+# is shaky"; a narrow one says it is repeatable. The minimum is also kept: it is the
+# best the code can do, but it hides how often you get it.
+
 # %%
 #| export benchmarking.timing
 """Timing models fairly: statistics of repeated timings, interleaved rounds and paired speed-ups (Module 19, sections 1-2)."""
@@ -112,29 +135,6 @@ from tinytorch.benchmarking.timing import _check_count
 from tinytorch.compression import fine_tune, magnitude_prune, prune_and_quantize, structured_prune
 from tinytorch.core.layers import Module
 from tinytorch.core.optimizers import Adam
-
-# %% [markdown]
-# ## 1. Timing is noisy: warm up, repeat, take the median
-#
-# Call the same model on the same batch twenty times and you get twenty different
-# times. Some of the reasons:
-#
-# - **First calls are slow.** Memory is allocated for the first time, the BLAS library
-#   starts its threads, caches are cold. A few untimed *warm-up* calls absorb this.
-# - **The machine is shared.** Other processes (other users, the test runner, the
-#   browser) take the CPU for milliseconds at a time. On a 2-core machine one busy
-#   neighbour can double a measurement.
-# - **The garbage collector** can run in the middle of a timed call. `timeit` switches
-#   it off while timing; so do we.
-# - **Frequency scaling**: a CPU speeds up and slows down with load and temperature.
-#
-# Noise only ever adds time, so the distribution of timings has a long right tail. The
-# **mean** follows the tail: one call ten times slower than nineteen others moves the
-# mean of twenty by 45%. The **median** does not move at all. We report the median and,
-# as its spread, the **interquartile range** (IQR): the width of the middle half of the
-# timings, from the 25th percentile (q1) to the 75th (q3). A wide IQR says "this number
-# is shaky"; a narrow one says it is repeatable. The minimum is also kept: it is the
-# best the code can do, but it hides how often you get it.
 
 # %% nbgrader={"grade": false, "grade_id": "latency-stats", "solution": true}
 #| export benchmarking.timing
