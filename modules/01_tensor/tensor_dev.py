@@ -52,6 +52,17 @@ from tinytorch.core.autograd import backward as autograd_backward
 from tinytorch.core.autograd import is_grad_enabled, unbroadcast
 from tinytorch.core.checks import check_int
 
+# %%
+#| export core.shape_ops
+"""Reductions (sum, mean, max) and shape operations (reshape, transpose, indexing) of Tensor."""
+from typing import Any
+
+import numpy as np
+
+# NOTE: the last sections of this lesson export to shape_ops.py, which builds on the
+# Tensor of tensor.py. In the lesson itself the Tensor cell below replaces these names.
+from tinytorch.core.tensor import Tensor, _lift
+
 # %% [markdown]
 # ## Precision and randomness
 #
@@ -340,6 +351,16 @@ class Tensor:
     def transpose(self, *axes: Any) -> "Tensor":
         """Permute the axes (reverse them when none are given)."""
         return transpose(self, *axes)
+
+
+# %%
+#| export
+# Reductions and shape operations live in shape_ops.py (from the sections "Sum and mean"
+# on), which needs the class above: imported after it, so `t.sum()` finds them and
+# `from tinytorch.core.tensor import sum` keeps working.
+from tinytorch.core.shape_ops import getitem, max, mean, reshape, sum, transpose
+
+_all_ = ["sum", "mean", "max", "reshape", "transpose", "getitem"]
 
 
 # %% [markdown]
@@ -714,7 +735,7 @@ def test_unit_maximum():
 # number of elements averaged.
 
 # %% nbgrader={"grade": false, "grade_id": "sum-mean", "solution": true}
-#| export
+#| export core.shape_ops
 def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
     """Broadcast the gradient of a reduction back to the input's shape (a view)."""
     if axis is not None and not keepdims:
@@ -773,7 +794,7 @@ def test_unit_sum_mean():
 # tied elements, so the total passed back stays `g`.
 
 # %% nbgrader={"grade": false, "grade_id": "max", "solution": true}
-#| export
+#| export core.shape_ops
 def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Largest element over `axis` (all when None); tied maxima share the gradient.
 
@@ -819,7 +840,7 @@ def test_unit_max():
 # fancy-index assignment does not accumulate. `np.add.at` does.
 
 # %% nbgrader={"grade": false, "grade_id": "reshape-transpose", "solution": true}
-#| export
+#| export core.shape_ops
 def _shape_arg(args: tuple) -> tuple:
     """Accept both `f(2, 3)` and `f((2, 3))`."""
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
@@ -884,7 +905,7 @@ def test_unit_reshape_transpose():
 
 
 # %% nbgrader={"grade": false, "grade_id": "getitem", "solution": true}
-#| export
+#| export core.shape_ops
 def _plain_index(index: Any) -> tuple[Any, bool]:
     """The index with Tensors turned into integer arrays, and whether it is advanced."""
     parts = index if isinstance(index, tuple) else (index,)

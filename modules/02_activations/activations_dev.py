@@ -32,22 +32,37 @@
 # `Sequential` of `Linear` and `ReLU`). If `Module` lived in `layers.py`, then
 # `activations.py` would import `layers.py`, which imports `activations.py`: a
 # circular import. Defining `Module` first, here, makes the dependency a straight
-# line, `tensor -> activations -> layers -> losses`, and `tinytorch.core.layers`
-# re-exports it, so `from tinytorch.core.layers import Module` works as well.
+# line, `tensor -> module -> activations -> layers -> losses` (the class gets a file of
+# its own, `tinytorch/core/module.py`), and `tinytorch.core.activations` and
+# `tinytorch.core.layers` re-export it, so `from tinytorch.core.layers import Module`
+# works as well.
 
 # %%
 #| default_exp core.activations
 
 # %%
-#| export
+#| export core.module
 from __future__ import annotations
+"""The Module base class every layer inherits: it finds parameters, buffers and children by walking attributes."""
 
-import math
 from typing import Any, Iterator
 
 import numpy as np
 
 from tinytorch.core.tensor import Tensor
+
+# %%
+#| export
+import math
+
+import numpy as np
+
+# Module lives in its own file, tinytorch/core/module.py, written by section 1 below;
+# re-exported here, so `from tinytorch.core.activations import Module` works too.
+from tinytorch.core.module import Module
+from tinytorch.core.tensor import Tensor
+
+_all_ = ["Module"]
 
 
 # %% [markdown]
@@ -90,7 +105,7 @@ from tinytorch.core.tensor import Tensor
 # PyTorch does.
 
 # %% nbgrader={"grade": false, "grade_id": "module", "solution": true}
-#| export
+#| export core.module
 class Module:
     """Base class of every layer: finds parameters, buffers and children by walking attributes."""
 

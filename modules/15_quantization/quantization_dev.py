@@ -37,16 +37,20 @@
 #
 # Module 16 (Compression) prunes weights to exactly zero and then calls this module's
 # quantizer, so one guarantee matters above all: **a zero stays exactly zero**.
+#
+# The lesson writes three files of `tinytorch.quantization`, and each code cell below
+# says which: `int8.py` (sections 1-2, the int8 tensor and the quantizers),
+# `layers.py` (section 3, the quantized layers) and `convert.py` (calibration and
+# section 4, whole models). The import cells come first, before this lesson defines
+# the names they bring in.
 
 # %%
 #| default_exp quantization.int8
 
 # %%
-#| export
+#| export quantization.layers
 from __future__ import annotations
-
-import copy
-from collections.abc import Iterable
+"""Quantized layers: the integer matmul, and Linear and Conv2d layers that keep int8 weights (Module 15, section 3)."""
 
 import numpy as np
 
@@ -54,6 +58,31 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.spatial import Conv2d, _pair, conv2d, conv_output_size, im2col
 from tinytorch.core.tensor import Tensor
+
+# %%
+#| export
+import numpy as np
+
+from tinytorch.core.tensor import Tensor
+
+# %%
+#| export quantization.layers
+from tinytorch.quantization.int8 import QuantizedTensor, quantize_int8, quantize_with
+
+# %%
+#| export quantization.convert
+"""Whole models in int8: calibrating the quantized layers' input scales, and quantize_model (Module 15, sections 3-4)."""
+import copy
+from collections.abc import Iterable
+
+import numpy as np
+
+from tinytorch.core.autograd import no_grad
+from tinytorch.core.layers import Linear, Module
+from tinytorch.core.spatial import Conv2d
+from tinytorch.core.tensor import Tensor
+from tinytorch.quantization.int8 import SYMMETRIC_MAX
+from tinytorch.quantization.layers import QuantizedConv2d, QuantizedLayer, QuantizedLinear
 
 # %% [markdown]
 # ## 1. The affine map from reals to integers
@@ -494,7 +523,7 @@ print(f"saved float32: {_buf_fp32.getbuffer().nbytes} B, saved int8: {_buf_int8.
 # `parameters()` does not list the int8 weight (there is nothing to train).
 
 # %% nbgrader={"grade": false, "grade_id": "quantized-matmul", "solution": true}
-#| export
+#| export quantization.layers
 def quantized_matmul(xq: np.ndarray, x_scale: float, qweight: QuantizedTensor) -> np.ndarray:
     """`x @ W^T` from int8 inputs and a symmetric int8 weight: int32 sums, one float rescale. Task 15.4.
 
@@ -541,7 +570,7 @@ def test_unit_quantized_matmul():
 # while `calibrate` runs. Each layer then defines its two paths.
 
 # %%
-#| export
+#| export quantization.layers
 class QuantizedLayer(Module):
     """Common part of QuantizedLinear and QuantizedConv2d: int8 weight, float bias, two forward paths."""
 
@@ -591,7 +620,7 @@ class QuantizedLayer(Module):
         return self.qweight.nbytes + (0 if self.bias is None else self.bias.nbytes)
 
 # %% nbgrader={"grade": false, "grade_id": "quantized-linear", "solution": true}
-#| export
+#| export quantization.layers
 class QuantizedLinear(QuantizedLayer):
     """A Linear layer whose weight is stored as per-output-channel int8: `y ~= x W^T + b`."""
 
@@ -644,7 +673,7 @@ class QuantizedLinear(QuantizedLayer):
 # `quantized_matmul`, where each filter is one row.
 
 # %% nbgrader={"grade": false, "grade_id": "quantized-conv2d", "solution": true}
-#| export
+#| export quantization.layers
 class QuantizedConv2d(QuantizedLayer):
     """A Conv2d whose filters are stored as per-filter int8; stride and padding as in the float layer."""
 
@@ -724,7 +753,7 @@ def test_unit_quantized_layers():
 # percentile ignores rare outliers and gives finer steps to everything else.)
 
 # %% nbgrader={"grade": false, "grade_id": "calibrate", "solution": true}
-#| export
+#| export quantization.convert
 def _inputs(batches: Iterable | Tensor | np.ndarray) -> Iterable:
     """The model inputs in `batches`: a single array, or an iterable of arrays or `(x, y, ...)` tuples."""
     if isinstance(batches, (Tensor, np.ndarray)):
@@ -790,7 +819,7 @@ def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
 # calibrated and runs the integer path.
 
 # %% nbgrader={"grade": false, "grade_id": "quantize-model", "solution": true}
-#| export
+#| export quantization.convert
 def quantize_model(model: Module, calibration_data: Iterable | Tensor | np.ndarray | None = None) -> Module:
     """A copy of `model` with every Linear and Conv2d replaced by its int8 version. Task 15.8.
 

@@ -44,6 +44,11 @@
 # The library does the work: Module 14 counts parameters and FLOPs, Modules 15 and 16
 # build and size the variants. This module imports them as any user would, through
 # `tinytorch.profiling`, `tinytorch.quantization` and `tinytorch.compression`.
+#
+# It writes three files of `tinytorch.benchmarking`, and each code cell below says
+# which: `timing.py` (sections 1-2), `benchmark.py` (sections 3-5: bytes, the Pareto
+# front, the `Benchmark` runner and its table) and `variants.py` (section 6). Their
+# import cells open section 1, before this lesson defines the names they bring in.
 
 # %%
 #| default_exp benchmarking.benchmark
@@ -99,8 +104,40 @@ _remove_units = getattr(compression, "remove_pruned_units", None)
 # is shaky"; a narrow one says it is repeatable. The minimum is also kept: it is the
 # best the code can do, but it hides how often you get it.
 
-# %% nbgrader={"grade": false, "grade_id": "latency-stats", "solution": true}
+# %%
+#| export benchmarking.timing
+"""Timing models fairly: statistics of repeated timings, interleaved rounds and paired speed-ups (Module 19, sections 1-2)."""
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinytorch.core.autograd import no_grad
+from tinytorch.core.layers import Module
+from tinytorch.core.tensor import Tensor
+from tinytorch.profiling import time_rounds
+
+# %%
 #| export
+from tinytorch.benchmarking.timing import (LatencyStats, _check_count, _check_models, interleaved_latency,
+                                           latency_stats, paired_speedup)
+
+# %%
+#| export benchmarking.variants
+"""The standard variants of a trained model, built with Modules 15 and 16: baseline, pruned, structured, int8, pruned+int8 (Module 19, section 6)."""
+import copy
+import warnings
+from collections.abc import Callable, Iterable
+
+from tinytorch.benchmarking.benchmark import _remove_units
+from tinytorch.benchmarking.timing import _check_count
+from tinytorch.compression import fine_tune, magnitude_prune, prune_and_quantize, structured_prune
+from tinytorch.core.layers import Module
+from tinytorch.core.optimizers import Adam
+
+# %% nbgrader={"grade": false, "grade_id": "latency-stats", "solution": true}
+#| export benchmarking.timing
 @dataclass(frozen=True)
 class LatencyStats:
     """Summary of repeated timings, in seconds."""
@@ -189,7 +226,7 @@ def test_unit_latency_stats():
 # without waiting for real time.
 
 # %% nbgrader={"grade": false, "grade_id": "interleaved-latency", "solution": true}
-#| export
+#| export benchmarking.timing
 def _check_count(name: str, value: object, minimum: int) -> int:
     # NOTE: bool is an int subclass; repeats=True would silently mean 1.
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -748,7 +785,7 @@ def test_unit_benchmark():
 # call, so expect them to be no faster than the baseline here, whatever their size.
 
 # %% nbgrader={"grade": false, "grade_id": "standard-variants", "solution": true}
-#| export
+#| export benchmarking.variants
 VARIANTS = ("baseline", "pruned", "structured", "int8", "pruned+int8")
 
 

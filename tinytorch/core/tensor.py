@@ -242,6 +242,14 @@ class Tensor:
         """Permute the axes (reverse them when none are given)."""
         return transpose(self, *axes)
 
+# %% ../../modules/01_tensor/tensor_dev.py #cd4135ed
+# Reductions and shape operations live in shape_ops.py (from the sections "Sum and mean"
+# on), which needs the class above: imported after it, so `t.sum()` finds them and
+# `from tinytorch.core.tensor import sum` keeps working.
+from .shape_ops import getitem, max, mean, reshape, sum, transpose
+
+_all_ = ["sum", "mean", "max", "reshape", "transpose", "getitem"]
+
 # %% ../../modules/01_tensor/tensor_dev.py #f2922d55
 def add(a: Any, b: Any) -> Tensor:
     """Elementwise a + b with broadcasting.
@@ -429,128 +437,4 @@ def maximum(a: Any, b: Any) -> Tensor:
         return (unbroadcast(g * share, a.data.shape) if a.requires_grad else None,
                 unbroadcast(g * (1.0 - share), b.data.shape) if b.requires_grad else None)
     return Tensor.from_op(np.maximum(a.data, b.data), (a, b), backward, op="maximum")
-    ### END SOLUTION
-
-# %% ../../modules/01_tensor/tensor_dev.py #c076312b
-def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
-    """Broadcast the gradient of a reduction back to the input's shape (a view)."""
-    if axis is not None and not keepdims:
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, shape)
-
-
-# NOTE: `sum`, `max`, `abs` and `pow` shadow Python's builtins inside this file, as
-# `torch.sum` does in torch's namespace. Nothing here needs the builtins; other code
-# calls the methods (`x.sum()`) or imports the module (`from tinytorch.core import tensor`).
-def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Sum of the elements over `axis` (all when None).
-
-    Task 01.7: forward np.sum; backward broadcasts g back to the input shape (`_expand`).
-    """
-    a = _lift(a)
-    ### BEGIN SOLUTION
-    out = np.sum(a.data, axis=axis, keepdims=keepdims)
-    return Tensor.from_op(out, (a,), lambda g: (_expand(g, a.data.shape, axis, keepdims),), op="sum")
-    ### END SOLUTION
-
-
-def mean(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Mean of the elements over `axis` (all when None).
-
-    Task 01.7: forward np.mean; backward is the sum's, divided by the number of elements averaged.
-    """
-    a = _lift(a)
-    ### BEGIN SOLUTION
-    out = np.mean(a.data, axis=axis, keepdims=keepdims)
-    count = a.data.size // (np.size(out) or 1)
-    return Tensor.from_op(out, (a,), lambda g: (_expand(g / count, a.data.shape, axis, keepdims),), op="mean")
-    ### END SOLUTION
-
-# %% ../../modules/01_tensor/tensor_dev.py #d01b261b
-def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Largest element over `axis` (all when None); tied maxima share the gradient.
-
-    Task 01.8: forward np.max; backward sends g to the maximal elements, split equally among ties.
-    """
-    a = _lift(a)
-    ### BEGIN SOLUTION
-    top = np.max(a.data, axis=axis, keepdims=True)
-    out = top if keepdims else np.squeeze(top, axis=axis)
-
-    def backward(g: np.ndarray):
-        winners = a.data == top
-        share = winners / winners.sum(axis=axis, keepdims=True)
-        return (_expand(g, a.data.shape, axis, keepdims) * share.astype(g.dtype),)
-    return Tensor.from_op(out, (a,), backward, op="max")
-    ### END SOLUTION
-
-# %% ../../modules/01_tensor/tensor_dev.py #e4c8f7e0
-def _shape_arg(args: tuple) -> tuple:
-    """Accept both `f(2, 3)` and `f((2, 3))`."""
-    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
-
-
-def reshape(a: Any, *shape: Any) -> Tensor:
-    """The elements of `a` in a new shape (one axis may be -1).
-
-    Task 01.9: forward ndarray.reshape; backward reshapes g to the input shape.
-
-    Raises:
-        ValueError: the element counts differ (names both shapes).
-    """
-    a = _lift(a)
-    shape = _shape_arg(shape)
-    ### BEGIN SOLUTION
-    try:
-        out = a.data.reshape(shape)
-    except ValueError:
-        raise ValueError(f"cannot reshape a tensor of shape {a.shape} ({a.size} elements) "
-                         f"into shape {shape}") from None
-    return Tensor.from_op(out, (a,), lambda g: (g.reshape(a.data.shape),), op="reshape")
-    ### END SOLUTION
-
-
-def transpose(a: Any, *axes: Any) -> Tensor:
-    """`a` with its axes permuted by `axes` (reversed when none are given).
-
-    Task 01.9: forward ndarray.transpose; backward applies the inverse permutation to g.
-
-    Raises:
-        ValueError: `axes` is not a permutation of the tensor's axes.
-    """
-    a = _lift(a)
-    axes = _shape_arg(axes) or tuple(range(a.ndim - 1, -1, -1))
-    ### BEGIN SOLUTION
-    if (any(not -a.ndim <= ax < a.ndim for ax in axes)
-            or sorted(ax % a.ndim for ax in axes) != list(range(a.ndim))):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
-    inverse = tuple(np.argsort([ax % a.ndim for ax in axes]))
-    return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), op="transpose")
-    ### END SOLUTION
-
-# %% ../../modules/01_tensor/tensor_dev.py #7de7577b
-def _plain_index(index: Any) -> tuple[Any, bool]:
-    """The index with Tensors turned into integer arrays, and whether it is advanced."""
-    parts = index if isinstance(index, tuple) else (index,)
-    parts = tuple(p.data.astype(np.intp) if isinstance(p, Tensor) else p for p in parts)
-    advanced = any(isinstance(p, (list, np.ndarray)) for p in parts)
-    return (parts if isinstance(index, tuple) else parts[0]), advanced
-
-
-def getitem(a: Any, index: Any) -> Tensor:
-    """`a[index]` for basic (ints, slices, None, ...) and integer-array indexing.
-
-    Task 01.10: forward a.data[index]; backward scatters g into zeros of the input shape (np.add.at for arrays).
-    """
-    a = _lift(a)
-    index, advanced = _plain_index(index)
-    ### BEGIN SOLUTION
-    def backward(g: np.ndarray):
-        grad = np.zeros(a.data.shape, dtype=g.dtype)
-        if advanced:
-            np.add.at(grad, index, g)  # repeated indices accumulate
-        else:
-            grad[index] = g
-        return (grad,)
-    return Tensor.from_op(a.data[index], (a,), backward, op="getitem")
     ### END SOLUTION
