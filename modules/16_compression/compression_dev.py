@@ -39,10 +39,10 @@
 #
 # `checks` (argument checks, `prunable_layers`), `reports` (tables), `select` (the k-th
 # smallest magnitude in O(n)), `masks` (a `Masks` object's bookkeeping, `fine_tune`),
-# `sizes` (the size report, the gap code), `storage` (the compressed file,
-# `CompressedModel`), `surgery` (removing units' bookkeeping, `drop_dead_units`), `lab`
-# (the experiments' bench), `sharing` (k-means weight sharing, entropy coding) and
-# `questions` (`distill`, `low_rank`, section 9's experiments).
+# `sizes` (the size report, the gap code), `storage` and `description` (the compressed
+# file, `CompressedModel`), `surgery` (removing units' bookkeeping, `drop_dead_units`),
+# `lab` (the experiments' bench), `sharing` (k-means weight sharing, entropy coding)
+# and `questions` (`distill`, `low_rank`, section 9's experiments).
 
 # %%
 #| default_exp compression.prune
