@@ -142,11 +142,9 @@ def test_unit_measure_sparsity():
 # *last* ties in order (array by array, then C order), so the ones dropped are the
 # first, exactly what a stable sort by |w| would drop.
 #
-# Two small things to handle: `k == 0` keeps everything (there is no 0-th smallest),
-# and `threshold` may be given by the caller. For a large model `magnitude_prune`
-# passes the answer of the given `kth_smallest_magnitude`, which finds the same
-# value from a random sample without copying all n magnitudes (`select_given.py`);
-# your `np.partition` is the reference it must agree with.
+# `k == 0` keeps everything, and `threshold` may be given by the caller: for a large
+# model `magnitude_prune` passes the given `kth_smallest_magnitude`, which finds the same
+# value from a random sample without copying all n magnitudes (`select_given.py`).
 
 # %% nbgrader={"grade": false, "grade_id": "smallest-k", "solution": true}
 #| export
@@ -273,15 +271,13 @@ def test_unit_magnitude_prune():
 # `inf * 0` is NaN, and a diverged weight must not survive its own pruning.
 #
 # After pruning, a few epochs of training recover most of the lost accuracy. But the
-# optimizer knows nothing of masks: the gradient of a pruned weight is not zero,
-# momentum remembers its past, weight decay keeps moving it. One `step()` and the
-# "pruned" weights are back. The fix belongs where the update happens: Module 06's
-# optimizers call their *post-step hooks* after every `step()`. `attach(optimizer)`
-# registers one that zeroes each pruned weight again and clears the optimizer's state
-# there (`optimizer.state[i]` holds the momentum buffer, Adam's two moments: every
-# array in it of the weight's shape), so the weight is exactly 0.0 after every step, for
-# SGD, Adam and AdamW alike. It finds parameter i by identity in `optimizer.params`,
-# and refuses masks whose parameters the optimizer does not update.
+# optimizer knows nothing of masks: a pruned weight still gets a gradient, momentum and
+# weight decay; one `step()` and it is back. The fix belongs where the update happens:
+# Module 06's optimizers call their *post-step hooks* after every `step()`.
+# `attach(optimizer)` registers one that zeroes each pruned weight again and clears the
+# optimizer's state there (`optimizer.state[i]`: momentum, Adam's moments, every array of
+# the weight's shape), for SGD, Adam and AdamW alike. It finds parameter i by identity
+# in `optimizer.params`, and refuses masks whose parameters the optimizer does not update.
 
 # %% nbgrader={"grade": false, "grade_id": "masks", "solution": true}
 #| export
@@ -511,12 +507,10 @@ if __name__ == "__main__":
 # `round(ratio * units)` weakest, ties broken by position (a stable sort).
 #
 # For the unit's output to be truly zero, zero its bias entry too and, when a
-# `BatchNorm2d` follows the conv, that channel's scale and shift (otherwise BatchNorm
-# would turn a zero channel back into `beta`; `_following_batchnorm` finds it). The
-# last layer's units are the classes, so it is never pruned, and every layer keeps at
-# least one unit. The masks cover each pruned layer's weight (the unit's row broadcast
-# over the weight's shape), its bias, and the BatchNorm's weight and bias. The arrays
-# keep their shapes, so the model is no faster yet: section 8 removes the units.
+# `BatchNorm2d` follows the conv, that channel's scale and shift (`_following_batchnorm`
+# finds it). The last layer (the classes) is never pruned, every layer keeps a unit, and
+# the masks cover the weight rows, biases and BatchNorm entries. The arrays keep their
+# shapes, so the model is no faster yet: section 8 removes the units.
 
 # %%
 #| export compression.structured
@@ -592,9 +586,8 @@ def test_unit_structured_prune():
 # %% [markdown]
 # ## 6. Iterative pruning
 #
-# The usual argument: pruning in one shot removes weights the network was using, while
-# pruning a little at a time, fine-tuning in between, lets the survivors take over
-# (the experiment below tests it). Zhu & Gupta (2017) ramp the sparsity with a cubic
+# Pruning a little at a time, fine-tuning in between, lets the survivors take over (the
+# experiment below tests it). Zhu & Gupta (2017) ramp the sparsity with a cubic
 # schedule, fast at first when many weights are redundant, slowly near the end:
 #
 # $$s_t = s_f + (s_i - s_f)\left(1 - \frac{t}{T}\right)^3, \quad t = 0, \dots, T$$
@@ -1167,14 +1160,12 @@ def test_unit_remove_pruned_units():
 # %% [markdown]
 # ### Experiment: structured or unstructured?
 #
-# The first table prunes the trained digits MLP two ways, each fine-tuned 10 epochs
-# (Adam, lr 5e-3, masks attached): structured at ratio 0.5 then `remove_pruned_units`,
-# and magnitude pruning of as many weights as the structured model lost. It prints
-# non-zero weights, test accuracy, and the time of a forward pass on a batch of 256
-# (interleaved rounds of Module 14's `time_interleaved`, NumPy's BLAS on one thread).
-# The second compares the speedup of removal with the FLOPs it saves, for an MLP
-# 512-2048-2048-10 (big matmuls) and the digits CNN (8 and 16 filters on 8x8 images),
-# both at batch 256 (`structured_speedup.png`).
+# The first table prunes the digits MLP two ways, each fine-tuned 10 epochs: structured
+# at ratio 0.5 then `remove_pruned_units`, and magnitude pruning of as many weights. It
+# prints non-zero weights, accuracy and the time of a forward pass on a batch of 256
+# (Module 14's `time_interleaved`, one BLAS thread). The second compares the speedup of
+# removal with the FLOPs saved, for an MLP 512-2048-2048-10 and the digits CNN, batch
+# 256 (`structured_speedup.png`).
 
 # %%
 if __name__ == "__main__":
@@ -1183,27 +1174,23 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # **Reading the results.** In a full run, structured pruning at ratio 0.5 removed 62% of
-# the weights and ran the batch 2.10x faster (142 against 298 us) at 96.7% accuracy.
-# Unstructured pruning of the same 62% reached the same accuracy after the same
-# fine-tuning, and ran at dense speed (1.00x; timings move by about 10% from run to
-# run): a dense matmul multiplies its zeros too. Unstructured pruning can go much further (95% ends within 2 points of dense in
-# section 6), but only structured pruning turns into speed. The second table: on the
-# wide MLP the speedup follows the FLOP ratio (3.0x for 3.3x at 0.5, 29x for 35x at
-# 0.9), because its large matmuls are bound by arithmetic. The digits CNN falls far
-# short (1.77x for 3.24x at 0.5, 2.96x for 24x at 0.9): its layers are small, every
-# call has a fixed cost in Python and NumPy, and the first convolution copies its
+# the weights and ran the batch 2.10x faster (142 against 298 us) at 96.7% accuracy;
+# unstructured pruning of as many weights, equally accurate, ran at dense speed (1.00x,
+# timings move by about 10%): a dense matmul multiplies its zeros too. Unstructured
+# pruning goes further (section 6), but only structured turns into speed. The second
+# table: on the wide MLP the speedup follows the FLOP ratio (3.0x for 3.3x at 0.5, 29x
+# for 35x at 0.9): its large matmuls are bound by arithmetic. The digits CNN falls far
+# short (1.77x for 3.24x at 0.5, 2.96x for 24x at 0.9): its layers are small, every call
+# has a fixed cost in Python and NumPy, and the first convolution copies its
 # one-channel input nine times whatever number of filters remains.
 
 # %% [markdown]
 # ## 9. The page's questions, measured
 #
-# Section 8 measured the page's second question, *when is sparse computation faster*.
-# This section measures the other two on the digits MLP: **why can a pruned network
-# retrain to full accuracy** (the lottery ticket: survivors rewound to their initial
-# values, against the same mask on new weights), and **distillation or pruning** (a small
-# network taught by a large one, against the large one pruned); then a design question
-# behind both: **which layers should lose how much**. The experiment code is given
-# (`questions_given.py`, exported to `tinytorch.compression.experiments`).
+# Section 8 answered *when is sparse computation faster*. This section measures the
+# page's other questions on the digits MLP: **why can a pruned network retrain to full
+# accuracy** (lottery tickets), **distillation or pruning**, and a design question
+# behind both: **which layers should lose how much** (code in `questions_given.py`).
 
 # %%
 from tinytorch.compression import experiments as qx
