@@ -744,8 +744,9 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
 # probabilities, cannot beat: the positions at `n * H(nonzero / n)` bits (the entropy of
 # a mask whose zeros fall at random), the codes (or int8 values) at their empirical
 # entropy, plus the centroids (or scales) and the biases as the file stores them (8
-# bits per entry and a scale, or float32). `compressed_size` puts it beside the bytes written; the file's header and
-# its description of the layers are not in it. Gaps can do better than a random mask
+# bits per entry and a scale, or float32). `compressed_size` puts it beside the bytes
+# written; what every file carries besides is not in it: the 23-byte header and the
+# description of the layers (45 bytes for the demo's shared MLP, format version 3). Gaps can do better than a random mask
 # where zeros cluster (a dead unit's whole row): `"total_gaps"` takes, per layer, the
 # smaller of the mask's entropy and the empirical entropy of its gaps.
 
