@@ -31,7 +31,7 @@
 #| default_exp compression.container
 
 # %%
-#| exporti compression.encodings
+#| export compression.encodings
 """One layer's weights and bias as arrays in a file: dense, bitmask, gap-coded or CSR positions; int8 or exact float32 values (given code)."""
 import math
 

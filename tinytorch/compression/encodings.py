@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../modules/16_compression/storage_given.py #92afeff5
+# %% ../../modules/16_compression/storage_given.py #6d8d2035
 import math
 
 import numpy as np
 
-from tinytorch.compression.formats import _index_bytes, format_bytes, gap_code, gap_positions
-from tinytorch.quantization import QuantizedTensor, quantize_int8
+from .formats import _index_bytes, format_bytes, gap_code, gap_positions
+from ..quantization import QuantizedTensor, quantize_int8
 
 # %% ../../modules/16_compression/storage_given.py #03fbcbf0
 class Payload:
