@@ -160,6 +160,8 @@ def plot(table: list[dict], path: Path) -> None:
     """File bytes against accuracy, one panel per network; 40x and 50-100x marked."""
     from matplotlib.figure import Figure
 
+    from tinytorch.compression.lab import mark_page_ratios
+
     fig = Figure(figsize=(12, 4.8), dpi=110)
     for i, network in enumerate(NETWORKS):
         entries = [e for e in table if e["network"] == network]
@@ -171,10 +173,7 @@ def plot(table: list[dict], path: Path) -> None:
             points = sorted((e["bytes"], 100 * e["accuracy"]) for e in entries if e["setting"] == setting)
             if points:
                 ax.plot(*zip(*points), marker + "-", label=setting)
-        ax.axvline(dense["bytes"] / 40, color="grey", linestyle="--", linewidth=1, label="40x (the page's 'combined')")
-        ax.axvspan(dense["bytes"] / 100, dense["bytes"] / 50, color="grey", alpha=0.12,
-                   label="50-100x (the page's 'possible')")
-        ax.axhline(100 * dense["accuracy"], color="black", linewidth=0.8, label="dense fp32")
+        mark_page_ratios(ax, dense["bytes"], dense["accuracy"])  # the lesson's marks: 40x, 50-100x, dense
         ax.axhline(100 * dense["accuracy"] - 1, color="black", linewidth=0.8, linestyle="--", label="dense - 1 point")
         ax.set_xscale("log")
         ax.set_title(f"{network} (dense file {dense['bytes']:,.0f} B)", fontsize=10)

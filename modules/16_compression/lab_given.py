@@ -309,6 +309,13 @@ def _shared_rows(target: float, model, train, test, bits_list, epochs: int, fold
     return rows
 
 
+def mark_page_ratios(ax, dense_bytes: float, dense_accuracy: float) -> None:
+    """On a plot of file bytes (x) against accuracy in % (y): the page's 40x, its 50-100x and the dense accuracy."""
+    ax.axvline(dense_bytes / 40, color="gray", linestyle="--", label="40x (the page's 'combined')")
+    ax.axvspan(dense_bytes / 100, dense_bytes / 50, color="gray", alpha=0.15, label="50-100x (the page's 'possible')")
+    ax.axhline(100 * dense_accuracy, color="black", linewidth=0.8, label="dense fp32")
+
+
 def analysis_weight_sharing(pruned: dict, bits_list=(2, 3, 4, 5)):
     """Section 6's pruned models as files: INT8 against k-means shared weights (`bits_list`,
     centroids fine-tuned), with the entropy bound of each file and its test accuracy; plotted."""
@@ -331,9 +338,7 @@ def analysis_weight_sharing(pruned: dict, bits_list=(2, 3, 4, 5)):
     for label in dict.fromkeys(r[1] for r in rows):
         points = sorted((r[2], 100 * r[4]) for r in rows if r[1] == label)
         ax.plot(*zip(*points), "s-" if label == "INT8" else "o-", label=label)
-    ax.axvline(dense_bytes / 40, color="gray", linestyle="--", label="40x (the page's 'combined')")
-    ax.axvspan(dense_bytes / 100, dense_bytes / 50, color="gray", alpha=0.15, label="50-100x (the page's 'possible')")
-    ax.axhline(100 * dense_acc, color="black", linewidth=0.8, label="dense fp32")
+    mark_page_ratios(ax, dense_bytes, dense_acc)
     ax.set(xscale="log", xlabel="file bytes (log); points: the sparsities of section 6",
            ylabel="test accuracy (%)", title="Digits MLP: file bytes against accuracy")
     ax.legend(fontsize=7)

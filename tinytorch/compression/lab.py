@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['quick_mode', 'plots_folder', 'toy_mlp', 'digits_setup', 'trained_digits', 'forward_times', 'speed_nets', 'pyplot',
            'save_plot', 'analysis_one_shot_vs_iterative', 'analysis_structured_vs_unstructured',
-           'analysis_structured_speed', 'analysis_weight_histogram', 'analysis_prune_plus_int8',
+           'analysis_structured_speed', 'analysis_weight_histogram', 'analysis_prune_plus_int8', 'mark_page_ratios',
            'analysis_weight_sharing']
 
 # %% ../../modules/16_compression/lab_given.py #d4de1da1
@@ -260,7 +260,7 @@ def analysis_prune_plus_int8(pruned: dict):
         print(f"{label:<30}" + "".join(f"{report.total(f):>9,}" for f in formats)
               + f"{report.file_bytes:>8,}{weights / report.file_bytes:>7.1f}x{evaluate(small, test):>9.4f}")
 
-# %% ../../modules/16_compression/lab_given.py #93246376
+# %% ../../modules/16_compression/lab_given.py #88a4455e
 def _shared_rows(target: float, model, train, test, bits_list, epochs: int, folder) -> list[tuple]:
     """(sparsity, setting, bytes, bound, accuracy) of `model` as an INT8 file and as shared-weight files."""
     from tinytorch.compression import entropy_bound, fine_tune_centroids, load_compressed, save_compressed
@@ -276,6 +276,13 @@ def _shared_rows(target: float, model, train, test, bits_list, epochs: int, fold
         written = save_compressed(small, path)
         rows.append((target, label, written, entropy_bound(small)["total"], evaluate(load_compressed(path), test)))
     return rows
+
+
+def mark_page_ratios(ax, dense_bytes: float, dense_accuracy: float) -> None:
+    """On a plot of file bytes (x) against accuracy in % (y): the page's 40x, its 50-100x and the dense accuracy."""
+    ax.axvline(dense_bytes / 40, color="gray", linestyle="--", label="40x (the page's 'combined')")
+    ax.axvspan(dense_bytes / 100, dense_bytes / 50, color="gray", alpha=0.15, label="50-100x (the page's 'possible')")
+    ax.axhline(100 * dense_accuracy, color="black", linewidth=0.8, label="dense fp32")
 
 
 def analysis_weight_sharing(pruned: dict, bits_list=(2, 3, 4, 5)):
@@ -300,9 +307,7 @@ def analysis_weight_sharing(pruned: dict, bits_list=(2, 3, 4, 5)):
     for label in dict.fromkeys(r[1] for r in rows):
         points = sorted((r[2], 100 * r[4]) for r in rows if r[1] == label)
         ax.plot(*zip(*points), "s-" if label == "INT8" else "o-", label=label)
-    ax.axvline(dense_bytes / 40, color="gray", linestyle="--", label="40x (the page's 'combined')")
-    ax.axvspan(dense_bytes / 100, dense_bytes / 50, color="gray", alpha=0.15, label="50-100x (the page's 'possible')")
-    ax.axhline(100 * dense_acc, color="black", linewidth=0.8, label="dense fp32")
+    mark_page_ratios(ax, dense_bytes, dense_acc)
     ax.set(xscale="log", xlabel="file bytes (log); points: the sparsities of section 6",
            ylabel="test accuracy (%)", title="Digits MLP: file bytes against accuracy")
     ax.legend(fontsize=7)
