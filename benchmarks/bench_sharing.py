@@ -7,7 +7,8 @@ pruned network is stored five ways, side by side in one run: INT8 (`prune_and_qu
 as the demo calls it) and shared weights with 2, 3, 4 and 5 bits (`codebook="kmeans"`),
 whose centroids are then fine-tuned. Every row is a real file: its bytes (`to_bytes`),
 the entropy bound of what it holds, and the test accuracy of the model read back from
-those bytes. Means and spreads are over the seeds; a PNG plots bytes against accuracy
+those bytes; "head" is what the bound does not count, the file's 23-byte header and its
+description of the layers. Means and spreads are over the seeds; a PNG plots bytes against accuracy
 with the course page's 40x and 50-100x marked.
 
     python benchmarks/bench_sharing.py --out sharing-results [--seeds 3] [--quick]
@@ -45,8 +46,10 @@ def _file_row(setting: str, model, test, dense_bytes: int) -> dict:
     import numpy as np
 
     from tinytorch.compression import compressed_size
-    from tinytorch.compression.container import _describe, from_bytes, to_bytes
-    from tinytorch.compression.encodings import _Payload
+    from tinytorch.compression.container import from_bytes, to_bytes
+    from tinytorch.compression.description import describe, encode_tree
+    from tinytorch.compression.encodings import Payload
+    from tinytorch.compression.entropy import varint
     from tinytorch.core.tensor import Tensor
     from tinytorch.core.training import evaluate
 
@@ -56,11 +59,12 @@ def _file_row(setting: str, model, test, dense_bytes: int) -> dict:
     x = x if isinstance(x, Tensor) else Tensor(x)
     exact = bool(np.array_equal(loaded(x).data, model(x).data))
     bound = compressed_size(loaded).entropy_bound
-    arrays = _Payload()  # the weights' arrays alone: the file without its header and layer description
-    _describe(model, arrays)
+    arrays = Payload()  # the weights' arrays alone: the file without its header and layer description
+    description = encode_tree({"model": describe(getattr(model, "model", model), arrays), "arrays": arrays.arrays})
     return {"setting": setting, "bytes": len(blob), "ratio": dense_bytes / len(blob), "bound": bound["total"],
             "over_bound": len(blob) / bound["total"], "over_bound_gaps": len(blob) / bound["total_gaps"],
             "arrays_over_bound": arrays.size / bound["total"],
+            "head": 23 + len(varint(len(description))) + len(description),  # header, description length, description
             "accuracy": float(evaluate(loaded, test)), "bit_exact": exact}
 
 
@@ -114,7 +118,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     table = []
     for (network, sparsity, setting), group in groups.items():
         entry = {"network": network, "sparsity": sparsity, "setting": setting, "seeds": len(group)}
-        for key in ("bytes", "ratio", "bound", "over_bound", "over_bound_gaps", "arrays_over_bound", "accuracy",
+        for key in ("bytes", "ratio", "bound", "over_bound", "over_bound_gaps", "arrays_over_bound", "head", "accuracy",
                     "dense_accuracy"):
             values = [r[key] for r in group if key in r]
             if values:
@@ -128,10 +132,10 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def print_table(table: list[dict]) -> None:
     print(f"{'network':<28}{'sparsity':>9}{'setting':>16}{'bytes':>9}{'ratio':>14}{'bound':>8}{'file/bound':>11}"
-          f"{'(gaps)':>7}{'arrays':>7}{'accuracy':>16}{'drop':>7}")
+          f"{'(gaps)':>7}{'arrays':>7}{'head':>6}{'accuracy':>16}{'drop':>7}")
     for e in table:
         bound = (f"{e['bound']:>8,.0f}{e['over_bound']:>11.3f}{e['over_bound_gaps']:>7.3f}"
-                 f"{e['arrays_over_bound']:>7.3f}" if "bound" in e else f"{'':>8}{'':>11}{'':>7}{'':>7}")
+                 f"{e['arrays_over_bound']:>7.3f}{e['head']:>6.0f}" if "bound" in e else f"{'':>8}{'':>11}{'':>7}{'':>7}{'':>6}")
         print(f"{e['network']:<28}{e['sparsity']:>9.0%}{e['setting']:>16}{e['bytes']:>9,.0f}"
               f"{e['ratio']:>8.1f}x ±{e['ratio_spread'] / 2:>4.1f}{bound}"
               f"{100 * e['accuracy']:>9.1f}% ±{100 * e['accuracy_spread'] / 2:>4.1f}{e['drop_points']:>7.1f}")
@@ -140,6 +144,8 @@ def print_table(table: list[dict]) -> None:
 def plot(table: list[dict], path: Path) -> None:
     """File bytes against accuracy, one panel per network; 40x and 50-100x marked."""
     from matplotlib.figure import Figure
+
+    from tinytorch.compression.lab import mark_page_ratios
 
     fig = Figure(figsize=(12, 4.8), dpi=110)
     for i, network in enumerate(NETWORKS):
@@ -152,10 +158,7 @@ def plot(table: list[dict], path: Path) -> None:
             points = sorted((e["bytes"], 100 * e["accuracy"]) for e in entries if e["setting"] == setting)
             if points:
                 ax.plot(*zip(*points), marker + "-", label=setting)
-        ax.axvline(dense["bytes"] / 40, color="grey", linestyle="--", linewidth=1, label="40x (the page's 'combined')")
-        ax.axvspan(dense["bytes"] / 100, dense["bytes"] / 50, color="grey", alpha=0.12,
-                   label="50-100x (the page's 'possible')")
-        ax.axhline(100 * dense["accuracy"], color="black", linewidth=0.8, label="dense fp32")
+        mark_page_ratios(ax, dense["bytes"], dense["accuracy"])  # the lesson's marks: 40x, 50-100x, dense
         ax.axhline(100 * dense["accuracy"] - 1, color="black", linewidth=0.8, linestyle="--", label="dense - 1 point")
         ax.set_xscale("log")
         ax.set_title(f"{network} (dense file {dense['bytes']:,.0f} B)", fontsize=10)

@@ -17,15 +17,13 @@
 #
 # > Pruning that keeps its promises: exact sparsity, masks that survive fine-tuning, and honest bytes.
 #
-# A trained network has far more weights than it needs. In this module you remove most
-# of them and measure what that buys and what it costs, along the page's five
-# objectives: **magnitude pruning** (sections 1-3: exactly the `round(s * n)` smallest
-# weights, kept at zero while the network fine-tunes), **structured pruning**
-# (sections 4-5: fragile layers, whole units), **iterative pruning with fine-tuning**
-# (section 6), **pruning + quantization** (section 7: bytes on disk, with Module 15's
-# INT8) and **compression ratios and speedups** (sections 7-8: a physically smaller
-# model, and when zeros become speed). Section 9 measures the page's questions: lottery
-# tickets, distillation against pruning, and which layers should lose how much.
+# A trained network has far more weights than it needs. You remove most of them and
+# measure what that buys and costs, along the page's five objectives: **magnitude
+# pruning** (sections 1-3: exactly the `round(s * n)` smallest weights, kept at zero
+# while the network fine-tunes), **structured pruning** (sections 4-5), **iterative
+# pruning with fine-tuning** (section 6), **pruning + quantization** (section 7: bytes
+# on disk) and **compression ratios and speedups** (sections 7-8). Section 9 measures
+# the page's questions: lottery tickets, distillation, which layers lose how much.
 #
 # You write fourteen tasks, `Task 16.1` to `Task 16.14`, of 3 to 25 lines each; `tito
 # test 16 --task 16.3` runs one task's tests. Every figure the text talks about is
@@ -39,10 +37,10 @@
 #
 # `checks` (argument checks, `prunable_layers`), `reports` (tables), `select` (the k-th
 # smallest magnitude in O(n)), `masks` (a `Masks` object's bookkeeping, `fine_tune`),
-# `sizes` (the size report, the gap code), `storage` (the compressed file,
-# `CompressedModel`), `surgery` (removing units' bookkeeping, `drop_dead_units`), `lab`
-# (the experiments' bench), `sharing` (k-means weight sharing, entropy coding) and
-# `questions` (`distill`, `low_rank`, section 9's experiments).
+# `sizes` (the size report, the gap code), `storage` and `description` (the compressed
+# file, `CompressedModel`), `surgery` (removing units' bookkeeping, `drop_dead_units`),
+# `lab` (the experiments' bench), `sharing` (k-means weight sharing, entropy coding)
+# and `questions` (`distill`, `low_rank`, section 9's experiments).
 
 # %%
 #| default_exp compression.prune
@@ -142,11 +140,9 @@ def test_unit_measure_sparsity():
 # *last* ties in order (array by array, then C order), so the ones dropped are the
 # first, exactly what a stable sort by |w| would drop.
 #
-# Two small things to handle: `k == 0` keeps everything (there is no 0-th smallest),
-# and `threshold` may be given by the caller. For a large model `magnitude_prune`
-# passes the answer of the given `kth_smallest_magnitude`, which finds the same
-# value from a random sample without copying all n magnitudes (`select_given.py`);
-# your `np.partition` is the reference it must agree with.
+# `k == 0` keeps everything, and `threshold` may be given by the caller: for a large
+# model `magnitude_prune` passes the given `kth_smallest_magnitude`, which finds the same
+# value from a random sample without copying all n magnitudes (`select_given.py`).
 
 # %% nbgrader={"grade": false, "grade_id": "smallest-k", "solution": true}
 #| export
@@ -198,11 +194,10 @@ def test_unit_smallest_k_masks():
 # %% [markdown]
 # **Global or per layer.** `scope="global"` ranks all layers' weights together, so a
 # layer full of small weights loses more of them; `scope="layer"` prunes every layer to
-# the same fraction. A dict `{layer name: sparsity}` gives each layer its own fraction
-# (section 4 shows how to choose them). `magnitude_prune` groups the layers, computes
-# k for each group, asks `smallest_k_masks` for the masks and applies them through a
-# `Masks` object (next section). Given code refuses a bad sparsity and a NaN or inf
-# weight (no rank by magnitude) before any weight changes.
+# the same fraction; a dict `{layer name: sparsity}` gives each layer its own (section
+# 4). `magnitude_prune` groups the layers, computes k for each group, asks
+# `smallest_k_masks` for the masks and applies them through a `Masks` object (next
+# section). Given code refuses a bad sparsity and a NaN or inf weight first.
 
 # %% nbgrader={"grade": false, "grade_id": "magnitude-prune", "solution": true}
 #| export
@@ -273,15 +268,13 @@ def test_unit_magnitude_prune():
 # `inf * 0` is NaN, and a diverged weight must not survive its own pruning.
 #
 # After pruning, a few epochs of training recover most of the lost accuracy. But the
-# optimizer knows nothing of masks: the gradient of a pruned weight is not zero,
-# momentum remembers its past, weight decay keeps moving it. One `step()` and the
-# "pruned" weights are back. The fix belongs where the update happens: Module 06's
-# optimizers call their *post-step hooks* after every `step()`. `attach(optimizer)`
-# registers one that zeroes each pruned weight again and clears the optimizer's state
-# there (`optimizer.state[i]` holds the momentum buffer, Adam's two moments: every
-# array in it of the weight's shape), so the weight is exactly 0.0 after every step, for
-# SGD, Adam and AdamW alike. It finds parameter i by identity in `optimizer.params`,
-# and refuses masks whose parameters the optimizer does not update.
+# optimizer knows nothing of masks: a pruned weight still gets a gradient, momentum and
+# weight decay; one `step()` and it is back. The fix belongs where the update happens:
+# Module 06's optimizers call their *post-step hooks* after every `step()`.
+# `attach(optimizer)` registers one that zeroes each pruned weight again and clears the
+# optimizer's state there (`optimizer.state[i]`: momentum, Adam's moments, every array of
+# the weight's shape), for SGD, Adam and AdamW alike. It finds parameter i by identity
+# in `optimizer.params`, and refuses masks whose parameters the optimizer does not update.
 
 # %% nbgrader={"grade": false, "grade_id": "masks", "solution": true}
 #| export
@@ -511,12 +504,10 @@ if __name__ == "__main__":
 # `round(ratio * units)` weakest, ties broken by position (a stable sort).
 #
 # For the unit's output to be truly zero, zero its bias entry too and, when a
-# `BatchNorm2d` follows the conv, that channel's scale and shift (otherwise BatchNorm
-# would turn a zero channel back into `beta`; `_following_batchnorm` finds it). The
-# last layer's units are the classes, so it is never pruned, and every layer keeps at
-# least one unit. The masks cover each pruned layer's weight (the unit's row broadcast
-# over the weight's shape), its bias, and the BatchNorm's weight and bias. The arrays
-# keep their shapes, so the model is no faster yet: section 8 removes the units.
+# `BatchNorm2d` follows the conv, that channel's scale and shift (`_following_batchnorm`
+# finds it). The last layer (the classes) is never pruned, every layer keeps a unit, and
+# the masks cover the weight rows, biases and BatchNorm entries. The arrays keep their
+# shapes, so the model is no faster yet: section 8 removes the units.
 
 # %%
 #| export compression.structured
@@ -592,9 +583,8 @@ def test_unit_structured_prune():
 # %% [markdown]
 # ## 6. Iterative pruning
 #
-# The usual argument: pruning in one shot removes weights the network was using, while
-# pruning a little at a time, fine-tuning in between, lets the survivors take over
-# (the experiment below tests it). Zhu & Gupta (2017) ramp the sparsity with a cubic
+# Pruning a little at a time, fine-tuning in between, lets the survivors take over (the
+# experiment below tests it). Zhu & Gupta (2017) ramp the sparsity with a cubic
 # schedule, fast at first when many weights are redundant, slowly near the end:
 #
 # $$s_t = s_f + (s_i - s_f)\left(1 - \frac{t}{T}\right)^3, \quad t = 0, \dots, T$$
@@ -779,12 +769,12 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # **Reading the results.** In a full run, up to 95% one-shot pruning followed by the
-# same 35 epochs of fine-tuning ends within a point of iterative pruning (-0.1 to +0.8
-# points, the size of the differences between seeds), and both end at most 2 points
-# below the dense 96.2% (94.2% and 95.0% at 95%). Without fine-tuning, one-shot pruning falls apart from 80% on (81%,
-# 50%, 18%): what repairs the network is fine-tuning, not the schedule. The schedule
-# pays from 98% on: one-shot + tuning ends at 65% and 34%, iterative at 91% and 81%, 26
-# and 47 points more. On this MLP, then, iterative beats one-shot only when few weights
+# same 35 epochs of fine-tuning ends within about a point of iterative pruning (-0.2 to
+# +1.1 points, the size of the differences between seeds), and both end at most 2 points
+# below the dense 96.2% (94.2% and 95.3% at 95%). Without fine-tuning, one-shot pruning
+# falls apart from 80% on (81%, 50%, 18%): what repairs the network is fine-tuning, not
+# the schedule. The schedule pays from 98% on: one-shot + tuning ends at 65% and 34%,
+# iterative at 90% and 80%, 25 and 46 points more. On this MLP, then, iterative beats one-shot only when few weights
 # remain (340 at 98%): one large cut then removes weights the few survivors cannot
 # replace, while the schedule lets each round's survivors adapt before the next cut.
 
@@ -972,11 +962,10 @@ def test_unit_compressed_size_and_prune_and_quantize():
 # %% [markdown]
 # ### Experiment: bytes per format, and accuracy after pruning + INT8
 #
-# The cell below takes the models section 6 pruned iteratively and fine-tuned (seed 0),
-# compresses each with `prune_and_quantize(sparsity=None)`, with per-channel scales and
-# with one scale per layer plus int8 biases, and prints the whole model's bytes in each
-# INT8 format, the real file's bytes, its ratio to the float32 weights, and the test
-# accuracy of the INT8 model.
+# The cell compresses section 6's pruned models (seed 0) with `prune_and_quantize(
+# sparsity=None)`, per-channel and with one scale per layer plus int8 biases, and prints
+# the bytes of each INT8 format, of the real file, its ratio to the float32 weights and
+# the INT8 model's accuracy.
 
 # %%
 if __name__ == "__main__":
@@ -985,23 +974,44 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Reading the results.** In a full run, dense INT8 is 3.7x smaller than the float32
 # weights whatever the sparsity (18,640 bytes in every row: it stores the zeros). The
-# sparse formats pay only with enough zeros: at 50% CSR (19,320) is still larger than
-# dense INT8 and the bitmask (12,186) smaller; from 90% on the gap code is the smallest
-# (4,975 at 90%), and the file, which picks per layer and then compresses, smaller
-# still. 90% + INT8 writes 4,234 bytes, 16.1x less than the float32 weights, at the
-# dense 96.1%; one scale per layer and int8 biases make it 3,026 bytes (22.5x). 95%
-# keeps 95.6% at 24-32x. The page's "40x" takes 98% here (41-56x), 3 to 3.6 points
-# below dense; 99% reaches 84x at 83.9%.
+# sparse formats pay only with enough zeros: at 50% CSR (19,326) is still larger than
+# dense INT8 and the bitmask (12,189) smaller; from 90% on the gap code is the smallest
+# (4,979 at 90%), and the file, which picks per layer and then compresses, smaller
+# still. 90% + INT8 writes 4,107 bytes, 16.6x less than the float32 weights, at 96.4%
+# (dense 96.1%); one scale per layer and int8 biases make it 3,199 bytes (21.3x). 95%
+# keeps 96.1-96.4% at 25-40x: the page's "40x" takes 95% and one scale per layer
+# (39.7x). 98% reaches 44-63x at 89.4%, 99% 69-111x at 80%.
+
+# %% [markdown]
+# ### Going further: 40x and beyond, with shared weights
+#
+# Deep Compression, the source of the page's numbers, took two more steps: a layer's
+# survivors share `2**bits` values (k-means centroids, fine-tuned:
+# `prune_and_quantize(..., bits=b, codebook="kmeans")`, `fine_tune_centroids`), and the
+# file codes centroid numbers and gaps near their entropy (`sharing_given.py`). The cell
+# does so to section 6's models from 90% on at 2-5 bits, and prints each file's bytes,
+# ratio to the dense fp32 file, entropy bound (header and layer description, ~70 bytes,
+# left out) and accuracy read back; `sharing_bytes_vs_accuracy.png` marks 40x and 50-100x.
+
+# %%
+if __name__ == "__main__":
+    shared_rows = lab.analysis_weight_sharing(PRUNED)
+
+# %% [markdown]
+# **Reading the results.** In a full run (dense fp32 file: 64,096 bytes, 96.1%), shared
+# weights beat INT8 at every sparsity. At 90%, 2 bits take 1,706 bytes (37.6x) at 95.6%,
+# where INT8 takes 3,199 (20.0x). At 95%, 4 bits keep the dense 96.1% at 45.8x: the
+# page's 40x, measured; 2 bits enter its 50-100x at 58.8x, 1.1 points below. At 98-99%
+# the files are 60-150x, but pruning has already cost 7-19 points. Every shared file is
+# within 1.01-1.08x of its bound; the INT8 files, which LZMA packs, 0.85-1.16x.
 
 # %% [markdown]
 # ## 8. Smaller and faster for real: removing pruned units
 #
 # After `structured_prune(model, 0.5)` half the rows of every hidden weight are zero,
-# yet every array has its old shape and every matmul multiplies the zeros as
-# diligently as before. A zero row of layer k produces a zero output; the matching
-# column of layer k+1 only ever multiplies that zero. Drop both, and the model is a
-# smaller *dense* model: fewer bytes, fewer FLOPs, and the same fast BLAS matmul, on
-# any hardware.
+# yet every matmul multiplies the zeros as before. A zero row of layer k produces a zero
+# output; the matching column of layer k+1 only ever multiplies that zero. Drop both:
+# a smaller *dense* model, fewer bytes and FLOPs, the same fast BLAS matmul.
 #
 # **Which units may go.** Removing output unit j of a layer is exact only if what it
 # sends to the next `Linear` or `Conv2d` is exactly zero, for every input:
@@ -1014,12 +1024,11 @@ if __name__ == "__main__":
 # - a **Sigmoid** maps 0 to 0.5, so none can go; ReLU, Tanh, GELU, Dropout and
 #   pooling map 0 to 0: they pass.
 #
-# At least one unit always stays (an all-zero unit changes nothing and keeps the shapes
-# valid). That decision is Task 16.11, `plan_cut`. The given `consumer_block` then
-# checks the layers you did not handle (a Softmax or an unknown layer between two
-# pruned layers is an error, never a wrong model) and says how many inputs of the next
-# layer belong to one unit: a Flatten after a conv turns channel c of an `H x W` map
-# into the block of features `[c*H*W, (c+1)*H*W)`.
+# At least one unit always stays (keeping the shapes valid). That decision is Task
+# 16.11, `plan_cut`. The given `consumer_block` refuses layers you did not handle (a
+# Softmax between two pruned layers is an error, never a wrong model) and says how many
+# inputs of the next layer belong to one unit: a Flatten after a conv turns channel c
+# of an `H x W` map into the features `[c*H*W, (c+1)*H*W)`.
 #
 # **The smaller model** (Task 16.12). `remove_pruned_units(model, masks)` plans every
 # producer -> consumer pair on a masked copy first, and only then slices (given helpers):
@@ -1150,14 +1159,12 @@ def test_unit_remove_pruned_units():
 # %% [markdown]
 # ### Experiment: structured or unstructured?
 #
-# The first table prunes the trained digits MLP two ways, each fine-tuned 10 epochs
-# (Adam, lr 5e-3, masks attached): structured at ratio 0.5 then `remove_pruned_units`,
-# and magnitude pruning of as many weights as the structured model lost. It prints
-# non-zero weights, test accuracy, and the time of a forward pass on a batch of 256
-# (interleaved rounds of Module 14's `time_interleaved`, NumPy's BLAS on one thread).
-# The second compares the speedup of removal with the FLOPs it saves, for an MLP
-# 512-2048-2048-10 (big matmuls) and the digits CNN (8 and 16 filters on 8x8 images),
-# both at batch 256 (`structured_speedup.png`).
+# The first table prunes the digits MLP two ways, each fine-tuned 10 epochs: structured
+# at ratio 0.5 then `remove_pruned_units`, and magnitude pruning of as many weights. It
+# prints non-zero weights, accuracy and the time of a forward pass on a batch of 256
+# (Module 14's `time_interleaved`, one BLAS thread). The second compares the speedup of
+# removal with the FLOPs saved, for an MLP 512-2048-2048-10 and the digits CNN, batch
+# 256 (`structured_speedup.png`).
 
 # %%
 if __name__ == "__main__":
@@ -1166,27 +1173,23 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # **Reading the results.** In a full run, structured pruning at ratio 0.5 removed 62% of
-# the weights and ran the batch 2.10x faster (142 against 298 us) at 96.7% accuracy.
-# Unstructured pruning of the same 62% reached the same accuracy after the same
-# fine-tuning, and ran at dense speed (1.00x; timings move by about 10% from run to
-# run): a dense matmul multiplies its zeros too. Unstructured pruning can go much further (95% ends within 2 points of dense in
-# section 6), but only structured pruning turns into speed. The second table: on the
-# wide MLP the speedup follows the FLOP ratio (3.0x for 3.3x at 0.5, 29x for 35x at
-# 0.9), because its large matmuls are bound by arithmetic. The digits CNN falls far
-# short (1.77x for 3.24x at 0.5, 2.96x for 24x at 0.9): its layers are small, every
-# call has a fixed cost in Python and NumPy, and the first convolution copies its
+# the weights and ran the batch 1.82x faster (155 against 282 us) at 96.7% accuracy;
+# unstructured pruning of as many weights (96.4%) ran at dense speed (0.96x, timings
+# move by about 10%): a dense matmul multiplies its zeros too. Unstructured
+# pruning goes further (section 6), but only structured turns into speed. The second
+# table: on the wide MLP the speedup follows the FLOP ratio (3.3x for 3.3x at 0.5, 30x
+# for 35x at 0.9): its large matmuls are bound by arithmetic. The digits CNN falls far
+# short (1.70x for 3.24x at 0.5, 2.75x for 24x at 0.9): its layers are small, every call
+# has a fixed cost in Python and NumPy, and the first convolution copies its
 # one-channel input nine times whatever number of filters remains.
 
 # %% [markdown]
 # ## 9. The page's questions, measured
 #
-# Section 8 measured the page's second question, *when is sparse computation faster*.
-# This section measures the other two on the digits MLP: **why can a pruned network
-# retrain to full accuracy** (the lottery ticket: survivors rewound to their initial
-# values, against the same mask on new weights), and **distillation or pruning** (a small
-# network taught by a large one, against the large one pruned); then a design question
-# behind both: **which layers should lose how much**. The experiment code is given
-# (`questions_given.py`, exported to `tinytorch.compression.experiments`).
+# Section 8 answered *when is sparse computation faster*. This section measures the
+# page's other questions on the digits MLP: **why can a pruned network retrain to full
+# accuracy** (lottery tickets), **distillation or pruning**, and a design question
+# behind both: **which layers should lose how much** (code in `questions_given.py`).
 
 # %%
 from tinytorch.compression import experiments as qx
@@ -1214,14 +1217,12 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # **Reading the results.** Our run (3 seeds, mean ± spread): up to 80% the ticket and
-# the fine-tuned network stay within half a point of dense, and the random control
-# falls 1-2 points behind. From 90% the gap widens: at 95% the ticket reaches about
-# 92.7%, the same mask on fresh weights about 89%, several spreads apart. The wiring
-# alone is not the ticket; its initial values matter: the lottery-ticket effect,
-# measured. (At 95% the ticket, retrained at 3e-3, even beats fine-tuning at 1e-3.)
-# Rewinding to epoch 1 ("late") moves nothing beyond the spread on a network this
-# small. At 98% one-shot pruning breaks every variant (spreads of 10 points): no
-# ticket is left to find in one cut; section 6's schedule is the way there.
+# the fine-tuned network stay within half a point of dense, the random control 1-2
+# points behind. At 95% the ticket reaches about 92.7%, the same mask on fresh weights
+# about 89%, several spreads apart: the initial values matter, not only the wiring (the
+# ticket, retrained at 3e-3, even beats fine-tuning at 1e-3). Rewinding to epoch 1
+# moves nothing beyond the spread here. At 98% one cut breaks every variant (spreads of
+# 10 points); section 6's schedule is the way there.
 # Question: why must the random control keep the same mask rather than draw a new one?
 
 # %% [markdown]
@@ -1331,24 +1332,24 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Reading the results.** Our run, student 64-16-10 and the teacher pruned to the same
 # 1,184 weights. *With all labels, distillation does not help here:* the distilled
-# student (94.3 ± 0.6%) is no better than the student trained on the labels (95.1 ±
-# 0.6%), and pruned + distillation (94.6%) matches pruned + labels (94.4%) within the
-# spread: 1,437 clean labels already say what a 96% teacher knows. *With 100 labels it
-# decides everything:* the student trained on them reaches about 70% (± 9), distilled
-# on all images without labels about 94%; the pruned teacher 66% against 95%.
-# Distillation pays when the teacher can label data the student has no labels for:
-# DistilBERT's setting. And at equal weights the small dense student's file is about
-# 1.4 KB against the pruned teacher's 2.4 KB (positions, more biases), and it is faster:
-# the pruned teacher still multiplies its zeros. So: prune to keep an architecture,
-# distill for a small dense network when unlabelled inputs abound, combine them when
-# labels are scarce. Question: why does alpha = 1 make sense only in the second regime?
+# student (94.3 ± 0.6%) is no better than one trained on the labels (95.1 ± 0.6%), nor
+# pruned + distillation (94.6%) than pruned + labels (94.4%): 1,437 clean labels already
+# say what a 96% teacher knows. *With 100 labels it decides everything:* the student
+# trained on them reaches about 70% (± 9), distilled on all images without labels about
+# 94%; the pruned teacher 66% against 95%. Distillation pays when the teacher can label
+# data the student has no labels for: DistilBERT's setting. At equal weights the small
+# dense student's file is about 1.3 KB against the pruned teacher's 2.3 KB (positions,
+# more biases), and it is faster: the pruned teacher still multiplies its zeros. So:
+# prune to keep an architecture, distill for a small dense network when unlabelled
+# inputs abound, combine them when labels are scarce. Question: why does alpha = 1 make
+# sense only in the second regime?
 
 # %% [markdown]
 # ### 9.3 Design: which layers lose how much
 #
-# *Uniform* pruning gives every layer the same sparsity; *global* magnitude pruning lets
-# the magnitudes decide; a *sensitivity* allocation reads section 4's curves, where the
-# last layer (640 weights deciding among ten classes) is far more fragile than the first.
+# *Uniform* pruning gives every layer the same sparsity; *global* pruning lets the
+# magnitudes decide; a *sensitivity* allocation reads section 4's curves (the last
+# layer, 640 weights deciding among ten classes, is the most fragile).
 #
 # Your rule: give each layer the largest sparsity at which its accuracy drop (its
 # curve, made non-decreasing and interpolated linearly between the scanned points, with
@@ -1435,7 +1436,7 @@ if __name__ == "__main__":
 # prunes the middle layer hardest and spares the last. Up to 93% all three rules lose
 # under a point. At 95% they part: uniform leaves the last layer 32 weights for ten
 # classes and loses about 2 points; global loses about 1.2 in a larger file (about
-# 2,060 bytes); the sensitivity allocation loses about 0.7 in about 1,870 bytes, the
+# 1,900 bytes); the sensitivity allocation loses about 0.7 in about 1,720 bytes, the
 # only one inside the target. At equal non-zero counts the files differ by 15%: each
 # layer's density picks its position encoding (section 7), so the allocation sets the
 # bytes of the positions too.
@@ -1466,19 +1467,18 @@ if __name__ == "__main__":
 # ## What we measured
 #
 # Each objective of the page, and the output of your run that answers it:
-#
 # 1. *Magnitude pruning*: section 3's report and `weight_histogram.png` (exactly 80.0%,
 #    unevenly per layer), and the resurrection count (0 with the hook).
 # 2. *Structured pruning*: section 4's sensitivity table and section 8's first table.
 # 3. *Iterative pruning*: section 6's table and `accuracy_vs_sparsity.png` (equal up to
 #    95%, iterative far ahead at 98-99%).
-# 4. *Pruning + quantization*: section 7's table (bytes per format, file, accuracy).
-# 5. *Ratios and speedups*: section 7's file column, section 8's tables and
-#    `structured_speedup.png`.
+# 4. *Pruning + quantization*: section 7's tables (the page's 40x: 45.8x at dense
+#    accuracy with 4-bit shared weights at 95%).
+# 5. *Ratios and speedups*: section 7's files, section 8's tables, `structured_speedup.png`.
 #
 # And the page's questions. *Lottery tickets*: section 9.1 and `lottery_tickets.png`
 # (rewound survivors beat the same mask on fresh weights from 90% on). *Structured vs
-# unstructured*: section 8 (same weights removed, same accuracy, 2.10x against 1.00x;
+# unstructured*: section 8 (same weights removed, same accuracy, 1.82x against 0.96x;
 # when CSR beats a dense matmul, Module 18 measures). *Distillation vs pruning*:
 # section 9.2 (with all labels neither beats a small dense network; with 100 labels
 # distillation recovers most of the teacher), and 9.3's design rule: spend sparsity

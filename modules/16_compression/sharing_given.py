@@ -376,8 +376,9 @@ def arithmetic_decode(data: bytes, ks: list[int], count: int, what: str) -> list
 # is checked against the layer's size before anything is allocated from it.
 
 # %%
-#| export compression.entropy
-def _varint(n: int) -> bytes:
+#| exporti compression.entropy
+def varint(n: int) -> bytes:
+    """`n` >= 0 in 7-bit groups, low first, a high bit on all but the last (`ByteReader.varint` reads it)."""
     out = bytearray()
     while True:
         out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
@@ -386,7 +387,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-class _Reader:
+class ByteReader:
     """Reads a byte string front to back; every read is checked against what is left."""
 
     def __init__(self, data: bytes, what: str):
@@ -417,6 +418,8 @@ class _Reader:
         return self.take(len(self.data) - self.pos)
 
 
+# %%
+#| export compression.entropy
 def _nibbles(lengths: np.ndarray) -> bytes:
     lengths = np.asarray(lengths, np.uint8)
     padded = np.concatenate([lengths, np.zeros(lengths.size % 2, np.uint8)])
@@ -439,21 +442,21 @@ def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbol
     positions, codes = np.asarray(positions, np.int64), np.asarray(codes, np.int64)
     gap_sym, extra, width = gap_symbols(np.diff(positions, prepend=-1) - 1)
     m = int(gap_sym.max()) + 1 if gap_sym.size else 0
-    head = _varint(2 * positions.size + coder)
+    head = varint(2 * positions.size + coder)
     if coder == ARITHMETIC:
         stream = arithmetic_encode([(gap_sym, m), (codes, symbols)])
-        return b"".join([head, _varint(m), _varint(len(stream)), stream, pack_bits(extra, width)])
+        return b"".join([head, varint(m), varint(len(stream)), stream, pack_bits(extra, width)])
     code_lengths = huffman_lengths(np.bincount(codes, minlength=symbols))
     gap_lengths = huffman_lengths(np.bincount(gap_sym, minlength=m))
     code_stream, gap_stream = huffman_encode(codes, code_lengths), huffman_encode(gap_sym, gap_lengths)
-    return b"".join([head, _nibbles(code_lengths), _varint(m), _nibbles(gap_lengths),
-                     _varint(len(code_stream)), code_stream, _varint(len(gap_stream)), gap_stream,
+    return b"".join([head, _nibbles(code_lengths), varint(m), _nibbles(gap_lengths),
+                     varint(len(code_stream)), code_stream, varint(len(gap_stream)), gap_stream,
                      pack_bits(extra, width)])
 
 
 def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer stream") -> tuple[np.ndarray, np.ndarray]:
     """`(positions, codes)` that `encode_layer_stream` wrote for a layer of `n` weights."""
-    r = _Reader(bytes(data), what)
+    r = ByteReader(bytes(data), what)
     head = r.varint(2 * n + 1)
     count, coder = head // 2, head % 2
     if coder == ARITHMETIC:
@@ -494,8 +497,8 @@ import math
 
 import numpy as np
 
-from tinytorch.compression.encodings import _encode_bias, _Payload
-from tinytorch.compression.entropy import (_Reader, _varint, decode_layer_stream, encode_layer_stream,
+from tinytorch.compression.encodings import Payload, encode_bias
+from tinytorch.compression.entropy import (ByteReader, varint, decode_layer_stream, encode_layer_stream,
                                            entropy_bits, mask_entropy_bits)
 from tinytorch.core.autograd import is_grad_enabled
 from tinytorch.core.layers import Linear, Module
@@ -741,8 +744,9 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
 # probabilities, cannot beat: the positions at `n * H(nonzero / n)` bits (the entropy of
 # a mask whose zeros fall at random), the codes (or int8 values) at their empirical
 # entropy, plus the centroids (or scales) and the biases as the file stores them (8
-# bits per entry and a scale, or float32). `compressed_size` puts it beside the bytes written; the file's header and
-# its description of the layers are not in it. Gaps can do better than a random mask
+# bits per entry and a scale, or float32). `compressed_size` puts it beside the bytes
+# written; what every file carries besides is not in it: the 23-byte header and the
+# description of the layers (45 bytes for the demo's shared MLP, format version 3). Gaps can do better than a random mask
 # where zeros cluster (a dead unit's whole row): `"total_gaps"` takes, per layer, the
 # smaller of the mask's entropy and the empirical entropy of its gaps.
 
@@ -753,7 +757,7 @@ def _bias_bytes(bias, shared: bool) -> int:
     if bias is None:
         return 0
     bias = np.asarray(getattr(bias, "data", bias), np.float32)
-    int8 = int8_form(bias) is not None if shared else "int8" in _encode_bias(bias, _Payload())
+    int8 = int8_form(bias) is not None if shared else "int8" in encode_bias(bias, Payload())
     return bias.size + 4 if int8 else 4 * bias.size
 
 
@@ -811,10 +815,11 @@ def with_entropy_bound(size_report):
 # %% [markdown]
 # ### In the file
 #
-# A shared layer is one byte string in the file, so its description stays a few bytes
-# of JSON: the weight's shape, the bias (int8 with one scale when that is exact, else
-# float32), the centroids (float32, exactly), then the entropy-coded codes and
-# positions (`encode_layer_stream`). Reading it back checks every size first.
+# A shared layer is one byte string in the file, so its description stays tiny
+# (`{"type": "Linear", "shared": 0}`: five bytes in binary). The byte string holds the
+# weight's shape, the bias (int8 with one scale when that is exact, else float32), the
+# centroids (float32, exactly), then the entropy-coded codes and positions
+# (`encode_layer_stream`). Reading it back checks every size first.
 
 # %%
 #| export
@@ -853,11 +858,11 @@ def _bias_blob(bias: Tensor | None) -> bytes:
     return bytes([_INT8_BIAS]) + form[0].tobytes() + np.asarray([form[1]], "<f4").tobytes()
 
 
-def encode_shared(layer: SharedLinear | SharedConv2d, payload: _Payload) -> dict:
+def encode_shared(layer: SharedLinear | SharedConv2d, payload: Payload) -> dict:
     """The file description of a shared layer, its one byte string appended to `payload`."""
     conv = isinstance(layer, SharedConv2d)
     k = layer.centroids.data.size
-    blob = b"".join([_varint(len(layer.shape)), *map(_varint, layer.shape), bytes([layer.bits]),
+    blob = b"".join([varint(len(layer.shape)), *map(varint, layer.shape), bytes([layer.bits]),
                      _bias_blob(layer.bias), np.asarray(layer.centroids.data, "<f4").tobytes(),
                      encode_layer_stream(layer.positions, layer.codes, int(np.prod(layer.shape)), k)])
     spec = {"type": "Conv2d" if conv else "Linear", "shared": payload.add(np.frombuffer(blob, np.uint8))}
@@ -872,7 +877,7 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     stored = arrays[spec["shared"]]
     if stored.dtype != np.uint8 or stored.ndim != 1:
         raise ValueError("a shared layer must be stored as a 1-D uint8 array")
-    r = _Reader(stored.tobytes(), f"shared {spec['type']}")
+    r = ByteReader(stored.tobytes(), f"shared {spec['type']}")
     ndim = r.varint(4)
     if ndim != (4 if conv else 2):
         raise ValueError(f"shared {spec['type']} has a {ndim}-D weight")

@@ -26,24 +26,34 @@ from tinytorch.compression import prune_and_quantize, save_compressed
 
 from .conftest import make_cnn, make_mlp
 
-MAGIC = b"TTZIP\x02"
+MAGIC = b"TTZIP\x03"  # the current format: a binary description (version 2's was JSON, still read)
+MAGIC2 = b"TTZIP\x02"
 DATA = Path(__file__).parent / "data"
 MiB = 1 << 20
 
 
 # ---- crafting files ---------------------------------------------------------------
 
-def body_of(meta, arrays: bytes = b"") -> bytes:
-    desc = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
-    return len(desc).to_bytes(4, "little") + desc + arrays
+def body_of(meta, arrays: bytes = b"", version: int = 3) -> bytes:
+    """A payload: the description (`meta` as a tree, or its bytes as they are) and the arrays."""
+    from tinytorch.compression.description import encode_tree
+    from tinytorch.compression.entropy import varint
+
+    if version == 2:
+        desc = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
+        return len(desc).to_bytes(4, "little") + desc + arrays
+    desc = meta if isinstance(meta, bytes) else encode_tree(meta)
+    return varint(len(desc)) + desc + arrays
 
 
-def craft(meta, arrays: bytes = b"", codec: int = 0, digest: bytes | None = None, packed: bytes | None = None) -> bytes:
-    """A file of the current format holding `meta` and `arrays` (valid checksum unless `digest`)."""
-    body = body_of(meta, arrays)
+def craft(meta, arrays: bytes = b"", codec: int = 0, digest: bytes | None = None, packed: bytes | None = None,
+          version: int = 3) -> bytes:
+    """A file of format `version` holding `meta` and `arrays` (valid checksum unless `digest`)."""
+    body = body_of(meta, arrays, version)
     if packed is None:
         packed = {0: body, 1: zlib.compress(body)}[codec]
-    return MAGIC + bytes([codec]) + (digest or hashlib.blake2b(body, digest_size=16).digest()) + packed
+    magic = MAGIC if version == 3 else MAGIC2
+    return magic + bytes([codec]) + (digest or hashlib.blake2b(body, digest_size=16).digest()) + packed
 
 
 def zlib_zeros(prefix: bytes, mib: int) -> bytes:
@@ -73,6 +83,8 @@ def _model_arrays(model: dict, arrays: list, data: bytes = b"") -> tuple[dict, b
 
 def crafted_cases() -> dict[str, tuple[bytes, str]]:
     """name -> (file bytes, the message the ValueError must match)."""
+    from tinytorch.compression.description import encode_tree
+
     rng = np.random.default_rng(18)
     cases: dict[str, tuple[bytes, str]] = {}
 
@@ -89,25 +101,46 @@ def crafted_cases() -> dict[str, tuple[bytes, str]]:
     cases["codec_7"] = (MAGIC + b"\x07" + bytes(40), "unknown codec 7")
     # bombs: 2 GiB of zeros behind a header, with a wrong and with a right description
     cases["zlib_bomb_2gib"] = (MAGIC + b"\x01" + bytes(16) + zlib_zeros(b"", 2048), "malformed description")
-    big = json.dumps({"model": {"type": "Sequential", "layers": []}, "arrays": [["int8", 1536 * MiB]]}).encode()
-    cases["zlib_bomb_described_1.5gib"] = (
-        MAGIC + b"\x01" + bytes(16) + zlib_zeros(len(big).to_bytes(4, "little") + big, 2048),
-        "claims a payload of 1,610,612,8.. bytes, more than its compressed size allows")
-    small = json.dumps({"model": {"type": "Sequential", "layers": []}, "arrays": [["int8", 1024]]}).encode()
-    cases["zlib_bomb_after_payload"] = (
-        MAGIC + b"\x01" + bytes(16) + zlib_zeros(len(small).to_bytes(4, "little") + small, 2048),
-        "bytes after the payload")
+    for version, magic in ((2, MAGIC2), (3, MAGIC)):
+        big = body_of({"model": {"type": "Sequential", "layers": []}, "arrays": [["int8", 1536 * MiB]]}, version=version)
+        cases[f"zlib_bomb_described_1.5gib_v{version}"] = (
+            magic + b"\x01" + bytes(16) + zlib_zeros(big, 2048),
+            "claims a payload of 1,610,612,[78].. bytes, more than its compressed size allows")
+        small = body_of({"model": {"type": "Sequential", "layers": []}, "arrays": [["int8", 1024]]}, version=version)
+        cases[f"zlib_bomb_after_payload_v{version}"] = (magic + b"\x01" + bytes(16) + zlib_zeros(small, 2048),
+                                                        "bytes after the payload")
     cases["lzma_bomb_256mib"] = (MAGIC + b"\x02" + bytes(16) + (DATA / "lzma2_zeros_256mib.bin").read_bytes(),
                                  "malformed description")
     # the description itself
-    cases["description_4gib"] = (MAGIC + b"\x00" + bytes(16) + b"\xff\xff\xff\xff" + bytes(100), "claims 4,294,967,295 bytes")
-    add("model_is_a_list", {"model": [], "arrays": []}, match="must be a JSON object")
-    add("description_is_a_list", [], match="must be a JSON object")
-    add("description_not_utf8", b"\xff\xfe{}", match="malformed description")
-    add("description_not_json", b"{model", match="malformed description")
-    add("json_nested_100000", b"[" * 100_000 + b"]" * 100_000, match="nested too deeply")
+    cases["description_4gib"] = (MAGIC2 + b"\x00" + bytes(16) + b"\xff\xff\xff\xff" + bytes(100),
+                                  "claims 4,294,967,295 bytes")
+    cases["description_2mib"] = (MAGIC + b"\x00" + bytes(16) + b"\xff\xff\x7f" + bytes(100),
+                                 r"claims 2,097,151 bytes \(at most 1,048,576\)")
+    cases["description_length_of_4_bytes"] = (MAGIC + b"\x00" + bytes(16) + b"\xff\xff\xff\x01" + bytes(100),
+                                              "its length takes more than 3 bytes")
+    add("model_is_a_list", {"model": [], "arrays": []}, match="must be a map")
+    add("description_is_a_list", [], match="must be a map")
+    add("description_not_utf8", b"\xff\xfe{}", match="malformed description", version=2)
+    add("description_not_json", b"{model", match="malformed description", version=2)
+    add("json_nested_100000", b"[" * 100_000 + b"]" * 100_000, match="nested too deeply", version=2)
     deep = b'{"type":"Sequential","layers":[' * 5000 + b"]}" * 5000  # json.dumps itself cannot nest so deep
-    add("model_nested_5000", b'{"model":' + deep + b',"arrays":[]}', match="nested too deeply")
+    add("model_nested_5000", b'{"model":' + deep + b',"arrays":[]}', match="nested too deeply", version=2)
+    # the binary description's own traps: nesting, counts, tags, strings, keys, its end
+    add("binary_nested_100000", b"\x81" * 100_000 + b"\x00", match="nested too deeply")
+    add("binary_list_claims_2e18_items", b"\xf7" + b"\xff" * 8 + b"\x1f", match="claims 2,305,.* items")
+    add("binary_map_claims_9_items", b"\x99\xa2\xaa" * 4, match="claims 9 items")
+    add("binary_unknown_tag", b"\xfb", match="unknown tag byte 0xfb")
+    add("binary_word_past_the_list", bytes([0xA0 + 60]), match="unknown tag byte")
+    add("binary_string_not_utf8", b"\xf6\x02\xff\xfe", match="not UTF-8")
+    add("binary_string_longer_than_file", b"\xf6\x7f" + b"x" * 10, match="count 127 above 12")
+    add("binary_int_of_80_bytes", b"\xf3" + b"\xff" * 80 + b"\x01", match="above")
+    add("binary_truncated_map", b"\x92\xa0", match="truncated")
+    add("binary_key_not_a_string", b"\x91\x05\x00", match="key must be a new string")
+    add("binary_key_repeated", b"\x92\xa0\x90\xa0\x90", match="key must be a new string")
+    add("binary_bytes_after_its_end", encode_tree({"model": {"type": "ReLU"}, "arrays": []}) + b"\x00",
+        match="1 bytes after its end")
+    add("binary_float_layer_arg_nan", {"model": {"type": "Dropout", "args": {"p": float("nan")}}, "arrays": []},
+        match="layer argument p")
     seq = {"type": "Sequential", "layers": []}
     for _ in range(40):
         seq = {"type": "Sequential", "layers": [seq]}
@@ -224,8 +257,8 @@ def _replaced(node, path, value):
 
 def mutated_cases() -> dict[str, bytes]:
     """A real description with one place at a time replaced by a value of another kind."""
-    from tinytorch.compression.container import _describe
-    from tinytorch.compression.encodings import _Payload
+    from tinytorch.compression.description import describe
+    from tinytorch.compression.encodings import Payload
     from tinytorch.core.activations import Softmax
     from tinytorch.core.layers import Dropout, Linear, Sequential
     from tinytorch.core.spatial import AvgPool2d
@@ -234,8 +267,8 @@ def mutated_cases() -> dict[str, bytes]:
     cnn = make_cnn(seed=5)
     quantized = prune_and_quantize(make_cnn(seed=6), 0.5, calibration_data=x)
     model = Sequential(cnn, quantized.model, Sequential(Dropout(0.1), AvgPool2d(2), Softmax(dim=1), Linear(3, 2)))
-    payload = _Payload()
-    meta = {"model": _describe(model, payload), "arrays": payload.arrays}
+    payload = Payload()
+    meta = {"model": describe(model, payload), "arrays": payload.arrays}
     arrays = b"".join(payload.parts)
     cases = {}
     for n, (path, _) in enumerate(_paths(meta)):

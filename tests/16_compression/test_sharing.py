@@ -314,19 +314,20 @@ def test_corrupt_shared_file_is_refused():
 
 def test_tampered_shared_description_is_refused():
     """A stream altered under a valid checksum: the decoder's own checks refuse it."""
-    import json
-
     from tinytorch.compression import container
+    from tinytorch.compression.description import describe, encode_tree
+    from tinytorch.compression.encodings import Payload
+    from tinytorch.compression.entropy import varint
 
     shared = prune_and_quantize(make_mlp((16, 32, 24, 5)), 0.85, bits=3, codebook="kmeans")
-    payload = container._Payload()
-    meta = {"model": container._describe(shared, payload), "arrays": payload.arrays}
+    payload = Payload()
+    meta = {"model": describe(shared.model, payload), "arrays": payload.arrays}
     first = meta["model"]["layers"][0]["shared"]
     parts = list(payload.parts)
     parts[first] = parts[first][:-2]  # a truncated layer stream
     meta["arrays"][first][1] -= 2
-    description = json.dumps(meta).encode()
-    body = len(description).to_bytes(4, "little") + description + b"".join(parts)
+    description = encode_tree(meta)
+    body = varint(len(description)) + description + b"".join(parts)
     blob = container.MAGIC + bytes([0]) + container._digest(body) + body
     with pytest.raises(ValueError, match="shared"):
         from_bytes(blob)
@@ -403,15 +404,15 @@ def _wrap(layer):
 
 
 def test_forged_sizes_are_refused_before_allocation():
-    from tinytorch.compression.entropy import _varint
+    from tinytorch.compression.entropy import varint
     from tinytorch.compression.sharing import MAX_SHARED_WEIGHTS, decode_shared
 
-    huge = np.frombuffer(b"".join([_varint(2), _varint(1 << 20), _varint(1 << 20), bytes([2, 0])]), np.uint8)
+    huge = np.frombuffer(b"".join([varint(2), varint(1 << 20), varint(1 << 20), bytes([2, 0])]), np.uint8)
     with pytest.raises(ValueError, match="at most"):
         decode_shared({"type": "Linear", "shared": 0}, [huge])
     assert (1 << 20) ** 2 > MAX_SHARED_WEIGHTS
     # an arithmetic stream claiming more positions than the writer ever codes that way
-    many = _varint(2 * 30_000 + ARITHMETIC) + _varint(1) + _varint(1) + b"\x00"
+    many = varint(2 * 30_000 + ARITHMETIC) + varint(1) + varint(1) + b"\x00"
     with pytest.raises(ValueError, match="arithmetic"):
         decode_layer_stream(many, 100_000, 4)
 

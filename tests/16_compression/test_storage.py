@@ -185,13 +185,13 @@ def _read_back(payload):
 @settings(max_examples=40)
 @given(rows=st.integers(1, 30), cols=st.integers(1, 200), density=st.floats(0, 1), seed=st.integers(0, 99))
 def test_float_weights_round_trip_in_the_smallest_encoding(rows, cols, density, seed):
-    from tinytorch.compression.encodings import _decode_float, _encode_float, _Payload
+    from tinytorch.compression.encodings import decode_float, encode_float, Payload
 
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((rows, cols)).astype(np.float32)
     w[rng.random(w.shape) >= density] = 0.0
-    payload = _Payload()
-    spec = _encode_float(w, payload)
+    payload = Payload()
+    spec = encode_float(w, payload)
     n, nnz = w.size, int(np.count_nonzero(w))
     sizes = {"dense": 4 * n, "bitmask": (n + 7) // 8 + 4 * nnz, "gaps": gap_code(w.reshape(-1) != 0).size + 4 * nnz}
     if n > 256 * sizes["gaps"]:  # a gap code may stand for at most 256 weights per byte
@@ -200,21 +200,21 @@ def test_float_weights_round_trip_in_the_smallest_encoding(rows, cols, density, 
     assert (spec if best == "dense" else spec["encoding"]) == (0 if best == "dense" else best)
     assert payload.size == sum(len(p) for p in payload.parts) == min(sizes.values())
     arrays = _read_back(payload)
-    back = _decode_float(spec, arrays)
+    back = decode_float(spec, arrays)
     assert back.dtype == np.float32 and back.shape == w.shape
     assert back.tobytes() == w.tobytes()  # bit for bit (no -0.0 here)
 
 
 def test_a_negative_zero_comes_back_as_the_same_number():
-    from tinytorch.compression.encodings import _decode_float, _encode_float, _Payload
+    from tinytorch.compression.encodings import decode_float, encode_float, Payload
 
     w = np.zeros((4, 64), np.float32)
     w[0, 0], w[1, 5], w[2, 7] = 1.5, -0.0, -2.0
-    payload = _Payload()
-    spec = _encode_float(w, payload)
+    payload = Payload()
+    spec = encode_float(w, payload)
     assert spec["encoding"] == "gaps"
     arrays = _read_back(payload)
-    back = _decode_float(spec, arrays)
+    back = decode_float(spec, arrays)
     assert np.array_equal(back, w) and back[1, 5] == 0.0
 
 
@@ -250,13 +250,31 @@ def test_files_of_format_version_1_still_load():
     _same_quantized(expected, load_compressed(os.path.join(data, "format1_int8_mlp.ttz")))
 
 
+def test_files_of_format_version_2_still_load():
+    """Version 2 (a JSON description), written by the previous release: shared and INT8 layers."""
+    from tinytorch.compression.container import to_bytes
+
+    data = os.path.join(os.path.dirname(__file__), "data")
+    mlp = prune_and_quantize(make_mlp((16, 32, 24, 5), seed=7), 0.85, bits=3, codebook="kmeans")
+    cnn = prune_and_quantize(make_cnn(seed=7), 0.5)
+    for name, model, shape in (("format2_shared_mlp.ttz", mlp, (3, 16)), ("format2_int8_cnn.ttz", cnn, (3, 1, 8, 8))):
+        path = os.path.join(data, name)
+        with open(path, "rb") as f:
+            assert f.read(6) == b"TTZIP\x02"
+        loaded = load_compressed(path)
+        x = Tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
+        model.eval(), loaded.eval()
+        np.testing.assert_array_equal(loaded(x).data, model(x).data)
+        assert to_bytes(loaded) == to_bytes(model), name  # the same model, written again as version 3
+
+
 def test_an_unknown_format_version_is_refused_by_number(tmp_path):
     path = _saved(tmp_path)
     blob = bytearray(path.read_bytes())
-    assert blob[:6] == b"TTZIP\x02"
-    blob[5] = 3
+    assert blob[:6] == b"TTZIP\x03"
+    blob[5] = 4
     path.write_bytes(bytes(blob))
-    with pytest.raises(ValueError, match="has format version 3, this TinyTorch reads versions 1 and 2"):
+    with pytest.raises(ValueError, match="has format version 4, this TinyTorch reads versions 1, 2 and 3"):
         load_compressed(path)
 
 
@@ -332,7 +350,7 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
                 save_compressed(model, path)
         assert _leftovers(tmp_path) == [] and path.read_bytes() == before, where
     with monkeypatch.context() as m:  # a failure inside to_bytes: before any file exists
-        m.setattr(container, "_describe", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        m.setattr(container, "describe", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
             save_compressed(model, tmp_path / "new.ttz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ttz"]
@@ -355,7 +373,8 @@ def test_saving_through_a_symbolic_link_writes_its_target(tmp_path):
 def test_from_bytes_refuses_what_load_compressed_refuses():
     from tinytorch.compression.container import from_bytes
 
-    for blob in (b"", b"TTZIP", b"TTZIP\x02\x00" + bytes(16) + b'\x1b\x00\x00\x00{"model": [], "arrays": []}'):
+    for blob in (b"", b"TTZIP", b"TTZIP\x02\x00" + bytes(16) + b'\x1b\x00\x00\x00{"model": [], "arrays": []}',
+                 b"TTZIP\x03\x00" + bytes(16) + b"\x05\x92\xa0\x80\xa1\x80"):
         with pytest.raises(ValueError, match="bad magic|checksum|JSON object"):
             from_bytes(blob)
 
@@ -401,13 +420,18 @@ def test_very_sparse_layers_round_trip_csr_and_bitmask_included(tmp_path, sparsi
     model = Sequential(Linear(2000, 1000))
     compressed = prune_and_quantize(model, sparsity)
     blob = to_bytes(compressed)
-    size = int.from_bytes(blob[23:27], "little") if blob[6] == 0 else None
+    stored = blob[23:] if blob[6] == 0 else None  # codec "none": the description can be read from the file
     path = tmp_path / "sparse.ttz"
     assert save_compressed(compressed, path) == len(blob)
     loaded = load_compressed(path)
     _same_quantized(compressed, loaded)
-    if size is not None:  # stored unpacked: the description can be read straight from the file
-        assert b'"encoding"' in blob[27:27 + size]
+    if stored is not None:
+        from tinytorch.compression.description import decode_tree
+        from tinytorch.compression.entropy import ByteReader
+
+        reader = ByteReader(stored, "file")
+        meta = decode_tree(reader.take(reader.varint(1 << 20)))
+        assert meta["model"]["layers"][0]["weight"]["encoding"] in ("csr", "bitmask", "gaps")
     magnitude_prune(model, sparsity)
     save_compressed(model, tmp_path / "float.ttz")
     back = load_compressed(tmp_path / "float.ttz")
@@ -415,7 +439,7 @@ def test_very_sparse_layers_round_trip_csr_and_bitmask_included(tmp_path, sparsi
 
 
 def test_the_csr_encoding_is_written_and_read_back():
-    from tinytorch.compression.encodings import _Payload, _encode_weights, _stored_values
+    from tinytorch.compression.encodings import Payload, _stored_values, encode_weights
     from tinytorch.quantization import quantize_int8
 
     rng = np.random.default_rng(2)
@@ -423,7 +447,7 @@ def test_the_csr_encoding_is_written_and_read_back():
     w[np.arange(1000), rng.integers(0, 2000, 1000)] = rng.standard_normal(1000)
     w[np.arange(1000), rng.integers(0, 2000, 1000)] = rng.standard_normal(1000)
     q = quantize_int8(w, axis=0)
-    payload = _Payload()
-    spec = _encode_weights(q, payload)
+    payload = Payload()
+    spec = encode_weights(q, payload)
     assert spec["encoding"] == "csr"
     np.testing.assert_array_equal(_stored_values(spec, _read_back(payload), np.int8), q.values)

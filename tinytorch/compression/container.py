@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel']
 
-# %% ../../modules/16_compression/storage_given.py #345a6784
+# %% ../../modules/16_compression/storage_given.py #10009b8e
 import hashlib
 import io
 import json
@@ -14,26 +14,22 @@ import math
 import os
 import secrets
 import stat
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .encodings import (_DENSITY, _SLACK, _Arrays, _decode_bias, _decode_float,
-                                             _decode_weights, _encode_bias, _encode_float, _encode_weights, _Payload)
+from .description import FLOAT_LAYERS, QUANT_LAYERS, decode_tree, describe, encode_tree, rebuild
+from .encodings import DENSITY, SLACK, Payload, StoredArrays
+from .entropy import varint
 from .formats import SizeReport
 from .prune import _check_model as _check
-from .sharing import SHARED_LAYERS, decode_shared, encode_shared
-from ..core import activations as _act
-from ..core.layers import Dropout, Linear, Module, Sequential
-from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
-from ..core.tensor import Tensor, get_rng
-from ..quantization import QuantizedConv2d, QuantizedLinear
+from ..core.layers import Module
 
-# Version 2 may store float weights sparse (version 1: always dense); both are read.
-MAGIC = b"TTZIP\x02"
-_READS = (1, 2)
+# Version 3 writes the layer description in binary (description.py), version 2 as JSON
+# text; version 1 also stored every float weight dense. All three are read.
+MAGIC = b"TTZIP\x03"
+_READS = (1, 2, 3)
 # NOTE: raw LZMA2 skips the 60-byte .xz container; lc=lp=pb=0 because int8 values and
 # gap bytes carry little context from their neighbours (measured: ~8% smaller here).
 # The extreme preset takes about 0.5 s per MB for a few percent: bodies over _BIG get
@@ -55,194 +51,19 @@ _CODECS = {0: ("none", lambda b: b, lambda b: b),
            # any preset's stream decodes with the largest dictionary (preset 9's)
            2: ("lzma", _lzma_pack, lambda b: lzma.decompress(b, lzma.FORMAT_RAW, filters=_lzma_filters(9)))}
 _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
-_FLOAT_LAYERS = (Linear, Conv2d)
-_QUANT_LAYERS = (QuantizedLinear, QuantizedConv2d)
+_FLOAT_LAYERS, _QUANT_LAYERS = FLOAT_LAYERS, QUANT_LAYERS  # the names the lesson and sizes.py import
 
-# %% ../../modules/16_compression/storage_given.py #32c27656
-# Constructor arguments of each layer the file format can rebuild, read back by name.
-_LAYER_ARGS: dict[type, tuple[str, ...]] = {
-    _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
-    Flatten: (), Dropout: ("p",), MaxPool2d: ("kernel_size", "stride", "padding"), AvgPool2d: ("kernel_size", "stride", "padding"),
-    BatchNorm2d: ("num_features", "eps", "momentum"),
-}
-_BY_NAME = {cls.__name__: cls for cls in (*_LAYER_ARGS, Linear, Conv2d, Sequential)}
-_CONV_ARGS = ("stride", "padding")
-
-
-def _plain(value):
-    """JSON-able form of a constructor argument (tuples become lists)."""
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _describe(module: Module, payload: _Payload) -> dict:
-    """The layer tree as JSON, with its arrays appended to `payload`."""
-    if isinstance(module, CompressedModel):
-        return _describe(module.model, payload)
-    if isinstance(module, Sequential):
-        return {"type": "Sequential", "layers": [_describe(m, payload) for m in module]}
-    if isinstance(module, SHARED_LAYERS):  # codebook + entropy-coded codes and positions (sharing_given.py)
-        return encode_shared(module, payload)
-    if isinstance(module, _QUANT_LAYERS):
-        conv = isinstance(module, QuantizedConv2d)
-        spec = {"type": "Conv2d" if conv else "Linear", "weight": _encode_weights(module.qweight, payload),
-                "qbias": _encode_bias(module.bias, payload)}
-        if module.input_scale is not None:
-            spec["input_scale"] = payload.add(np.asarray(module.input_scale, np.float32))
-        if conv:
-            spec["args"] = {name: _plain(getattr(module, name)) for name in _CONV_ARGS}
-        return spec
-    if isinstance(module, _FLOAT_LAYERS):
-        # A float layer is stored as float32, value for value (its zeros left out when that is smaller).
-        spec = {"type": type(module).__name__, "float_weight": _encode_float(module.weight.data, payload),
-                "bias": None if module.bias is None else payload.add(module.bias.data)}
-        if isinstance(module, Conv2d):
-            spec["args"] = {name: _plain(getattr(module, name)) for name in _CONV_ARGS}
-        return spec
-    cls = type(module)
-    if cls not in _LAYER_ARGS:
-        raise ValueError(f"save_compressed cannot store a {cls.__name__} layer "
-                         f"(it stores {', '.join(sorted(_BY_NAME))} and quantized Linear/Conv2d)")
-    spec = {"type": cls.__name__}
-    if _LAYER_ARGS[cls]:
-        spec["args"] = {name: _plain(getattr(module, name)) for name in _LAYER_ARGS[cls]}
-    if isinstance(module, BatchNorm2d):
-        spec["arrays"] = {name: payload.add(getattr(module, name).data)
-                          for name in ("weight", "bias", "running_mean", "running_var")}
-    return spec
-
-
-_MAX_DEPTH = 32  # Sequentials inside Sequentials
-_MAX_ARG = 1 << 16  # kernel sizes, strides, paddings, dims
-
-
-def _arg(name: str, value):
-    """A constructor argument read from a file: a finite number, None, or a pair of small ints."""
-    if isinstance(value, list):
-        if len(value) != 2:
-            raise ValueError(f"layer argument {name} must be a number or a pair, got {value!r}")
-        return tuple(_arg(name, v) for v in value)
-    if value is None or isinstance(value, float) and math.isfinite(value):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_ARG:
-        return value
-    raise ValueError(f"layer argument {name}={value!r} is not a number of at most {_MAX_ARG} (or a pair)")
-
-
-def _args(spec: dict, allowed: tuple[str, ...]) -> dict:
-    args = spec.get("args", {})
-    if not isinstance(args, dict) or not set(args) <= set(allowed):
-        raise ValueError(f"a {spec['type']} takes the arguments {list(allowed)}, got {args!r}")
-    # num_features is checked against the four arrays the file must hold, not a small limit
-    return {k: v if k == "num_features" and type(v) is int else _arg(k, v) for k, v in args.items()}
-
-
-def _float_layer(kind: str, weight: np.ndarray, bias: np.ndarray | None, args: dict) -> Module:
-    """A Linear or Conv2d holding `weight` and `bias`.
-
-    NOTE: the layer is made tiny, then given the stored arrays: its constructor would
-    first fill a full-size random weight, which for a large layer costs more than the file.
-    """
-    if bias is not None and bias.shape != weight.shape[:1]:
-        raise ValueError(f"a {kind} with weight {list(weight.shape)} has a bias of shape {list(bias.shape)}")
-    rng = get_rng()
-    state = rng.bit_generator.state  # loading a file must not move the global random stream
-    try:
-        if kind == "Linear":
-            layer = Linear(1, 1, bias=bias is not None)
-            layer.out_features, layer.in_features = weight.shape
-        else:
-            layer = Conv2d(1, 1, 1, bias=bias is not None, **args)
-            layer.out_channels, layer.in_channels = weight.shape[:2]
-            layer.kernel_size = tuple(weight.shape[2:])
-    finally:
-        rng.bit_generator.state = state
-    layer.weight = Tensor(weight, requires_grad=True)
-    if bias is not None:
-        layer.bias = Tensor(bias, requires_grad=True)
-    return layer
-
-
-def _quantized_layer(kind: str, spec: dict, arrays: list[np.ndarray], args: dict) -> Module:
-    qweight = _decode_weights(spec["weight"], arrays)
-    if qweight.values.ndim != (2 if kind == "Linear" else 4):
-        raise ValueError(f"a quantized {kind} needs a {2 if kind == 'Linear' else 4}-D weight, "
-                         f"got shape {list(qweight.shape)}")
-    bias = _decode_bias(spec["qbias"], arrays)
-    layer = QuantizedConv2d(qweight, bias, **args) if kind == "Conv2d" else QuantizedLinear(qweight, bias)
-    if spec.get("input_scale") is not None:
-        scale = arrays[spec["input_scale"]]
-        # NOTE: files written before this check stored the 0-d scale with shape (1,).
-        if scale.dtype != np.float32 or scale.size != 1 or not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise ValueError(f"an input scale must be one finite float32 > 0, "
-                             f"got {scale.dtype} {scale.reshape(-1)[:4]}")
-        layer.input_scale = np.float32(scale.reshape(()))
-    return layer
-
-
-def _batchnorm(spec: dict, arrays: list[np.ndarray], args: dict) -> Module:
-    """A BatchNorm2d whose four arrays come from the file, each of `num_features` float32."""
-    stored = spec.get("arrays")
-    names = ("weight", "bias", "running_mean", "running_var")
-    if not isinstance(stored, dict) or set(stored) != set(names):
-        raise ValueError(f"a BatchNorm2d must store the arrays {list(names)}, got {stored!r}")
-    n = args.pop("num_features", None)
-    layer = BatchNorm2d(1, **args)  # checks eps and momentum; no array of the claimed size yet
-    for name in names:
-        a = arrays[stored[name]]
-        if a.dtype != np.float32 or a.shape != (n,):
-            raise ValueError(f"BatchNorm2d(num_features={n!r}) stores {name} as {a.dtype} {a.shape}")
-        getattr(layer, name).data = a
-    layer.num_features = n
-    return layer
-
-
-def _rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
-    """The layer (tree) that `_describe` wrote as `spec`, checked part by part."""
-    if not isinstance(spec, dict):
-        raise ValueError(f"a layer must be described by a JSON object, got {type(spec).__name__}")
-    kind = spec.get("type")
-    if kind == "Sequential":
-        layers = spec.get("layers")
-        if not isinstance(layers, list):
-            raise ValueError("a Sequential must list its layers")
-        if depth >= _MAX_DEPTH:
-            raise ValueError(f"Sequentials are nested more than {_MAX_DEPTH} deep")
-        return Sequential(*[_rebuild(s, arrays, depth + 1) for s in layers])
-    if not isinstance(kind, str) or kind not in _BY_NAME:
-        raise ValueError(f"compressed file names an unknown layer type {kind!r}")
-    if kind in ("Linear", "Conv2d"):
-        args = _args(spec, _CONV_ARGS if kind == "Conv2d" else ())
-        if "shared" in spec:
-            return decode_shared({**spec, "args": args}, arrays)
-        if "weight" in spec:
-            return _quantized_layer(kind, spec, arrays, args)
-        weight = _decode_float(spec["float_weight"], arrays, (2,) if kind == "Linear" else (4,))
-        if weight.ndim != (2 if kind == "Linear" else 4):
-            raise ValueError(f"a {kind} needs a {2 if kind == 'Linear' else 4}-D weight, "
-                             f"got shape {list(weight.shape)}")
-        bias = None if spec.get("bias") is None else _decode_bias({"float32": spec["bias"]}, arrays)
-        return _float_layer(kind, weight, bias, args)
-    args = _args(spec, _LAYER_ARGS[_BY_NAME[kind]])
-    if kind == "BatchNorm2d":
-        return _batchnorm(spec, arrays, args)
-    if spec.get("arrays"):
-        raise ValueError(f"a {kind} stores no arrays")
-    return _BY_NAME[kind](**args)
-
-# %% ../../modules/16_compression/storage_given.py #5cc232fa
+# %% ../../modules/16_compression/storage_given.py #0ecea103
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
 # NOTE: limits on what a file may claim, checked before anything of that size exists.
 # A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
 # that (the writer picks a weaker codec rather than exceed it); its description is at
-# most _MAX_DESCRIPTION bytes. A file that is not a regular file (a pipe, a device)
-# has no size to measure, so it gets _FLOOR.
+# most _MAX_DESCRIPTION bytes (JSON) or _MAX_BINARY_DESCRIPTION. A file that is not a
+# regular file (a pipe, a device) has no size to measure, so it gets _FLOOR.
 _FLOOR = 64 << 20
 _RATIO = 64
 _MAX_DESCRIPTION = 16 << 20
+_MAX_BINARY_DESCRIPTION = 1 << 20  # a layer takes 3-40 bytes: room for 25,000 layers and more
 _CHUNK = 1 << 20
 
 
@@ -270,15 +91,16 @@ def _lzma_window(packed: int | None) -> int:
 
 def to_bytes(model: Module) -> bytes:
     """The exact bytes `save_compressed(model, path)` writes."""
-    payload = _Payload()
-    description = json.dumps({"model": _describe(_check(model), payload), "arrays": payload.arrays},
-                             separators=(",", ":")).encode()
-    body = len(description).to_bytes(4, "little") + description + b"".join(payload.parts)
+    payload, root = Payload(), _check(model)
+    while isinstance(root, CompressedModel):
+        root = root.model
+    description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays})
+    body = varint(len(description)) + description + b"".join(payload.parts)
     # NOTE: which codec wins depends on the model; measure both, keep the smaller
     # (among those a reader accepts: "none" always is).
     packed = ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
     fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
-            and payload.claimed <= _DENSITY * len(p) + _SLACK)
+            and payload.claimed <= DENSITY * len(p) + SLACK)
     codec, packed = min(fair, key=lambda c: len(c[1]))
     return MAGIC + bytes([codec]) + _digest(body) + packed
 
@@ -355,7 +177,7 @@ class _Reader:
 def _array_table(meta) -> list[tuple[str, tuple[int, ...]]]:
     """The (dtype, shape) of every array a description lists, checked."""
     if not (isinstance(meta, dict) and isinstance(meta.get("model"), dict) and isinstance(meta.get("arrays"), list)):
-        raise ValueError('the description must be a JSON object {"model": {...}, "arrays": [...]}, '
+        raise ValueError('the description must be a map (a JSON object) {"model": {...}, "arrays": [...]}, '
                          f"got {type(meta).__name__} {str(meta)[:60]}")
     table = []
     for entry in meta["arrays"]:
@@ -367,33 +189,48 @@ def _array_table(meta) -> list[tuple[str, tuple[int, ...]]]:
     return table
 
 
-def _description(reader: _Reader) -> tuple[dict, list, int]:
-    """The JSON description at the start of a payload, its arrays, and the bytes of those arrays."""
-    size = int.from_bytes(reader.read(4), "little")
-    if size > min(_MAX_DESCRIPTION, reader.limit):
-        raise ValueError(f"{reader.source} has a malformed description: it claims {size:,} bytes "
-                         f"(at most {min(_MAX_DESCRIPTION, reader.limit):,})")
+def _description_size(reader: _Reader, version: int) -> int:
+    """The length of the description: 4 bytes up to version 2, then 1-3 bytes (a varint)."""
+    if version < 3:
+        return int.from_bytes(reader.read(4), "little")
+    size = 0
+    for shift in range(0, 21, 7):
+        byte = reader.read(1)[0]
+        size |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return size
+    raise ValueError(f"{reader.source} has a malformed description: its length takes more than 3 bytes")
+
+
+def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
+    """The description at the start of a payload (binary from version 3, JSON before), its
+    arrays, and the bytes of those arrays."""
+    size = _description_size(reader, version)
+    most = min(_MAX_DESCRIPTION if version < 3 else _MAX_BINARY_DESCRIPTION, reader.limit)
+    if size > most:
+        raise ValueError(f"{reader.source} has a malformed description: it claims {size:,} bytes (at most {most:,})")
     try:
-        meta = json.loads(reader.read(size))
+        text = reader.read(size)
+        meta = decode_tree(text, "binary description") if version >= 3 else json.loads(text)
         table = _array_table(meta)
     except RecursionError:
         raise ValueError(f"{reader.source} has a malformed description: JSON nested too deeply") from None
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ValueError(f"{reader.source} has a malformed description: {err}") from None
     rest = sum(math.prod(shape) * np.dtype(dtype).itemsize for dtype, shape in table)
-    if 4 + size + rest > reader.limit:
-        raise ValueError(f"{reader.source} claims a payload of {4 + size + rest:,} bytes, more than its "
+    if reader.count + rest > reader.limit:
+        raise ValueError(f"{reader.source} claims a payload of {reader.count + rest:,} bytes, more than its "
                          f"compressed size allows ({reader.limit:,}); refused before reading it")
     return meta, table, rest
 
 
-def _arrays(data: bytearray, table: list, budget: int) -> _Arrays:
+def _arrays(data: bytearray, table: list, budget: int) -> StoredArrays:
     arrays, start = [], 0
     for dtype, shape in table:
         count = math.prod(shape)
         arrays.append(np.frombuffer(data, dtype, count, start).reshape(shape).copy())
         start += count * np.dtype(dtype).itemsize
-    return _Arrays(arrays, budget)
+    return StoredArrays(arrays, budget)
 
 
 def _read(f, packed: int | None, source: str) -> "CompressedModel":
@@ -404,20 +241,20 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
         raise ValueError(f"{source} is not a TinyTorch compressed model (bad magic)")
     if head[len(MAGIC) - 1] not in _READS:
         raise ValueError(f"{source} has format version {head[len(MAGIC) - 1]}, this TinyTorch reads versions "
-                         f"{' and '.join(map(str, _READS))}")
+                         f"{', '.join(map(str, _READS[:-1]))} and {_READS[-1]}")
     codec = head[len(MAGIC)]
     if codec not in _CODECS:
         raise ValueError(f"{source} uses unknown codec {codec}")
     reader = _Reader(f, codec, packed, source)
-    meta, table, rest = _description(reader)
+    meta, table, rest = _description(reader, head[len(MAGIC) - 1])
     data = reader.read(rest)
     reader.finish()
     if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
-        arrays = _arrays(data, table, _DENSITY * reader.consumed + _SLACK)
+        arrays = _arrays(data, table, DENSITY * reader.consumed + SLACK)
         del data
-        return CompressedModel(_rebuild(meta["model"], arrays))
+        return CompressedModel(rebuild(meta["model"], arrays))
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as err:
         raise ValueError(f"{source} has a malformed description: {err!r}") from None
     except ValueError as err:

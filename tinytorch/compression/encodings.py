@@ -13,15 +13,15 @@ import numpy as np
 from .formats import _index_bytes, format_bytes, gap_code, gap_positions
 from ..quantization import QuantizedTensor, quantize_int8
 
-# %% ../../modules/16_compression/storage_given.py #f52693a5
-class _Payload:
-    """Arrays appended to one byte buffer, described in a JSON-able list."""
+# %% ../../modules/16_compression/storage_given.py #03fbcbf0
+class Payload:
+    """Arrays appended to one byte buffer, each described as `[dtype, *shape]` in `arrays`."""
 
     def __init__(self):
         self.parts: list[bytes] = []
         self.arrays: list[dict] = []
         self.size = 0
-        self.claimed = 0  # weights that sparse encodings stand for (see _DENSITY)
+        self.claimed = 0  # weights that sparse encodings stand for (see DENSITY)
 
     def add(self, a: np.ndarray) -> int:
         a = np.asarray(a)
@@ -33,7 +33,7 @@ class _Payload:
         return len(self.arrays) - 1
 
 
-def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
+def encode_weights(q: QuantizedTensor, payload: Payload) -> dict:
     """Store int8 values as dense, bitmask or CSR: whichever is fewest bytes."""
     values = q.values
     rows = values.shape[0]
@@ -55,21 +55,21 @@ def _encode_weights(q: QuantizedTensor, payload: _Payload) -> dict:
 
 
 # NOTE: a gap code or a CSR index leaves out a final run of zeros, so a few bytes could
-# claim any shape. The sparse layers of a file may stand for at most _DENSITY weights
-# per byte of the file (plus _SLACK, for files written before the rule), and the writer
+# claim any shape. The sparse layers of a file may stand for at most DENSITY weights
+# per byte of the file (plus SLACK, for files written before the rule), and the writer
 # never exceeds it: a layer sparser than that is stored as a bitmask (8 weights per
 # byte) instead, and a payload that compresses too well for it is stored less packed.
-_DENSITY = 256
-_SLACK = 1 << 20
+DENSITY = 256
+SLACK = 1 << 20
 
 
 def _smallest(n: int, sizes: dict[str, int]) -> str:
-    """The encoding of fewest bytes among those that stay within `_DENSITY` weights per byte."""
-    fair = {k: v for k, v in sizes.items() if n <= _DENSITY * v or not k.startswith(("gaps", "csr"))}
+    """The encoding of fewest bytes among those that stay within `DENSITY` weights per byte."""
+    fair = {k: v for k, v in sizes.items() if n <= DENSITY * v or not k.startswith(("gaps", "csr"))}
     return min(fair, key=fair.__getitem__)
 
 
-def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.ndarray, payload: _Payload) -> dict:
+def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.ndarray, payload: Payload) -> dict:
     """`values` added to `payload` in `encoding` ("dense", "gaps", "bitmask" or "csr"); `_stored_values` reads it.
 
     `nz` marks the non-zeros of `values` viewed as rows x (the rest); `gaps` is their gap code.
@@ -89,7 +89,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     return {"encoding": encoding} | index | {"values": payload.add(flat[nz])}
 
 
-class _Arrays(list):
+class StoredArrays(list):
     """The arrays of a file being read: an index must name one of them, and the dense
     arrays built from them stay within what the file can stand for (`allow`)."""
 
@@ -111,7 +111,7 @@ class _Arrays(list):
 
 def _allow(arrays: list, n: int, what: str) -> None:
     """Charge `n` weights to a file's budget (plain lists, in tests, have none)."""
-    if isinstance(arrays, _Arrays):
+    if isinstance(arrays, StoredArrays):
         arrays.allow(n, what)
 
 
@@ -167,7 +167,7 @@ def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
     return dense.reshape(shape)
 
 
-def _encode_float(weight: np.ndarray, payload: _Payload) -> int | dict:
+def encode_float(weight: np.ndarray, payload: Payload) -> int | dict:
     """A float32 weight, value for value: dense, or its non-zeros with bitmask or gap-coded
     positions, whichever takes fewest bytes. A -0.0 comes back as 0.0, the same number.
 
@@ -185,8 +185,8 @@ def _encode_float(weight: np.ndarray, payload: _Payload) -> int | dict:
     return {"shape": list(weight.shape)} | _store_values(best, weight, nz, gaps, payload)
 
 
-def _decode_float(stored: int | dict, arrays: list[np.ndarray], ndim: tuple[int, ...] = (1, 2, 3, 4)) -> np.ndarray:
-    """The float32 weight that `_encode_float` stored (of `ndim` dimensions)."""
+def decode_float(stored: int | dict, arrays: list[np.ndarray], ndim: tuple[int, ...] = (1, 2, 3, 4)) -> np.ndarray:
+    """The float32 weight that `encode_float` stored (of `ndim` dimensions)."""
     if isinstance(stored, dict):
         if arrays[stored["values"]].dtype != np.float32:
             raise ValueError("compressed file stores a float weight as another dtype")
@@ -198,7 +198,7 @@ def _decode_float(stored: int | dict, arrays: list[np.ndarray], ndim: tuple[int,
     return weight
 
 
-def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
+def decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
     values = _stored_values(spec, arrays, np.int8)
     rows = values.shape[0]
     scale = arrays[spec["scale"]]
@@ -215,7 +215,7 @@ def _decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
     return QuantizedTensor(values, scale, zero_point, spec.get("axis", 0))
 
 
-def _encode_bias(bias: np.ndarray | None, payload: _Payload) -> dict | None:
+def encode_bias(bias: np.ndarray | None, payload: Payload) -> dict | None:
     """A float32 bias, stored as int8 + one scale when that is exact (see `prune_and_quantize`)."""
     if bias is None:
         return None
@@ -227,7 +227,7 @@ def _encode_bias(bias: np.ndarray | None, payload: _Payload) -> dict | None:
     return {"float32": payload.add(bias)}
 
 
-def _decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | None:
+def decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | None:
     if spec is None:
         return None
     bias = arrays[spec["float32"]] if "float32" in spec else arrays[spec["int8"]]

@@ -301,8 +301,9 @@ def arithmetic_decode(data: bytes, ks: list[int], count: int, what: str) -> list
     _check_stream_size(data, pos - 32 + 2 if count else 2, what)
     return [np.asarray(column, np.int64) for column in out]
 
-# %% ../../modules/16_compression/sharing_given.py #5384a121
-def _varint(n: int) -> bytes:
+# %% ../../modules/16_compression/sharing_given.py #417e4825
+def varint(n: int) -> bytes:
+    """`n` >= 0 in 7-bit groups, low first, a high bit on all but the last (`ByteReader.varint` reads it)."""
     out = bytearray()
     while True:
         out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
@@ -311,7 +312,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-class _Reader:
+class ByteReader:
     """Reads a byte string front to back; every read is checked against what is left."""
 
     def __init__(self, data: bytes, what: str):
@@ -341,7 +342,7 @@ class _Reader:
     def rest(self) -> bytes:
         return self.take(len(self.data) - self.pos)
 
-
+# %% ../../modules/16_compression/sharing_given.py #32567e67
 def _nibbles(lengths: np.ndarray) -> bytes:
     lengths = np.asarray(lengths, np.uint8)
     padded = np.concatenate([lengths, np.zeros(lengths.size % 2, np.uint8)])
@@ -364,21 +365,21 @@ def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbol
     positions, codes = np.asarray(positions, np.int64), np.asarray(codes, np.int64)
     gap_sym, extra, width = gap_symbols(np.diff(positions, prepend=-1) - 1)
     m = int(gap_sym.max()) + 1 if gap_sym.size else 0
-    head = _varint(2 * positions.size + coder)
+    head = varint(2 * positions.size + coder)
     if coder == ARITHMETIC:
         stream = arithmetic_encode([(gap_sym, m), (codes, symbols)])
-        return b"".join([head, _varint(m), _varint(len(stream)), stream, pack_bits(extra, width)])
+        return b"".join([head, varint(m), varint(len(stream)), stream, pack_bits(extra, width)])
     code_lengths = huffman_lengths(np.bincount(codes, minlength=symbols))
     gap_lengths = huffman_lengths(np.bincount(gap_sym, minlength=m))
     code_stream, gap_stream = huffman_encode(codes, code_lengths), huffman_encode(gap_sym, gap_lengths)
-    return b"".join([head, _nibbles(code_lengths), _varint(m), _nibbles(gap_lengths),
-                     _varint(len(code_stream)), code_stream, _varint(len(gap_stream)), gap_stream,
+    return b"".join([head, _nibbles(code_lengths), varint(m), _nibbles(gap_lengths),
+                     varint(len(code_stream)), code_stream, varint(len(gap_stream)), gap_stream,
                      pack_bits(extra, width)])
 
 
 def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer stream") -> tuple[np.ndarray, np.ndarray]:
     """`(positions, codes)` that `encode_layer_stream` wrote for a layer of `n` weights."""
-    r = _Reader(bytes(data), what)
+    r = ByteReader(bytes(data), what)
     head = r.varint(2 * n + 1)
     count, coder = head // 2, head % 2
     if coder == ARITHMETIC:

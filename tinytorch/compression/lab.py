@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['quick_mode', 'plots_folder', 'toy_mlp', 'digits_setup', 'trained_digits', 'forward_times', 'speed_nets', 'pyplot',
            'save_plot', 'analysis_one_shot_vs_iterative', 'analysis_structured_vs_unstructured',
-           'analysis_structured_speed', 'analysis_weight_histogram', 'analysis_prune_plus_int8']
+           'analysis_structured_speed', 'analysis_weight_histogram', 'analysis_prune_plus_int8', 'mark_page_ratios',
+           'analysis_weight_sharing']
 
 # %% ../../modules/16_compression/lab_given.py #5efc92f7
 import os
@@ -234,3 +235,59 @@ def analysis_prune_plus_int8(pruned: dict):
         report = compressed_size(small)
         print(f"{label:<30}" + "".join(f"{report.total(f):>9,}" for f in formats)
               + f"{report.file_bytes:>8,}{weights / report.file_bytes:>7.1f}x{evaluate(small, test):>9.4f}")
+
+# %% ../../modules/16_compression/lab_given.py #88a4455e
+def _shared_rows(target: float, model, train, test, bits_list, epochs: int, folder) -> list[tuple]:
+    """(sparsity, setting, bytes, bound, accuracy) of `model` as an INT8 file and as shared-weight files."""
+    from tinytorch.compression import entropy_bound, fine_tune_centroids, load_compressed, save_compressed
+
+    settings = [("INT8", 8, prune_and_quantize(model, sparsity=None, per_channel=False, int8_bias=True))]
+    for bits in bits_list:
+        shared = prune_and_quantize(model, sparsity=None, bits=bits, codebook="kmeans", int8_bias=True)
+        fine_tune_centroids(shared, CrossEntropyLoss(), train, epochs, lr=1e-3, progress=False)
+        settings.append((f"{bits}-bit shared", bits, shared))
+    rows = []
+    for label, bits, small in settings:
+        path = folder / f"mlp_{round(100 * target)}pct_{bits}bit.ttz"
+        written = save_compressed(small, path)
+        rows.append((target, label, written, entropy_bound(small)["total"], evaluate(load_compressed(path), test)))
+    return rows
+
+
+def mark_page_ratios(ax, dense_bytes: float, dense_accuracy: float) -> None:
+    """On a plot of file bytes (x) against accuracy in % (y): the page's 40x, its 50-100x and the dense accuracy."""
+    ax.axvline(dense_bytes / 40, color="gray", linestyle="--", label="40x (the page's 'combined')")
+    ax.axvspan(dense_bytes / 100, dense_bytes / 50, color="gray", alpha=0.15, label="50-100x (the page's 'possible')")
+    ax.axhline(100 * dense_accuracy, color="black", linewidth=0.8, label="dense fp32")
+
+
+def analysis_weight_sharing(pruned: dict, bits_list=(2, 3, 4, 5)):
+    """Section 6's pruned models as files: INT8 against k-means shared weights (`bits_list`,
+    centroids fine-tuned), with the entropy bound of each file and its test accuracy; plotted."""
+    from tinytorch.compression.container import to_bytes
+
+    dense, train, test = trained_digits()
+    dense_bytes, dense_acc = len(to_bytes(dense)), evaluate(dense, test)
+    bits_list, epochs = ((2, 4), 1) if quick_mode() else (bits_list, 10)
+    folder = plots_folder() / "shared_files"
+    folder.mkdir(exist_ok=True)
+    rows = [row for target, model in pruned.items() if target >= 0.9
+            for row in _shared_rows(target, model, train, test, bits_list, epochs, folder)]
+    print(f"dense fp32 file {dense_bytes:,} bytes, accuracy {dense_acc:.4f}; files in {folder}")
+    print(f"{'sparsity':>9}{'setting':>15}{'bytes':>8}{'ratio':>8}{'bound':>8}{'file/bound':>11}{'accuracy':>10}")
+    for target, label, written, bound, acc in rows:
+        print(f"{target:>9.0%}{label:>15}{written:>8,}{dense_bytes / written:>7.1f}x{bound:>8,.0f}"
+              f"{written / bound:>11.2f}{acc:>10.4f}")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label in dict.fromkeys(r[1] for r in rows):
+        points = sorted((r[2], 100 * r[4]) for r in rows if r[1] == label)
+        ax.plot(*zip(*points), "s-" if label == "INT8" else "o-", label=label)
+    mark_page_ratios(ax, dense_bytes, dense_acc)
+    ax.set(xscale="log", xlabel="file bytes (log); points: the sparsities of section 6",
+           ylabel="test accuracy (%)", title="Digits MLP: file bytes against accuracy")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(plots_folder() / "sharing_bytes_vs_accuracy.png", dpi=120)
+    plt.close(fig)
+    return rows

@@ -7,14 +7,14 @@ __all__ = ['SHARED_LAYERS', 'CODEBOOKS', 'MAX_SHARED_WEIGHTS', 'kmeans_codebook'
            'SharedConv2d', 'shared_layer', 'share_weights', 'shared_layers', 'check_codebook', 'prune_and_share',
            'fine_tune_centroids', 'entropy_bound', 'with_entropy_bound', 'int8_form', 'encode_shared', 'decode_shared']
 
-# %% ../../modules/16_compression/sharing_given.py #c190366e
+# %% ../../modules/16_compression/sharing_given.py #fb8bc30c
 import functools
 import math
 
 import numpy as np
 
-from .encodings import _encode_bias, _Payload
-from .entropy import (_Reader, _varint, decode_layer_stream, encode_layer_stream,
+from .encodings import Payload, encode_bias
+from .entropy import (ByteReader, varint, decode_layer_stream, encode_layer_stream,
                                            entropy_bits, mask_entropy_bits)
 from ..core.autograd import is_grad_enabled
 from ..core.layers import Linear, Module
@@ -240,13 +240,13 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
         for p in frozen:
             p.requires_grad = True
 
-# %% ../../modules/16_compression/sharing_given.py #5edb234b
+# %% ../../modules/16_compression/sharing_given.py #7d3ab3a6
 def _bias_bytes(bias, shared: bool) -> int:
     """A bias as the file stores it: 8 bits per entry and one scale, or float32."""
     if bias is None:
         return 0
     bias = np.asarray(getattr(bias, "data", bias), np.float32)
-    int8 = int8_form(bias) is not None if shared else "int8" in _encode_bias(bias, _Payload())
+    int8 = int8_form(bias) is not None if shared else "int8" in encode_bias(bias, Payload())
     return bias.size + 4 if int8 else 4 * bias.size
 
 
@@ -300,7 +300,7 @@ def with_entropy_bound(size_report):
 
     return sized
 
-# %% ../../modules/16_compression/sharing_given.py #29300342
+# %% ../../modules/16_compression/sharing_given.py #453244a0
 _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
 # NOTE: a shared layer's dense weight is built from its shape, not from bytes in the file:
 # the shape is capped (1 GiB of float32) so a forged file cannot ask for any amount of memory.
@@ -336,11 +336,11 @@ def _bias_blob(bias: Tensor | None) -> bytes:
     return bytes([_INT8_BIAS]) + form[0].tobytes() + np.asarray([form[1]], "<f4").tobytes()
 
 
-def encode_shared(layer: SharedLinear | SharedConv2d, payload: _Payload) -> dict:
+def encode_shared(layer: SharedLinear | SharedConv2d, payload: Payload) -> dict:
     """The file description of a shared layer, its one byte string appended to `payload`."""
     conv = isinstance(layer, SharedConv2d)
     k = layer.centroids.data.size
-    blob = b"".join([_varint(len(layer.shape)), *map(_varint, layer.shape), bytes([layer.bits]),
+    blob = b"".join([varint(len(layer.shape)), *map(varint, layer.shape), bytes([layer.bits]),
                      _bias_blob(layer.bias), np.asarray(layer.centroids.data, "<f4").tobytes(),
                      encode_layer_stream(layer.positions, layer.codes, int(np.prod(layer.shape)), k)])
     spec = {"type": "Conv2d" if conv else "Linear", "shared": payload.add(np.frombuffer(blob, np.uint8))}
@@ -355,7 +355,7 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     stored = arrays[spec["shared"]]
     if stored.dtype != np.uint8 or stored.ndim != 1:
         raise ValueError("a shared layer must be stored as a 1-D uint8 array")
-    r = _Reader(stored.tobytes(), f"shared {spec['type']}")
+    r = ByteReader(stored.tobytes(), f"shared {spec['type']}")
     ndim = r.varint(4)
     if ndim != (4 if conv else 2):
         raise ValueError(f"shared {spec['type']} has a {ndim}-D weight")
