@@ -18,7 +18,6 @@ test images. The time is the wall-clock time of training (the `fit` calls) alone
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 
@@ -69,27 +68,30 @@ def train(kind: str, seed: int) -> tuple[float, float]:
     return evaluate(model, test_loader), seconds
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Train each network with each seed, print accuracy and time, return one row per network and seed."""
+    from tinytorch.profiling import blas_threads
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
     parser.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
     args = parser.parse_args(argv)
-    # NOTE: BLAS reads these when NumPy is first imported, so they are set before that.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
-
-    kinds = ["mlp", "cnn"] if args.model == "both" else [args.model]
-    for kind in kinds:
-        results = [train(kind, seed) for seed in args.seeds]
+    rows = []
+    for kind in ["mlp", "cnn"] if args.model == "both" else [args.model]:
+        with blas_threads(args.threads):
+            results = [train(kind, seed) for seed in args.seeds]
         phases = ", then ".join(f"lr {lr:g} for {epochs} epochs" for lr, epochs in PHASES[kind])
         print(f"{kind.upper()} ({phases}):")
         for seed, (accuracy, seconds) in zip(args.seeds, results):
+            rows.append({"model": kind.upper(), "seed": seed, "test_accuracy": accuracy,
+                         "correct_of_360": round(accuracy * 360), "train_s": seconds})
             print(f"  seed {seed}: test accuracy {accuracy:.4f} ({round(accuracy * 360)}/360), trained in {seconds:.1f} s")
         accuracies = [a for a, _ in results]
         print(f"  min {min(accuracies):.4f}, mean {sum(accuracies) / len(accuracies):.4f}, "
               f"slowest {max(s for _, s in results):.1f} s")
     print(f"threads: {args.threads} (BLAS)")
+    return rows
 
 
 if __name__ == "__main__":
