@@ -16,7 +16,7 @@ changes it, next to the FLOP count of Module 14:
 * a pair Conv(16 -> F), ReLU, Conv(F -> 16): removing a filter of the first layer also
   removes an input channel of the second, so every part of the work shrinks with F.
 
-    python benchmarks/bench_cnn_step.py [--repeats 30] [--steps 50] [--threads 1]
+    python benchmarks/bench_cnn_step.py [--repeats 30] [--steps 50] [--threads 1] [--quick]
 
 Both frameworks run with the same number of threads (default 1: NumPy's BLAS and
 PyTorch's intra-op pool). NOTE: at these sizes a matmul takes tens of microseconds,
@@ -162,7 +162,9 @@ def conv_rows(args, images, pair: bool, title: str, widths=(64, 32, 16, 8)) -> l
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Time the training steps and the convolution widths, print the tables, return their rows."""
-    args = step_parser(__doc__.splitlines()[0]).parse_args(argv)
+    parser = step_parser(__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the convolution tables at batch 8: a check that it runs")
+    args = parser.parse_args(argv)
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     else:
         print(f"  ratio      {timings['tinytorch'].median / timings['pytorch'].median:.2f}x (tinytorch / pytorch)")
     rows = [timing_row("training step", name, t) | {"threads": args.threads} for name, t in timings.items()]
-    images = rng.standard_normal((BATCH, 16, 16, 16)).astype(np.float32)
+    images = rng.standard_normal((8 if args.quick else BATCH, 16, 16, 16)).astype(np.float32)
     for pair, title in ((False, "Conv(16 -> F)"), (True, "Conv(16 -> F), ReLU, Conv(F -> 16)")):
         rows += conv_rows(args, images, pair, title)
     print(f"threads: {args.threads} (BLAS and PyTorch)")

@@ -34,7 +34,8 @@ process (`--clock cpu`): on one thread that is the latency an idle machine shows
 while elapsed time (`--clock wall`) on a shared machine also counts the time other
 programs hold the CPU, which swamps the CNN's sub-millisecond calls.
 
-    python benchmarks/bench_structured.py [--repeats 11] [--threads 1] [--clock cpu|wall] [--quick]
+    python benchmarks/bench_structured.py [--repeats 11] [--ratios 0.25 0.5 0.75] [--threads 1] [--clock cpu|wall]
+        [--quick]
 
 Goal: at ratio 0.5, a measured speedup of at least 0.8x the FLOP ratio.
 
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true",
                         help="a 512-wide MLP, a narrower CIFAR-shaped CNN and 3 rounds: a check that it runs")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 11)")
+    parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS),
+                        help=f"fractions of units to remove (default {' '.join(map(str, RATIOS))})")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (NumPy's: OPENBLAS_NUM_THREADS)")
     parser.add_argument("--clock", choices=["cpu", "wall"], default=None,
                         help="cpu: CPU seconds of this process (default with one thread); wall: elapsed time")
@@ -343,7 +346,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             (f"CIFAR-shaped CNN {c1}/{c2}", lambda: cifar_cnn(c1, c2), (cifar_batch, 3, 32, 32))]
     rows = []
     for name, build, shape in nets:
-        rows += measure(name, build, shape, RATIOS, repeats, torch, clock,
+        rows += measure(name, build, shape, args.ratios, repeats, torch, clock,
                         layers_at=None if name.startswith("MLP") else GOAL_RATIO, tp=tp)
     print_table(rows)
     return rows
