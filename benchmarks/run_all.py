@@ -118,6 +118,8 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
+        if value != value:  # NaN: a figure the benchmark did not measure for this row
+            return "n/a"
         return f"{value:,.{digits}g}" if abs(value) < 10 ** digits else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -137,6 +139,25 @@ def _is_table(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
+# A key `x` with a companion `x_sd` (sample standard deviation over seeds) or `x_spread`
+# (max - min over seeds) shares one cell with it: "mean ± sd", "mean ± half the range".
+SPREADS = {"_sd": ("sd", 1.0), "_spread": ("half range", 0.5)}
+
+
+def _spread_of(key: str, keys) -> tuple[str, str, float] | None:
+    """(companion key, its name, its scale) of `key`, or None when it has none."""
+    return next(((key + end, name, scale) for end, (name, scale) in SPREADS.items() if key + end in keys), None)
+
+
+def _cell(row: dict, key: str, spread: tuple[str, str, float] | None, missing: str):
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and value != value):  # NaN: not measured for this row
+        return missing
+    if spread is None or row.get(spread[0]) is None:
+        return value
+    return f"{fmt(value)} ± {fmt(spread[2] * row[spread[0]])}"
+
+
 def generic_table(rows: list[dict]) -> str:
     """Rows of a benchmark we know nothing about: one column per key; a missing value reads n/a.
 
@@ -145,8 +166,11 @@ def generic_table(rows: list[dict]) -> str:
     """
     keys = [k for k in dict.fromkeys(k for row in rows for k in row)
             if not any(_is_table(row.get(k)) for row in rows)]
+    spreads = {k: _spread_of(k, keys) for k in keys}
+    keys = [k for k in keys if not any(s and s[0] == k for s in spreads.values())]
     missing = {k: NO_TORCH if "torch" in k and _torch_version() is None else "n/a" for k in keys}
-    text = table(keys, [[missing[k] if row.get(k) is None else row[k] for k in keys] for row in rows])
+    header = [k if spreads[k] is None else f"{k} (± {spreads[k][1]})" for k in keys]
+    text = table(header, [[_cell(row, k, spreads[k], missing[k]) for k in keys] for row in rows])
     for row in rows:
         for key, value in row.items():
             if _is_table(value):

@@ -191,3 +191,12 @@ def test_summary_picks_the_headline_of_each_benchmark():
     never = dict(rows["bench_sparse"][1], crossover_scipy=None)
     assert "CSR never faster; 4.0x at 95%" in run_all.headline_sparse([never])[0][1]
     assert run_all.summary([]) == "(no benchmark ran)"
+
+
+def test_a_value_and_its_spread_share_a_cell():
+    rows = [{"arm": "a", "accuracy": 0.95, "accuracy_sd": 0.01, "bytes": 1000.0, "bytes_spread": 40.0,
+             "us": float("nan"), "us_sd": 0.0}]
+    text = run_all.generic_table(rows)
+    assert text.splitlines()[0] == "| arm | accuracy (± sd) | bytes (± half range) | us (± sd) |"
+    assert "| a | 0.95 ± 0.01 | 1,000 ± 20 | n/a |" in text
+    assert run_all.fmt(float("nan")) == "n/a"
