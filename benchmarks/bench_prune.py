@@ -1,4 +1,4 @@
-"""Global magnitude pruning of 4 x Linear(2048, 2048) (16.8M weights): TinyTorch vs torch.nn.utils.prune.
+"""Pruning 4 x Linear(2048, 2048) (16.8M weights) three ways: TinyTorch vs torch.nn.utils.prune, time and memory.
 
 Each pruner runs in a fresh process, so the memory it reports is its own: extra memory
 = peak resident memory while pruning (the peak is reset just before, Linux's
@@ -17,6 +17,7 @@ import json
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 LAYERS, WIDTH = 4, 2048
 
@@ -106,9 +107,10 @@ def child(kind: str, sparsity: float, repeats: int, method: str, width: int = WI
 
 def measure(kind: str, sparsity: float, repeats: int, method: str, width: int) -> dict | None:
     """`child` in a fresh process (its memory is its own), read from the JSON it prints; None without torch."""
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--sparsity", str(sparsity),
+    # NOTE: `-m` from the project root: the child imports the same tinytorch as this process
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_prune", "--child", kind, "--sparsity", str(sparsity),
                            "--repeats", str(repeats), "--method", method, "--width", str(width)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     if proc.returncode != 0:
         if "No module named 'torch'" in proc.stderr:
             return None
