@@ -16,7 +16,7 @@ changes it, next to the FLOP count of Module 14:
 * a pair Conv(16 -> F), ReLU, Conv(F -> 16): removing a filter of the first layer also
   removes an input channel of the second, so every part of the work shrinks with F.
 
-    python benchmarks/bench_cnn_step.py [--repeats 30] [--steps 50] [--threads 1]
+    python benchmarks/bench_cnn_step.py [--repeats 30] [--steps 50] [--threads 1] [--quick]
 
 Both frameworks run with the same number of threads (default 1: NumPy's BLAS and
 PyTorch's intra-op pool). NOTE: at these sizes a matmul takes tens of microseconds,
@@ -27,7 +27,13 @@ PyTorch is optional: without it, only TinyTorch's times are printed.
 """
 from __future__ import annotations
 
-from steps import interleaved_timings, limit_threads, print_timing, step_parser  # benchmarks/steps.py, beside this script
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: make the project root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.steps import interleaved_timings, print_timing, step_parser, timing_row  # noqa: E402
 
 BATCH = 64
 
@@ -105,16 +111,10 @@ def forward_backward(model, x):
     return step
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = step_parser(__doc__.splitlines()[0]).parse_args(argv)
-    limit_threads(args.threads)  # NOTE: before NumPy is imported, when BLAS reads it
-    import numpy as np
-
+def step_timings(args, x, y) -> dict:
+    """Both frameworks' Adam steps on the digits CNN from the same weights: `Timing` per framework."""
     from tinytorch.core.tensor import manual_seed
 
-    rng = np.random.default_rng(0)
-    x = rng.random((BATCH, 1, 8, 8), dtype=np.float32)
-    y = rng.integers(0, 10, BATCH).astype(np.int64)
     manual_seed(0)
     ours = tinytorch_cnn()
     try:
@@ -132,35 +132,55 @@ def main(argv: list[str] | None = None) -> None:
         steps["pytorch"] = torch_step(torch, theirs, x, y)
         first = {name: step() for name, step in steps.items()}  # same weights, same batch: same loss
         print(f"first-step loss: tinytorch {first['tinytorch']:.6f}, pytorch {first['pytorch']:.6f}")
+    return interleaved_timings(steps, args.repeats, args.steps, args.threads)
 
-    timings = interleaved_timings(steps, args.repeats, args.steps)
-    median = {name: t.median for name, t in timings.items()}
-    print(f"digits CNN, batch {BATCH}, adam: median of {args.repeats} blocks x {args.steps} steps")
-    for name, timing in timings.items():
-        print_timing(name, timing)
-    if torch is None:
-        print("  pytorch    not installed; only TinyTorch was measured")
-    else:
-        print(f"  ratio      {median['tinytorch'] / median['pytorch']:.2f}x (tinytorch / pytorch)")
 
+def conv_rows(args, images, pair: bool, title: str, widths=(64, 32, 16, 8)) -> list[dict]:
+    """Forward + backward of `conv_block` at each number of filters: time and FLOPs beside the widest's."""
+    from tinytorch.core.tensor import manual_seed
     from tinytorch.profiling import count_flops
 
     manual_seed(0)
-    images = rng.standard_normal((BATCH, 16, 16, 16)).astype(np.float32)
-    widths = (64, 32, 16, 8)
+    models = {f: conv_block(f, 16, pair) for f in widths}
+    timings = interleaved_timings({f: forward_backward(m, images) for f, m in models.items()},
+                                  max(args.repeats // 3, 3), max(args.steps // 5, 3), args.threads)
+    flops = {f: count_flops(m, images.shape) for f, m in models.items()}
+    print(f"{title}, 3x3, padding 1, forward + backward, input {images.shape}:")
+    rows = []
+    for f in widths:
+        t, widest = timings[f], timings[widths[0]]
+        rows.append({"table": title, "filters": f, "ms": 1e3 * t.median, "spread": t.spread,
+                     "time_vs_widest": t.median / widest.median, "flops_vs_widest": flops[f] / flops[widths[0]]})
+        flag = "" if t.steady else f"  [!] blocks disagree (spread {t.spread:.0%})"
+        print(f"  F = {f:2d}  {rows[-1]['ms']:8.3f} ms ({t.spread:.0%})   time {rows[-1]['time_vs_widest']:.2f}, "
+              f"forward FLOPs {rows[-1]['flops_vs_widest']:.3f} of F = {widths[0]}{flag}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Time the training steps and the convolution widths, print the tables, return their rows."""
+    parser = step_parser(__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the convolution tables at batch 8: a check that it runs")
+    args = parser.parse_args(argv)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH).astype(np.int64)
+    timings = step_timings(args, x, y)
+    print(f"digits CNN, batch {BATCH}, adam: median of {args.repeats} blocks x {args.steps} steps")
+    for name, timing in timings.items():
+        print_timing(name, timing)
+    if "pytorch" not in timings:
+        print("  pytorch    not installed; only TinyTorch was measured")
+    else:
+        print(f"  ratio      {timings['tinytorch'].median / timings['pytorch'].median:.2f}x (tinytorch / pytorch)")
+    rows = [timing_row("training step", name, t) | {"threads": args.threads} for name, t in timings.items()]
+    images = rng.standard_normal((8 if args.quick else BATCH, 16, 16, 16)).astype(np.float32)
     for pair, title in ((False, "Conv(16 -> F)"), (True, "Conv(16 -> F), ReLU, Conv(F -> 16)")):
-        models = {f: conv_block(f, 16, pair) for f in widths}
-        timings = interleaved_timings({f: forward_backward(m, images) for f, m in models.items()},
-                                      max(args.repeats // 3, 3), max(args.steps // 5, 3))
-        seconds = {f: t.median for f, t in timings.items()}
-        flops = {f: count_flops(m, images.shape) for f, m in models.items()}
-        print(f"{title}, 3x3, padding 1, forward + backward, input {images.shape}:")
-        for f in widths:
-            flag = "" if timings[f].steady else f"  [!] blocks disagree (spread {timings[f].spread:.0%})"
-            print(f"  F = {f:2d}  {seconds[f] * 1e3:8.3f} ms ({timings[f].spread:.0%})   time "
-                  f"{seconds[f] / seconds[widths[0]]:.2f}, forward FLOPs {flops[f] / flops[widths[0]]:.3f} "
-                  f"of F = {widths[0]}{flag}")
+        rows += conv_rows(args, images, pair, title)
     print(f"threads: {args.threads} (BLAS and PyTorch)")
+    return rows
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ history). The networks and recipes are Module 09's (`tinytorch.recipes`).
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def build(kind: str, seed: int):
@@ -29,8 +28,7 @@ def build(kind: str, seed: int):
     return digits_mlp(seed=seed) if kind == "mlp" else digits_cnn(seed=seed)
 
 
-# Each recipe's settings for Module 09's `DigitsRecipe` (kept as plain values: NumPy must not be
-# imported before main sets the BLAS thread count), and its (learning rate, epochs) phases.
+# Each network's settings for Module 09's `DigitsRecipe`, and its (learning rate, epochs) phases.
 RECIPES = {"mlp": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "epochs": 60,
                    "then": ((0.005, 20),), "batch_size": 32},
            "cnn": {"lr": 3e-3, "epochs": 50, "then": ((3e-4, 10),), "batch_size": 32}}
@@ -45,27 +43,30 @@ def train(kind: str, seed: int) -> tuple[float, float]:
     return result.accuracy, sum(row["seconds"] for row in result.history)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Train each network with each seed, print accuracy and time, return one row per network and seed."""
+    from tinytorch.profiling import blas_threads
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
     parser.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
     args = parser.parse_args(argv)
-    # NOTE: BLAS reads these when NumPy is first imported, so they are set before that.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
-
-    kinds = ["mlp", "cnn"] if args.model == "both" else [args.model]
-    for kind in kinds:
-        results = [train(kind, seed) for seed in args.seeds]
+    rows = []
+    for kind in ["mlp", "cnn"] if args.model == "both" else [args.model]:
+        with blas_threads(args.threads):
+            results = [train(kind, seed) for seed in args.seeds]
         phases = ", then ".join(f"lr {lr:g} for {epochs} epochs" for lr, epochs in PHASES[kind])
         print(f"{kind.upper()} ({phases}):")
         for seed, (accuracy, seconds) in zip(args.seeds, results):
+            rows.append({"model": kind.upper(), "seed": seed, "test_accuracy": accuracy,
+                         "correct_of_360": round(accuracy * 360), "train_s": seconds})
             print(f"  seed {seed}: test accuracy {accuracy:.4f} ({round(accuracy * 360)}/360), trained in {seconds:.1f} s")
         accuracies = [a for a, _ in results]
         print(f"  min {min(accuracies):.4f}, mean {sum(accuracies) / len(accuracies):.4f}, "
               f"slowest {max(s for _, s in results):.1f} s")
     print(f"threads: {args.threads} (BLAS)")
+    return rows
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ PyTorch is optional: without it, only TinyTorch's time is printed.
 """
 from __future__ import annotations
 
-from steps import interleaved_timings, limit_threads, print_timing, step_parser  # benchmarks/steps.py, beside this script
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: make the project root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.steps import interleaved_timings, print_timing, step_parser, timing_row  # noqa: E402
 
 SIZES = (64, 128, 64, 10)
 BATCH = 64
@@ -66,11 +72,11 @@ def torch_step(torch, optimizer_name: str, x, y, weights: list):
     return step
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Time both frameworks' training steps in interleaved blocks, print them, return one row per framework."""
     parser = step_parser(__doc__.splitlines()[0])
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     args = parser.parse_args(argv)
-    limit_threads(args.threads)  # NOTE: before NumPy is imported, when BLAS reads it
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         steps["pytorch"] = torch_step(torch, args.optimizer, x, y, [p.data.copy() for p in model.parameters()])
         first = {name: step() for name, step in steps.items()}  # same weights, same batch: same loss
         print(f"first-step loss: tinytorch {first['tinytorch']:.6f}, pytorch {first['pytorch']:.6f}")
-    timings = interleaved_timings(steps, args.repeats, args.steps)
+    timings = interleaved_timings(steps, args.repeats, args.steps, args.threads)
     median = {name: t.median for name, t in timings.items()}
 
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, {args.optimizer}: "
@@ -100,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print(f"  ratio      {median['tinytorch'] / median['pytorch']:.2f}x (tinytorch / pytorch)")
     print(f"  threads    {args.threads} (BLAS and PyTorch)")
+    return [timing_row("training step", name, t) | {"optimizer": args.optimizer, "threads": args.threads}
+            for name, t in timings.items()]
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ Four Linear(2048, 2048) layers (16.8M weights, 67 MB as float32) magnitude-prune
   weight matrices as sparse CSR tensors (`Tensor.to_sparse_csr()`), and the dense file
   compressed with xz.
 
-Each row gives the bytes, the median seconds of `--repeats` saves and loads (xz: one
-run, it takes most of a minute), and checks that the loaded weights equal the saved
+Each row gives the bytes, the median seconds and the spread of `--repeats` saves and
+loads, timed in turns by Module 14's `time_rounds`, each save writing a new file (the old
+one is deleted off the clock; xz: one round, it takes most of a minute), and checks that the loaded weights equal the saved
 ones (the INT8 file: equal to the quantized weights). Times are wall-clock and include
 writing to the disk.
 
@@ -26,9 +27,7 @@ import argparse
 import io
 import lzma
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -38,14 +37,27 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 SPARSITY = 0.9
 
 
-def _median_seconds(fn, repeats: int):
-    """(median seconds of `repeats` calls of fn, what the last call returned)."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+def save_and_load(save, load, repeats: int, fresh=None) -> dict:
+    """Seconds to save and to load (Module 14's `time_rounds`: the two in turns, `repeats` rounds, the save first).
+
+    `save()` writes and returns what it wrote; `load(saved)` reads it back. `fresh`, when
+    given, runs before every save off the clock (e.g. deletes the file, so each save
+    writes a new one). Returns the medians, the spreads and what the last calls returned.
+    """
+    from tinytorch.profiling import time_rounds
+
+    last: dict = {}
+
+    def timed_save(_) -> None:
+        last["saved"] = save()
+
+    def timed_load() -> None:
+        last["loaded"] = load(last["saved"])
+
+    saving, loading = time_rounds([timed_save, timed_load], repeats=repeats, warmup=0, number=1,
+                                  setup=[fresh or (lambda: None), None])
+    return {"save_s": saving.median, "load_s": loading.median, "save_spread": saving.spread,
+            "load_spread": loading.spread, **last}
 
 
 def _torch_rows(weights: dict, folder: Path, repeats: int) -> list[dict]:
@@ -63,19 +75,18 @@ def _torch_rows(weights: dict, folder: Path, repeats: int) -> list[dict]:
     for label, state, densify in (("torch.save, dense state_dict", dense, lambda t: t),
                                   ("torch.save, CSR weights", csr, lambda t: t.to_dense() if t.layout != torch.strided else t)):
         path = folder / "model.pt"
-        save_s, _ = _median_seconds(lambda: torch.save(state, path), repeats)
-        load_s, loaded = _median_seconds(lambda: torch.load(path, weights_only=True), repeats)
+        t = save_and_load(lambda: torch.save(state, path), lambda _: torch.load(path, weights_only=True), repeats,
+                          fresh=lambda: path.unlink(missing_ok=True))
+        loaded, _ = t.pop("loaded"), t.pop("saved")
         same = all(np.array_equal(densify(loaded[n]).numpy(), w) for n, w in weights.items())
-        rows.append({"format": label, "bytes": path.stat().st_size, "save_s": save_s, "load_s": load_s,
-                     "exact": same})
+        rows.append({"format": label, "bytes": path.stat().st_size, **t, "exact": same})
     buffer = io.BytesIO()
     torch.save(dense, buffer)
     raw = buffer.getvalue()
-    # NOTE: one run only: xz takes most of a minute on the 67 MB file
-    save_s, packed = _median_seconds(lambda: lzma.compress(raw), 1)
-    rows.append({"format": "torch.save dense, then xz (preset 6)", "bytes": len(packed), "save_s": save_s,
-                 "load_s": _median_seconds(lambda: lzma.decompress(packed), 1)[0],
-                 "exact": lzma.decompress(packed) == raw})
+    # NOTE: one round only: xz takes most of a minute on the 67 MB file
+    t = save_and_load(lambda: lzma.compress(raw), lzma.decompress, 1)
+    packed, same = t.pop("saved"), t.pop("loaded") == raw
+    rows.append({"format": "torch.save dense, then xz (preset 6)", "bytes": len(packed), **t, "exact": same})
     return rows
 
 
@@ -98,20 +109,18 @@ def measure(width: int, layers: int, repeats: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path = folder / "model.ttz"
-        save_s, written = _median_seconds(lambda: save_compressed(model, path), repeats)
-        load_s, loaded = _median_seconds(lambda: load_compressed(path), repeats)
-        back = [p.data for p in loaded.parameters()]  # load_compressed wraps it: other names, same order
+        fresh = lambda: path.unlink(missing_ok=True)  # noqa: E731
+        t = save_and_load(lambda: save_compressed(model, path), lambda _: load_compressed(path), repeats, fresh)
+        back = [p.data for p in t.pop("loaded").parameters()]  # load_compressed wraps it: other names, same order
         same = len(back) == len(weights) and all(np.array_equal(a, b) for a, b in zip(back, weights.values()))
-        rows.append({"format": "TinyTorch save_compressed, float32", "bytes": written, "save_s": save_s,
-                     "load_s": load_s, "exact": same})
-        save_s, written = _median_seconds(lambda: save_compressed(small, path), repeats)
-        load_s, loaded = _median_seconds(lambda: load_compressed(path), repeats)
+        rows.append({"format": "TinyTorch save_compressed, float32", "bytes": t.pop("saved"), **t, "exact": same})
+        t = save_and_load(lambda: save_compressed(small, path), lambda _: load_compressed(path), repeats, fresh)
         ours = [m for m in small.modules() if isinstance(m, QuantizedLinear)]
-        back = [m for m in loaded.modules() if isinstance(m, QuantizedLinear)]
+        back = [m for m in t.pop("loaded").modules() if isinstance(m, QuantizedLinear)]
         same = len(ours) == len(back) and all(np.array_equal(a.qweight.values, b.qweight.values)
                                                for a, b in zip(ours, back))
-        rows.append({"format": "TinyTorch prune_and_quantize + save_compressed, int8", "bytes": written,
-                     "save_s": save_s, "load_s": load_s, "exact": same})
+        rows.append({"format": "TinyTorch prune_and_quantize + save_compressed, int8", "bytes": t.pop("saved"),
+                     **t, "exact": same})
         rows += _torch_rows(weights, folder, repeats)
     for row in rows:
         row["weights"] = sum(w.size for n, w in weights.items() if n.endswith("weight"))

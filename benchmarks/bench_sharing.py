@@ -170,7 +170,7 @@ def plot(table: list[dict], path: Path) -> None:
     fig.savefig(path)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for sharing.json and sharing.png (created)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
@@ -193,8 +193,8 @@ def main(argv=None) -> int:
     (out / "sharing.json").write_text(json.dumps({"recipe": recipe, "rows": rows, "table": table}, indent=1) + "\n")
     plot(table, out / "sharing.png")
     print(f"wrote {out / 'sharing.json'} and {out / 'sharing.png'} in {time.perf_counter() - start:.0f} s")
-    return 0
+    return table
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -23,7 +23,8 @@ the same rounds, their calls made our CNN ratios swing by a third from run to ru
 Where Torch-Pruning is installed, it removes the same units from the PyTorch twin of
 the masked model (its dependency graph, then `prune_*_out_channels` per layer): its
 outputs are checked against our smaller model's, and the time it takes stands beside
-that of `remove_pruned_units` (medians of 5 runs, each on a fresh copy).
+that of `remove_pruned_units` (medians of 5 runs in turns, each of Torch-Pruning's on a fresh
+copy built off the clock).
 
 For each CNN at ratio 0.5, `compare_layer_times` then times the two models layer by
 layer: each layer's speedup next to its FLOP ratio says where the time went.
@@ -33,7 +34,8 @@ process (`--clock cpu`): on one thread that is the latency an idle machine shows
 while elapsed time (`--clock wall`) on a shared machine also counts the time other
 programs hold the CPU, which swamps the CNN's sub-millisecond calls.
 
-    python benchmarks/bench_structured.py [--repeats 11] [--threads 1] [--clock cpu|wall] [--quick]
+    python benchmarks/bench_structured.py [--repeats 11] [--ratios 0.25 0.5 0.75] [--threads 1] [--clock cpu|wall]
+        [--quick]
 
 Goal: at ratio 0.5, a measured speedup of at least 0.8x the FLOP ratio.
 
@@ -48,8 +50,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
-import time
 import warnings
 
 # NOTE: BLAS reads its thread count when NumPy is first imported; one thread keeps a
@@ -117,16 +117,14 @@ def to_torch(model, torch):
     return nn.Sequential(*layers).eval()
 
 
-def torch_pruning_removal(masked, torch, tp, input_shape: tuple[int, ...]):
-    """The PyTorch twin of `masked` after Torch-Pruning removed its zeroed units, and the seconds it took.
+def torch_pruning_removal(model, torch, tp, input_shape: tuple[int, ...]):
+    """Torch-Pruning removes, in place, the zeroed units of `model` (a PyTorch twin of a masked model).
 
     A unit goes when its weights and its bias are all zero, as in `remove_pruned_units`;
     the last layer (the classes) keeps all of its outputs.
     """
     import numpy as np
 
-    model = to_torch(masked, torch)
-    start = time.perf_counter()
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(input_shape))
     for layer in [m for m in model if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:-1]:
         rows = layer.weight.detach().numpy().reshape(layer.weight.shape[0], -1)
@@ -134,27 +132,27 @@ def torch_pruning_removal(masked, torch, tp, input_shape: tuple[int, ...]):
         if gone:
             prune = tp.prune_conv_out_channels if isinstance(layer, torch.nn.Conv2d) else tp.prune_linear_out_channels
             graph.get_pruning_group(layer, prune, idxs=gone).prune()
-    return model, time.perf_counter() - start
+    return model
 
 
 def removal_times(masked, masks, torch, tp, input_shape, runs: int = 5) -> dict:
-    """Median seconds of `remove_pruned_units` and of Torch-Pruning for the same units, and Torch-Pruning's model."""
-    from tinytorch.compression.surgery import remove_pruned_units
+    """Median seconds of `remove_pruned_units` and of Torch-Pruning for the same units, and Torch-Pruning's model.
 
-    ours = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        remove_pruned_units(masked, masks)
-        ours.append(time.perf_counter() - start)
-    theirs, model = [], None
+    The two take turns in Module 14's `time_rounds`; Torch-Pruning works in place, so
+    each of its runs gets a fresh PyTorch twin of `masked`, built by the setup off the clock.
+    """
+    from tinytorch.compression.surgery import remove_pruned_units
+    from tinytorch.profiling import time_rounds
+
+    fns, setups = [lambda: remove_pruned_units(masked, masks)], [None]
     if tp is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for _ in range(runs):
-                model, seconds = torch_pruning_removal(masked, torch, tp, input_shape)
-                theirs.append(seconds)
-    return {"ours": statistics.median(ours), "theirs": statistics.median(theirs) if theirs else None,
-            "model": model}
+        fns.append(lambda twin: torch_pruning_removal(twin, torch, tp, input_shape))
+        setups.append(lambda: to_torch(masked, torch))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Torch-Pruning's notes on layers it does not know
+        timings = time_rounds(fns, repeats=runs, warmup=0, number=1, setup=setups)
+        model = None if tp is None else fns[1](setups[1]())
+    return {"ours": timings[0].median, "theirs": None if tp is None else timings[1].median, "model": model}
 
 
 def _torch_fns(masked, smaller, ratio: float, x, torch) -> list:
@@ -169,6 +167,50 @@ def _torch_fns(masked, smaller, ratio: float, x, torch) -> list:
     return [lambda: plain(tx), lambda: pruned(tx), lambda: removed(tx)]
 
 
+def forward_timings(masked, smaller, ratio: float, x, torch, repeats: int, clock: str) -> list:
+    """Module 14's Timings of the forward passes: masked, smaller, then PyTorch's dense, pruned, smaller."""
+    from tinytorch.profiling import time_rounds
+
+    timings = time_rounds([lambda: masked(x), lambda: smaller(x)], repeats=repeats, clock=clock)
+    if torch is not None:
+        # NOTE: in rounds of their own: PyTorch's calls, interleaved with ours, moved our
+        # CNN ratio from a steady 1.9x to anywhere in 1.8-2.7x on the CPU clock.
+        with torch.inference_mode():
+            timings += time_rounds(_torch_fns(masked, smaller, ratio, x, torch), repeats=repeats, clock=clock,
+                                   threads=None)
+    return timings
+
+
+def _layer_rows(layers) -> list[dict] | None:
+    """`compare_layer_times`' result as rows (None when the layers were not timed)."""
+    return None if layers is None else [
+        {"layer": f"{t.name} {t.kind}", "masked_us": 1e6 * t.before_seconds, "removed_us": 1e6 * t.after_seconds,
+         "speedup": t.speedup, "flop_ratio": t.flop_ratio, "spread": max(t.before.spread, t.after.spread),
+         "flags": list(t.check.flags)} for t in layers]
+
+
+def make_row(name: str, input_shape, ratio: float, clock: str, masked, smaller, timings, removal: dict,
+             diffs: tuple[float, float | None]) -> dict:
+    """One row: sizes, FLOP ratio, forward medians and speedup (flagged by `compare_timings`), removal times."""
+    from tinytorch.profiling import compare_timings, count_flops, count_parameters
+
+    flop_ratio = count_flops(masked, input_shape) / count_flops(smaller, input_shape)
+    ms = [1e3 * t.median for t in timings] + [None] * (5 - len(timings))
+    speedup = ms[0] / ms[1]
+    check = compare_timings(timings[0], timings[1], work_ratio=flop_ratio)
+    return {
+        "model": name, "batch": input_shape[0], "ratio": ratio, "clock": clock,
+        "params": count_parameters(masked), "params_removed": count_parameters(smaller),
+        "flop_ratio": flop_ratio, "masked_ms": ms[0], "removed_ms": ms[1],
+        "speedup": speedup, "speedup_over_flop_ratio": speedup / flop_ratio, "max_abs_diff": diffs[0],
+        "masked_spread": timings[0].spread, "removed_spread": timings[1].spread, "flags": list(check.flags),
+        "torch_dense_ms": ms[2], "torch_pruned_ms": ms[3], "torch_removed_ms": ms[4],
+        "removal_ms": 1e3 * removal["ours"],
+        "torch_pruning_removal_ms": None if removal["theirs"] is None else 1e3 * removal["theirs"],
+        "torch_pruning_max_abs_diff": diffs[1],
+    }
+
+
 def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int, torch,
             clock: str = "cpu", layers_at: float | None = None, tp=None) -> list[dict]:
     """One row per ratio: FLOP ratio, medians of masked and removed forward, speedup, torch columns.
@@ -177,13 +219,11 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
     """
     import numpy as np
 
-    from tinytorch.compression import structured_prune
     from tinytorch.acceleration import compare_layer_times
-    from tinytorch.profiling import compare_timings, time_rounds
+    from tinytorch.compression import structured_prune
     from tinytorch.compression.surgery import remove_pruned_units
     from tinytorch.core.autograd import no_grad
     from tinytorch.core.tensor import Tensor, manual_seed
-    from tinytorch.profiling import count_flops, count_parameters
 
     manual_seed(0)
     base = build()
@@ -196,48 +236,18 @@ def measure(name: str, build, input_shape: tuple[int, ...], ratios, repeats: int
         removal = removal_times(masked, masks, torch, tp, input_shape)
         masked.eval()
         smaller.eval()
-        fns = [lambda: masked(x), lambda: smaller(x)]
-        torch_fns = [] if torch is None else _torch_fns(masked, smaller, ratio, x, torch)
         with no_grad():
             out = smaller(x).data
             err = float(np.abs(masked(x).data - out).max())
             if err > 1e-4:
                 raise AssertionError(f"{name} at ratio {ratio}: the smaller model differs by {err}")
-            timings = time_rounds(fns, repeats=repeats, clock=clock)
-            if torch_fns:
-                # NOTE: in rounds of their own: PyTorch's calls, interleaved with ours, moved our
-                # CNN ratio from a steady 1.9x to anywhere in 1.8-2.7x on the CPU clock.
-                with torch.inference_mode():
-                    timings += time_rounds(torch_fns, repeats=repeats, clock=clock, threads=None)
-            times = [t.median for t in timings]
-            tp_diff = None
-            if removal["model"] is not None:
-                tp_out = removal["model"].eval()(torch.from_numpy(x.data)).detach().numpy()
-                tp_diff = float(np.abs(tp_out - out).max())
-            layers = None
-            if layers_at is not None and abs(ratio - layers_at) < 1e-9:
-                layers = compare_layer_times(masked, smaller, x, repeats=repeats, clock=clock)
-        flop_ratio = count_flops(masked, input_shape) / count_flops(smaller, input_shape)
-        speedup = times[0] / times[1]
-        check = compare_timings(timings[0], timings[1], work_ratio=flop_ratio)
-        rows.append({
-            "model": name, "batch": input_shape[0], "ratio": ratio, "clock": clock,
-            "params": count_parameters(masked), "params_removed": count_parameters(smaller),
-            "flop_ratio": flop_ratio, "masked_ms": 1e3 * times[0], "removed_ms": 1e3 * times[1],
-            "speedup": speedup, "speedup_over_flop_ratio": speedup / flop_ratio, "max_abs_diff": err,
-            "masked_spread": timings[0].spread, "removed_spread": timings[1].spread, "flags": list(check.flags),
-            "torch_dense_ms": 1e3 * times[2] if torch is not None else None,
-            "torch_pruned_ms": 1e3 * times[3] if torch is not None else None,
-            "torch_removed_ms": 1e3 * times[4] if torch is not None else None,
-            "removal_ms": 1e3 * removal["ours"],
-            "torch_pruning_removal_ms": None if removal["theirs"] is None else 1e3 * removal["theirs"],
-            "torch_pruning_max_abs_diff": tp_diff,
-            "layers": None if layers is None else [
-                {"layer": f"{t.name} {t.kind}", "masked_us": 1e6 * t.before_seconds,
-                 "removed_us": 1e6 * t.after_seconds, "speedup": t.speedup, "flop_ratio": t.flop_ratio,
-                 "spread": max(t.before.spread, t.after.spread), "flags": list(t.check.flags)}
-                for t in layers],
-        })
+            timings = forward_timings(masked, smaller, ratio, x, torch, repeats, clock)
+            tp_diff = None if removal["model"] is None else float(np.abs(
+                removal["model"].eval()(torch.from_numpy(x.data)).detach().numpy() - out).max())
+            at_layers = layers_at is not None and abs(ratio - layers_at) < 1e-9
+            layers = compare_layer_times(masked, smaller, x, repeats=repeats, clock=clock) if at_layers else None
+        rows.append(make_row(name, input_shape, ratio, clock, masked, smaller, timings, removal, (err, tp_diff))
+                    | {"layers": _layer_rows(layers)})
     return rows
 
 
@@ -268,7 +278,7 @@ def print_table(rows: list[dict]) -> None:
               f"{_ms(r['torch_pruned_ms']):>15} {_ms(r['torch_removed_ms']):>16} {t_speedup:>13}")
     _print_flags((f"{r['model']} at {r['ratio']}", r["flags"]) for r in rows)
     print("\nRemoving the units: remove_pruned_units (a new model; the input is kept) vs Torch-Pruning "
-          "(in place), medians of 5 runs")
+          "(in place), medians of 5 runs in turns")
     print(f"{'model':<28} {'ratio':>5} {'TinyTorch ms':>12} {'Torch-Pruning ms':>16} {'faster by':>9} "
           f"{'max |difference| of outputs':>28}")
     for r in rows:
@@ -305,6 +315,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true",
                         help="a 512-wide MLP, a narrower CIFAR-shaped CNN and 3 rounds: a check that it runs")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 11)")
+    parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS),
+                        help=f"fractions of units to remove (default {' '.join(map(str, RATIOS))})")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (NumPy's: OPENBLAS_NUM_THREADS)")
     parser.add_argument("--clock", choices=["cpu", "wall"], default=None,
                         help="cpu: CPU seconds of this process (default with one thread); wall: elapsed time")
@@ -330,7 +342,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             (f"CIFAR-shaped CNN {c1}/{c2}", lambda: cifar_cnn(c1, c2), (cifar_batch, 3, 32, 32))]
     rows = []
     for name, build, shape in nets:
-        rows += measure(name, build, shape, RATIOS, repeats, torch, clock,
+        rows += measure(name, build, shape, args.ratios, repeats, torch, clock,
                         layers_at=None if name.startswith("MLP") else GOAL_RATIO, tp=tp)
     print_table(rows)
     return rows

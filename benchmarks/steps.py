@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def step_parser(description: str) -> argparse.ArgumentParser:
@@ -14,23 +13,22 @@ def step_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def limit_threads(threads: int) -> None:
-    """Set BLAS's thread count; call before NumPy is first imported, which is when BLAS reads it."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-
-
-def interleaved_timings(steps: dict, repeats: int, block: int) -> dict:
+def interleaved_timings(steps: dict, repeats: int, block: int, threads: int) -> dict:
     """Each step's `Timing` (seconds per step): Module 14's `time_rounds`, in interleaved blocks of `block` steps.
 
     `block` untimed rounds warm up caches, allocators and lazily created state first.
+    NumPy's BLAS runs on `threads` threads while timing (PyTorch's are set by the caller).
     """
     from tinytorch.profiling import time_rounds
 
-    # NOTE: threads=None: BLAS's threads were set by env (--threads) before NumPy loaded,
-    # and PyTorch's by torch.set_num_threads; the timer must not change either.
-    timings = time_rounds(list(steps.values()), repeats=repeats, warmup=block, number=block, threads=None)
+    timings = time_rounds(list(steps.values()), repeats=repeats, warmup=block, number=block, threads=threads)
     return dict(zip(steps, timings))
+
+
+def timing_row(table: str, name: str, timing) -> dict:
+    """A row of the benchmark's results: microseconds per step (median and min) and the spread of the blocks."""
+    return {"table": table, "framework": name, "us_per_step": 1e6 * timing.median, "min_us": 1e6 * timing.min,
+            "spread": timing.spread, "steady": timing.steady}
 
 
 def print_timing(name: str, timing, unit: str = "us", scale: float = 1e6) -> None:

@@ -358,6 +358,11 @@ def test_unit_latency():
 # that does 4x fewer FLOPs and runs 9x faster has not been sped up by its FLOPs;
 # something in the measurement is wrong until proven otherwise. `time_interleaved`
 # keeps the short form: the medians alone.
+#
+# Some calls use up what they work on: pruning zeros the model it is given, saving
+# may need a fresh file. For these `time_rounds` takes a `setup`: it runs before every
+# call, off the clock, and the timed function receives what it returned, so each call
+# starts from the same state and only the work itself is timed.
 
 # %%
 #| export
@@ -373,6 +378,9 @@ NOISY_SPREAD = 0.5
 # A speedup beyond the ratio of the work (FLOPs or bytes) by more than this factor is
 # flagged: less work cannot explain it, so the timing has to.
 PLAUSIBLE_MARGIN = 1.5
+# What `time_rounds` runs off the clock before each call: one callable for every
+# function, or one entry (a callable or None) per function.
+Setup = Callable[[], object] | Sequence[Callable[[], object] | None] | None
 
 
 def format_seconds(seconds: float) -> str:
@@ -493,9 +501,9 @@ def _check_timing_args(repeats: object, warmup: object, min_time: object, clock:
     return _CLOCKS[clock]
 
 
-def time_rounds(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: int = 1,
+def time_rounds(fns: Sequence[Callable[..., object]], repeats: int = 7, warmup: int = 1,
                 min_time: float = 2e-3, clock: str | Callable[[], float] = "wall", number: int | None = None,
-                threads: int | None = 1) -> list[Timing]:
+                threads: int | None = 1, setup: Setup = None) -> list[Timing]:
     """Seconds per call of each function in `fns`, one value per interleaved round.
 
     Each round times every function once, in an order rotated from round to round, and
@@ -507,7 +515,7 @@ def time_rounds(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: i
     collection is charged to whichever call it hits.
 
     Args:
-        fns: callables without arguments.
+        fns: callables without arguments (with a `setup`: of its result).
         repeats: timed rounds, >= 1.
         warmup: untimed rounds first (rotated like the timed ones), >= 0.
         min_time: seconds each timing lasts at least, > 0 (ignored with `number`).
@@ -516,15 +524,23 @@ def time_rounds(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: i
             an idle machine would show), or a function returning seconds.
         number: calls per timing, or None to choose them from `min_time`.
         threads: BLAS threads while timing, or None to leave the setting alone.
+        setup: None, or a callable run off the clock before every call (warm-up,
+            counting and timed calls alike), whose result the timed function gets as
+            its one argument: `fn(setup())`, with only `fn` timed. One callable for
+            all of `fns`, or a sequence with one entry (a callable or None) per function.
+            Each call is then timed on its own and the times added up, so the call
+            should last well beyond the clock's resolution.
 
     Returns:
         One `Timing` per function, in the order of `fns`.
 
     Raises:
-        ValueError: a count out of range, `min_time` <= 0 or an unknown clock.
+        ValueError: a count out of range, `min_time` <= 0, an unknown clock or a `setup`
+            that is neither None, a callable nor one entry per function.
     """
     clock = _check_timing_args(repeats, warmup, min_time, clock, number, threads)
     n = len(fns)
+    setups = _check_setups(setup, n)
     collecting = gc.isenabled()
     gc.collect()
     gc.disable()  # NOTE: a collection inside a timed call would be charged to that function
@@ -532,30 +548,55 @@ def time_rounds(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: i
         with blas_threads(threads):
             for r in range(warmup):
                 for k in range(n):
-                    fns[(k + r) % n]()
-            calls = [number] * n if number is not None else [_calls_filling(fn, min_time, clock) for fn in fns]
+                    _timed_calls(fns[(k + r) % n], setups[(k + r) % n], 1, clock)
+            calls = [number] * n if number is not None else [_calls_filling(fn, s, min_time, clock)
+                                                             for fn, s in zip(fns, setups)]
             times: list[list[float]] = [[] for _ in fns]
             for r in range(warmup, warmup + repeats):
                 for k in range(n):
                     i = (k + r) % n
-                    start = clock()
-                    for _ in range(calls[i]):
-                        fns[i]()
-                    times[i].append((clock() - start) / calls[i])
+                    times[i].append(_timed_calls(fns[i], setups[i], calls[i], clock) / calls[i])
     finally:
         if collecting:
             gc.enable()
     return [Timing(tuple(t)) for t in times]
 
 
-def _calls_filling(fn: Callable[[], object], min_time: float, clock: Callable[[], float]) -> int:
+def _check_setups(setup: Setup, n: int) -> list[Callable[[], object] | None]:
+    """`setup` as one entry (a callable or None) per function."""
+    if setup is None or callable(setup):
+        return [setup] * n
+    if isinstance(setup, (list, tuple)) and len(setup) == n and all(s is None or callable(s) for s in setup):
+        return list(setup)
+    raise ValueError(f"setup must be None, a callable or a sequence of {n} callables or None (one per "
+                     f"function), got {setup!r}")
+
+
+def _timed_calls(fn: Callable[..., object], setup: Callable[[], object] | None, calls: int,
+                 clock: Callable[[], float]) -> float:
+    """Seconds that `calls` calls of `fn` take; a setup runs before each call, off the clock."""
+    if setup is None:
+        start = clock()
+        for _ in range(calls):
+            fn()
+        return clock() - start
+    total = 0.0
+    for _ in range(calls):
+        arg = setup()
+        start = clock()
+        fn(arg)
+        total += clock() - start
+    return total
+
+
+def _calls_filling(fn: Callable[..., object], setup: Callable[[], object] | None, min_time: float,
+                   clock: Callable[[], float]) -> int:
     """How many calls of `fn` last at least `min_time` (the counting calls warm it up too)."""
-    start, n = clock(), 0
-    while True:
-        fn()
+    spent, n = 0.0, 0
+    while spent < min_time:
+        spent += _timed_calls(fn, setup, 1, clock)
         n += 1
-        if clock() - start >= min_time:
-            return n
+    return n
 
 
 def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int = 7, warmup: int = 1,

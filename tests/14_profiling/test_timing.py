@@ -46,6 +46,57 @@ def test_min_time_chooses_the_calls_per_timing():
     assert t.rounds == pytest.approx((0.001,) * 3)  # 5 calls per timing, divided back out
 
 
+def test_setup_runs_off_the_clock_before_every_call_and_hands_over_its_result():
+    """A setup that costs a whole second must not show in rounds of 2 ms calls."""
+    clock, made, got = FakeClock(), [], []
+
+    def setup():
+        clock.now += 1.0
+        made.append(object())
+        return made[-1]
+
+    def prune(model):
+        got.append(model)
+        clock.now += 0.002
+
+    (t,) = time_rounds([prune], repeats=3, warmup=1, number=2, clock=clock, setup=setup)
+    assert t.rounds == pytest.approx((0.002,) * 3)
+    assert len(made) == 1 + 3 * 2  # one warm-up call, then 2 calls in each of 3 rounds
+    assert got == made  # each call got the object its own setup made, in order
+
+
+def test_setups_per_function_and_min_time_counts_only_the_calls():
+    clock, log = FakeClock(), []
+
+    def setup():
+        clock.now += 0.5
+        log.append("setup")
+        return "fresh"
+
+    def consume(arg):
+        assert arg == "fresh"
+        clock.now += 0.001
+        log.append("a")
+
+    plain = costly(clock, [0.003], log, "b")
+    a, b = time_rounds([consume, plain], repeats=2, warmup=0, min_time=0.0045, clock=clock, setup=[setup, None])
+    assert a.rounds == pytest.approx((0.001,) * 2) and b.rounds == pytest.approx((0.003,) * 2)
+    # counting: 5 calls of a (each after its setup) reach 4.5 ms, 2 of b; then round 0 a-first, round 1 b-first
+    assert log == ["setup", "a"] * 5 + ["b"] * 2 + ["setup", "a"] * 5 + ["b"] * 2 + ["b"] * 2 + ["setup", "a"] * 5
+
+
+def test_setup_with_a_real_clock_leaves_the_busy_wait_out():
+    import time
+
+    def busy(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    (t,) = time_rounds([lambda s: busy(s)], repeats=3, warmup=0, number=1, setup=lambda: busy(0.1) or 0.002)
+    assert 0.002 <= t.min and t.median < 0.05  # the 100 ms setup is not in the 2 ms call's time
+
+
 def test_timing_reports_min_median_and_spread():
     t = Timing((0.010, 0.012, 0.011, 0.030, 0.010))
     assert (t.min, t.median) == (0.010, 0.011)
@@ -118,6 +169,10 @@ def test_bad_arguments():
         time_rounds([lambda: None], number=0)
     with pytest.raises(ValueError, match="clock must be 'wall' or 'cpu', got 'gpu'"):
         time_rounds([lambda: None], clock="gpu")
+    with pytest.raises(ValueError, match="setup must be None, a callable or a sequence of 2 callables"):
+        time_rounds([lambda: None, lambda: None], setup=[lambda: None])
+    with pytest.raises(ValueError, match="setup must be None, a callable or a sequence of 1 callables"):
+        time_rounds([lambda x: None], setup=42)
     t = Timing((1.0, 1.0))
     with pytest.raises(ValueError, match="same rounds, got 2 and 1"):
         compare_timings(t, Timing((1.0,)))

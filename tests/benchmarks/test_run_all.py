@@ -1,7 +1,12 @@
-"""The benchmark runner: its report, its handling of missing benchmarks and PyTorch, and the pipeline's twin runs."""
+"""The benchmark runner: one loop over the plan, sections and summary from returned rows, failures reported.
+
+Fake benchmarks (modules put in `sys.modules` as `benchmarks.<name>`) stand in for the
+real ones, so these tests check the assembly in a fraction of a second.
+"""
 from __future__ import annotations
 
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -10,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_pipeline, run_all  # noqa: E402
+from benchmarks import run_all  # noqa: E402
 
 
 def pipeline_row(seed=0, torch=True):
@@ -22,12 +27,6 @@ def pipeline_row(seed=0, torch=True):
                        "cpu_seconds": 2.5, "dense_bytes": 71637, "csr_bytes": 40000, "dense_xz_bytes": 12000}.items():
         row[f"torch_{key}"] = value if torch else None
     return row
-
-
-def test_missing_benchmark_is_reported_as_not_yet_available():
-    assert run_all.run_module("bench_that_does_not_exist", []) is None
-    sections = {title: run for title, _, run in run_all.plan(quick=True, found={})}
-    assert any("Sparse vs dense" in title for title in sections)
 
 
 def test_pipeline_and_bytes_sections_show_both_frameworks():
@@ -47,39 +46,76 @@ def test_without_torch_its_columns_say_so():
     assert run_all.fmt(None) == run_all.NO_TORCH
 
 
-def test_report_names_the_machine_and_the_command():
+def fake_benchmark(monkeypatch, name: str, main, doc: str = "A fake benchmark.\n\nGoal: none.") -> None:
+    """`benchmarks.<name>` with this `main`, for as long as the test runs."""
+    module = types.ModuleType(f"benchmarks.{name}", doc)
+    module.main = main
+    monkeypatch.setitem(sys.modules, f"benchmarks.{name}", module)
+
+
+def test_report_names_the_machine_the_command_and_the_summary():
     info = run_all.machine()
     assert {"CPU", "cores", "memory", "python", "numpy", "torch", "date"} <= set(info)
-    text = run_all.report(info, [("A section", "python benchmarks/bench_x.py", "body", 1.0)], quick=False, failed=0)
+    sections = [run_all.Section("A section", "python benchmarks/bench_x.py", "body", 1.0, [["m", "1", None, "c"]])]
+    text = run_all.report(info, sections, quick=False)
     assert "`python -m benchmarks`" in text and "## A section" in text and info["CPU"] in text
+    assert "| m | 1 | " + run_all.NO_TORCH + " | c |" in text and "failed" not in text
     assert "quick run" not in text
-    assert "quick run" in run_all.report(info, [], quick=True, failed=0)
+    assert "quick run" in run_all.report(info, [], quick=True)
 
 
-def test_a_failing_benchmark_does_not_stop_the_others(monkeypatch, tmp_path, capsys):
-    def boom():
+def test_each_main_is_called_with_its_argv_and_its_rows_make_the_section(monkeypatch, tmp_path, capsys):
+    seen = []
+
+    def main(argv):
+        seen.append(argv)
+        print("the benchmark's own table")
+        return [{"table": "first", "size": 1, "ms": 2.5}, {"table": "second", "x": None}]
+
+    fake_benchmark(monkeypatch, "fake_ok", main)
+    monkeypatch.setattr(run_all, "plan", lambda quick, scratch: [("Fake", "fake_ok", ["--quick"] if quick else [])])
+    out = tmp_path / "RESULTS.md"
+    assert run_all.main(["--quick", "--out", str(out)]) == 0
+    assert seen == [["--quick"]]
+    text = out.read_text()
+    assert "## Fake" in text and "`python benchmarks/fake_ok.py --quick`" in text
+    assert "A fake benchmark.\n\nGoal: none.\n\nfirst:\n\n| size | ms |" in text and "| 1 | 2.5 |" in text
+    assert "second:\n\n| x |" in text and "| n/a |" in text
+    assert "the benchmark's own table" in capsys.readouterr().out  # printed, not parsed
+
+
+def test_a_failing_benchmark_is_reported_and_the_run_exits_non_zero(monkeypatch, tmp_path):
+    def broken(argv):
         raise RuntimeError("broken benchmark")
 
-    monkeypatch.setattr(run_all, "plan", lambda quick, found: [("bad", "cmd", boom), ("good", "cmd", lambda: "fine")])
+    fake_benchmark(monkeypatch, "fake_bad", broken)
+    fake_benchmark(monkeypatch, "fake_good", lambda argv: [{"a": 1}])
+    fake_benchmark(monkeypatch, "fake_text", lambda argv: "printed text is not rows")
+    monkeypatch.setattr(run_all, "plan", lambda quick, scratch: [
+        ("Bad", "fake_bad", []), ("Good", "fake_good", []), ("Text", "fake_text", []), ("Gone", "fake_gone", [])])
     out = tmp_path / "RESULTS.md"
     assert run_all.main(["--quick", "--out", str(out)]) == 1
     text = out.read_text()
-    assert "broken benchmark" in text and "fine" in text and "1 section(s) failed" in text
+    bad, good, wrong, gone = (text.split(f"## {t}\n")[1].split("\n## ")[0] for t in ("Bad", "Good", "Text", "Gone"))
+    assert "**failed:**" in bad and "RuntimeError: broken benchmark" in bad
+    assert "| a |" in good and "failed" not in good
+    assert "fake_text.main must return a list of dicts (its rows), got str" in wrong
+    assert "No module named 'benchmarks.fake_gone'" in gone  # no "not yet available": a missing benchmark fails
+    assert "**Failed in this run (see their sections):** Bad; Text; Gone" in text
+    assert "3 section(s) failed" in text
 
 
-def test_twin_pipelines_match_on_the_same_weights_and_batches():
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
-    data = bench_pipeline.digits()
-    model = bench_pipeline.tinytorch_model(0)
-    twin = bench_pipeline.torch_copy(torch, model)
-    ours = bench_pipeline.run_tinytorch(model, data, bench_pipeline.QUICK, 0)
-    theirs = bench_pipeline.run_torch(torch, twin, data, bench_pipeline.QUICK, 0)
-    # float32 in a different order: the two may disagree on an image or two, not more
-    assert abs(ours["dense"] - theirs["dense"]) <= 2 / 360
-    assert abs(ours["final"] - theirs["final"]) <= 3 / 360
-    assert ours["sparsity"] == pytest.approx(0.9, abs=1 / 17024)
-    assert theirs["sparsity"] == pytest.approx(0.9, abs=1 / 17024)
+def test_rows_the_summary_cannot_read_fail_their_section(monkeypatch):
+    fake_benchmark(monkeypatch, "fake_shape", lambda argv: [{"model": "x", "ratio": 0.5}])
+    monkeypatch.setitem(run_all.HEADLINE, "fake_shape", run_all.headline_structured)
+    section = run_all.run_one("Shape", "fake_shape", [])
+    assert section.error is not None and "KeyError: 'speedup'" in section.error and section.headline == []
+    assert "**failed:**" in section.body and "Failed in this run" in run_all.summary([section])
+
+
+def test_the_command_shows_project_paths_relative():
+    assert run_all.command("bench_x", ["--out", str(run_all.HERE / "figures"), "--quick"]) == \
+        "python benchmarks/bench_x.py --out benchmarks/figures --quick"
 
 
 def test_tito_bench_needs_the_benchmarks_folder(tmp_path, monkeypatch):
@@ -112,8 +148,9 @@ def test_rows_holding_rows_get_tables_of_their_own():
 
 
 def test_summary_picks_the_headline_of_each_benchmark():
-    found = {
-        "bench_prune": [{"method": "global", "tinytorch_s": 0.25, "tinytorch_extra_x": 0.0, "torch_s": 9.0,
+    rows = {
+        "bench_prune": [{"method": "global", "weights": 16_777_216, "sparsity": 0.9, "tinytorch_s": 0.25,
+                         "tinytorch_spread": 0.1, "tinytorch_extra_x": 0.0, "torch_s": 9.0, "torch_spread": 0.1,
                          "torch_extra_x": 16.0, "speedup": 36.0}],
         "bench_pipeline": [pipeline_row(0), pipeline_row(1)],
         "bench_structured": [{"model": "digits CNN", "ratio": 0.5, "speedup": 1.75, "flop_ratio": 3.5,
@@ -131,11 +168,13 @@ def test_summary_picks_the_headline_of_each_benchmark():
                        {"format": "TinyTorch prune_and_quantize + save_compressed, int8", "bytes": 200, "save_s": 0.5},
                        {"format": "torch.save, dense state_dict", "bytes": 8000, "save_s": 0.1},
                        {"format": "torch.save dense, then xz (preset 6)", "bytes": 900, "save_s": 40.0}],
-        "bench_mlp_step": "  tinytorch     420.0 us/step\n  pytorch       840.0 us/step\n",
-        "bench_sparse_missing": None,
+        "bench_mlp_step": [{"table": "training step", "framework": "tinytorch", "us_per_step": 420.0},
+                           {"table": "training step", "framework": "pytorch", "us_per_step": 840.0}],
     }
-    text = run_all.summary(found)
-    assert "| 0.250 s, 0.0x weights extra memory | 9.000 s, 16.0x weights extra memory | TinyTorch 36.0x faster |" in text
+    sections = [run_all.Section(name, "cmd", headline=run_all.HEADLINE[name](r)) for name, r in rows.items()]
+    text = run_all.summary(sections)
+    assert ("| Global magnitude pruning, 16.8M weights to 90% | 0.250 s, 0.0x weights extra memory | 9.000 s, "
+            "16.0x weights extra memory | TinyTorch 36.0x faster |") in text
     assert "96.4% (dense 96.0%; 96.1% after INT8" in text and "+0.6 points" in text
     assert "3,200 (sparse INT8 file)" in text and "22.4x smaller than torch.save" in text
     assert "digits CNN, 50% of units removed" in text and "1.75x (FLOP ratio 3.50)" in text and "25%" not in text
@@ -149,5 +188,15 @@ def test_summary_picks_the_headline_of_each_benchmark():
     assert ("| Saving 2.0M weights pruned to 90%: bytes and seconds | 600 B in 1.2 s (float32, exact); 200 B in "
             "0.5 s (INT8) | 8,000 B in 0.10 s (torch.save); 900 B in 40 s (then xz) | float32 file 13.3x smaller "
             "than torch.save, 1.5x smaller than xz |") in text
-    broken = run_all.summary({"bench_structured": [{"model": "x", "ratio": 0.5}]})  # rows of another shape
-    assert broken == "(no benchmark ran)"
+    never = dict(rows["bench_sparse"][1], crossover_scipy=None)
+    assert "CSR never faster; 4.0x at 95%" in run_all.headline_sparse([never])[0][1]
+    assert run_all.summary([]) == "(no benchmark ran)"
+
+
+def test_a_value_and_its_spread_share_a_cell():
+    rows = [{"arm": "a", "accuracy": 0.95, "accuracy_sd": 0.01, "bytes": 1000.0, "bytes_spread": 40.0,
+             "us": float("nan"), "us_sd": 0.0}]
+    text = run_all.generic_table(rows)
+    assert text.splitlines()[0] == "| arm | accuracy (± sd) | bytes (± half range) | us (± sd) |"
+    assert "| a | 0.95 ± 0.01 | 1,000 ± 20 | n/a |" in text
+    assert run_all.fmt(float("nan")) == "n/a"
