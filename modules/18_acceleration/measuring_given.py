@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinytorch.core.checks import check_instance
 from tinytorch.core.layers import Linear, Module
 
 try:  # scipy is the optional extra `tinytorch[sparse]`; without it the NumPy path runs
@@ -69,8 +70,7 @@ def check_backend(backend: str | None) -> str:
 
 def linear_layers(model: Module) -> list[tuple[str, Linear]]:
     """Every Linear of `model` with its dotted name, as `named_modules` gives it."""
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    check_instance("model", model, Module, "a tinytorch Module")
     return [(name, m) for name, m in model.named_modules() if isinstance(m, Linear)]
 
 
@@ -144,6 +144,7 @@ import numpy as np
 from tinytorch.acceleration.roofline import layer_bytes
 from tinytorch.compression import sequential_layers
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.checks import check_instance
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
 from tinytorch.profiling import Speedup, Timing, compare_timings, layer_flops, time_rounds
@@ -227,8 +228,7 @@ def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, r
         ValueError: the two layer sequences differ in length or in a layer's kind.
     """
     for arg, model in (("before", before), ("after", after)):
-        if not isinstance(model, Module):
-            raise TypeError(f"{arg} must be a tinytorch Module, got {type(model).__name__}")
+        check_instance(arg, model, Module, "a tinytorch Module")
     first, second = sequential_layers(before), sequential_layers(after)
     _check_same_layers(first, second)
     x_before = x_after = x if isinstance(x, Tensor) else Tensor(x)
