@@ -34,14 +34,14 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from tinytorch.compression.checks import _check_model
+from tinytorch.compression.checks import check_model
 
 
 class MaskBase(Mapping):
     """Parameter name -> boolean keep-mask, bound to the model it was made for (checked on creation)."""
 
     def __init__(self, model, masks: Mapping[str, np.ndarray]):
-        params = dict(_check_model(model).named_parameters())
+        params = dict(check_model(model).named_parameters())
         if not isinstance(masks, Mapping):
             raise TypeError(f"masks must be a mapping of parameter name -> bool keep-mask, got {masks!r} "
                             f"({type(masks).__name__})")
@@ -94,28 +94,30 @@ class MaskBase(Mapping):
 
 
 # %%
-#| export compression.finetune
+#| exporti compression.finetune
 """Fine-tuning with masks attached: Module 07's loop with pruned weights held at zero (given code)."""
-from tinytorch.compression.checks import _check_callable, _check_int, _check_model, _check_optimizer
+from tinytorch.compression.checks import check_callable, check_model, check_optimizer
 from tinytorch.compression.maskbase import MaskBase
+from tinytorch.core.checks import check_instance, check_int
 from tinytorch.core.layers import Module
 from tinytorch.core.training import fit
 
 
-def _check_training(model: Module, optimizer, loss_fn, loader, masks=None, params: dict | None = None) -> None:
+def check_training(model: Module, optimizer, loss_fn, loader, masks=None, params: dict | None = None) -> None:
     """The arguments of a training loop: the optimizer must update `params` (default: the masked ones)."""
-    _check_model(model)
+    check_model(model)
     if params is None:
         params = {n: p for n, p in model.named_parameters() if masks is not None and n in masks}
-    _check_optimizer(optimizer, params)
-    _check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
+    check_optimizer(optimizer, params)
+    check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
     if not hasattr(loader, "__iter__"):
         raise TypeError(f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}")
-    if masks is not None and not isinstance(masks, MaskBase):
-        raise TypeError(f"masks must be a Masks (from magnitude_prune, structured_prune) or None, "
-                        f"got {type(masks).__name__}")
+    if masks is not None:
+        check_instance("masks", masks, MaskBase, "a Masks (from magnitude_prune, structured_prune) or None")
 
 
+# %%
+#| export compression.finetune
 def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: MaskBase | None = None,
               progress: bool | None = None) -> list[dict]:
     """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
@@ -128,8 +130,8 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
     Returns:
         `fit`'s history, one row per epoch.
     """
-    _check_training(model, optimizer, loss_fn, loader, masks)
-    _check_int("epochs", epochs, 0)
+    check_training(model, optimizer, loss_fn, loader, masks)
+    check_int("epochs", epochs, 0)
     handle = masks.attach(optimizer) if masks is not None else None
     try:
         return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)

@@ -5,19 +5,19 @@
 # %% auto #0
 __all__ = ['MaskBase']
 
-# %% ../../modules/16_compression/masks_given.py #78aeedd7
+# %% ../../modules/16_compression/masks_given.py #1775201f
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from .checks import _check_model
+from .checks import check_model
 
 
 class MaskBase(Mapping):
     """Parameter name -> boolean keep-mask, bound to the model it was made for (checked on creation)."""
 
     def __init__(self, model, masks: Mapping[str, np.ndarray]):
-        params = dict(_check_model(model).named_parameters())
+        params = dict(check_model(model).named_parameters())
         if not isinstance(masks, Mapping):
             raise TypeError(f"masks must be a mapping of parameter name -> bool keep-mask, got {masks!r} "
                             f"({type(masks).__name__})")
