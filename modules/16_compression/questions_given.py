@@ -192,7 +192,7 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
 # (dicts), one per seed and setting; `summarize` turns them into means and spreads.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 """The experiments of lesson 16's section 9: lottery tickets, distillation against pruning, allocations, low rank; tables and plots (given code)."""
 import copy
 import functools
@@ -327,7 +327,7 @@ def table(summary: list[dict], by: Sequence[str], values: Sequence[str], percent
 # ticket (rewound to epoch `late`), and the trained network fine-tuned.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 @one_blas_thread
 def lottery_tickets(sparsities: Sequence[float], seeds: Sequence[int], epochs: int = 25,
                     late: int = 1, steps: int = 1) -> list[dict]:
@@ -376,7 +376,7 @@ def _masks_for(model: Module, masks):
 # long or short training.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 @one_blas_thread
 def distill_vs_prune(student: Sequence[int], seeds: Sequence[int], epochs: int = 40, labels: int | None = None,
                      temperature: float = 4.0, alpha: float = 0.9, timing: bool = True) -> list[dict]:
@@ -431,7 +431,7 @@ def distill_vs_prune(student: Sequence[int], seeds: Sequence[int], epochs: int =
 # budget; all three are fine-tuned the same.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 def _low_rank_model(model: Sequential, fraction: float) -> Sequential:
     """Every Linear but the last replaced by its rank-r split holding about `fraction` of its weights."""
     layers: list[Module] = []
@@ -489,7 +489,7 @@ def _structured_to_budget(model: Sequential, budget: int) -> Sequential:
 # to it, fine-tunes with the masks held, and measures the file and the accuracy.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 def layer_sizes(model: Module) -> dict[str, int]:
     """`{layer name: number of weights}` of the prunable layers, named as `sensitivity_scan` names them."""
     return {name: layer.weight.size for name, layer in prunable_layers(model)}
@@ -550,7 +550,7 @@ def allocations_compared(allocate: Callable, overall: Sequence[float], seeds: Se
 # ### Plots
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 def _axes(path):
     import matplotlib
 

@@ -58,34 +58,6 @@ def default_backend() -> str:
     return "numpy" if scipy_sparse is None else "scipy"
 
 
-def check_backend(backend: str | None) -> str:
-    """The backend to use for `backend` (None: the default), or a ValueError naming the choices."""
-    backend = default_backend() if backend is None else backend
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
-    if backend == "scipy" and scipy_sparse is None:
-        raise ValueError("backend 'scipy' needs scipy (pip install tinytorch[sparse]); use backend='numpy'")
-    return backend
-
-
-def linear_layers(model: Module) -> list[tuple[str, Linear]]:
-    """Every Linear of `model` with its dotted name, as `named_modules` gives it."""
-    check_instance("model", model, Module, "a tinytorch Module")
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, Linear)]
-
-
-def swap_module(root: Module, name: str, new: Module) -> None:
-    """Put `new` where the sub-module `name` (dotted, as `named_modules` gives it) is."""
-    *path, last = name.split(".")
-    parent = root
-    for part in path:
-        parent = parent[int(part)] if isinstance(parent, list) else getattr(parent, part)
-    if isinstance(parent, list):
-        parent[int(last)] = new
-    else:
-        setattr(parent, last, new)
-
-
 @dataclass(frozen=True)
 class SparseChoice:
     """One Linear layer: its sparsity and, if it was timed, dense and CSR seconds per call."""
@@ -132,6 +104,39 @@ def crossover_sparsity(sparsities: Sequence[float], dense_seconds: Sequence[floa
         return float(points[0][0])
     (s0, r0), (s1, r1) = points[first - 1], points[first]
     return float(s0 + (s1 - s0) * r0 / (r0 - r1))
+
+
+# %% [markdown]
+# Shared with the lesson's `sparse.py`, no names for users: `#| exporti` keeps them out of `__all__`.
+
+# %%
+#| exporti
+def check_backend(backend: str | None) -> str:
+    """The backend to use for `backend` (None: the default), or a ValueError naming the choices."""
+    backend = default_backend() if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+    if backend == "scipy" and scipy_sparse is None:
+        raise ValueError("backend 'scipy' needs scipy (pip install tinytorch[sparse]); use backend='numpy'")
+    return backend
+
+
+def linear_layers(model: Module) -> list[tuple[str, Linear]]:
+    """Every Linear of `model` with its dotted name, as `named_modules` gives it."""
+    check_instance("model", model, Module, "a tinytorch Module")
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, Linear)]
+
+
+def swap_module(root: Module, name: str, new: Module) -> None:
+    """Put `new` where the sub-module `name` (dotted, as `named_modules` gives it) is."""
+    *path, last = name.split(".")
+    parent = root
+    for part in path:
+        parent = parent[int(part)] if isinstance(parent, list) else getattr(parent, part)
+    if isinstance(parent, list):
+        parent[int(last)] = new
+    else:
+        setattr(parent, last, new)
 
 
 # %%

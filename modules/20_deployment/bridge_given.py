@@ -57,6 +57,12 @@ class MissingExtraError(ImportError):
     """A package of the optional extra `deploy` is not installed."""
 
 
+# %% [markdown]
+# The three helpers below serve Module 20's files, not users: `#| exporti` keeps them out
+# of `__all__`.
+
+# %%
+#| exporti
 def require(package: str, feature: str):
     """The module `package`, imported now; a `MissingExtraError` naming the extra if it is absent.
 

@@ -5,6 +5,9 @@ only re-exports its public names, so `from tinytorch.quantization import quantiz
 works.
 """
 from tinytorch.quantization.int8 import (
+    INT8_MAX,
+    INT8_MIN,
+    SYMMETRIC_MAX,
     QuantizedConv2d,
     QuantizedLayer,
     QuantizedLinear,
@@ -19,6 +22,9 @@ from tinytorch.quantization.int8 import (
 )
 
 __all__ = [
+    "INT8_MAX",
+    "INT8_MIN",
+    "SYMMETRIC_MAX",
     "QuantizedConv2d",
     "QuantizedLayer",
     "QuantizedLinear",
