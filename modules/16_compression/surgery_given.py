@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinytorch.compression.checks import check_model, param_name
-from tinytorch.core.checks import check_instance
+from tinytorch.compression.maskbase import check_masks
 from tinytorch.core.layers import GELU, Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
@@ -95,22 +95,6 @@ _ZERO_STAYS_ZERO = (ReLU, Tanh, GELU, Dropout, MaxPool2d)
 ZERO_BECOMES_NONZERO = (Sigmoid,)
 
 
-def _check_masks(model: Module, masks: Mapping) -> None:
-    check_instance("masks", masks, Mapping, "a Masks (parameter name -> bool keep-mask)")
-    params = dict(model.named_parameters())
-    wrong = []
-    for name, mask in masks.items():
-        mask = np.asarray(mask)
-        if name not in params:
-            wrong.append(f"{name!r} is not a parameter of this model")
-        elif mask.dtype != np.bool_ or mask.shape != params[name].data.shape:
-            wrong.append(f"{name!r} is {mask.dtype} {mask.shape}, the parameter is {params[name].data.shape}")
-    if wrong:
-        shown = ", ".join(f"{n} {p.data.shape}" for n, p in list(params.items())[:8])
-        raise ValueError(f"these masks were not made for this model: {'; '.join(wrong[:4])} "
-                         f"(the model's parameters: {shown}{', ...' if len(params) > 8 else ''})")
-
-
 def consumer_block(layers: list[tuple[str, Module]], start: int, stop: int, keep: np.ndarray) -> int:
     """How many inputs of `layers[stop]` belong to one output unit of `layers[start]` (H*W after a Flatten).
 
@@ -159,7 +143,7 @@ def masked_copy(model: Module, masks: Mapping) -> Module:
     Raises:
         ValueError: masks that do not fit the model, or one layer object used twice.
     """
-    _check_masks(model, masks)
+    check_masks(model, masks)
     seen: dict[int, str] = {}
     for name, layer in sequential_layers(model):  # fail before copying anything
         if layer.parameters() + layer.buffers() and seen.setdefault(id(layer), name) != name:

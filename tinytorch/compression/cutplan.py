@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['sequential_layers', 'Cut']
 
-# %% ../../modules/16_compression/surgery_given.py #6d41a48d
+# %% ../../modules/16_compression/surgery_given.py #58ef22d0
 import copy
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .checks import check_model, param_name
-from ..core.checks import check_instance
+from .maskbase import check_masks
 from ..core.layers import GELU, Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from ..core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from ..core.tensor import Tensor
@@ -51,29 +51,13 @@ class Cut(NamedTuple):
     channels: list[BatchNorm2d]  # BatchNorms on the way that lose the same channels
     block: int  # consumer inputs per producer unit (H*W after a Flatten, else 1)
 
-# %% ../../modules/16_compression/surgery_given.py #b120f9eb
+# %% ../../modules/16_compression/surgery_given.py #81ada678
 # Layers that act on each unit (or channel) alone and map 0 to exactly 0, so a unit that
 # is zero before them is still zero after them. AvgPool2d is a MaxPool2d subclass; its
 # zero padding keeps an all-zero channel at zero too.
 _ZERO_STAYS_ZERO = (ReLU, Tanh, GELU, Dropout, MaxPool2d)
 # Unit-wise, but 0 becomes something else (sigmoid(0) = 0.5): a removed unit would be missed.
 ZERO_BECOMES_NONZERO = (Sigmoid,)
-
-
-def _check_masks(model: Module, masks: Mapping) -> None:
-    check_instance("masks", masks, Mapping, "a Masks (parameter name -> bool keep-mask)")
-    params = dict(model.named_parameters())
-    wrong = []
-    for name, mask in masks.items():
-        mask = np.asarray(mask)
-        if name not in params:
-            wrong.append(f"{name!r} is not a parameter of this model")
-        elif mask.dtype != np.bool_ or mask.shape != params[name].data.shape:
-            wrong.append(f"{name!r} is {mask.dtype} {mask.shape}, the parameter is {params[name].data.shape}")
-    if wrong:
-        shown = ", ".join(f"{n} {p.data.shape}" for n, p in list(params.items())[:8])
-        raise ValueError(f"these masks were not made for this model: {'; '.join(wrong[:4])} "
-                         f"(the model's parameters: {shown}{', ...' if len(params) > 8 else ''})")
 
 
 def consumer_block(layers: list[tuple[str, Module]], start: int, stop: int, keep: np.ndarray) -> int:
@@ -124,7 +108,7 @@ def masked_copy(model: Module, masks: Mapping) -> Module:
     Raises:
         ValueError: masks that do not fit the model, or one layer object used twice.
     """
-    _check_masks(model, masks)
+    check_masks(model, masks)
     seen: dict[int, str] = {}
     for name, layer in sequential_layers(model):  # fail before copying anything
         if layer.parameters() + layer.buffers() and seen.setdefault(id(layer), name) != name:
