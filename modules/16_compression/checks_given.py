@@ -59,7 +59,7 @@ def prunable_layers(model: Module) -> list[tuple[str, Module]]:
 
 
 # %% [markdown]
-# The helpers below are shared by Module 16's files, not names for users: `#| exporti`
+# The functions below are shared by Module 16's files, not names for users: `#| exporti`
 # exports them without listing them in the file's `__all__`, so the package's
 # `__init__` need not re-export them.
 

@@ -58,7 +58,7 @@ class MissingExtraError(ImportError):
 
 
 # %% [markdown]
-# The three helpers below serve Module 20's files, not users: `#| exporti` keeps them out
+# The three functions below serve Module 20's files, not users: `#| exporti` keeps them out
 # of `__all__`.
 
 # %%

@@ -1,7 +1,7 @@
 """Every package `__init__.py` re-exports every public name of its submodules.
 
 A name a generated file lists in `__all__` is public: `from tinytorch.<package> import
-name` must work, and the package's own `__all__` must list it. Helpers that files share
+name` must work, and the package's own `__all__` must list it. Functions that files share
 but users need not see are exported with `#| exporti`, which keeps them out of `__all__`.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def test_the_package_re_exports_every_public_name_of_its_submodules(package):
             if public not in listed or getattr(init, public, None) is not getattr(module, public):
                 missing.append(f"{name.rsplit('.', 1)[1]}.{public}")
     assert not missing, (f"{package}/__init__.py does not re-export (import and list in __all__): "
-                         f"{', '.join(missing)}; or export the helper with '#| exporti' to keep it internal")
+                         f"{', '.join(missing)}; or export it with '#| exporti' to keep it internal")
 
 
 @pytest.mark.parametrize("package", packages())
