@@ -119,6 +119,12 @@ def _render_source(root: Path, path: Path, source: str) -> dict[Path, str]:
                 continue
             name = default if target == "#" else target
             maker = ModuleMaker(dest=lib, name=name, nb_path=fake_src, is_new=True)
+            # NOTE: nbdev makes the imports relative only in `#| export` cells (the ones
+            # listed in `__all__`); an `#| exporti` cell would keep `from tinytorch...`.
+            listed = {id(cell) for cell in exporter.in_all[target]}
+            for cell in cells:
+                if id(cell) not in listed:
+                    cell.import2relative(os.path.relpath(maker.fname.parent, lib.parent))
             maker.make(cells, exporter.in_all[target], lib_path=lib)
         return {p.relative_to(out): _hoist_docstring(p.read_text(encoding="utf-8")) for p in sorted(lib.rglob("*.py"))}
 

@@ -37,7 +37,7 @@
 # %%
 #| export
 from __future__ import annotations
-"""Argument checks every module shares: ints, numbers, fractions and types, refusing bools and NaN and naming the value (given code)."""
+"""Argument checks every module shares: ints, numbers, fractions, shapes and types, refusing bools and NaN and naming the value (given code)."""
 
 import math
 import numbers
@@ -55,16 +55,21 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_int(name: str, value: object, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(name: str, value: object, minimum: int | None = None, maximum: int | None = None,
+              allow_none: bool = False) -> int | None:
     """`value` as an int, after checking it is an integer (not a bool) within the bounds given.
 
+    With `allow_none`, None is accepted too and returned as it is (an optional count).
+
     Raises:
-        ArgumentTypeError: not an integer, or a bool.
+        ArgumentTypeError: not an integer, or a bool (or None without `allow_none`).
         ValueError: below `minimum` or above `maximum`.
     """
+    if value is None and allow_none:
+        return None
     bounds = " and ".join(s for s in (f">= {minimum}" if minimum is not None else "",
                                       f"<= {maximum}" if maximum is not None else "") if s)
-    allowed = f"an int {bounds}".rstrip()
+    allowed = ("None or " if allow_none else "") + f"an int {bounds}".rstrip()
     if not _is_int(value):
         raise ArgumentTypeError(f"{name} must be {allowed}, got {value!r}")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
@@ -116,3 +121,33 @@ def check_instance(name: str, value: object, kind: type | tuple[type, ...], what
     if not isinstance(value, kind):
         raise ArgumentTypeError(f"{name} must be {what}, got {type(value).__name__} {value!r:.80}")
     return value
+
+
+def check_pair(name: str, value: object, minimum: int | None = None) -> tuple[int, int]:
+    """`(h, w)` from an int (used for both) or a pair of ints, each checked like `check_int`.
+
+    Raises:
+        ArgumentTypeError: not an int or a pair of ints.
+        ValueError: an entry below `minimum`.
+    """
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ArgumentTypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return check_int(name, items[0], minimum), check_int(name, items[1], minimum)
+
+
+def check_shape(name: str, value: object, note: str = "") -> tuple[int, ...]:
+    """`value` as a tuple of ints, after checking it is a non-empty tuple or list of ints >= 1 (no bools).
+
+    `note` is added to the message (what the shape means, an example).
+
+    Raises:
+        ArgumentTypeError: not a tuple or list, or an entry that is not an int.
+        ValueError: empty, or an entry below 1.
+    """
+    allowed = f"a non-empty tuple of positive ints{note}"
+    if not isinstance(value, (tuple, list)) or not all(_is_int(d) for d in value):
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {value!r}")
+    if not value or not all(d >= 1 for d in value):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return tuple(int(d) for d in value)

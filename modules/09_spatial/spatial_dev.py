@@ -56,7 +56,7 @@ import math
 
 import numpy as np
 
-from tinytorch.core.checks import ArgumentTypeError, check_int, check_number
+from tinytorch.core.checks import check_int, check_number, check_pair
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor, get_rng
 
@@ -74,11 +74,8 @@ from tinytorch.core.tensor import Tensor, get_rng
 # %%
 #| export
 def _pair(value: int | tuple[int, int], name: str, minimum: int) -> tuple[int, int]:
-    """`(h, w)` from an int or a pair of ints, each at least `minimum`."""
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ArgumentTypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return check_int(name, items[0], minimum), check_int(name, items[1], minimum)
+    """`(h, w)` from an int or a pair of ints, each at least `minimum` (Module 01's `check_pair`)."""
+    return check_pair(name, value, minimum)
 
 
 def _int(value: int, name: str, minimum: int) -> int:

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.checks import check_int, check_number, check_shape
 from tinytorch.core.layers import Module
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, MaxPool2d
 from tinytorch.core.tensor import Tensor
@@ -195,13 +196,6 @@ def test_unit_layer_flops():
 
 # %% nbgrader={"grade": false, "grade_id": "flops-by-layer", "solution": true}
 #| export
-def _check_shape(input_shape: Any) -> tuple[int, ...]:
-    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ValueError(f"input_shape must be a non-empty tuple of positive ints (batch first), got {input_shape!r}")
-    return tuple(int(d) for d in shape)
-
-
 def flops_by_layer(model: Module, input_shape: tuple[int, ...]) -> list[tuple[str, int]]:
     """`(layer name, FLOPs)` for every leaf-layer call of one forward pass on `input_shape`, in call order.
 
@@ -211,7 +205,7 @@ def flops_by_layer(model: Module, input_shape: tuple[int, ...]) -> list[tuple[st
     Raises:
         ValueError: `input_shape` is not a tuple of positive ints.
     """
-    shape = _check_shape(input_shape)
+    shape = check_shape("input_shape", input_shape, " (batch first)")
     was_training = model.training
     calls: list[tuple[str, int]] = []
     wrapped: list[Module] = []
@@ -292,11 +286,7 @@ def measure_latency(model: Module, x: Tensor | np.ndarray, warmup: int = 3, repe
     Raises:
         ValueError: `warmup` < 0 or `repeats` < 1.
     """
-    # NOTE: bool is an int subclass: True would pass as 1 without the extra check
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    warmup, repeats = check_int("warmup", warmup, 0), check_int("repeats", repeats, 1)
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
     was_training = model.training
     ### BEGIN SOLUTION
@@ -368,7 +358,6 @@ def test_unit_latency():
 #| export
 import contextlib
 import gc
-import math
 from dataclasses import dataclass
 
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -457,10 +446,9 @@ def compare_timings(before: Timing, after: Timing, work_ratio: float | None = No
     if len(before.rounds) != len(after.rounds):
         raise ValueError(f"before and after must time the same rounds, got {len(before.rounds)} and "
                          f"{len(after.rounds)}")
-    if work_ratio is not None and not work_ratio > 0:
-        raise ValueError(f"work_ratio must be > 0 or None, got {work_ratio!r}")
-    if not margin > 1:
-        raise ValueError(f"margin must be > 1, got {margin!r}")
+    if work_ratio is not None:
+        check_number("work_ratio", work_ratio, 0, low_open=True, note=" or None")
+    check_number("margin", margin, 1, low_open=True)
     per_round = [b / a for b, a in zip(before.rounds, after.rounds)]
     ratio = statistics.median(per_round)
     flags = []
@@ -486,14 +474,9 @@ def blas_threads(threads: int | None):
 
 def _check_timing_args(repeats: object, warmup: object, min_time: object, clock: object,
                        number: object, threads: object) -> Callable[[], float]:
-    for name, value, least in (("repeats", repeats, 1), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-    for name, value in (("number", number), ("threads", threads)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
-    if not (isinstance(min_time, (int, float)) and min_time > 0):
-        raise ValueError(f"min_time must be > 0 seconds, got {min_time!r}")
+    check_int("repeats", repeats, 1), check_int("warmup", warmup, 0)
+    check_int("number", number, 1, allow_none=True), check_int("threads", threads, 1, allow_none=True)
+    check_number("min_time", min_time, 0, low_open=True, note=" (seconds)")
     if callable(clock):
         return clock
     if clock not in _CLOCKS:

@@ -55,14 +55,16 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.checks import check_instance, check_pair
 from tinytorch.core.layers import Linear, Module
-from tinytorch.core.spatial import Conv2d, _pair, conv2d, conv_output_size, im2col
+from tinytorch.core.spatial import Conv2d, conv2d, conv_output_size, im2col
 from tinytorch.core.tensor import Tensor
 
 # %%
 #| export
 import numpy as np
 
+from tinytorch.core.checks import check_instance
 from tinytorch.core.tensor import Tensor
 
 # %%
@@ -78,6 +80,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.checks import check_instance
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
@@ -322,8 +325,7 @@ class QuantizedTensor:
 
 def dequantize_int8(q: QuantizedTensor) -> np.ndarray:
     """The float32 array that the int8 tensor `q` stands for (`q.dequantize()`)."""
-    if not isinstance(q, QuantizedTensor):
-        raise TypeError(f"q must be a QuantizedTensor, got {type(q).__name__}")
+    check_instance("q", q, QuantizedTensor, "a QuantizedTensor")
     return np.asarray(q.dequantize())
 
 # %% nbgrader={"grade": true, "grade_id": "test-quantized-tensor", "locked": true, "points": 1}
@@ -576,8 +578,7 @@ class QuantizedLayer(Module):
 
     def __init__(self, qweight: QuantizedTensor, bias: np.ndarray | None) -> None:
         super().__init__()
-        if not isinstance(qweight, QuantizedTensor):
-            raise TypeError(f"qweight must be a QuantizedTensor, got {type(qweight).__name__}")
+        check_instance("qweight", qweight, QuantizedTensor, "a QuantizedTensor")
         if qweight.axis != 0 or np.any(qweight.zero_point != 0):
             raise ValueError(f"qweight must be per-output-channel (axis=0) and symmetric, got axis="
                              f"{qweight.axis}; use quantize_int8(weight, axis=0)")
@@ -633,8 +634,7 @@ class QuantizedLinear(QuantizedLayer):
     @classmethod
     def from_float(cls, linear: Linear) -> QuantizedLinear:
         """A QuantizedLinear holding `linear`'s weight as int8 (per output unit) and a copy of its bias."""
-        if not isinstance(linear, Linear):
-            raise TypeError(f"from_float expects a Linear, got {type(linear).__name__}")
+        check_instance("linear", linear, Linear, "a Linear")
         return cls(quantize_int8(linear.weight, axis=0), None if linear.bias is None else linear.bias.data)
 
     def extra_repr(self) -> str:
@@ -684,14 +684,13 @@ class QuantizedConv2d(QuantizedLayer):
         super().__init__(qweight, bias)
         self.out_channels, self.in_channels, kh, kw = qweight.shape
         self.kernel_size = (kh, kw)
-        self.stride = _pair(stride, "stride", 1)          # Module 09's checks and messages
-        self.padding = _pair(padding, "padding", 0)
+        self.stride = check_pair("stride", stride, 1)
+        self.padding = check_pair("padding", padding, 0)
 
     @classmethod
     def from_float(cls, conv: Conv2d) -> QuantizedConv2d:
         """A QuantizedConv2d holding `conv`'s filters as int8 (one scale per filter)."""
-        if not isinstance(conv, Conv2d):
-            raise TypeError(f"from_float expects a Conv2d, got {type(conv).__name__}")
+        check_instance("conv", conv, Conv2d, "a Conv2d")
         bias = None if conv.bias is None else conv.bias.data
         return cls(quantize_int8(conv.weight, axis=0), bias, conv.stride, conv.padding)
 
@@ -838,8 +837,7 @@ def quantize_model(model: Module, calibration_data: Iterable | Tensor | np.ndarr
     Raises:
         TypeError: `model` is not a Module.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"quantize_model expects a Module, got {type(model).__name__}")
+    check_instance("model", model, Module, "a tinytorch Module")
     ### BEGIN SOLUTION
     def convert(module: Module) -> Module:
         if isinstance(module, Linear):

@@ -34,56 +34,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tinytorch.core.checks import check_fraction as _check_fraction  # noqa: F401 - the lesson imports it from here
-from tinytorch.core.checks import check_instance, check_int
-from tinytorch.core.checks import check_int as _check_int
+from tinytorch.core.checks import check_fraction, check_instance, check_int
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
 
 _PRUNABLE = (Linear, Conv2d)
-
-
-def _check_model(model: object, name: str = "model") -> Module:
-    return check_instance(name, model, Module, "a tinytorch Module")
-
-
-def _check_schedule(step, steps, final, initial, kind) -> tuple[int, float, float]:
-    """The arguments of `sparsity_schedule`, checked: (steps, final, initial)."""
-    steps = _check_int("steps", steps, 1)
-    check_int("step", step, 0, steps)
-    final, initial = _check_fraction("final", final), _check_fraction("initial", initial)
-    if kind not in ("cubic", "linear"):
-        raise ValueError(f"kind must be 'cubic' or 'linear', got {kind!r}")
-    return steps, final, initial
-
-
-def _check_callable(name: str, value: object, usage: str, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not callable(value):
-        raise TypeError(f"{name} must be callable as {usage}{' or None' if optional else ''}, "
-                        f"got {value!r} ({type(value).__name__})")
-
-
-def _check_optimizer(optimizer: object, params: dict | None = None) -> None:
-    """An optimizer of Module 06 (it has `params` and a post-step hook) that updates every Tensor of `params`."""
-    if not (hasattr(optimizer, "params") and hasattr(optimizer, "register_step_post_hook")):
-        raise TypeError("optimizer must be a tinytorch optimizer (SGD, Adam, AdamW), "
-                        f"got {optimizer!r} ({type(optimizer).__name__})")
-    owned = {id(p) for p in optimizer.params}
-    missing = [name for name, p in (params or {}).items() if id(p) not in owned]
-    if missing:
-        raise ValueError(f"optimizer does not update these parameters of the model: {', '.join(missing[:5])} "
-                         "(make it with SGD(model.parameters(), ...) for this model)")
-
-
-def _param(layer: str, attr: str) -> str:
-    """The parameter's name as `named_parameters` gives it ("0.weight"; "weight" for the model itself)."""
-    return f"{layer}.{attr}" if layer else attr
-
-
-def _layer_label(name: str) -> str:
-    return repr(name) if name else "(the model itself)"
 
 
 def prunable_layers(model: Module) -> list[tuple[str, Module]]:
@@ -95,7 +50,7 @@ def prunable_layers(model: Module) -> list[tuple[str, Module]]:
         TypeError: `model` is not a Module.
         ValueError: the model has no Linear or Conv2d layer.
     """
-    _check_model(model)
+    check_model(model)
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, _PRUNABLE)]
     if not layers:
         kinds = sorted({type(m).__name__ for _, m in model.named_modules()})
@@ -103,14 +58,67 @@ def prunable_layers(model: Module) -> list[tuple[str, Module]]:
     return layers
 
 
-def _prunable_params(model: Module, structured: bool) -> dict:
+# %% [markdown]
+# The functions below are shared by Module 16's files, not names for users: `#| exporti`
+# exports them without listing them in the file's `__all__`, so the package's
+# `__init__` need not re-export them.
+
+# %%
+#| exporti
+def check_model(model: object, name: str = "model") -> Module:
+    """`model` itself, after checking it is a tinytorch Module."""
+    return check_instance(name, model, Module, "a tinytorch Module")
+
+
+def check_schedule(step, steps, final, initial, kind) -> tuple[int, float, float]:
+    """The arguments of `sparsity_schedule`, checked: (steps, final, initial)."""
+    steps = check_int("steps", steps, 1)
+    check_int("step", step, 0, steps)
+    final, initial = check_fraction("final", final), check_fraction("initial", initial)
+    if kind not in ("cubic", "linear"):
+        raise ValueError(f"kind must be 'cubic' or 'linear', got {kind!r}")
+    return steps, final, initial
+
+
+def check_callable(name: str, value: object, usage: str, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        raise TypeError(f"{name} must be callable as {usage}{' or None' if optional else ''}, "
+                        f"got {value!r} ({type(value).__name__})")
+
+
+def check_optimizer(optimizer: object, params: dict | None = None) -> None:
+    """An optimizer of Module 06 (it has `params` and a post-step hook) that updates every Tensor of `params`."""
+    if not (hasattr(optimizer, "params") and hasattr(optimizer, "register_step_post_hook")):
+        raise TypeError("optimizer must be a tinytorch optimizer (SGD, Adam, AdamW), "
+                        f"got {optimizer!r} ({type(optimizer).__name__})")
+    owned = {id(p) for p in optimizer.params}
+    missing = [name for name, p in (params or {}).items() if id(p) not in owned]
+    if missing:
+        raise ValueError(f"optimizer does not update these parameters of the model: {', '.join(missing[:5])} "
+                         "(make it with SGD(model.parameters(), ...) for this model)")
+
+
+def param_name(layer: str, attr: str) -> str:
+    """The parameter's name as `named_parameters` gives it ("0.weight"; "weight" for the model itself)."""
+    return f"{layer}.{attr}" if layer else attr
+
+
+def _layer_label(name: str) -> str:
+    return repr(name) if name else "(the model itself)"
+
+
+
+
+def prunable_params(model: Module, structured: bool) -> dict:
     """What pruning may mask, by parameter name: every parameter (structured), else the prunable weights."""
     if structured:
         return dict(model.named_parameters())
-    return {_param(name, "weight"): layer.weight for name, layer in prunable_layers(model)}
+    return {param_name(name, "weight"): layer.weight for name, layer in prunable_layers(model)}
 
 
-def _check_finite(layers: list[tuple[str, Module]]) -> None:
+def check_finite(layers: list[tuple[str, Module]]) -> None:
     """Magnitude ranks |w|: a NaN has no rank and an inf always survives, so refuse both."""
     for name, layer in layers:
         w = layer.weight.data
@@ -121,29 +129,29 @@ def _check_finite(layers: list[tuple[str, Module]]) -> None:
 
 
 def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
-    names = {name: name for name, _ in layers} | {_param(name, "weight"): name for name, _ in layers}
+    names = {name: name for name, _ in layers} | {param_name(name, "weight"): name for name, _ in layers}
     chosen = {}
     for key, value in sparsity.items():
         if key not in names:
             raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
                              f"(prunable layers: {', '.join(n for n, _ in layers)})")
-        chosen[names[key]] = _check_fraction(f"sparsity[{key!r}]", value)
+        chosen[names[key]] = check_fraction(f"sparsity[{key!r}]", value)
     return chosen
 
 
-def _groups(layers, sparsity, scope: str) -> list[tuple[list[str], float]]:
+def ranking_groups(layers, sparsity, scope: str) -> list[tuple[list[str], float]]:
     """(layer names ranked together, their sparsity) for each group; checks `sparsity` and `scope`."""
     if scope not in ("global", "layer"):
         raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
     if isinstance(sparsity, Mapping):
         per_layer = _resolve_layer_sparsities(layers, sparsity)
         return [([name], per_layer[name]) for name, _ in layers if name in per_layer]
-    sparsity = _check_fraction("sparsity", sparsity)
+    sparsity = check_fraction("sparsity", sparsity)
     names = [name for name, _ in layers]
     return [(names, sparsity)] if scope == "global" else [([n], sparsity) for n in names]
 
 
-def _following_batchnorm(model: Module) -> dict[str, str]:
+def following_batchnorm(model: Module) -> dict[str, str]:
     """For each Conv2d, the name of the BatchNorm2d that comes next (before the next prunable layer)."""
     found, pending = {}, None
     for name, m in model.named_modules():

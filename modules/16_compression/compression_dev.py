@@ -53,8 +53,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from tinytorch.compression.checks import (_check_callable, _check_finite, _check_fraction, _check_model,
-                                          _check_optimizer, _groups, _param, prunable_layers)
+from tinytorch.compression.checks import (check_callable, check_finite, check_optimizer, param_name,
+                                          prunable_layers, ranking_groups)
+from tinytorch.compression.checks import check_model as _check_model  # noqa: F401 - container.py imports it from here
+from tinytorch.core.checks import check_fraction
 from tinytorch.compression.maskbase import MaskBase
 from tinytorch.compression.reports import LayerSparsity, SensitivityScan, SparsityReport
 from tinytorch.compression.select import kth_smallest_magnitude
@@ -98,7 +100,7 @@ import tempfile
 from pathlib import Path
 
 from tinytorch.compression.container import load_compressed, save_compressed
-from tinytorch.compression.lab import toy_mlp as _toy_mlp  # Sequential(Linear(8, 16), ReLU(), ..., Linear(12, 4))
+from tinytorch.compression.lab import toy_mlp  # Sequential(Linear(8, 16), ReLU(), ..., Linear(12, 4))
 from tinytorch.core.activations import ReLU, Sigmoid
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
@@ -112,7 +114,7 @@ from tinytorch.data.loader import DataLoader, TensorDataset
 # %% nbgrader={"grade": true, "grade_id": "test-measure-sparsity", "locked": true, "points": 1}
 def test_unit_measure_sparsity():
     """Task 16.1"""
-    model = _toy_mlp()
+    model = toy_mlp()
     assert measure_sparsity(model) == 0.0
     model[0].weight.data[:2] = 0.0  # two rows of 8 weights
     model[0].bias.data[:] = 0.0  # biases do not count
@@ -217,8 +219,8 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
             infinite weight (NaN has no rank), before any weight changes.
     """
     layers = prunable_layers(model)
-    groups = _groups(layers, sparsity, scope)
-    _check_finite(layers)
+    groups = ranking_groups(layers, sparsity, scope)
+    check_finite(layers)
     by_name = dict(layers)
     ### BEGIN SOLUTION
     masks = {}
@@ -229,14 +231,14 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
         # from 2**18 weights on, a sample finds the threshold without copying n magnitudes
         threshold = kth_smallest_magnitude(weights, k) if n >= 1 << 18 and k > 0 else None
         for name, keep in zip(names, smallest_k_masks(weights, k, threshold)):
-            masks[_param(name, "weight")] = keep
+            masks[param_name(name, "weight")] = keep
     return Masks(model, masks).apply()
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "test-magnitude-prune", "locked": true, "points": 3}
 def test_unit_magnitude_prune():
     """Task 16.3"""
-    model = _toy_mlp()
+    model = toy_mlp()
     weights = np.concatenate([model[i].weight.data.ravel() for i in (0, 2, 4)])
     masks = magnitude_prune(model, 0.5)
     k = round(0.5 * weights.size)
@@ -246,10 +248,10 @@ def test_unit_magnitude_prune():
         w, keep = model[i].weight.data, masks[f"{i}.weight"]
         assert np.all(w[~keep] == 0) and np.all(np.abs(w[keep]) > threshold)
     assert np.count_nonzero(model[0].bias.data) == model[0].bias.data.size  # biases untouched
-    model = _toy_mlp()
+    model = toy_mlp()
     magnitude_prune(model, 0.25, scope="layer")
     assert [r.zeros for r in sparsity_report(model)] == [32, 48, 12]
-    model = _toy_mlp()
+    model = toy_mlp()
     magnitude_prune(model, {"2": 0.5})
     assert [r.zeros for r in sparsity_report(model)] == [0, 96, 0]
     single = Linear(4, 3)  # a model that is itself a layer
@@ -297,7 +299,7 @@ class Masks(MaskBase):
         handle (`.remove()`). Raises ValueError for a masked parameter the optimizer does
         not update (masks made for another model).
         """
-        _check_optimizer(optimizer)
+        check_optimizer(optimizer)
         ### BEGIN SOLUTION
         index = {id(p): i for i, p in enumerate(optimizer.params)}
         bound = []
@@ -321,14 +323,14 @@ class Masks(MaskBase):
 # %% nbgrader={"grade": true, "grade_id": "test-masks", "locked": true, "points": 3}
 def test_unit_masks():
     """Task 16.4"""
-    model = _toy_mlp()
+    model = toy_mlp()
     keep = np.random.default_rng(2).random((16, 8)) > 0.5
     i, j = np.argwhere(~keep)[0]
     model[0].weight.data[i, j] = np.inf  # inf * 0 would be NaN: apply must set 0.0
     Masks(model, {"0.weight": keep}).apply()
     assert np.all(model[0].weight.data[~keep] == 0) and np.all(model[0].weight.data[keep] != 0)
     for make in (lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1), lambda p: Adam(p, lr=0.01)):
-        model = _toy_mlp()
+        model = toy_mlp()
         masks = magnitude_prune(model, 0.6)
         opt = make(model.parameters())
         masks.attach(opt)
@@ -358,7 +360,7 @@ def demo_resurrection(steps: int = 3) -> tuple[int, int]:
 
     counts = []
     for hook in (False, True):
-        model = _toy_mlp()
+        model = toy_mlp()
         masks = magnitude_prune(model, 0.6)
         opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
         if hook:
@@ -430,9 +432,9 @@ def sensitivity_scan(model: Module, evaluate: Callable[[Module], float],
     The model is left exactly as it was, even if `evaluate` raises.
     """
     layers = prunable_layers(model)
-    fractions = [_check_fraction("sparsities[i]", s) for s in sparsities]
-    _check_callable("evaluate", evaluate, "evaluate(model) -> float")
-    _check_finite(layers)
+    fractions = [check_fraction("sparsities[i]", s) for s in sparsities]
+    check_callable("evaluate", evaluate, "evaluate(model) -> float")
+    check_finite(layers)
     ### BEGIN SOLUTION
     baseline = float(evaluate(model))
     rows = []
@@ -451,7 +453,7 @@ def sensitivity_scan(model: Module, evaluate: Callable[[Module], float],
 # %% nbgrader={"grade": true, "grade_id": "test-sensitivity", "locked": true, "points": 2}
 def test_unit_sensitivity_scan():
     """Task 16.5"""
-    model = _toy_mlp()
+    model = toy_mlp()
     before = {n: p.data.copy() for n, p in model.named_parameters()}
     seen = []
 
@@ -504,7 +506,7 @@ if __name__ == "__main__":
 # `round(ratio * units)` weakest, ties broken by position (a stable sort).
 #
 # For the unit's output to be truly zero, zero its bias entry too and, when a
-# `BatchNorm2d` follows the conv, that channel's scale and shift (`_following_batchnorm`
+# `BatchNorm2d` follows the conv, that channel's scale and shift (`following_batchnorm`
 # finds it). The last layer (the classes) is never pruned, every layer keeps a unit, and
 # the masks cover the weight rows, biases and BatchNorm entries. The arrays keep their
 # shapes, so the model is no faster yet: section 8 removes the units.
@@ -515,7 +517,8 @@ if __name__ == "__main__":
 import numpy as np
 
 from tinytorch.compression import prune  # the module, so that this lesson's own names stay its own
-from tinytorch.compression.checks import _check_fraction, _following_batchnorm, _param, prunable_layers
+from tinytorch.compression.checks import following_batchnorm, param_name, prunable_layers
+from tinytorch.core.checks import check_fraction
 from tinytorch.compression.deadunits import drop_dead_units
 from tinytorch.core.layers import Module
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
@@ -539,10 +542,10 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> prune.Mask
     masks (weight, bias, and a following BatchNorm's weight and bias), already applied.
     """
     layers = prunable_layers(model)
-    ratio = _check_fraction("ratio", ratio)
+    ratio = check_fraction("ratio", ratio)
     if isinstance(norm, bool) or norm not in (1, 2):
         raise ValueError(f"norm must be 1 or 2, got {norm!r}")
-    batchnorms = _following_batchnorm(model)
+    batchnorms = following_batchnorm(model)
     ### BEGIN SOLUTION
     masks = {}
     for name, layer in layers[:-1]:
@@ -552,9 +555,9 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> prune.Mask
         keep = np.ones(units, dtype=bool)
         keep[np.argsort(unit_norms(weight, norm), kind="stable")[:k]] = False
         rows = keep.reshape((-1,) + (1,) * (weight.ndim - 1))
-        masks[_param(name, "weight")] = np.broadcast_to(rows, weight.shape).copy()
+        masks[param_name(name, "weight")] = np.broadcast_to(rows, weight.shape).copy()
         if layer.bias is not None:
-            masks[_param(name, "bias")] = keep.copy()
+            masks[param_name(name, "bias")] = keep.copy()
         if name in batchnorms:
             masks[f"{batchnorms[name]}.weight"] = keep.copy()
             masks[f"{batchnorms[name]}.bias"] = keep.copy()
@@ -564,7 +567,7 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> prune.Mask
 # %% nbgrader={"grade": true, "grade_id": "test-structured-prune", "locked": true, "points": 3}
 def test_unit_structured_prune():
     """Task 16.6"""
-    model = _toy_mlp()
+    model = toy_mlp()
     w = model[0].weight.data.copy()
     structured_prune(model, 0.25)
     dropped = np.argsort(np.abs(w).sum(axis=1), kind="stable")[:4]
@@ -608,8 +611,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinytorch.compression import prune, structured  # modules: this lesson's own names stay its own
-from tinytorch.compression.checks import _check_callable, _check_fraction, _check_model, _check_schedule, _prunable_params
-from tinytorch.compression.finetune import _check_training, fine_tune
+from tinytorch.compression.checks import check_callable, check_model, check_schedule, prunable_params
+from tinytorch.compression.finetune import check_training, fine_tune
+from tinytorch.core.checks import check_fraction
 from tinytorch.compression.prune import measure_sparsity
 from tinytorch.core.layers import Module
 from tinytorch.core.training import progress_bar
@@ -625,7 +629,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     `0 <= step <= steps`, `steps >= 1`; `final` and `initial` in [0, 1); `kind` is
     "cubic" (Zhu & Gupta) or "linear".
     """
-    steps, final, initial = _check_schedule(step, steps, final, initial, kind)
+    steps, final, initial = check_schedule(step, steps, final, initial, kind)
     ### BEGIN SOLUTION
     done = step / steps
     if kind == "linear":
@@ -662,7 +666,7 @@ class IterativePruner:
 
     def __init__(self, target_sparsity: float, steps: int, schedule: str = "cubic",
                  method: str = "magnitude", rewind_to: Mapping[str, np.ndarray] | None = None):
-        self.target_sparsity = _check_fraction("target_sparsity", target_sparsity)
+        self.target_sparsity = check_fraction("target_sparsity", target_sparsity)
         sparsity_schedule(steps, steps, self.target_sparsity, kind=schedule)  # validates steps and schedule
         if method not in ("magnitude", "structured"):
             raise ValueError(f"method must be 'magnitude' or 'structured', got {method!r}")
@@ -688,12 +692,12 @@ class IterativePruner:
     def run(self, model: Module, optimizer, loss_fn, loader, epochs_per_step: int = 1,
             evaluate: Callable[[Module], float] | None = None) -> list[dict]:
         """Run every step; returns one row per step: step, target, sparsity, loss, accuracy. Task 16.8"""
-        _check_model(model)
+        check_model(model)
         if isinstance(epochs_per_step, bool) or not isinstance(epochs_per_step, int) or epochs_per_step < 0:
             raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
         # Everything is checked before the first weight changes.
-        _check_training(model, optimizer, loss_fn, loader, params=_prunable_params(model, self.method == "structured"))
-        _check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)
+        check_training(model, optimizer, loss_fn, loader, params=prunable_params(model, self.method == "structured"))
+        check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)
         if self.rewind_to is not None:
             self._check_rewind(model)
         ### BEGIN SOLUTION
@@ -725,7 +729,7 @@ def test_unit_iterative_pruner():
     rng = np.random.default_rng(0)
     loader = DataLoader(TensorDataset(rng.standard_normal((64, 8)).astype(np.float32), rng.integers(0, 4, 64)),
                         batch_size=16)
-    model = _toy_mlp()
+    model = toy_mlp()
     pruner = IterativePruner(0.8, steps=3, schedule="linear")
     history = pruner.run(model, SGD(model.parameters(), lr=0.1, momentum=0.9), CrossEntropyLoss(), loader, 1,
                          evaluate=lambda m: 0.5)
@@ -738,7 +742,7 @@ def test_unit_iterative_pruner():
         assert np.all(params[name].data[~keep] == 0)
 
     # rewind_to: survivors take their saved values, pruned weights stay 0, optimizer state is cleared
-    model = _toy_mlp()
+    model = toy_mlp()
     start = model.state_dict()
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     fine_tune(model, opt, CrossEntropyLoss(), loader, 1, progress=False)  # trained, momentum filled
@@ -791,7 +795,7 @@ if __name__ == "__main__":
 # |---|---|
 # | dense fp32 | 4n |
 # | dense int8 | n + 4 channels |
-# | CSR int8 | nnz values + nnz column indices of the smallest unsigned type that holds `cols` values (`_index_bytes(cols)`: 1, 2 or 4 bytes) + 4(rows + 1) row starts + 4 channels |
+# | CSR int8 | nnz values + nnz column indices of the smallest unsigned type that holds `cols` values (`index_bytes(cols)`: 1, 2 or 4 bytes) + 4(rows + 1) row starts + 4 channels |
 # | bitmask + int8 | ceil(n / 8) (one bit per weight) + nnz + 4 channels |
 # | gaps + int8 | nnz values + nnz gap bytes + `escapes` + 4 channels |
 #
@@ -808,7 +812,8 @@ if __name__ == "__main__":
 """Bytes of a weight array in each storage format: dense fp32, dense int8, CSR, bitmask and gap-coded int8 (Module 16, section 7)."""
 import numpy as np
 
-from tinytorch.compression.sizes import LayerSize, SizeReport, _index_bytes, gap_code, gap_positions
+from tinytorch.compression.sizes import LayerSize, SizeReport, gap_code, gap_positions, index_bytes
+from tinytorch.compression.sizes import index_bytes as _index_bytes  # noqa: F401 - encodings.py imports it from here
 
 # %% nbgrader={"grade": false, "grade_id": "size-formulas", "solution": true}
 #| export compression.formats
@@ -824,7 +829,7 @@ def format_bytes(n: int, nnz: int, rows: int, cols: int, channels: int, escapes:
     return {
         "dense_fp32": 4 * n,
         "dense_int8": n + scales,
-        "csr_int8": nnz + nnz * _index_bytes(cols) + 4 * (rows + 1) + scales,
+        "csr_int8": nnz + nnz * index_bytes(cols) + 4 * (rows + 1) + scales,
         "bitmask_int8": (n + 7) // 8 + nnz + scales,
         "gaps_int8": nnz + escapes + nnz + scales,
     }
@@ -842,14 +847,14 @@ def test_unit_format_bytes():
 # ### Sizing a model, and pruning + INT8 in one call
 #
 # `compressed_size(model)` walks the modules. For each Linear or Conv2d, float or
-# quantized, the given `_weight_stats(layer)` returns `(n, nnz, rows, cols, channels,
+# quantized, the given `weight_stats(layer)` returns `(n, nnz, rows, cols, channels,
 # bias_bytes, escapes)`, and `format_bytes` makes them a `LayerSize(name, n, nnz,
 # bias_bytes, formats)`; a BatchNorm2d's four arrays count as float32 `other` bytes.
 # Then it writes the model to memory (`to_bytes`, the file format of `storage_given.py`)
 # and keeps the exact length, so the report cannot drift from the disk (None for a
 # layer the format cannot store). `prune_and_quantize` works on a copy: prune it (unless
 # `sparsity` is None), zero its dead units (`drop_dead_units`), quantize with Module
-# 15's `quantize_model`, shrink scales and bias as asked (`_compact`, given), and wrap
+# 15's `quantize_model`, shrink scales and bias as asked (`compact_layer`, given), and wrap
 # the result in a `CompressedModel`, a `Module` you call like the original.
 
 # %%
@@ -859,14 +864,14 @@ import copy
 
 import numpy as np
 
-from tinytorch.compression.checks import _check_model as _check
-from tinytorch.compression.checks import _check_fraction
+from tinytorch.compression.checks import check_model
 from tinytorch.compression.container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
 from tinytorch.compression import formats, prune  # modules: this lesson's own names stay its own
-from tinytorch.compression.layerstats import _compact, _weight_stats
+from tinytorch.compression.layerstats import compact_layer, weight_stats
 from tinytorch.compression.sharing import check_codebook, prune_and_share, with_entropy_bound
 from tinytorch.compression.sizes import LayerSize, SizeReport
 from tinytorch.compression.structured import drop_dead_units
+from tinytorch.core.checks import check_fraction
 from tinytorch.core.layers import Module
 from tinytorch.core.spatial import BatchNorm2d
 from tinytorch.quantization import quantize_model
@@ -880,12 +885,12 @@ def compressed_size(model: Module) -> SizeReport:
     Float layers are counted as they would be after per-channel INT8 quantization;
     parameters outside Linear/Conv2d (BatchNorm) count as float32 in every format.
     """
-    _check(model)
+    check_model(model)
     ### BEGIN SOLUTION
     layers, other = [], 0
     for name, m in model.named_modules():
         if isinstance(m, (*_FLOAT_LAYERS, *_QUANT_LAYERS)):
-            n, nnz, rows, cols, channels, bias, escapes = _weight_stats(m)
+            n, nnz, rows, cols, channels, bias, escapes = weight_stats(m)
             layers.append(LayerSize(name, n, nnz, bias, formats.format_bytes(n, nnz, rows, cols, channels, escapes)))
         elif isinstance(m, BatchNorm2d):
             other += sum(getattr(m, k).data.nbytes for k in ("weight", "bias", "running_mean", "running_var"))
@@ -920,9 +925,9 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 (or shared) weights.
     """
-    _check(model)
+    check_model(model)
     if sparsity is not None:
-        _check_fraction("sparsity", sparsity)
+        check_fraction("sparsity", sparsity)
     check_codebook(bits, codebook)
     if codebook == "kmeans":  # weight sharing, given code
         return CompressedModel(prune_and_share(model, sparsity, bits, scope, int8_bias, drop_dead))
@@ -936,14 +941,14 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     floats = dict(work.named_modules())
     for name, layer in quantized.named_modules():
         if isinstance(layer, _QUANT_LAYERS):
-            _compact(layer, floats[name].weight.data, per_channel, int8_bias)
+            compact_layer(layer, floats[name].weight.data, per_channel, int8_bias)
     return CompressedModel(quantized)
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "test-prune-quantize", "locked": true, "points": 3}
 def test_unit_compressed_size_and_prune_and_quantize():
     """Task 16.10"""
-    model = _toy_mlp()
+    model = toy_mlp()
     small = prune_and_quantize(model, 0.8)
     assert np.count_nonzero(model[0].weight.data) == model[0].weight.data.size  # input untouched
     qweights = [m.qweight.values for _, m in small.named_modules() if hasattr(m, "qweight")]
@@ -1042,9 +1047,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tinytorch.compression.checks import _param, prunable_layers
-from tinytorch.compression.cutplan import (_ZERO_BECOMES_NONZERO, Cut, _keep_channels, _keep_inputs, _keep_outputs,
-                                           consumer_block, masked_copy, sequential_layers)
+from tinytorch.compression.checks import param_name, prunable_layers
+from tinytorch.compression.cutplan import (ZERO_BECOMES_NONZERO, Cut, consumer_block, keep_channels, keep_inputs,
+                                           keep_outputs, masked_copy, sequential_layers)
 from tinytorch.compression import prune  # the module: this lesson's own names stay its own
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
@@ -1063,7 +1068,7 @@ def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Map
     units = producer.weight.data.shape[0]
     channels: list[BatchNorm2d] = []
     ### BEGIN SOLUTION
-    mask = masks.get(_param(name, "weight"))
+    mask = masks.get(param_name(name, "weight"))
     removable = np.zeros(units, bool) if mask is None else ~np.asarray(mask).reshape(units, -1).any(axis=1)
     if producer.bias is not None:
         removable &= producer.bias.data == 0
@@ -1071,7 +1076,7 @@ def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Map
         if isinstance(layer, BatchNorm2d) and layer.num_features == units:
             removable &= (layer.weight.data == 0) & (layer.bias.data == 0)
             channels.append(layer)
-        elif isinstance(layer, _ZERO_BECOMES_NONZERO):
+        elif isinstance(layer, ZERO_BECOMES_NONZERO):
             removable[:] = False  # NOTE: the consumer would see sigmoid(0) = 0.5 from a removed unit
     keep = ~removable
     if not keep.any():
@@ -1103,10 +1108,10 @@ def remove_pruned_units(model: Module, masks: prune.Masks | Mapping[str, np.ndar
     for i, j, cut in cuts:  # all plans are made on the unchanged copy first
         if cut.keep.all():
             continue
-        _keep_outputs(layers[i][1], cut.keep)
+        keep_outputs(layers[i][1], cut.keep)
         for norm in cut.channels:
-            _keep_channels(norm, cut.keep)
-        _keep_inputs(layers[j][1], np.repeat(cut.keep, cut.block))
+            keep_channels(norm, cut.keep)
+        keep_inputs(layers[j][1], np.repeat(cut.keep, cut.block))
     ### END SOLUTION
     smaller = Sequential(*[layer for _, layer in layers])
     smaller.training = model.training
@@ -1152,7 +1157,7 @@ def test_unit_remove_pruned_units():
     small.eval()
     assert np.abs(small(x).data - cnn(x).data).max() < 1e-5
     assert cnn[0].weight.shape == (4, 1, 3, 3)  # the input model is not changed
-    mlp = _toy_mlp()
+    mlp = toy_mlp()
     small = remove_pruned_units(mlp, structured_prune(mlp, 0.5))
     assert [tuple(p.shape) for p in small.parameters()] == [(8, 8), (8,), (6, 8), (6,), (4, 6), (4,)]
 

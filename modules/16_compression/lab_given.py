@@ -25,7 +25,7 @@
 #| default_exp compression.lab
 
 # %%
-#| export
+#| exporti
 """The bench of lesson 16's experiments: the digits recipe, one-thread timing, plots, and the experiments of sections 3 and 6-8 (given code)."""
 import os
 import tempfile
@@ -128,7 +128,7 @@ def save_plot(name: str, lines, xlabel: str, ylabel: str, title: str, hline=None
 # package: `tito export 16` first when you have changed a task.
 
 # %%
-#| export
+#| exporti
 import copy
 
 from tinytorch.compression import (IterativePruner, SizeReport, compressed_size, fine_tune, magnitude_prune,

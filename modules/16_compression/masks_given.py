@@ -34,29 +34,16 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from tinytorch.compression.checks import _check_model
+from tinytorch.compression.checks import check_model
+from tinytorch.core.checks import check_instance
 
 
 class MaskBase(Mapping):
     """Parameter name -> boolean keep-mask, bound to the model it was made for (checked on creation)."""
 
     def __init__(self, model, masks: Mapping[str, np.ndarray]):
-        params = dict(_check_model(model).named_parameters())
-        if not isinstance(masks, Mapping):
-            raise TypeError(f"masks must be a mapping of parameter name -> bool keep-mask, got {masks!r} "
-                            f"({type(masks).__name__})")
-        checked = {}
-        for name, mask in masks.items():
-            if name not in params:
-                raise ValueError(f"mask names parameter {name!r}, which this model does not have "
-                                 f"(it has {', '.join(params)})")
-            mask = np.asarray(mask)
-            if mask.dtype != np.bool_ or mask.shape != params[name].data.shape:
-                raise ValueError(f"mask for {name!r} must be bool of shape {params[name].data.shape}, "
-                                 f"got {mask.dtype} {mask.shape}")
-            checked[name] = mask
+        self._masks = check_masks(model, masks)
         self.model = model
-        self._masks = checked
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._masks[name]
@@ -93,29 +80,60 @@ class MaskBase(Mapping):
         return f"{type(self).__name__}({len(self)} parameters, sparsity={self.sparsity:.1%})"
 
 
+# %% [markdown]
+# One check of keep-masks against a model, for `Masks` and for the unit removal of
+# section 8 alike; shared, not a name for users (`#| exporti`).
+
 # %%
-#| export compression.finetune
+#| exporti
+def check_masks(model, masks: Mapping) -> dict[str, np.ndarray]:
+    """`masks` as a dict of bool arrays, after checking each names a parameter of `model` and has its shape.
+
+    Raises:
+        TypeError: `model` is not a Module, or `masks` is not a mapping.
+        ValueError: masks that do not fit the model, each mismatch named beside the model's parameters.
+    """
+    params = dict(check_model(model).named_parameters())
+    check_instance("masks", masks, Mapping, "a Masks or a mapping of parameter name -> bool keep-mask")
+    checked, wrong = {}, []
+    for name, mask in masks.items():
+        checked[name] = mask = np.asarray(mask)
+        if name not in params:
+            wrong.append(f"{name!r} is not a parameter of this model")
+        elif mask.dtype != np.bool_ or mask.shape != params[name].data.shape:
+            wrong.append(f"{name!r} is {mask.dtype} {mask.shape}, not bool {params[name].data.shape}")
+    if wrong:
+        shown = ", ".join(f"{n} {p.data.shape}" for n, p in list(params.items())[:8])
+        raise ValueError(f"these masks were not made for this model: {'; '.join(wrong[:4])} "
+                         f"(the model's parameters: {shown}{', ...' if len(params) > 8 else ''})")
+    return checked
+
+
+# %%
+#| exporti compression.finetune
 """Fine-tuning with masks attached: Module 07's loop with pruned weights held at zero (given code)."""
-from tinytorch.compression.checks import _check_callable, _check_int, _check_model, _check_optimizer
+from tinytorch.compression.checks import check_callable, check_model, check_optimizer
 from tinytorch.compression.maskbase import MaskBase
+from tinytorch.core.checks import check_instance, check_int
 from tinytorch.core.layers import Module
 from tinytorch.core.training import fit
 
 
-def _check_training(model: Module, optimizer, loss_fn, loader, masks=None, params: dict | None = None) -> None:
+def check_training(model: Module, optimizer, loss_fn, loader, masks=None, params: dict | None = None) -> None:
     """The arguments of a training loop: the optimizer must update `params` (default: the masked ones)."""
-    _check_model(model)
+    check_model(model)
     if params is None:
         params = {n: p for n, p in model.named_parameters() if masks is not None and n in masks}
-    _check_optimizer(optimizer, params)
-    _check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
+    check_optimizer(optimizer, params)
+    check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
     if not hasattr(loader, "__iter__"):
         raise TypeError(f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}")
-    if masks is not None and not isinstance(masks, MaskBase):
-        raise TypeError(f"masks must be a Masks (from magnitude_prune, structured_prune) or None, "
-                        f"got {type(masks).__name__}")
+    if masks is not None:
+        check_instance("masks", masks, MaskBase, "a Masks (from magnitude_prune, structured_prune) or None")
 
 
+# %%
+#| export compression.finetune
 def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: MaskBase | None = None,
               progress: bool | None = None) -> list[dict]:
     """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
@@ -128,8 +146,8 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
     Returns:
         `fit`'s history, one row per epoch.
     """
-    _check_training(model, optimizer, loss_fn, loader, masks)
-    _check_int("epochs", epochs, 0)
+    check_training(model, optimizer, loss_fn, loader, masks)
+    check_int("epochs", epochs, 0)
     handle = masks.attach(optimizer) if masks is not None else None
     try:
         return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)

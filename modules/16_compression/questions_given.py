@@ -43,7 +43,7 @@ from tinytorch.compression.distill import distillation_loss
 from tinytorch.compression.iterative import fine_tune
 from tinytorch.compression.prune import Masks
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.checks import check_number
+from tinytorch.core.checks import check_instance, check_number
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
 
@@ -108,8 +108,7 @@ def distill(student: Module, teacher: Module, optimizer, loader, epochs: int, te
     _check_kd(temperature, alpha)
     if student is teacher:
         raise ValueError("student and teacher must be two models; got the same one twice")
-    if not isinstance(teacher, Module):
-        raise TypeError(f"teacher must be a Module, got {type(teacher).__name__}")
+    check_instance("teacher", teacher, Module, "a tinytorch Module")
 
     def loss_fn(logits: Tensor, target: _Targets) -> Tensor:
         return distillation_loss(logits, target.logits, target.labels, temperature, alpha)
@@ -137,6 +136,7 @@ def distill(student: Module, teacher: Module, optimizer, loader, epochs: int, te
 """Low-rank factorisation of a Linear from its truncated SVD, by rank or kept energy (given code)."""
 import numpy as np
 
+from tinytorch.core.checks import check_instance, check_int, check_number
 from tinytorch.core.layers import Linear, Sequential
 
 
@@ -164,17 +164,14 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
         TypeError: `layer` is not a Linear.
         ValueError: both or neither of `rank` and `energy`, or either out of range.
     """
-    if not isinstance(layer, Linear):
-        raise TypeError(f"low_rank factors a Linear layer, got {type(layer).__name__}")
+    check_instance("layer", layer, Linear, "a Linear (low_rank factors its weight)")
     if (rank is None) == (energy is None):
         raise ValueError(f"give exactly one of rank and energy, got rank={rank!r}, energy={energy!r}")
     full = min(layer.in_features, layer.out_features)
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer))
-                             or not 1 <= rank <= full):
-        raise ValueError(f"rank must be an integer in [1, {full}] for {layer!r}, got {rank!r}")
-    if energy is not None and (isinstance(energy, bool) or not isinstance(energy, (int, float))
-                               or not 0.0 < energy <= 1.0):
-        raise ValueError(f"energy must be a number in (0, 1], got {energy!r}")
+    if rank is not None:
+        check_int("rank", rank, 1, full)  # full: the smaller side of the weight
+    if energy is not None:
+        check_number("energy", energy, 0.0, 1.0, low_open=True)
     u, s, vt = np.linalg.svd(layer.weight.data.astype(np.float64), full_matrices=False)
     r = int(rank) if rank is not None else min(_rank_for_energy(s, energy), full)
     root = np.sqrt(s[:r])
@@ -195,7 +192,7 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
 # (dicts), one per seed and setting; `summarize` turns them into means and spreads.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 """The experiments of lesson 16's section 9: lottery tickets, distillation against pruning, allocations, low rank; tables and plots (given code)."""
 import copy
 import functools
@@ -307,7 +304,7 @@ def table(summary: list[dict], by: Sequence[str], values: Sequence[str], percent
 # ticket (rewound to epoch `late`), and the trained network fine-tuned.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 @one_blas_thread
 def lottery_tickets(sparsities: Sequence[float], seeds: Sequence[int], epochs: int = 25,
                     late: int = 1, steps: int = 1) -> list[dict]:
@@ -356,7 +353,7 @@ def _masks_for(model: Module, masks):
 # long or short training.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 @one_blas_thread
 def distill_vs_prune(student: Sequence[int], seeds: Sequence[int], epochs: int = 40, labels: int | None = None,
                      temperature: float = 4.0, alpha: float = 0.9, timing: bool = True) -> list[dict]:
@@ -411,7 +408,7 @@ def distill_vs_prune(student: Sequence[int], seeds: Sequence[int], epochs: int =
 # budget; all three are fine-tuned the same.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 def _low_rank_model(model: Sequential, fraction: float) -> Sequential:
     """Every Linear but the last replaced by its rank-r split holding about `fraction` of its weights."""
     layers: list[Module] = []
@@ -469,7 +466,7 @@ def _structured_to_budget(model: Sequential, budget: int) -> Sequential:
 # to it, fine-tunes with the masks held, and measures the file and the accuracy.
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 def layer_sizes(model: Module) -> dict[str, int]:
     """`{layer name: number of weights}` of the prunable layers, named as `sensitivity_scan` names them."""
     return {name: layer.weight.size for name, layer in prunable_layers(model)}
@@ -530,7 +527,7 @@ def allocations_compared(allocate: Callable, overall: Sequence[float], seeds: Se
 # ### Plots
 
 # %%
-#| export compression.experiments
+#| exporti compression.experiments
 def _axes(path):
     import matplotlib
 

@@ -37,11 +37,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _index_bytes(limit: int) -> int:
-    """Bytes of the smallest unsigned integer type that holds values below `limit`."""
-    return 1 if limit <= 2**8 else 2 if limit <= 2**16 else 4
-
-
 def gap_code(keep: np.ndarray) -> np.ndarray:
     """One byte per non-zero entry of a flat mask: how many zeros come before it.
 
@@ -129,19 +124,25 @@ class SizeReport:
 
 
 # %%
-#| export compression.layerstats
+#| exporti
+def index_bytes(limit: int) -> int:
+    """Bytes of the smallest unsigned integer type that holds values below `limit` (shared, not in `__all__`)."""
+    return 1 if limit <= 2**8 else 2 if limit <= 2**16 else 4
+
+
+# %%
+#| exporti compression.layerstats
 """A layer's weight counts for the size report, and the compacting of INT8 scales and biases (given code)."""
 import numpy as np
 
-from tinytorch.compression.container import _QUANT_LAYERS
 from tinytorch.compression.sizes import gap_code
 from tinytorch.core.layers import Module
-from tinytorch.quantization import QuantizedTensor, quantize_int8
+from tinytorch.quantization import QuantizedLayer, QuantizedTensor, quantize_int8
 
 
-def _weight_stats(layer: Module) -> tuple[int, int, int, int, int, int, int]:
+def weight_stats(layer: Module) -> tuple[int, int, int, int, int, int, int]:
     """(n, nnz, rows, cols, channels, bias bytes, gap-code escapes) of a float or quantized layer."""
-    if isinstance(layer, _QUANT_LAYERS):
+    if isinstance(layer, QuantizedLayer):
         values, channels = layer.qweight.values, layer.qweight.scale.size
         bias = 0 if layer.bias is None else 4 * np.asarray(layer.bias).size
     else:
@@ -152,7 +153,7 @@ def _weight_stats(layer: Module) -> tuple[int, int, int, int, int, int, int]:
     return values.size, nnz, rows, values.size // rows, channels, bias, gap_code(values.reshape(-1) != 0).size - nnz
 
 
-def _compact(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bool) -> None:
+def compact_layer(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bool) -> None:
     """Per-tensor scale for the float `weight` and/or an int8-exact bias, in place on a quantized layer."""
     if not per_channel:
         q = quantize_int8(weight)

@@ -41,17 +41,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinytorch.compression.checks import _param
+from tinytorch.compression.checks import check_model, param_name
+from tinytorch.compression.maskbase import check_masks
 from tinytorch.core.layers import GELU, Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-
-# Layers that act on each unit (or channel) alone and map 0 to exactly 0, so a unit that
-# is zero before them is still zero after them. AvgPool2d is a MaxPool2d subclass; its
-# zero padding keeps an all-zero channel at zero too.
-_ZERO_STAYS_ZERO = (ReLU, Tanh, GELU, Dropout, MaxPool2d)
-# Unit-wise, but 0 becomes something else (sigmoid(0) = 0.5): a removed unit would be missed.
-_ZERO_BECOMES_NONZERO = (Sigmoid,)
 
 
 def sequential_layers(model: Module, prefix: str = "") -> list[tuple[str, Module]]:
@@ -65,12 +59,11 @@ def sequential_layers(model: Module, prefix: str = "") -> list[tuple[str, Module
         ValueError: some module other than a Sequential has children: its own `forward`
             decides how data flows, which this function cannot see.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    check_model(model)
     if isinstance(model, Sequential):
         found = []
         for name, child in model.named_children():
-            found += sequential_layers(child, _param(prefix, name))
+            found += sequential_layers(child, param_name(prefix, name))
         return found
     if model.children():
         where = f"layer {prefix!r}" if prefix else "the model"
@@ -80,29 +73,26 @@ def sequential_layers(model: Module, prefix: str = "") -> list[tuple[str, Module
     return [(prefix, model)]
 
 
-def _check_masks(model: Module, masks: Mapping) -> None:
-    if not isinstance(masks, Mapping):
-        raise TypeError(f"masks must be a Masks (parameter name -> bool keep-mask), got {type(masks).__name__}")
-    params = dict(model.named_parameters())
-    wrong = []
-    for name, mask in masks.items():
-        mask = np.asarray(mask)
-        if name not in params:
-            wrong.append(f"{name!r} is not a parameter of this model")
-        elif mask.dtype != np.bool_ or mask.shape != params[name].data.shape:
-            wrong.append(f"{name!r} is {mask.dtype} {mask.shape}, the parameter is {params[name].data.shape}")
-    if wrong:
-        shown = ", ".join(f"{n} {p.data.shape}" for n, p in list(params.items())[:8])
-        raise ValueError(f"these masks were not made for this model: {'; '.join(wrong[:4])} "
-                         f"(the model's parameters: {shown}{', ...' if len(params) > 8 else ''})")
-
-
 class Cut(NamedTuple):
     """What removing units of one prunable layer touches, up to the next prunable layer."""
 
     keep: np.ndarray  # bool per output unit of the producer
     channels: list[BatchNorm2d]  # BatchNorms on the way that lose the same channels
     block: int  # consumer inputs per producer unit (H*W after a Flatten, else 1)
+
+
+# %% [markdown]
+# The rest is shared with the lesson's `surgery.py` but is no name for users: `#| exporti`
+# keeps it out of `__all__`.
+
+# %%
+#| exporti
+# Layers that act on each unit (or channel) alone and map 0 to exactly 0, so a unit that
+# is zero before them is still zero after them. AvgPool2d is a MaxPool2d subclass; its
+# zero padding keeps an all-zero channel at zero too.
+_ZERO_STAYS_ZERO = (ReLU, Tanh, GELU, Dropout, MaxPool2d)
+# Unit-wise, but 0 becomes something else (sigmoid(0) = 0.5): a removed unit would be missed.
+ZERO_BECOMES_NONZERO = (Sigmoid,)
 
 
 def consumer_block(layers: list[tuple[str, Module]], start: int, stop: int, keep: np.ndarray) -> int:
@@ -134,7 +124,7 @@ def consumer_block(layers: list[tuple[str, Module]], start: int, stop: int, keep
             flattened, image = flattened or image, False
         elif isinstance(layer, Softmax):
             raise cannot_follow(layer_name, "is a Softmax: the units it normalises over would change")
-        elif not isinstance(layer, (BatchNorm2d, *_ZERO_STAYS_ZERO, *_ZERO_BECOMES_NONZERO)):
+        elif not isinstance(layer, (BatchNorm2d, *_ZERO_STAYS_ZERO, *ZERO_BECOMES_NONZERO)):
             raise cannot_follow(layer_name, f"is a {type(layer).__name__}, which it does not know how to follow")
     if isinstance(consumer, Conv2d) and image and consumer.in_channels == units:
         return 1
@@ -153,7 +143,7 @@ def masked_copy(model: Module, masks: Mapping) -> Module:
     Raises:
         ValueError: masks that do not fit the model, or one layer object used twice.
     """
-    _check_masks(model, masks)
+    check_masks(model, masks)
     seen: dict[int, str] = {}
     for name, layer in sequential_layers(model):  # fail before copying anything
         if layer.parameters() + layer.buffers() and seen.setdefault(id(layer), name) != name:
@@ -181,19 +171,19 @@ def _replace(layer: Module, attr: str, data: np.ndarray) -> None:
 # NOTE: np.compress along an axis gives a new C-ordered array; boolean indexing of
 # columns (w[:, keep]) gives one in another order, and with the copy to C order it
 # takes over ten times longer on a 1024 x 2048 weight.
-def _keep_outputs(layer: Module, keep: np.ndarray) -> None:
+def keep_outputs(layer: Module, keep: np.ndarray) -> None:
     _replace(layer, "weight", np.compress(keep, layer.weight.data, axis=0))
     if layer.bias is not None:
         _replace(layer, "bias", np.compress(keep, layer.bias.data))
     setattr(layer, "out_features" if isinstance(layer, Linear) else "out_channels", int(keep.sum()))
 
 
-def _keep_inputs(layer: Module, keep: np.ndarray) -> None:
+def keep_inputs(layer: Module, keep: np.ndarray) -> None:
     _replace(layer, "weight", np.compress(keep, layer.weight.data, axis=1))
     setattr(layer, "in_features" if isinstance(layer, Linear) else "in_channels", int(keep.sum()))
 
 
-def _keep_channels(norm: BatchNorm2d, keep: np.ndarray) -> None:
+def keep_channels(norm: BatchNorm2d, keep: np.ndarray) -> None:
     for attr in ("weight", "bias", "running_mean", "running_var"):
         _replace(norm, attr, getattr(norm, attr).data[keep])
     norm.num_features = int(keep.sum())
@@ -204,7 +194,7 @@ def _keep_channels(norm: BatchNorm2d, keep: np.ndarray) -> None:
 """Zero the weights of units that cannot change the output (their activation is always zero) (given code)."""
 import numpy as np
 
-from tinytorch.compression.checks import _check_model
+from tinytorch.compression.checks import check_model
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import Tensor
@@ -238,7 +228,7 @@ def drop_dead_units(model: Module) -> int:
     incoming weights has its constant output folded into the next layer's bias.
     Only Linear layers of one Sequential joined by element-wise layers are touched.
     """
-    _check_model(model)
+    check_model(model)
     before = sum(int(np.count_nonzero(p.data)) for p in model.parameters())
     changed = True
     while changed:

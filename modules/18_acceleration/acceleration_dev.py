@@ -111,16 +111,11 @@ import numpy as np
 
 from tinytorch.compression import sequential_layers
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.checks import check_int, check_number, check_shape
 from tinytorch.core.layers import Module
 from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.profiling import layer_flops, time_interleaved
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
 
 
 def matmul_intensity(m: int, k: int, n: int, itemsize: int = 4) -> float:
@@ -132,7 +127,7 @@ def matmul_intensity(m: int, k: int, n: int, itemsize: int = 4) -> float:
         ValueError: a size or `itemsize` is not an int >= 1.
     """
     for name, value in (("m", m), ("k", k), ("n", n), ("itemsize", itemsize)):
-        _positive_int(name, value)
+        check_int(name, value, 1)
     ### BEGIN SOLUTION
     flops = 2 * m * k * n
     moved = itemsize * (m * k + k * n + m * n)
@@ -154,8 +149,7 @@ def attainable_flops(intensity: float | np.ndarray, peak_flops: float, bandwidth
     if not (np.all(np.asarray(intensity) >= 0)):  # also rejects NaN
         raise ValueError(f"intensity must be >= 0 FLOPs per byte, got {intensity!r}")
     for name, value in (("peak_flops", peak_flops), ("bandwidth", bandwidth)):
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value!r}")
+        check_number(name, value, 0, low_open=True)
     ### BEGIN SOLUTION
     return np.minimum(peak_flops, np.asarray(intensity, dtype=np.float64) * bandwidth)[()]
     ### END SOLUTION
@@ -211,8 +205,8 @@ def measure_roofline(size: int = 1024, nbytes: int = 1 << 26, repeats: int = 5,
     Raises:
         ValueError: `size`, `nbytes` (< 4) or `repeats` out of range.
     """
-    size, repeats = _positive_int("size", size), _positive_int("repeats", repeats)
-    if _positive_int("nbytes", nbytes) < 4:
+    size, repeats = check_int("size", size, 1), check_int("repeats", repeats, 1)
+    if check_int("nbytes", nbytes, 1) < 4:
         raise ValueError(f"nbytes must be at least 4 (one float32), got {nbytes}")
     timer = _cpu_medians if timer is None else timer
     rng = np.random.default_rng(0)
@@ -375,7 +369,7 @@ def layer_bytes(layer: Module, input_shape: tuple[int, ...], output_shape: tuple
     output position, twice (im2col writes them, the product reads them), where the
     positions are the output's elements divided by `O`.
     """
-    _positive_int("itemsize", itemsize)
+    check_int("itemsize", itemsize, 1)
     ### BEGIN SOLUTION
     elements = int(np.prod(input_shape)) + int(np.prod(output_shape))
     if isinstance(layer, Conv2d):
@@ -411,11 +405,7 @@ def layer_intensities(model: Module, input_shape: tuple[int, ...]) -> list[Layer
         ValueError: `input_shape` is not a tuple of ints >= 1, or the model is not Sequential.
     """
     layers = sequential_layers(model)
-    if not isinstance(input_shape, tuple) or not input_shape:
-        raise ValueError(f"input_shape must be a non-empty tuple of ints >= 1, got {input_shape!r}")
-    for size in input_shape:
-        _positive_int("every size in input_shape", size)
-    x = Tensor(np.zeros(input_shape, dtype=np.float32))
+    x = Tensor(np.zeros(check_shape("input_shape", input_shape), dtype=np.float32))
     rows = []
     with no_grad():
         for name, layer in layers:
@@ -620,6 +610,7 @@ import numpy as np
 
 from tinytorch.acceleration.backends import SparseChoice, check_backend, linear_layers, scipy_sparse, swap_module
 from tinytorch.core.autograd import is_grad_enabled, no_grad
+from tinytorch.core.checks import check_fraction, check_instance, check_int
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import Tensor
 from tinytorch.profiling import time_interleaved
@@ -721,8 +712,7 @@ class SparseLinear(Module):
     @classmethod
     def from_linear(cls, linear: Linear, backend: str | None = None) -> "SparseLinear":
         """A SparseLinear computing what `linear` computes, from its current weights."""
-        if not isinstance(linear, Linear):
-            raise TypeError(f"linear must be a Linear, got {type(linear).__name__}")
+        check_instance("linear", linear, Linear, "a Linear")
         bias = None if linear.bias is None else linear.bias.data
         return cls(linear.weight.data, bias, backend)
 
@@ -839,11 +829,8 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
         ValueError: `min_sparsity` outside [0, 1], `batch_size` < 1, an unknown backend.
     """
     layers = linear_layers(model)
-    number = isinstance(min_sparsity, (int, float, np.integer, np.floating)) and not isinstance(min_sparsity, bool)
-    if not number or not 0 <= min_sparsity <= 1:  # also rejects NaN
-        raise ValueError(f"min_sparsity must be a number in [0, 1], got {min_sparsity!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_fraction("min_sparsity", min_sparsity, include_one=True)
+    check_int("batch_size", batch_size, 1)
     backend = check_backend(backend)
     if timer is None:  # one BLAS thread (time_interleaved holds it): CPU time is the latency
         def timer(fns, repeats):

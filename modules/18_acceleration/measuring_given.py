@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinytorch.core.checks import check_instance
 from tinytorch.core.layers import Linear, Module
 
 try:  # scipy is the optional extra `tinytorch[sparse]`; without it the NumPy path runs
@@ -55,35 +56,6 @@ BACKENDS = ("scipy", "numpy")
 def default_backend() -> str:
     """`"scipy"` when scipy is installed (`pip install tinytorch[sparse]`), else `"numpy"`."""
     return "numpy" if scipy_sparse is None else "scipy"
-
-
-def check_backend(backend: str | None) -> str:
-    """The backend to use for `backend` (None: the default), or a ValueError naming the choices."""
-    backend = default_backend() if backend is None else backend
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
-    if backend == "scipy" and scipy_sparse is None:
-        raise ValueError("backend 'scipy' needs scipy (pip install tinytorch[sparse]); use backend='numpy'")
-    return backend
-
-
-def linear_layers(model: Module) -> list[tuple[str, Linear]]:
-    """Every Linear of `model` with its dotted name, as `named_modules` gives it."""
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, Linear)]
-
-
-def swap_module(root: Module, name: str, new: Module) -> None:
-    """Put `new` where the sub-module `name` (dotted, as `named_modules` gives it) is."""
-    *path, last = name.split(".")
-    parent = root
-    for part in path:
-        parent = parent[int(part)] if isinstance(parent, list) else getattr(parent, part)
-    if isinstance(parent, list):
-        parent[int(last)] = new
-    else:
-        setattr(parent, last, new)
 
 
 @dataclass(frozen=True)
@@ -134,6 +106,39 @@ def crossover_sparsity(sparsities: Sequence[float], dense_seconds: Sequence[floa
     return float(s0 + (s1 - s0) * r0 / (r0 - r1))
 
 
+# %% [markdown]
+# Shared with the lesson's `sparse.py`, no names for users: `#| exporti` keeps them out of `__all__`.
+
+# %%
+#| exporti
+def check_backend(backend: str | None) -> str:
+    """The backend to use for `backend` (None: the default), or a ValueError naming the choices."""
+    backend = default_backend() if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+    if backend == "scipy" and scipy_sparse is None:
+        raise ValueError("backend 'scipy' needs scipy (pip install tinytorch[sparse]); use backend='numpy'")
+    return backend
+
+
+def linear_layers(model: Module) -> list[tuple[str, Linear]]:
+    """Every Linear of `model` with its dotted name, as `named_modules` gives it."""
+    check_instance("model", model, Module, "a tinytorch Module")
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, Linear)]
+
+
+def swap_module(root: Module, name: str, new: Module) -> None:
+    """Put `new` where the sub-module `name` (dotted, as `named_modules` gives it) is."""
+    *path, last = name.split(".")
+    parent = root
+    for part in path:
+        parent = parent[int(part)] if isinstance(parent, list) else getattr(parent, part)
+    if isinstance(parent, list):
+        parent[int(last)] = new
+    else:
+        setattr(parent, last, new)
+
+
 # %%
 #| export acceleration.layers
 """Layer-by-layer timing of two models with the same layer sequence, beside each layer's FLOP ratio (Module 18, given code)."""
@@ -144,6 +149,7 @@ import numpy as np
 from tinytorch.acceleration.roofline import layer_bytes
 from tinytorch.compression import sequential_layers
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.checks import check_instance
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
 from tinytorch.profiling import Speedup, Timing, compare_timings, layer_flops, time_rounds
@@ -227,8 +233,7 @@ def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, r
         ValueError: the two layer sequences differ in length or in a layer's kind.
     """
     for arg, model in (("before", before), ("after", after)):
-        if not isinstance(model, Module):
-            raise TypeError(f"{arg} must be a tinytorch Module, got {type(model).__name__}")
+        check_instance(arg, model, Module, "a tinytorch Module")
     first, second = sequential_layers(before), sequential_layers(after)
     _check_same_layers(first, second)
     x_before = x_after = x if isinstance(x, Tensor) else Tensor(x)

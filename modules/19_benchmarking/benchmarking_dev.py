@@ -57,29 +57,21 @@
 #| export
 from __future__ import annotations
 
-import copy
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tinytorch import compression
-from tinytorch.compression import CompressedModel, compressed_size, fine_tune, magnitude_prune
-from tinytorch.compression import prune_and_quantize, structured_prune
-from tinytorch.core.autograd import no_grad
+from tinytorch.compression import CompressedModel, compressed_size
+from tinytorch.core.checks import check_instance, check_int
 from tinytorch.core.layers import Module
-from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import Tensor
 from tinytorch.core.training import evaluate
 from tinytorch.data.loader import DataLoader, TensorDataset
-from tinytorch.profiling import Speedup, Timing, compare_timings, count_flops, model_size_bytes, time_rounds
+from tinytorch.profiling import Speedup, Timing, compare_timings, count_flops, model_size_bytes
 from tinytorch.quantization import QuantizedLayer
-
-# A Module 16 without physical removal of pruned units leaves structured variants masked.
-_remove_units = getattr(compression, "remove_pruned_units", None)
 
 # %% [markdown]
 # ## 1. Timing is noisy: warm up, repeat, take the median
@@ -115,24 +107,23 @@ import numpy as np
 
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Module
+from tinytorch.core.checks import check_instance, check_int
 from tinytorch.core.tensor import Tensor
 from tinytorch.profiling import time_rounds
 
 # %%
 #| export
-from tinytorch.benchmarking.timing import (LatencyStats, _check_count, _check_models, interleaved_latency,
+from tinytorch.benchmarking.timing import (LatencyStats, check_models, interleaved_latency,
                                            latency_stats, paired_speedup)
 
 # %%
 #| export benchmarking.variants
 """The standard variants of a trained model, built with Modules 15 and 16: baseline, pruned, structured, int8, pruned+int8 (Module 19, section 6)."""
 import copy
-import warnings
 from collections.abc import Callable, Iterable
 
-from tinytorch.benchmarking.benchmark import _remove_units
-from tinytorch.benchmarking.timing import _check_count
-from tinytorch.compression import fine_tune, magnitude_prune, prune_and_quantize, structured_prune
+from tinytorch.compression import fine_tune, magnitude_prune, prune_and_quantize, remove_pruned_units, structured_prune
+from tinytorch.core.checks import check_instance, check_int
 from tinytorch.core.layers import Module
 from tinytorch.core.optimizers import Adam
 
@@ -225,26 +216,19 @@ def test_unit_latency_stats():
 # highest-resolution clock Python has); tests pass a fake one to check the bookkeeping
 # without waiting for real time.
 
-# %% nbgrader={"grade": false, "grade_id": "interleaved-latency", "solution": true}
-#| export benchmarking.timing
-def _check_count(name: str, value: object, minimum: int) -> int:
-    # NOTE: bool is an int subclass; repeats=True would silently mean 1.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_models(models: object) -> dict[str, Module]:
-    if not isinstance(models, Mapping):
-        raise TypeError(f"models must be a dict of name -> Module, got {type(models).__name__}")
+# %%
+#| exporti benchmarking.timing
+def check_models(models: object) -> dict[str, Module]:
+    """A plain dict copy of `{name: Module}`, at least one model; refuses anything else, naming it."""
+    check_instance("models", models, Mapping, "a dict of name -> Module")
     if not models:
         raise ValueError("models must hold at least one model, got an empty dict")
     for name, model in models.items():
-        if not isinstance(model, Module):
-            raise TypeError(f"models[{name!r}] must be a tinytorch Module, got {type(model).__name__}")
+        check_instance(f"models[{name!r}]", model, Module, "a tinytorch Module")
     return dict(models)
 
-
+# %% nbgrader={"grade": false, "grade_id": "interleaved-latency", "solution": true}
+#| export benchmarking.timing
 def interleaved_latency(models: Mapping[str, Module], x: Tensor | np.ndarray, repeats: int = 20,
                         warmup: int = 3, timer: Callable[[], float] = time.perf_counter) -> dict[str, np.ndarray]:
     """Seconds of each `model(x)` call, the models interleaved round by round, in eval mode without grad.
@@ -262,8 +246,8 @@ def interleaved_latency(models: Mapping[str, Module], x: Tensor | np.ndarray, re
     Returns:
         `{name: array of repeats seconds}`; entry r of every array comes from round r.
     """
-    repeats, warmup = _check_count("repeats", repeats, 1), _check_count("warmup", warmup, 0)
-    models = _check_models(models)
+    repeats, warmup = check_int("repeats", repeats, 1), check_int("warmup", warmup, 0)
+    models = check_models(models)
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
     names = list(models)
     times = {name: np.empty(repeats) for name in names}
@@ -392,8 +376,7 @@ def storage_bytes(model: Module) -> int:
     Raises:
         TypeError: `model` is not a Module.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    check_instance("model", model, Module, "a tinytorch Module")
     ### BEGIN SOLUTION
     if is_compressed(model):
         file_bytes = compressed_size(model).file_bytes
@@ -679,13 +662,13 @@ class Benchmark:
 
     def __init__(self, models: Mapping[str, Module], data: object,
                  metrics: Sequence[str] = ("accuracy", "latency", "size"), batch_size: int = 256) -> None:
-        self.models = _check_models(models)
+        self.models = check_models(models)
         metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
         unknown = [m for m in metrics if m not in self.METRICS]
         if unknown or not metrics:
             raise ValueError(f"metrics must be drawn from {', '.join(self.METRICS)}, got {list(metrics)!r}")
         self.metrics = tuple(m for m in self.METRICS if m in metrics)
-        self.batch_size = _check_count("batch_size", batch_size, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
         self.x, self.y = _as_arrays(data)
 
     def latency_batch(self) -> Tensor:
@@ -705,7 +688,7 @@ class Benchmark:
             warmup: untimed rounds first, >= 0.
             timer: the clock for latency (tests pass a fake one).
         """
-        repeats, warmup = _check_count("repeats", repeats, 1), _check_count("warmup", warmup, 0)
+        repeats, warmup = check_int("repeats", repeats, 1), check_int("warmup", warmup, 0)
         rows = {name: BenchmarkRow(name) for name in self.models}
         times: dict[str, np.ndarray] = {}
         ### BEGIN SOLUTION
@@ -808,12 +791,8 @@ def standard_variants(model: Module, train_loader: Iterable, loss_fn: Callable, 
     Returns:
         `{name: model}` for the names in `VARIANTS`, in that order.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
-    epochs = _check_count("epochs", epochs, 0)
-    if _remove_units is None:
-        warnings.warn("tinytorch.compression has no remove_pruned_units: the 'structured' variant keeps "
-                      "its pruned units as zeros (masked), so it is not smaller or faster", stacklevel=2)
+    check_instance("model", model, Module, "a tinytorch Module")
+    epochs = check_int("epochs", epochs, 0)
 
     def tune(net: Module, masks: object) -> None:
         if epochs:
@@ -825,9 +804,8 @@ def standard_variants(model: Module, train_loader: Iterable, loss_fn: Callable, 
     tune(pruned, magnitude_prune(pruned, sparsity))
     structured = copy.deepcopy(model)
     masks = structured_prune(structured, structured_ratio)
-    if _remove_units is not None:
-        structured, masks = _remove_units(structured, masks), None
-    tune(structured, masks)
+    structured = remove_pruned_units(structured, masks)
+    tune(structured, None)
     return {
         "baseline": baseline,
         "pruned": pruned,
@@ -841,8 +819,6 @@ def standard_variants(model: Module, train_loader: Iterable, loss_fn: Callable, 
 # %% nbgrader={"grade": true, "grade_id": "test-standard-variants", "locked": true, "points": 2}
 def test_unit_standard_variants():
     """Task 19.7"""
-    import warnings as _warnings
-
     from tinytorch.compression import measure_sparsity
     from tinytorch.core.losses import CrossEntropyLoss
 
@@ -850,9 +826,7 @@ def test_unit_standard_variants():
     x, y = rng.random((64, 64), dtype=np.float32), rng.integers(0, 10, 64)
     model = digits_mlp((64, 16, 16, 10))
     before = model.state_dict()
-    with _warnings.catch_warnings():
-        _warnings.simplefilter("ignore")  # the structured variant may stay masked
-        variants = standard_variants(model, DataLoader(TensorDataset(x, y), batch_size=32), CrossEntropyLoss())
+    variants = standard_variants(model, DataLoader(TensorDataset(x, y), batch_size=32), CrossEntropyLoss())
     assert tuple(variants) == VARIANTS
     assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())  # input unchanged
     assert abs(measure_sparsity(variants["pruned"]) - 0.9) < 0.01

@@ -38,7 +38,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tinytorch.core import activations as _act
+from tinytorch.core import activations
 from tinytorch.core.layers import Dropout, Linear
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
@@ -48,7 +48,8 @@ INSTALL_HINT = 'pip install "tinytorch[deploy]"'
 # The layers that go to PyTorch and ONNX and back; containers (Sequential,
 # CompressedModel) are opened up around them.
 SUPPORTED = (Linear, Conv2d, QuantizedLinear, QuantizedConv2d, BatchNorm2d, MaxPool2d, AvgPool2d, Flatten,
-             Dropout, _act.ReLU, _act.Sigmoid, _act.Tanh, _act.GELU, _act.Softmax)
+             Dropout, activations.ReLU, activations.Sigmoid, activations.Tanh, activations.GELU,
+             activations.Softmax)
 SUPPORTED_NAMES = ", ".join(sorted({cls.__name__ for cls in SUPPORTED}))
 
 
@@ -56,6 +57,12 @@ class MissingExtraError(ImportError):
     """A package of the optional extra `deploy` is not installed."""
 
 
+# %% [markdown]
+# The three functions below serve Module 20's files, not users: `#| exporti` keeps them out
+# of `__all__`.
+
+# %%
+#| exporti
 def require(package: str, feature: str):
     """The module `package`, imported now; a `MissingExtraError` naming the extra if it is absent.
 
@@ -115,7 +122,8 @@ from pathlib import Path
 import numpy as np
 
 from tinytorch.compression import CompressedModel
-from tinytorch.core import activations as _act
+from tinytorch.core import activations
+from tinytorch.core.checks import check_instance
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.deploy.convert import torch_state_dict
@@ -146,9 +154,9 @@ def _torch_layer(nn, layer: Module, where: str):
         return nn.Flatten()
     if isinstance(layer, Dropout):
         return nn.Dropout(layer.p)
-    if isinstance(layer, _act.Softmax):
+    if isinstance(layer, activations.Softmax):
         return nn.Softmax(dim=layer.dim)
-    if type(layer).__name__ in _ACTIVATIONS and type(layer) is getattr(_act, type(layer).__name__):
+    if type(layer).__name__ in _ACTIVATIONS and type(layer) is getattr(activations, type(layer).__name__):
         return getattr(nn, type(layer).__name__)()
     raise unsupported(f"to_torch (layer {where!r})" if where else "to_torch", layer)
 
@@ -163,8 +171,7 @@ def to_torch(model: Module):
         MissingExtraError: torch is not installed.
         TypeError: `model` is not a Module, or holds a layer PyTorch's twin cannot be built for.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    check_instance("model", model, Module, "a tinytorch Module")
     torch = require("torch", "to_torch")
     inner = model.model if isinstance(model, CompressedModel) else model
     twin = _torch_layer(torch.nn, inner, "")
@@ -202,12 +209,12 @@ def _from_torch_layer(torch, module, where: str) -> Module:
     if type(module) is nn.Softmax:
         if module.dim is None:  # PyTorch then guesses the axis from the input's rank
             raise ValueError(f"from_torch: Softmax {where!r} has dim=None; give it an explicit dim")
-        return _act.Softmax(dim=module.dim)
+        return activations.Softmax(dim=module.dim)
     if type(module) is nn.GELU and module.approximate != "none":
         raise ValueError(f"from_torch: GELU {where!r} uses approximate={module.approximate!r}; "
                          f"TinyTorch's GELU is the exact (erf) form")
     if type(module).__name__ in _ACTIVATIONS and type(module) is getattr(nn, type(module).__name__):
-        return getattr(_act, type(module).__name__)()
+        return getattr(activations, type(module).__name__)()
     raise unsupported(f"from_torch (module {where!r})" if where else "from_torch", module)
 
 
@@ -222,8 +229,7 @@ def from_torch(module) -> Sequential:
         ValueError: a layer's options (groups, dilation, ceil_mode, ...) TinyTorch lacks.
     """
     torch = require("torch", "from_torch")
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    check_instance("module", module, torch.nn.Module, "a torch.nn.Module")
     if not isinstance(module, torch.nn.Sequential):
         module = torch.nn.Sequential(module)
     model = _from_torch_layer(torch, module, "")

@@ -52,6 +52,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.compression import CompressedModel
+from tinytorch.core.checks import check_instance, check_int
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
 from tinytorch.deploy.extra import SUPPORTED, require, unsupported
@@ -110,8 +111,7 @@ def torch_state_dict(model: Module) -> dict[str, np.ndarray]:
     Raises:
         TypeError: `model` is not a Module, or holds an unsupported layer (named).
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    check_instance("model", model, Module, "a tinytorch Module")
     state: dict[str, np.ndarray] = {}
     ### BEGIN SOLUTION
     for name, layer in named_layers(model):
@@ -386,8 +386,7 @@ def onnx_session(path, threads: int = 1, optimize: bool = True):
     `onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])`.
     """
     ort = require("onnxruntime", "onnx_session")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    check_int("threads", threads, 1)
     ### BEGIN SOLUTION
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 
-from tinytorch.core import activations as _act
+from tinytorch.core import activations
 from tinytorch.core.layers import Dropout, Module
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Flatten, MaxPool2d
 from tinytorch.deploy.extra import require, unsupported
@@ -131,11 +131,11 @@ class OnnxGraph:
             return self.node("Flatten", [x], axis=1)
         if isinstance(layer, Dropout):
             return self.node("Identity", [x])  # an exported model runs in evaluation mode
-        if isinstance(layer, _act.Softmax):
+        if isinstance(layer, activations.Softmax):
             return self.node("Softmax", [x], axis=layer.dim)
-        if isinstance(layer, _act.GELU):
+        if isinstance(layer, activations.GELU):
             return self._gelu(x, name)
-        simple = {_act.ReLU: "Relu", _act.Sigmoid: "Sigmoid", _act.Tanh: "Tanh"}
+        simple = {activations.ReLU: "Relu", activations.Sigmoid: "Sigmoid", activations.Tanh: "Tanh"}
         if type(layer) in simple:
             return self.node(simple[type(layer)], [x])
         raise unsupported(f"export_onnx (layer {name!r})", layer)
@@ -175,6 +175,7 @@ import os
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.checks import check_instance, check_shape
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
 from tinytorch.deploy.convert import named_layers, onnx_layer
@@ -182,20 +183,11 @@ from tinytorch.deploy.extra import require, write_atomic
 from tinytorch.deploy.graph import OnnxGraph
 
 
-def _check_shape(input_shape) -> tuple[int, ...]:
-    if not isinstance(input_shape, (tuple, list)) or not input_shape or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape):
-        raise ValueError(f"input_shape must be a tuple of positive ints, one batch such as (1, 64) or (1, 1, 8, 8), "
-                         f"got {input_shape!r}")
-    return tuple(input_shape)
-
-
 def onnx_model(model: Module, input_shape: tuple[int, ...], sparse: bool = False):
     """The checked ONNX ModelProto of `model` (see `export_onnx`); nothing is written."""
     onnx = require("onnx", "export_onnx")
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
-    shape = _check_shape(input_shape)
+    check_instance("model", model, Module, "a tinytorch Module")
+    shape = check_shape("input_shape", input_shape, ", one batch such as (1, 64) or (1, 1, 8, 8)")
     was_training = model.training
     model.eval()
     try:

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinytorch.core.checks import ArgumentTypeError, check_fraction, check_instance, check_int, check_number
+from tinytorch.core.checks import (ArgumentTypeError, check_fraction, check_instance, check_int, check_number,
+                                   check_pair, check_shape)
 
 
 @given(st.integers(-10**6, 10**6), st.integers(-100, 100))
@@ -66,3 +67,45 @@ def test_check_instance():
     assert check_instance("x", 3, int, "an int") == 3
     with pytest.raises(ArgumentTypeError, match=r"^model must be a tinytorch Module, got str 'abc'$"):
         check_instance("model", "abc", (int, float), "a tinytorch Module")
+
+
+def test_check_int_allow_none_accepts_none_and_says_so():
+    assert check_int("number", None, 1, allow_none=True) is None
+    assert check_int("number", np.int32(4), 1, allow_none=True) == 4
+    with pytest.raises(ValueError, match=r"^number must be None or an int >= 1, got 0$"):
+        check_int("number", 0, 1, allow_none=True)
+    with pytest.raises(ArgumentTypeError, match=r"^number must be None or an int >= 1, got True$"):
+        check_int("number", True, 1, allow_none=True)
+    with pytest.raises(ArgumentTypeError, match=r"^number must be an int >= 1, got None$"):
+        check_int("number", None, 1)
+
+
+@given(st.lists(st.integers(-3, 50), max_size=5), st.booleans())
+def test_check_shape_accepts_exactly_the_non_empty_positive_int_sequences(dims, as_list):
+    value = list(dims) if as_list else tuple(dims)
+    if dims and all(d >= 1 for d in dims):
+        shape = check_shape("input_shape", value)
+        assert shape == tuple(dims) and type(shape) is tuple and all(type(d) is int for d in shape)
+    else:
+        with pytest.raises(ValueError, match=r"^input_shape must be a non-empty tuple of positive ints, got "):
+            check_shape("input_shape", value)
+
+
+@pytest.mark.parametrize("bad", [(1, True), (1, 2.0), "18", 8, None, np.zeros((1, 8)), (1, None)])
+def test_check_shape_refuses_bools_floats_and_non_sequences_as_type_errors(bad):
+    with pytest.raises(ArgumentTypeError, match=r"^input_shape must be a non-empty tuple of positive ints "
+                                                 r"\(batch first\), got "):
+        check_shape("input_shape", bad, note=" (batch first)")
+    assert check_shape("s", (np.int64(2), 3)) == (2, 3)
+
+
+def test_check_pair_takes_an_int_or_a_pair():
+    assert check_pair("stride", 2, 1) == (2, 2)
+    assert check_pair("stride", [1, np.int64(3)], 1) == (1, 3)
+    assert check_pair("padding", (0, 0), 0) == (0, 0)
+    with pytest.raises(ArgumentTypeError, match=r"^kernel_size must be an int or a pair of ints, got \(1, 2, 3\)$"):
+        check_pair("kernel_size", (1, 2, 3), 1)
+    with pytest.raises(ValueError, match=r"^stride must be an int >= 1, got 0$"):
+        check_pair("stride", (1, 0), 1)
+    with pytest.raises(ArgumentTypeError, match=r"^stride must be an int >= 1, got True$"):
+        check_pair("stride", True, 1)

@@ -167,6 +167,10 @@ def test_bad_arguments():
         time_rounds([lambda: None], repeats=0)
     with pytest.raises(ValueError, match="number must be None or an int >= 1, got 0"):
         time_rounds([lambda: None], number=0)
+    with pytest.raises(TypeError, match="threads must be None or an int >= 1, got True"):
+        time_rounds([lambda: None], threads=True)
+    with pytest.raises(ValueError, match=r"min_time must be a number > 0 \(seconds\), got 0"):
+        time_rounds([lambda: None], min_time=0)
     with pytest.raises(ValueError, match="clock must be 'wall' or 'cpu', got 'gpu'"):
         time_rounds([lambda: None], clock="gpu")
     with pytest.raises(ValueError, match="setup must be None, a callable or a sequence of 2 callables"):
@@ -176,8 +180,8 @@ def test_bad_arguments():
     t = Timing((1.0, 1.0))
     with pytest.raises(ValueError, match="same rounds, got 2 and 1"):
         compare_timings(t, Timing((1.0,)))
-    with pytest.raises(ValueError, match="work_ratio must be > 0 or None, got 0"):
+    with pytest.raises(ValueError, match="work_ratio must be a number > 0 or None, got 0"):
         compare_timings(t, t, work_ratio=0)
-    with pytest.raises(ValueError, match="margin must be > 1, got 1"):
+    with pytest.raises(ValueError, match="margin must be a number > 1, got 1"):
         compare_timings(t, t, margin=1)
     assert isinstance(compare_timings(t, t), Speedup)

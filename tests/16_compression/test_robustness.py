@@ -166,7 +166,7 @@ def test_run_refuses_bad_arguments_before_pruning(mlp, change, error, words):
 # ---- None where an object is expected ----
 
 def test_none_arguments_are_named(mlp):
-    with pytest.raises(TypeError, match=r"masks must be a mapping of parameter name -> bool keep-mask, got None"):
+    with pytest.raises(TypeError, match=r"masks must be a Masks or a mapping of parameter name -> bool keep-mask, got NoneType None"):
         Masks(mlp, None)
     masks = magnitude_prune(mlp, 0.5)
     with pytest.raises(TypeError, match=r"optimizer must be a tinytorch optimizer .*got None"):

@@ -65,7 +65,7 @@ def test_attainable_on_arrays_and_the_ridge():
     assert roof.seconds(flops=1e6, nbytes=15e6) == pytest.approx(1e-3)
     with pytest.raises(ValueError, match="intensity must be >= 0"):
         attainable_flops(-1.0, 1.0, 1.0)
-    with pytest.raises(ValueError, match="bandwidth must be > 0, got 0"):
+    with pytest.raises(ValueError, match="bandwidth must be a number > 0, got 0"):
         attainable_flops(1.0, 1.0, 0)
 
 
@@ -155,8 +155,10 @@ def test_layer_intensities_of_a_cnn():
     assert relu.kind == "ReLU" and relu.nbytes == 2 * 4 * 5 * 4 * 8 * 8 and relu.intensity == 0.0
     bn = rows[1]
     assert bn.nbytes == 2 * 4 * 5 * 4 * 8 * 8 + sum(p.data.nbytes for p in model[1].parameters())
-    with pytest.raises(ValueError, match="input_shape must be a non-empty tuple"):
-        layer_intensities(model, [5, 1, 8, 8])
+    assert layer_intensities(model, [5, 1, 8, 8]) == rows  # a list reads like count_flops' shapes
+    for bad in ((), (5, 0, 8, 8), (5, True, 8, 8), "5,1,8,8"):
+        with pytest.raises(ValueError, match="input_shape must be a non-empty tuple of positive ints, got"):
+            layer_intensities(model, bad)
 
 
 def test_layer_intensities_of_the_digits_models_sit_left_of_a_typical_ridge():

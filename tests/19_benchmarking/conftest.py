@@ -1,8 +1,6 @@
 """Fixtures for Module 19: small models, a fake clock, and the trained digits MLP with its variants."""
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from tinytorch.core.autograd import is_grad_enabled
@@ -71,12 +69,4 @@ def variants(wide_digits):
     from tinytorch.core.losses import CrossEntropyLoss
 
     model, train, _ = wide_digits
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a structured variant without physical removal warns
-        return standard_variants(model, train, CrossEntropyLoss(), epochs=1, lr=1e-3)
-
-
-def has_unit_removal() -> bool:
-    import tinytorch.compression
-
-    return hasattr(tinytorch.compression, "remove_pruned_units")
+    return standard_variants(model, train, CrossEntropyLoss(), epochs=1, lr=1e-3)

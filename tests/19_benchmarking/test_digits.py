@@ -4,7 +4,6 @@ Sizes in the table equal `compressed_size` and the bytes of the files `save_comp
 writes; the structured variant (units physically removed) is faster than the baseline in
 the same run.
 """
-import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from tinytorch.compression import CompressedModel, compressed_size, load_compres
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.profiling import count_parameters
 
-from .conftest import has_unit_removal, make_mlp
+from .conftest import make_mlp
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +37,7 @@ def test_variants_are_built_and_the_input_is_untouched(wide_digits, variants):
 
 
 @pytest.mark.task("19.7")
-def test_structured_variant_is_physically_smaller_when_removal_exists(variants):
-    if not has_unit_removal():
-        pytest.skip("tinytorch.compression has no remove_pruned_units: the structured variant stays masked")
+def test_structured_variant_is_physically_smaller(variants):
     structured = variants["structured"]
     assert [tuple(p.shape) for p in structured.parameters()] == [(128, 64), (128,), (128, 128), (128,), (10, 128), (10,)]
 
@@ -48,19 +45,15 @@ def test_structured_variant_is_physically_smaller_when_removal_exists(variants):
 @pytest.mark.task("19.7")
 def test_zero_epochs_means_no_fine_tuning():
     model = make_mlp((64, 16, 10))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        variants = standard_variants(model, [], CrossEntropyLoss(), epochs=0)  # an empty loader is never read
+    variants = standard_variants(model, [], CrossEntropyLoss(), epochs=0)  # an empty loader is never read
     assert tuple(variants) == VARIANTS
 
 
 @pytest.mark.task("19.7")
 @pytest.mark.parametrize("kwargs", [{"sparsity": 1.0}, {"structured_ratio": -0.1}])
 def test_bad_arguments(kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pytest.raises(ValueError):
-            standard_variants(make_mlp((64, 16, 10)), [], CrossEntropyLoss(), **kwargs)
+    with pytest.raises(ValueError):
+        standard_variants(make_mlp((64, 16, 10)), [], CrossEntropyLoss(), **kwargs)
 
 
 def test_bad_epochs_or_model():
@@ -101,8 +94,6 @@ def test_table_accuracies(wide_digits, variants, size_table, digits):
 
 @pytest.mark.task("19.7")
 def test_structured_variant_is_faster_than_the_baseline_in_the_same_run(variants, digits):
-    if not has_unit_removal():
-        pytest.skip("tinytorch.compression has no remove_pruned_units: masked units do the same work")
     _, _, x_test, y_test = digits
     models = {"baseline": variants["baseline"], "structured": variants["structured"]}
     result = Benchmark(models, (x_test, y_test), metrics="latency", batch_size=256).run(repeats=15, warmup=3)

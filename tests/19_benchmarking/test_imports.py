@@ -42,4 +42,4 @@ def test_the_public_packages_are_what_it_uses():
     assert benchmark.compressed_size is tinytorch.compression.compressed_size
     assert benchmark.prune_and_quantize is tinytorch.compression.prune_and_quantize
     assert benchmark.QuantizedLayer is tinytorch.quantization.QuantizedLayer
-    assert benchmark._remove_units is getattr(tinytorch.compression, "remove_pruned_units", None)
+    assert benchmark.remove_pruned_units is tinytorch.compression.remove_pruned_units

@@ -191,3 +191,26 @@ def test_a_string_opening_a_files_first_cell_becomes_its_docstring(project: Proj
     assert ast.get_docstring(ast.parse(text)) == "Tripling, for the toy." and text.count("Tripling") == 1
     # the file still runs: the docstring may stand before a __future__ import
     compile(text, "toy_helpers.py", "exec")
+
+
+def test_exporti_cells_export_to_their_target_unlisted_and_with_relative_imports(project: Project):
+    import ast
+
+    path = project.dev_file("90_toy").parent / "inner_given.py"
+    path.write_text("# %%\n#| default_exp toy_inner\n\n"
+                    "# %%\n#| export\ndef shown():\n    return 1\n\n"
+                    "# %%\n#| exporti\nfrom tinytorch.core.checks import check_int\n\n"
+                    "def hidden(n):\n    return check_int('n', n, 0)\n\n"
+                    "# %%\n#| exporti toy_other\nfrom tinytorch.core.checks import check_number\n\n"
+                    "def elsewhere(x):\n    return check_number('x', x)\n")
+    result = project.tito("export", "90_toy")
+    assert result.returncode == 0, output(result)
+    inner = (project.root / "tinytorch" / "toy_inner.py").read_text()
+    other = (project.root / "tinytorch" / "toy_other.py").read_text()
+    names = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(inner).body
+             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "__all__"}
+    assert names == {"__all__": ["shown"]} and "def hidden(n):" in inner
+    assert "__all__ = []" in other and "def elsewhere(x):" in other
+    for text in (inner, other):
+        assert "from .core.checks import" in text and "from tinytorch" not in text
+    assert project.tito("export", "--all", "--check").returncode == 0

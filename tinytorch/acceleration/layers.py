@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['LayerTime', 'compare_layer_times']
 
-# %% ../../modules/18_acceleration/measuring_given.py #1158a774
+# %% ../../modules/18_acceleration/measuring_given.py #f7e5ac6b
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +13,7 @@ import numpy as np
 from .roofline import layer_bytes
 from ..compression import sequential_layers
 from ..core.autograd import no_grad
+from ..core.checks import check_instance
 from ..core.layers import Module
 from ..core.tensor import Tensor
 from ..profiling import Speedup, Timing, compare_timings, layer_flops, time_rounds
@@ -96,8 +97,7 @@ def compare_layer_times(before: Module, after: Module, x: Tensor | np.ndarray, r
         ValueError: the two layer sequences differ in length or in a layer's kind.
     """
     for arg, model in (("before", before), ("after", after)):
-        if not isinstance(model, Module):
-            raise TypeError(f"{arg} must be a tinytorch Module, got {type(model).__name__}")
+        check_instance(arg, model, Module, "a tinytorch Module")
     first, second = sequential_layers(before), sequential_layers(after)
     _check_same_layers(first, second)
     x_before = x_after = x if isinstance(x, Tensor) else Tensor(x)

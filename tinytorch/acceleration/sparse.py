@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['to_csr', 'csr_matmul', 'SparseLinear', 'plan_sparse', 'to_sparse']
 
-# %% ../../modules/18_acceleration/acceleration_dev.py #64e4a760
+# %% ../../modules/18_acceleration/acceleration_dev.py #cd5d075a
 import copy
 from collections.abc import Callable, Sequence
 import numpy as np
 
 from .backends import SparseChoice, check_backend, linear_layers, scipy_sparse, swap_module
 from ..core.autograd import is_grad_enabled, no_grad
+from ..core.checks import check_fraction, check_instance, check_int
 from ..core.layers import Linear, Module
 from ..core.tensor import Tensor
 from ..profiling import time_interleaved
@@ -113,8 +114,7 @@ class SparseLinear(Module):
     @classmethod
     def from_linear(cls, linear: Linear, backend: str | None = None) -> "SparseLinear":
         """A SparseLinear computing what `linear` computes, from its current weights."""
-        if not isinstance(linear, Linear):
-            raise TypeError(f"linear must be a Linear, got {type(linear).__name__}")
+        check_instance("linear", linear, Linear, "a Linear")
         bias = None if linear.bias is None else linear.bias.data
         return cls(linear.weight.data, bias, backend)
 
@@ -231,11 +231,8 @@ def plan_sparse(model: Module, min_sparsity: float = 0.5, batch_size: int = 1, b
         ValueError: `min_sparsity` outside [0, 1], `batch_size` < 1, an unknown backend.
     """
     layers = linear_layers(model)
-    number = isinstance(min_sparsity, (int, float, np.integer, np.floating)) and not isinstance(min_sparsity, bool)
-    if not number or not 0 <= min_sparsity <= 1:  # also rejects NaN
-        raise ValueError(f"min_sparsity must be a number in [0, 1], got {min_sparsity!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_fraction("min_sparsity", min_sparsity, include_one=True)
+    check_int("batch_size", batch_size, 1)
     backend = check_backend(backend)
     if timer is None:  # one BLAS thread (time_interleaved holds it): CPU time is the latency
         def timer(fns, repeats):

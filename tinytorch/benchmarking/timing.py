@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['LatencyStats', 'latency_stats', 'interleaved_latency', 'paired_speedup']
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #ed236862
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #b418b9df
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.autograd import no_grad
 from ..core.layers import Module
+from ..core.checks import check_instance, check_int
 from ..core.tensor import Tensor
 from ..profiling import time_rounds
 
@@ -53,25 +54,17 @@ def latency_stats(times: Sequence[float] | np.ndarray) -> LatencyStats:
     return LatencyStats(median=float(median), q1=float(q1), q3=float(q3), mean=float(t.mean()), best=float(t.min()))
     ### END SOLUTION
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #3429dd8d
-def _check_count(name: str, value: object, minimum: int) -> int:
-    # NOTE: bool is an int subclass; repeats=True would silently mean 1.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_models(models: object) -> dict[str, Module]:
-    if not isinstance(models, Mapping):
-        raise TypeError(f"models must be a dict of name -> Module, got {type(models).__name__}")
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #48df5559
+def check_models(models: object) -> dict[str, Module]:
+    """A plain dict copy of `{name: Module}`, at least one model; refuses anything else, naming it."""
+    check_instance("models", models, Mapping, "a dict of name -> Module")
     if not models:
         raise ValueError("models must hold at least one model, got an empty dict")
     for name, model in models.items():
-        if not isinstance(model, Module):
-            raise TypeError(f"models[{name!r}] must be a tinytorch Module, got {type(model).__name__}")
+        check_instance(f"models[{name!r}]", model, Module, "a tinytorch Module")
     return dict(models)
 
-
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #e8d998bc
 def interleaved_latency(models: Mapping[str, Module], x: Tensor | np.ndarray, repeats: int = 20,
                         warmup: int = 3, timer: Callable[[], float] = time.perf_counter) -> dict[str, np.ndarray]:
     """Seconds of each `model(x)` call, the models interleaved round by round, in eval mode without grad.
@@ -89,8 +82,8 @@ def interleaved_latency(models: Mapping[str, Module], x: Tensor | np.ndarray, re
     Returns:
         `{name: array of repeats seconds}`; entry r of every array comes from round r.
     """
-    repeats, warmup = _check_count("repeats", repeats, 1), _check_count("warmup", warmup, 0)
-    models = _check_models(models)
+    repeats, warmup = check_int("repeats", repeats, 1), check_int("warmup", warmup, 0)
+    models = check_models(models)
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
     names = list(models)
     times = {name: np.empty(repeats) for name in names}

@@ -5,18 +5,16 @@
 # %% auto #0
 __all__ = ['VARIANTS', 'standard_variants']
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #fd973ae2
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #82e5b8ca
 import copy
-import warnings
 from collections.abc import Callable, Iterable
 
-from .benchmark import _remove_units
-from .timing import _check_count
-from ..compression import fine_tune, magnitude_prune, prune_and_quantize, structured_prune
+from ..compression import fine_tune, magnitude_prune, prune_and_quantize, remove_pruned_units, structured_prune
+from ..core.checks import check_instance, check_int
 from ..core.layers import Module
 from ..core.optimizers import Adam
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #89b16516
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #f57e5dde
 VARIANTS = ("baseline", "pruned", "structured", "int8", "pruned+int8")
 
 
@@ -39,12 +37,8 @@ def standard_variants(model: Module, train_loader: Iterable, loss_fn: Callable, 
     Returns:
         `{name: model}` for the names in `VARIANTS`, in that order.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
-    epochs = _check_count("epochs", epochs, 0)
-    if _remove_units is None:
-        warnings.warn("tinytorch.compression has no remove_pruned_units: the 'structured' variant keeps "
-                      "its pruned units as zeros (masked), so it is not smaller or faster", stacklevel=2)
+    check_instance("model", model, Module, "a tinytorch Module")
+    epochs = check_int("epochs", epochs, 0)
 
     def tune(net: Module, masks: object) -> None:
         if epochs:
@@ -56,9 +50,8 @@ def standard_variants(model: Module, train_loader: Iterable, loss_fn: Callable, 
     tune(pruned, magnitude_prune(pruned, sparsity))
     structured = copy.deepcopy(model)
     masks = structured_prune(structured, structured_ratio)
-    if _remove_units is not None:
-        structured, masks = _remove_units(structured, masks), None
-    tune(structured, masks)
+    structured = remove_pruned_units(structured, masks)
+    tune(structured, None)
     return {
         "baseline": baseline,
         "pruned": pruned,

@@ -27,19 +27,54 @@ from tinytorch.compression.prune import (
 from tinytorch.compression.deadunits import drop_dead_units
 from tinytorch.compression.structured import structured_prune, unit_norms
 from tinytorch.compression.iterative import IterativePruner, fine_tune, sparsity_schedule
-from tinytorch.compression.cutplan import sequential_layers
+from tinytorch.compression.maskbase import MaskBase
+from tinytorch.compression.cutplan import Cut, sequential_layers
 from tinytorch.compression.surgery import plan_cut, remove_pruned_units
 from tinytorch.compression.sizes import LayerSize, SizeReport, gap_code, gap_positions
 from tinytorch.compression.formats import format_bytes
-from tinytorch.compression.container import CompressedModel, load_compressed, save_compressed
+from tinytorch.compression.container import MAGIC, CompressedModel, from_bytes, load_compressed, save_compressed, to_bytes
 from tinytorch.compression.storage import compressed_size, prune_and_quantize
+from tinytorch.compression.entropy import (
+    ARITHMETIC,
+    GAP_SYMBOLS,
+    HUFFMAN,
+    MAX_CODE_LENGTH,
+    arithmetic_decode,
+    arithmetic_encode,
+    canonical_codes,
+    check_lengths,
+    decode_layer_stream,
+    encode_layer_stream,
+    entropy_bits,
+    gap_extra_widths,
+    gap_symbols,
+    gaps_from_symbols,
+    huffman_decode,
+    huffman_encode,
+    huffman_lengths,
+    mask_entropy_bits,
+    pack_bits,
+    unpack_bits,
+)
 from tinytorch.compression.sharing import (
+    CODEBOOKS,
+    MAX_SHARED_WEIGHTS,
+    SHARED_LAYERS,
     SharedConv2d,
     SharedLinear,
+    centroid_gradients,
+    check_codebook,
+    decode_shared,
+    encode_shared,
     entropy_bound,
     fine_tune_centroids,
+    int8_form,
     kmeans_codebook,
+    prune_and_share,
     share_weights,
+    shared_layer,
+    shared_layers,
+    with_entropy_bound,
 )
 from tinytorch.compression.distill import distillation_loss
 from tinytorch.compression.teacher import distill
@@ -48,10 +83,19 @@ from tinytorch.compression.allocation import allocate_sparsity
 
 __all__ = [
     "CompressedModel", "IterativePruner", "LayerSize", "LayerSparsity", "Masks", "SensitivityScan",
-    "SizeReport", "SparsityReport", "compressed_size", "drop_dead_units", "fine_tune", "format_bytes", "gap_code", "gap_positions", "load_compressed",
+    "SizeReport", "SparsityReport", "compressed_size", "drop_dead_units", "fine_tune", "format_bytes", "gap_code",
+    "gap_positions", "load_compressed",
     "magnitude_prune", "measure_sparsity", "prunable_layers", "prune_and_quantize", "save_compressed",
     "sensitivity_scan", "smallest_k_masks", "sparsity_report", "sparsity_schedule", "structured_prune",
     "unit_norms", "kth_smallest_magnitude", "plan_cut", "remove_pruned_units", "sequential_layers",
     "SharedConv2d", "SharedLinear", "entropy_bound", "fine_tune_centroids", "kmeans_codebook", "share_weights",
     "allocate_sparsity", "distill", "distillation_loss", "low_rank",
+    "Cut", "MaskBase", "MAGIC", "from_bytes", "to_bytes",
+    # weight sharing and entropy coding (sharing.py, entropy.py)
+    "CODEBOOKS", "MAX_SHARED_WEIGHTS", "SHARED_LAYERS", "centroid_gradients", "check_codebook", "decode_shared",
+    "encode_shared", "int8_form", "prune_and_share", "shared_layer", "shared_layers", "with_entropy_bound",
+    "ARITHMETIC", "GAP_SYMBOLS", "HUFFMAN", "MAX_CODE_LENGTH", "arithmetic_decode", "arithmetic_encode",
+    "canonical_codes", "check_lengths", "decode_layer_stream", "encode_layer_stream", "entropy_bits",
+    "gap_extra_widths", "gap_symbols", "gaps_from_symbols", "huffman_decode", "huffman_encode", "huffman_lengths",
+    "mask_entropy_bits", "pack_bits", "unpack_bits",
 ]

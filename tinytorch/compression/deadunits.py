@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['drop_dead_units']
 
-# %% ../../modules/16_compression/surgery_given.py #a15cb295
+# %% ../../modules/16_compression/surgery_given.py #5ca92c4a
 import numpy as np
 
-from .checks import _check_model
+from .checks import check_model
 from ..core.autograd import no_grad
 from ..core.layers import Linear, Module
 from ..core.tensor import Tensor
@@ -42,7 +42,7 @@ def drop_dead_units(model: Module) -> int:
     incoming weights has its constant output folded into the next layer's bias.
     Only Linear layers of one Sequential joined by element-wise layers are touched.
     """
-    _check_model(model)
+    check_model(model)
     before = sum(int(np.count_nonzero(p.data)) for p in model.parameters())
     changed = True
     while changed:

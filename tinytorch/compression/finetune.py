@@ -5,27 +5,27 @@
 # %% auto #0
 __all__ = ['fine_tune']
 
-# %% ../../modules/16_compression/masks_given.py #68171d44
-from .checks import _check_callable, _check_int, _check_model, _check_optimizer
+# %% ../../modules/16_compression/masks_given.py #b1438776
+from .checks import check_callable, check_model, check_optimizer
 from .maskbase import MaskBase
+from ..core.checks import check_instance, check_int
 from ..core.layers import Module
 from ..core.training import fit
 
 
-def _check_training(model: Module, optimizer, loss_fn, loader, masks=None, params: dict | None = None) -> None:
+def check_training(model: Module, optimizer, loss_fn, loader, masks=None, params: dict | None = None) -> None:
     """The arguments of a training loop: the optimizer must update `params` (default: the masked ones)."""
-    _check_model(model)
+    check_model(model)
     if params is None:
         params = {n: p for n, p in model.named_parameters() if masks is not None and n in masks}
-    _check_optimizer(optimizer, params)
-    _check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
+    check_optimizer(optimizer, params)
+    check_callable("loss_fn", loss_fn, "loss_fn(output, targets) -> Tensor")
     if not hasattr(loader, "__iter__"):
         raise TypeError(f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}")
-    if masks is not None and not isinstance(masks, MaskBase):
-        raise TypeError(f"masks must be a Masks (from magnitude_prune, structured_prune) or None, "
-                        f"got {type(masks).__name__}")
+    if masks is not None:
+        check_instance("masks", masks, MaskBase, "a Masks (from magnitude_prune, structured_prune) or None")
 
-
+# %% ../../modules/16_compression/masks_given.py #883f434b
 def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: MaskBase | None = None,
               progress: bool | None = None) -> list[dict]:
     """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
@@ -38,8 +38,8 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
     Returns:
         `fit`'s history, one row per epoch.
     """
-    _check_training(model, optimizer, loss_fn, loader, masks)
-    _check_int("epochs", epochs, 0)
+    check_training(model, optimizer, loss_fn, loader, masks)
+    check_int("epochs", epochs, 0)
     handle = masks.attach(optimizer) if masks is not None else None
     try:
         return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)

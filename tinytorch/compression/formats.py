@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = ['format_bytes']
 
-# %% ../../modules/16_compression/compression_dev.py #12c16ae3
+# %% ../../modules/16_compression/compression_dev.py #198dcf81
 import numpy as np
 
-from .sizes import LayerSize, SizeReport, _index_bytes, gap_code, gap_positions
+from .sizes import LayerSize, SizeReport, gap_code, gap_positions, index_bytes
+from .sizes import index_bytes as _index_bytes  # noqa: F401 - encodings.py imports it from here
 
-# %% ../../modules/16_compression/compression_dev.py #3c5160d8
+# %% ../../modules/16_compression/compression_dev.py #998a56d3
 def format_bytes(n: int, nnz: int, rows: int, cols: int, channels: int, escapes: int = 0) -> dict[str, int]:
     """Bytes of one weight array (n entries, nnz non-zero, viewed as rows x cols) per format. Task 16.9
 
@@ -23,7 +24,7 @@ def format_bytes(n: int, nnz: int, rows: int, cols: int, channels: int, escapes:
     return {
         "dense_fp32": 4 * n,
         "dense_int8": n + scales,
-        "csr_int8": nnz + nnz * _index_bytes(cols) + 4 * (rows + 1) + scales,
+        "csr_int8": nnz + nnz * index_bytes(cols) + 4 * (rows + 1) + scales,
         "bitmask_int8": (n + 7) // 8 + nnz + scales,
         "gaps_int8": nnz + escapes + nnz + scales,
     }

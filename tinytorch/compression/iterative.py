@@ -5,15 +5,16 @@
 # %% auto #0
 __all__ = ['sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #c9f0cc48
+# %% ../../modules/16_compression/compression_dev.py #7400a453
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import prune, structured  # modules: this lesson's own names stay its own
-from .checks import _check_callable, _check_fraction, _check_model, _check_schedule, _prunable_params
-from .finetune import _check_training, fine_tune
+from .checks import check_callable, check_model, check_schedule, prunable_params
+from .finetune import check_training, fine_tune
+from ..core.checks import check_fraction
 from .prune import measure_sparsity
 from ..core.layers import Module
 from ..core.training import progress_bar
@@ -21,14 +22,14 @@ from ..core.training import progress_bar
 if TYPE_CHECKING:
     from tinytorch.compression.prune import Masks
 
-# %% ../../modules/16_compression/compression_dev.py #6baa1335
+# %% ../../modules/16_compression/compression_dev.py #9e467ccf
 def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0, kind: str = "cubic") -> float:
     """The target sparsity after `step` of `steps` pruning steps (0 -> initial, steps -> final). Task 16.7
 
     `0 <= step <= steps`, `steps >= 1`; `final` and `initial` in [0, 1); `kind` is
     "cubic" (Zhu & Gupta) or "linear".
     """
-    steps, final, initial = _check_schedule(step, steps, final, initial, kind)
+    steps, final, initial = check_schedule(step, steps, final, initial, kind)
     ### BEGIN SOLUTION
     done = step / steps
     if kind == "linear":
@@ -36,7 +37,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #095e1d10
+# %% ../../modules/16_compression/compression_dev.py #646cf1ee
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -53,7 +54,7 @@ class IterativePruner:
 
     def __init__(self, target_sparsity: float, steps: int, schedule: str = "cubic",
                  method: str = "magnitude", rewind_to: Mapping[str, np.ndarray] | None = None):
-        self.target_sparsity = _check_fraction("target_sparsity", target_sparsity)
+        self.target_sparsity = check_fraction("target_sparsity", target_sparsity)
         sparsity_schedule(steps, steps, self.target_sparsity, kind=schedule)  # validates steps and schedule
         if method not in ("magnitude", "structured"):
             raise ValueError(f"method must be 'magnitude' or 'structured', got {method!r}")
@@ -79,12 +80,12 @@ class IterativePruner:
     def run(self, model: Module, optimizer, loss_fn, loader, epochs_per_step: int = 1,
             evaluate: Callable[[Module], float] | None = None) -> list[dict]:
         """Run every step; returns one row per step: step, target, sparsity, loss, accuracy. Task 16.8"""
-        _check_model(model)
+        check_model(model)
         if isinstance(epochs_per_step, bool) or not isinstance(epochs_per_step, int) or epochs_per_step < 0:
             raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
         # Everything is checked before the first weight changes.
-        _check_training(model, optimizer, loss_fn, loader, params=_prunable_params(model, self.method == "structured"))
-        _check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)
+        check_training(model, optimizer, loss_fn, loader, params=prunable_params(model, self.method == "structured"))
+        check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)
         if self.rewind_to is not None:
             self._check_rewind(model)
         ### BEGIN SOLUTION

@@ -5,18 +5,17 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../modules/16_compression/sizes_given.py #53b21b43
+# %% ../../modules/16_compression/sizes_given.py #ca7d7f70
 import numpy as np
 
-from .container import _QUANT_LAYERS
 from .sizes import gap_code
 from ..core.layers import Module
-from ..quantization import QuantizedTensor, quantize_int8
+from ..quantization import QuantizedLayer, QuantizedTensor, quantize_int8
 
 
-def _weight_stats(layer: Module) -> tuple[int, int, int, int, int, int, int]:
+def weight_stats(layer: Module) -> tuple[int, int, int, int, int, int, int]:
     """(n, nnz, rows, cols, channels, bias bytes, gap-code escapes) of a float or quantized layer."""
-    if isinstance(layer, _QUANT_LAYERS):
+    if isinstance(layer, QuantizedLayer):
         values, channels = layer.qweight.values, layer.qweight.scale.size
         bias = 0 if layer.bias is None else 4 * np.asarray(layer.bias).size
     else:
@@ -27,7 +26,7 @@ def _weight_stats(layer: Module) -> tuple[int, int, int, int, int, int, int]:
     return values.size, nnz, rows, values.size // rows, channels, bias, gap_code(values.reshape(-1) != 0).size - nnz
 
 
-def _compact(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bool) -> None:
+def compact_layer(layer: Module, weight: np.ndarray, per_channel: bool, int8_bias: bool) -> None:
     """Per-tensor scale for the float `weight` and/or an int8-exact bias, in place on a quantized layer."""
     if not per_channel:
         q = quantize_int8(weight)

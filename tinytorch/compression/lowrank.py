@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['low_rank']
 
-# %% ../../modules/16_compression/questions_given.py #94e5df9f
+# %% ../../modules/16_compression/questions_given.py #4164f03f
 import numpy as np
 
+from ..core.checks import check_instance, check_int, check_number
 from ..core.layers import Linear, Sequential
 
 
@@ -35,17 +36,14 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
         TypeError: `layer` is not a Linear.
         ValueError: both or neither of `rank` and `energy`, or either out of range.
     """
-    if not isinstance(layer, Linear):
-        raise TypeError(f"low_rank factors a Linear layer, got {type(layer).__name__}")
+    check_instance("layer", layer, Linear, "a Linear (low_rank factors its weight)")
     if (rank is None) == (energy is None):
         raise ValueError(f"give exactly one of rank and energy, got rank={rank!r}, energy={energy!r}")
     full = min(layer.in_features, layer.out_features)
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer))
-                             or not 1 <= rank <= full):
-        raise ValueError(f"rank must be an integer in [1, {full}] for {layer!r}, got {rank!r}")
-    if energy is not None and (isinstance(energy, bool) or not isinstance(energy, (int, float))
-                               or not 0.0 < energy <= 1.0):
-        raise ValueError(f"energy must be a number in (0, 1], got {energy!r}")
+    if rank is not None:
+        check_int("rank", rank, 1, full)  # full: the smaller side of the weight
+    if energy is not None:
+        check_number("energy", energy, 0.0, 1.0, low_open=True)
     u, s, vt = np.linalg.svd(layer.weight.data.astype(np.float64), full_matrices=False)
     r = int(rank) if rank is not None else min(_rank_for_energy(s, energy), full)
     root = np.sqrt(s[:r])

@@ -5,34 +5,21 @@
 # %% auto #0
 __all__ = ['MaskBase']
 
-# %% ../../modules/16_compression/masks_given.py #78aeedd7
+# %% ../../modules/16_compression/masks_given.py #1330ce41
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from .checks import _check_model
+from .checks import check_model
+from ..core.checks import check_instance
 
 
 class MaskBase(Mapping):
     """Parameter name -> boolean keep-mask, bound to the model it was made for (checked on creation)."""
 
     def __init__(self, model, masks: Mapping[str, np.ndarray]):
-        params = dict(_check_model(model).named_parameters())
-        if not isinstance(masks, Mapping):
-            raise TypeError(f"masks must be a mapping of parameter name -> bool keep-mask, got {masks!r} "
-                            f"({type(masks).__name__})")
-        checked = {}
-        for name, mask in masks.items():
-            if name not in params:
-                raise ValueError(f"mask names parameter {name!r}, which this model does not have "
-                                 f"(it has {', '.join(params)})")
-            mask = np.asarray(mask)
-            if mask.dtype != np.bool_ or mask.shape != params[name].data.shape:
-                raise ValueError(f"mask for {name!r} must be bool of shape {params[name].data.shape}, "
-                                 f"got {mask.dtype} {mask.shape}")
-            checked[name] = mask
+        self._masks = check_masks(model, masks)
         self.model = model
-        self._masks = checked
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._masks[name]
@@ -67,3 +54,26 @@ class MaskBase(Mapping):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} parameters, sparsity={self.sparsity:.1%})"
+
+# %% ../../modules/16_compression/masks_given.py #0366cfc8
+def check_masks(model, masks: Mapping) -> dict[str, np.ndarray]:
+    """`masks` as a dict of bool arrays, after checking each names a parameter of `model` and has its shape.
+
+    Raises:
+        TypeError: `model` is not a Module, or `masks` is not a mapping.
+        ValueError: masks that do not fit the model, each mismatch named beside the model's parameters.
+    """
+    params = dict(check_model(model).named_parameters())
+    check_instance("masks", masks, Mapping, "a Masks or a mapping of parameter name -> bool keep-mask")
+    checked, wrong = {}, []
+    for name, mask in masks.items():
+        checked[name] = mask = np.asarray(mask)
+        if name not in params:
+            wrong.append(f"{name!r} is not a parameter of this model")
+        elif mask.dtype != np.bool_ or mask.shape != params[name].data.shape:
+            wrong.append(f"{name!r} is {mask.dtype} {mask.shape}, not bool {params[name].data.shape}")
+    if wrong:
+        shown = ", ".join(f"{n} {p.data.shape}" for n, p in list(params.items())[:8])
+        raise ValueError(f"these masks were not made for this model: {'; '.join(wrong[:4])} "
+                         f"(the model's parameters: {shown}{', ...' if len(params) > 8 else ''})")
+    return checked

@@ -5,15 +5,10 @@
 # %% auto #0
 __all__ = ['gap_code', 'gap_positions', 'LayerSize', 'SizeReport']
 
-# %% ../../modules/16_compression/sizes_given.py #4513c879
+# %% ../../modules/16_compression/sizes_given.py #a305cea4
 from dataclasses import dataclass
 
 import numpy as np
-
-
-def _index_bytes(limit: int) -> int:
-    """Bytes of the smallest unsigned integer type that holds values below `limit`."""
-    return 1 if limit <= 2**8 else 2 if limit <= 2**16 else 4
 
 
 def gap_code(keep: np.ndarray) -> np.ndarray:
@@ -100,3 +95,8 @@ class SizeReport:
         if self.file_bytes is None or self.entropy_bound is None:
             raise ValueError("bound_ratio needs both file_bytes and entropy_bound")
         return self.file_bytes / self.entropy_bound["total"]
+
+# %% ../../modules/16_compression/sizes_given.py #80424a69
+def index_bytes(limit: int) -> int:
+    """Bytes of the smallest unsigned integer type that holds values below `limit` (shared, not in `__all__`)."""
+    return 1 if limit <= 2**8 else 2 if limit <= 2**16 else 4

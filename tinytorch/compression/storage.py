@@ -5,24 +5,24 @@
 # %% auto #0
 __all__ = ['compressed_size', 'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #075f772a
+# %% ../../modules/16_compression/compression_dev.py #35c6f52f
 import copy
 
 import numpy as np
 
-from .checks import _check_model as _check
-from .checks import _check_fraction
+from .checks import check_model
 from .container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
 from . import formats, prune  # modules: this lesson's own names stay its own
-from .layerstats import _compact, _weight_stats
+from .layerstats import compact_layer, weight_stats
 from .sharing import check_codebook, prune_and_share, with_entropy_bound
 from .sizes import LayerSize, SizeReport
 from .structured import drop_dead_units
+from ..core.checks import check_fraction
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d
 from ..quantization import quantize_model
 
-# %% ../../modules/16_compression/compression_dev.py #6a7942e0
+# %% ../../modules/16_compression/compression_dev.py #04310cba
 @with_entropy_bound  # given code (sharing_given.py): the report also gets the entropy bound
 def compressed_size(model: Module) -> SizeReport:
     """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.10
@@ -30,12 +30,12 @@ def compressed_size(model: Module) -> SizeReport:
     Float layers are counted as they would be after per-channel INT8 quantization;
     parameters outside Linear/Conv2d (BatchNorm) count as float32 in every format.
     """
-    _check(model)
+    check_model(model)
     ### BEGIN SOLUTION
     layers, other = [], 0
     for name, m in model.named_modules():
         if isinstance(m, (*_FLOAT_LAYERS, *_QUANT_LAYERS)):
-            n, nnz, rows, cols, channels, bias, escapes = _weight_stats(m)
+            n, nnz, rows, cols, channels, bias, escapes = weight_stats(m)
             layers.append(LayerSize(name, n, nnz, bias, formats.format_bytes(n, nnz, rows, cols, channels, escapes)))
         elif isinstance(m, BatchNorm2d):
             other += sum(getattr(m, k).data.nbytes for k in ("weight", "bias", "running_mean", "running_var"))
@@ -70,9 +70,9 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 (or shared) weights.
     """
-    _check(model)
+    check_model(model)
     if sparsity is not None:
-        _check_fraction("sparsity", sparsity)
+        check_fraction("sparsity", sparsity)
     check_codebook(bits, codebook)
     if codebook == "kmeans":  # weight sharing, given code
         return CompressedModel(prune_and_share(model, sparsity, bits, scope, int8_bias, drop_dead))
@@ -86,6 +86,6 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     floats = dict(work.named_modules())
     for name, layer in quantized.named_modules():
         if isinstance(layer, _QUANT_LAYERS):
-            _compact(layer, floats[name].weight.data, per_channel, int8_bias)
+            compact_layer(layer, floats[name].weight.data, per_channel, int8_bias)
     return CompressedModel(quantized)
     ### END SOLUTION

@@ -5,16 +5,17 @@
 # %% auto #0
 __all__ = ['unit_norms', 'structured_prune']
 
-# %% ../../modules/16_compression/compression_dev.py #888232fc
+# %% ../../modules/16_compression/compression_dev.py #b547133d
 import numpy as np
 
 from . import prune  # the module, so that this lesson's own names stay its own
-from .checks import _check_fraction, _following_batchnorm, _param, prunable_layers
+from .checks import following_batchnorm, param_name, prunable_layers
+from ..core.checks import check_fraction
 from .deadunits import drop_dead_units
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d, Conv2d
 
-# %% ../../modules/16_compression/compression_dev.py #4537a0d4
+# %% ../../modules/16_compression/compression_dev.py #53bab43b
 def unit_norms(weight: np.ndarray, norm: float = 1) -> np.ndarray:
     """The Lp norm of each output unit (axis 0) of a weight array."""
     flat = weight.reshape(weight.shape[0], -1)
@@ -32,10 +33,10 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> prune.Mask
     masks (weight, bias, and a following BatchNorm's weight and bias), already applied.
     """
     layers = prunable_layers(model)
-    ratio = _check_fraction("ratio", ratio)
+    ratio = check_fraction("ratio", ratio)
     if isinstance(norm, bool) or norm not in (1, 2):
         raise ValueError(f"norm must be 1 or 2, got {norm!r}")
-    batchnorms = _following_batchnorm(model)
+    batchnorms = following_batchnorm(model)
     ### BEGIN SOLUTION
     masks = {}
     for name, layer in layers[:-1]:
@@ -45,9 +46,9 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> prune.Mask
         keep = np.ones(units, dtype=bool)
         keep[np.argsort(unit_norms(weight, norm), kind="stable")[:k]] = False
         rows = keep.reshape((-1,) + (1,) * (weight.ndim - 1))
-        masks[_param(name, "weight")] = np.broadcast_to(rows, weight.shape).copy()
+        masks[param_name(name, "weight")] = np.broadcast_to(rows, weight.shape).copy()
         if layer.bias is not None:
-            masks[_param(name, "bias")] = keep.copy()
+            masks[param_name(name, "bias")] = keep.copy()
         if name in batchnorms:
             masks[f"{batchnorms[name]}.weight"] = keep.copy()
             masks[f"{batchnorms[name]}.bias"] = keep.copy()

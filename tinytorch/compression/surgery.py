@@ -5,19 +5,19 @@
 # %% auto #0
 __all__ = ['plan_cut', 'remove_pruned_units']
 
-# %% ../../modules/16_compression/compression_dev.py #508e5cad
+# %% ../../modules/16_compression/compression_dev.py #a1fbaa8c
 from collections.abc import Mapping
 
 import numpy as np
 
-from .checks import _param, prunable_layers
-from .cutplan import (_ZERO_BECOMES_NONZERO, Cut, _keep_channels, _keep_inputs, _keep_outputs,
-                                           consumer_block, masked_copy, sequential_layers)
+from .checks import param_name, prunable_layers
+from .cutplan import (ZERO_BECOMES_NONZERO, Cut, consumer_block, keep_channels, keep_inputs,
+                                           keep_outputs, masked_copy, sequential_layers)
 from . import prune  # the module: this lesson's own names stay its own
 from ..core.layers import Linear, Module, Sequential
 from ..core.spatial import BatchNorm2d, Conv2d
 
-# %% ../../modules/16_compression/compression_dev.py #bdedbd77
+# %% ../../modules/16_compression/compression_dev.py #f4928b9f
 def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Mapping) -> Cut:
     """Which output units of `layers[start]` (a Linear/Conv2d) can go before `layers[stop]`, the next one. Task 16.11
 
@@ -30,7 +30,7 @@ def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Map
     units = producer.weight.data.shape[0]
     channels: list[BatchNorm2d] = []
     ### BEGIN SOLUTION
-    mask = masks.get(_param(name, "weight"))
+    mask = masks.get(param_name(name, "weight"))
     removable = np.zeros(units, bool) if mask is None else ~np.asarray(mask).reshape(units, -1).any(axis=1)
     if producer.bias is not None:
         removable &= producer.bias.data == 0
@@ -38,7 +38,7 @@ def plan_cut(layers: list[tuple[str, Module]], start: int, stop: int, masks: Map
         if isinstance(layer, BatchNorm2d) and layer.num_features == units:
             removable &= (layer.weight.data == 0) & (layer.bias.data == 0)
             channels.append(layer)
-        elif isinstance(layer, _ZERO_BECOMES_NONZERO):
+        elif isinstance(layer, ZERO_BECOMES_NONZERO):
             removable[:] = False  # NOTE: the consumer would see sigmoid(0) = 0.5 from a removed unit
     keep = ~removable
     if not keep.any():
@@ -70,10 +70,10 @@ def remove_pruned_units(model: Module, masks: prune.Masks | Mapping[str, np.ndar
     for i, j, cut in cuts:  # all plans are made on the unchanged copy first
         if cut.keep.all():
             continue
-        _keep_outputs(layers[i][1], cut.keep)
+        keep_outputs(layers[i][1], cut.keep)
         for norm in cut.channels:
-            _keep_channels(norm, cut.keep)
-        _keep_inputs(layers[j][1], np.repeat(cut.keep, cut.block))
+            keep_channels(norm, cut.keep)
+        keep_inputs(layers[j][1], np.repeat(cut.keep, cut.block))
     ### END SOLUTION
     smaller = Sequential(*[layer for _, layer in layers])
     smaller.training = model.training

@@ -7,14 +7,14 @@ only re-exports the public names. torch, onnx, onnxruntime and safetensors form 
 optional extra `deploy` (`pip install "tinytorch[deploy]"`); they are imported only
 when a function needs them.
 """
-from tinytorch.deploy.extra import INSTALL_HINT, SUPPORTED, MissingExtraError
-from tinytorch.deploy.convert import onnx_layer, onnx_session, onnx_weight, run_onnx, torch_state_dict
+from tinytorch.deploy.extra import EXTRA, INSTALL_HINT, SUPPORTED, SUPPORTED_NAMES, MissingExtraError
+from tinytorch.deploy.convert import named_layers, onnx_layer, onnx_session, onnx_weight, run_onnx, torch_state_dict
 from tinytorch.deploy.torch_bridge import from_torch, load_safetensors, save_safetensors, to_torch
-from tinytorch.deploy.graph import OnnxGraph
+from tinytorch.deploy.graph import OPSET, OnnxGraph
 from tinytorch.deploy.onnx_export import export_onnx, onnx_model
 
 __all__ = [
     "INSTALL_HINT", "MissingExtraError", "OnnxGraph", "SUPPORTED", "export_onnx", "from_torch", "load_safetensors",
     "onnx_layer", "onnx_model", "onnx_session", "onnx_weight", "run_onnx", "save_safetensors", "to_torch",
-    "torch_state_dict",
+    "torch_state_dict", "EXTRA", "OPSET", "SUPPORTED_NAMES", "named_layers",
 ]

@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = ['onnx_model', 'export_onnx']
 
-# %% ../../modules/20_deployment/onnx_given.py #a65437c7
+# %% ../../modules/20_deployment/onnx_given.py #400528b6
 import os
 
 import numpy as np
 
 from ..core.autograd import no_grad
+from ..core.checks import check_instance, check_shape
 from ..core.layers import Module
 from ..core.tensor import Tensor
 from .convert import named_layers, onnx_layer
@@ -18,20 +19,11 @@ from .extra import require, write_atomic
 from .graph import OnnxGraph
 
 
-def _check_shape(input_shape) -> tuple[int, ...]:
-    if not isinstance(input_shape, (tuple, list)) or not input_shape or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape):
-        raise ValueError(f"input_shape must be a tuple of positive ints, one batch such as (1, 64) or (1, 1, 8, 8), "
-                         f"got {input_shape!r}")
-    return tuple(input_shape)
-
-
 def onnx_model(model: Module, input_shape: tuple[int, ...], sparse: bool = False):
     """The checked ONNX ModelProto of `model` (see `export_onnx`); nothing is written."""
     onnx = require("onnx", "export_onnx")
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
-    shape = _check_shape(input_shape)
+    check_instance("model", model, Module, "a tinytorch Module")
+    shape = check_shape("input_shape", input_shape, ", one batch such as (1, 64) or (1, 1, 8, 8)")
     was_training = model.training
     model.eval()
     try:

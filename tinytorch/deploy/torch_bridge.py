@@ -5,14 +5,15 @@
 # %% auto #0
 __all__ = ['to_torch', 'from_torch', 'save_safetensors', 'load_safetensors']
 
-# %% ../../modules/20_deployment/bridge_given.py #4f1d488f
+# %% ../../modules/20_deployment/bridge_given.py #e006b112
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..compression import CompressedModel
-from ..core import activations as _act
+from ..core import activations
+from ..core.checks import check_instance
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from .convert import torch_state_dict
@@ -43,9 +44,9 @@ def _torch_layer(nn, layer: Module, where: str):
         return nn.Flatten()
     if isinstance(layer, Dropout):
         return nn.Dropout(layer.p)
-    if isinstance(layer, _act.Softmax):
+    if isinstance(layer, activations.Softmax):
         return nn.Softmax(dim=layer.dim)
-    if type(layer).__name__ in _ACTIVATIONS and type(layer) is getattr(_act, type(layer).__name__):
+    if type(layer).__name__ in _ACTIVATIONS and type(layer) is getattr(activations, type(layer).__name__):
         return getattr(nn, type(layer).__name__)()
     raise unsupported(f"to_torch (layer {where!r})" if where else "to_torch", layer)
 
@@ -60,8 +61,7 @@ def to_torch(model: Module):
         MissingExtraError: torch is not installed.
         TypeError: `model` is not a Module, or holds a layer PyTorch's twin cannot be built for.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
+    check_instance("model", model, Module, "a tinytorch Module")
     torch = require("torch", "to_torch")
     inner = model.model if isinstance(model, CompressedModel) else model
     twin = _torch_layer(torch.nn, inner, "")
@@ -99,12 +99,12 @@ def _from_torch_layer(torch, module, where: str) -> Module:
     if type(module) is nn.Softmax:
         if module.dim is None:  # PyTorch then guesses the axis from the input's rank
             raise ValueError(f"from_torch: Softmax {where!r} has dim=None; give it an explicit dim")
-        return _act.Softmax(dim=module.dim)
+        return activations.Softmax(dim=module.dim)
     if type(module) is nn.GELU and module.approximate != "none":
         raise ValueError(f"from_torch: GELU {where!r} uses approximate={module.approximate!r}; "
                          f"TinyTorch's GELU is the exact (erf) form")
     if type(module).__name__ in _ACTIVATIONS and type(module) is getattr(nn, type(module).__name__):
-        return getattr(_act, type(module).__name__)()
+        return getattr(activations, type(module).__name__)()
     raise unsupported(f"from_torch (module {where!r})" if where else "from_torch", module)
 
 
@@ -119,8 +119,7 @@ def from_torch(module) -> Sequential:
         ValueError: a layer's options (groups, dilation, ceil_mode, ...) TinyTorch lacks.
     """
     torch = require("torch", "from_torch")
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    check_instance("module", module, torch.nn.Module, "a torch.nn.Module")
     if not isinstance(module, torch.nn.Sequential):
         module = torch.nn.Sequential(module)
     model = _from_torch_layer(torch, module, "")

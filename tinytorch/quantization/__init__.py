@@ -6,6 +6,9 @@ layers) and `convert.py` (calibration and `quantize_model`); this file only re-e
 their public names, so `from tinytorch.quantization import quantize_int8` works.
 """
 from tinytorch.quantization.int8 import (
+    INT8_MAX,
+    INT8_MIN,
+    SYMMETRIC_MAX,
     QuantizedTensor,
     choose_qparams,
     dequantize_int8,
@@ -16,6 +19,9 @@ from tinytorch.quantization.layers import QuantizedConv2d, QuantizedLayer, Quant
 from tinytorch.quantization.convert import calibrate, quantize_model
 
 __all__ = [
+    "INT8_MAX",
+    "INT8_MIN",
+    "SYMMETRIC_MAX",
     "QuantizedConv2d",
     "QuantizedLayer",
     "QuantizedLinear",

@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['calibrate', 'quantize_model']
 
-# %% ../../modules/15_quantization/quantization_dev.py #2d97c746
+# %% ../../modules/15_quantization/quantization_dev.py #bb14ca02
 import copy
 from collections.abc import Iterable
 
 import numpy as np
 
 from ..core.autograd import no_grad
+from ..core.checks import check_instance
 from ..core.layers import Linear, Module
 from ..core.spatial import Conv2d
 from ..core.tensor import Tensor
@@ -72,7 +73,7 @@ def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
     ### END SOLUTION
     return model
 
-# %% ../../modules/15_quantization/quantization_dev.py #4f39667c
+# %% ../../modules/15_quantization/quantization_dev.py #868395d1
 def quantize_model(model: Module, calibration_data: Iterable | Tensor | np.ndarray | None = None) -> Module:
     """A copy of `model` with every Linear and Conv2d replaced by its int8 version. Task 15.8.
 
@@ -91,8 +92,7 @@ def quantize_model(model: Module, calibration_data: Iterable | Tensor | np.ndarr
     Raises:
         TypeError: `model` is not a Module.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"quantize_model expects a Module, got {type(model).__name__}")
+    check_instance("model", model, Module, "a tinytorch Module")
     ### BEGIN SOLUTION
     def convert(module: Module) -> Module:
         if isinstance(module, Linear):

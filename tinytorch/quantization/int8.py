@@ -6,9 +6,10 @@
 __all__ = ['INT8_MIN', 'INT8_MAX', 'SYMMETRIC_MAX', 'choose_qparams', 'QuantizedTensor', 'dequantize_int8', 'quantize_with',
            'quantize_int8']
 
-# %% ../../modules/15_quantization/quantization_dev.py #26cc3afb
+# %% ../../modules/15_quantization/quantization_dev.py #2a3486f7
 import numpy as np
 
+from ..core.checks import check_instance
 from ..core.tensor import Tensor
 
 # %% ../../modules/15_quantization/quantization_dev.py #a6e71758
@@ -137,7 +138,7 @@ def choose_qparams(x: Tensor | np.ndarray, axis: int | None = None,
     ### END SOLUTION
     return _finite_levels(scale, zero_point, symmetric), zero_point
 
-# %% ../../modules/15_quantization/quantization_dev.py #42fb875c
+# %% ../../modules/15_quantization/quantization_dev.py #d0d18e6c
 class QuantizedTensor:
     """Int8 values with the float32 scale(s) and int32 zero point(s) that map them back to reals.
 
@@ -180,8 +181,7 @@ class QuantizedTensor:
 
 def dequantize_int8(q: QuantizedTensor) -> np.ndarray:
     """The float32 array that the int8 tensor `q` stands for (`q.dequantize()`)."""
-    if not isinstance(q, QuantizedTensor):
-        raise TypeError(f"q must be a QuantizedTensor, got {type(q).__name__}")
+    check_instance("q", q, QuantizedTensor, "a QuantizedTensor")
     return np.asarray(q.dequantize())
 
 # %% ../../modules/15_quantization/quantization_dev.py #60add7d9
