@@ -84,10 +84,8 @@ def _torch_version() -> str | None:
 
 
 def _blas() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return f"threads set to {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}"
+    from threadpoolctl import threadpool_info  # a dependency of tinytorch (Module 14's one-thread timing)
+
     found = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, {i.get('num_threads')} threads)"
              for i in threadpool_info() if i.get("user_api") == "blas"]
     return "; ".join(found) or "unknown"

@@ -61,7 +61,7 @@ import numpy as np
 
 # NOTE: the last sections of this lesson export to shape_ops.py, which builds on the
 # Tensor of tensor.py. In the lesson itself the Tensor cell below replaces these names.
-from tinytorch.core.tensor import Tensor, _lift
+from tinytorch.core.tensor import Tensor, as_tensor
 
 # %% [markdown]
 # ## Precision and randomness
@@ -192,7 +192,7 @@ def test_unit_to_array():
 
 # %%
 #| export
-def _lift(value: Any) -> "Tensor":
+def as_tensor(value: Any) -> "Tensor":
     """A Tensor as is; a number or array as a constant Tensor (no grad)."""
     return value if isinstance(value, Tensor) else Tensor(value)
 
@@ -385,7 +385,7 @@ def add(a: Any, b: Any) -> Tensor:
 
     Task 01.2: forward with NumPy; backward passes g to both parents (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
         return (unbroadcast(g, a.data.shape) if a.requires_grad else None,
@@ -399,7 +399,7 @@ def mul(a: Any, b: Any) -> Tensor:
 
     Task 01.2: forward with NumPy; backward gives g * b to a and g * a to b (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
         return (unbroadcast(g * b.data, a.data.shape) if a.requires_grad else None,
@@ -471,7 +471,7 @@ def neg(a: Any) -> Tensor:
 
     Task 01.3: forward -a; backward -g.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(-a.data, (a,), lambda g: (-g,), op="neg")
     ### END SOLUTION
@@ -482,7 +482,7 @@ def sub(a: Any, b: Any) -> Tensor:
 
     Task 01.3: forward a - b; backward gives g to a and -g to b (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
         return (unbroadcast(g, a.data.shape) if a.requires_grad else None,
@@ -496,7 +496,7 @@ def div(a: Any, b: Any) -> Tensor:
 
     Task 01.3: forward a / b; backward gives g / b to a and -g a / b^2 to b (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     out = a.data / b.data
 
@@ -515,7 +515,7 @@ def pow(a: Any, exponent: float) -> Tensor:
     Raises:
         TypeError: `exponent` is not a real number.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
         raise TypeError(f"the exponent of ** must be a real number, got {type(exponent).__name__} "
@@ -563,7 +563,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     Raises:
         ValueError: an operand is 0-d, or the inner dimensions differ (names both shapes).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs operands with at least 1 axis, got shapes {a.shape} and {b.shape}")
@@ -633,7 +633,7 @@ def exp(a: Any) -> Tensor:
 
     Task 01.5: forward np.exp; backward g * e^a (reuse the output).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     out = np.exp(a.data)
     return Tensor.from_op(out, (a,), lambda g: (g * out,), op="exp")
@@ -645,7 +645,7 @@ def log(a: Any) -> Tensor:
 
     Task 01.5: forward np.log; backward g / a.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(np.log(a.data), (a,), lambda g: (g / a.data,), op="log")
     ### END SOLUTION
@@ -656,7 +656,7 @@ def sqrt(a: Any) -> Tensor:
 
     Task 01.5: forward np.sqrt; backward g / (2 sqrt(a)) (reuse the output).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     out = np.sqrt(a.data)
     return Tensor.from_op(out, (a,), lambda g: (g * 0.5 / out,), op="sqrt")
@@ -668,7 +668,7 @@ def abs(a: Any) -> Tensor:
 
     Task 01.5: forward np.abs; backward g * sign(a).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(np.abs(a.data), (a,), lambda g: (g * np.sign(a.data),), op="abs")
     ### END SOLUTION
@@ -700,7 +700,7 @@ def maximum(a: Any, b: Any) -> Tensor:
 
     Task 01.6: forward np.maximum; the gradient goes to the larger input, half to each at a tie (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
         share = np.asarray(a.data > b.data, dtype=g.dtype)  # 1 where a wins, 0 where b wins
@@ -751,7 +751,7 @@ def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
 
     Task 01.7: forward np.sum; backward broadcasts g back to the input shape (`_expand`).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     out = np.sum(a.data, axis=axis, keepdims=keepdims)
     return Tensor.from_op(out, (a,), lambda g: (_expand(g, a.data.shape, axis, keepdims),), op="sum")
@@ -763,7 +763,7 @@ def mean(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fal
 
     Task 01.7: forward np.mean; backward is the sum's, divided by the number of elements averaged.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     out = np.mean(a.data, axis=axis, keepdims=keepdims)
     count = a.data.size // (np.size(out) or 1)
@@ -800,7 +800,7 @@ def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
 
     Task 01.8: forward np.max; backward sends g to the maximal elements, split equally among ties.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     top = np.max(a.data, axis=axis, keepdims=True)
     out = top if keepdims else np.squeeze(top, axis=axis)
@@ -854,7 +854,7 @@ def reshape(a: Any, *shape: Any) -> Tensor:
     Raises:
         ValueError: the element counts differ (names both shapes).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     shape = _shape_arg(shape)
     ### BEGIN SOLUTION
     try:
@@ -874,7 +874,7 @@ def transpose(a: Any, *axes: Any) -> Tensor:
     Raises:
         ValueError: `axes` is not a permutation of the tensor's axes.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     axes = _shape_arg(axes) or tuple(range(a.ndim - 1, -1, -1))
     ### BEGIN SOLUTION
     if (any(not -a.ndim <= ax < a.ndim for ax in axes)
@@ -919,7 +919,7 @@ def getitem(a: Any, index: Any) -> Tensor:
 
     Task 01.10: forward a.data[index]; backward scatters g into zeros of the input shape (np.add.at for arrays).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     index, advanced = _plain_index(index)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):

@@ -32,15 +32,13 @@
 #
 # ### Map of the given code
 #
-# Plumbing you need not write is given, in files beside this lesson that `tito export
-# 16` exports with it (`X_given.py` -> `tinytorch/compression/...`):
-#
-# `checks` (argument checks, `prunable_layers`), `reports` (tables), `select` (the k-th
-# smallest magnitude in O(n)), `masks` (a `Masks` object's bookkeeping, `fine_tune`),
-# `sizes` (the size report, the gap code), `storage` and `description` (the compressed
-# file, `CompressedModel`), `surgery` (removing units' bookkeeping, `drop_dead_units`),
-# `lab` (the experiments' bench), `sharing` (k-means weight sharing, entropy coding)
-# and `questions` (`distill`, `low_rank`, section 9's experiments).
+# Plumbing you need not write is given in `X_given.py` files beside this lesson, which
+# `tito export 16` exports with it: `checks` (argument checks, `prunable_layers`),
+# `reports` (tables), `select` (the k-th smallest magnitude in O(n)), `masks` (`Masks`'
+# bookkeeping, `fine_tune`), `sizes` (the size report, the gap code), `storage` and
+# `description` (the compressed file, `CompressedModel`), `surgery` (removing units'
+# bookkeeping), `lab` (the experiments' bench), `sharing` (k-means weight sharing,
+# entropy coding), `questions` (`distill`, `low_rank`, section 9's experiments).
 
 # %%
 #| default_exp compression.prune
@@ -55,7 +53,6 @@ import numpy as np
 
 from tinytorch.compression.checks import (check_callable, check_finite, check_optimizer, param_name,
                                           prunable_layers, ranking_groups)
-from tinytorch.compression.checks import check_model as _check_model  # noqa: F401 - container.py imports it from here
 from tinytorch.core.checks import check_fraction
 from tinytorch.compression.maskbase import MaskBase
 from tinytorch.compression.reports import LayerSparsity, SensitivityScan, SparsityReport
@@ -813,7 +810,6 @@ if __name__ == "__main__":
 import numpy as np
 
 from tinytorch.compression.sizes import LayerSize, SizeReport, gap_code, gap_positions, index_bytes
-from tinytorch.compression.sizes import index_bytes as _index_bytes  # noqa: F401 - encodings.py imports it from here
 
 # %% nbgrader={"grade": false, "grade_id": "size-formulas", "solution": true}
 #| export compression.formats
@@ -865,7 +861,8 @@ import copy
 import numpy as np
 
 from tinytorch.compression.checks import check_model
-from tinytorch.compression.container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
+from tinytorch.compression.container import CompressedModel, to_bytes
+from tinytorch.compression.description import FLOAT_LAYERS, QUANT_LAYERS
 from tinytorch.compression import formats, prune  # modules: this lesson's own names stay its own
 from tinytorch.compression.layerstats import compact_layer, weight_stats
 from tinytorch.compression.sharing import check_codebook, prune_and_share, with_entropy_bound
@@ -889,7 +886,7 @@ def compressed_size(model: Module) -> SizeReport:
     ### BEGIN SOLUTION
     layers, other = [], 0
     for name, m in model.named_modules():
-        if isinstance(m, (*_FLOAT_LAYERS, *_QUANT_LAYERS)):
+        if isinstance(m, (*FLOAT_LAYERS, *QUANT_LAYERS)):
             n, nnz, rows, cols, channels, bias, escapes = weight_stats(m)
             layers.append(LayerSize(name, n, nnz, bias, formats.format_bytes(n, nnz, rows, cols, channels, escapes)))
         elif isinstance(m, BatchNorm2d):
@@ -940,7 +937,7 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     quantized = quantize_model(work, calibration_data)
     floats = dict(work.named_modules())
     for name, layer in quantized.named_modules():
-        if isinstance(layer, _QUANT_LAYERS):
+        if isinstance(layer, QUANT_LAYERS):
             compact_layer(layer, floats[name].weight.data, per_channel, int8_bias)
     return CompressedModel(quantized)
     ### END SOLUTION
@@ -1444,8 +1441,7 @@ if __name__ == "__main__":
 # 1,900 bytes); the sensitivity allocation loses about 0.7 in about 1,720 bytes, the
 # only one inside the target. At equal non-zero counts the files differ by 15%: each
 # layer's density picks its position encoding (section 7), so the allocation sets the
-# bytes of the positions too.
-# Question: why does the one-layer-at-a-time scan overstate the first layer's fragility?
+# positions' bytes too. Question: why does the one-layer scan overstate layer 1's fragility?
 
 # %% [markdown]
 # ### 9.4 Going further: low rank
@@ -1457,9 +1453,8 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     lowrank = qx.low_rank_vs_pruning((0.25,) if QUICK else (0.5, 0.25, 0.1), SEEDS, 2 if QUICK else 10)
-    values = ["before", "accuracy", "weights", "bytes", "us"]
-    print(qx.table(qx.summarize(lowrank, ["fraction", "arm"], values), ["fraction", "arm"], values,
-                   percent=["before", "accuracy"]))
+    cols = ["before", "accuracy", "weights", "bytes", "us"]
+    print(qx.table(qx.summarize(lowrank, ["fraction", "arm"], cols), ["fraction", "arm"], cols, percent=cols[:2]))
 
 # %% [markdown]
 # **Reading the results.** At 50% and 25% of the hidden weights the SVD split loses

@@ -42,7 +42,7 @@
 # `MAX_NESTING` deep.
 
 # %%
-#| export
+#| exporti
 """The file's description of the layers: the layer tree and its checks, in JSON or a compact binary form (given code)."""
 import math
 import struct
@@ -77,7 +77,7 @@ MAX_INT = 1 << 64
 
 
 # %%
-#| export
+#| exporti
 def encode_tree(value) -> bytes:
     """`value` (None, bool, int, float, str, list or str-keyed dict) in the compact binary form."""
     out = bytearray()
@@ -182,7 +182,7 @@ def _get(r: ByteReader, depth: int):
 # constructor arguments.
 
 # %%
-#| export
+#| exporti
 # Constructor arguments of each layer the file format can rebuild, read back by name.
 LAYER_ARGS: dict[type, tuple[str, ...]] = {
     _act.ReLU: (), _act.Sigmoid: (), _act.Tanh: (), _act.GELU: (), _act.Softmax: ("dim",),
@@ -247,7 +247,7 @@ def describe(module: Module, payload: Payload) -> dict:
 # the array really there, and Sequentials nest at most 32 deep.
 
 # %%
-#| export
+#| exporti
 _MAX_DEPTH = 32  # Sequentials inside Sequentials
 _MAX_ARG = 1 << 16  # kernel sizes, strides, paddings, dims
 

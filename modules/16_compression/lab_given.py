@@ -267,7 +267,7 @@ def analysis_prune_plus_int8(pruned: dict):
 # (2-5 bits, centroids fine-tuned) and entropy-coded, against INT8, as files on disk.
 
 # %%
-#| export
+#| exporti
 def _shared_rows(target: float, model, train, test, bits_list, epochs: int, folder) -> list[tuple]:
     """(sparsity, setting, bytes, bound, accuracy) of `model` as an INT8 file and as shared-weight files."""
     from tinytorch.compression import entropy_bound, fine_tune_centroids, load_compressed, save_compressed

@@ -502,7 +502,8 @@ from tinytorch.compression.entropy import (ByteReader, varint, decode_layer_stre
                                            entropy_bits, mask_entropy_bits)
 from tinytorch.core.autograd import is_grad_enabled
 from tinytorch.core.layers import Linear, Module
-from tinytorch.core.spatial import Conv2d, _pair
+from tinytorch.core.checks import check_pair
+from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.quantization import QuantizedLinear, QuantizedConv2d
 
@@ -628,8 +629,8 @@ class SharedConv2d(_SharedWeight, Conv2d):
         self._share(centroids, codes, positions, shape, bias)
         self.out_channels, self.in_channels = self.shape[:2]
         self.kernel_size = self.shape[2:]
-        self.stride = _pair(stride, "stride", 1)  # Module 09's checks and messages
-        self.padding = _pair(padding, "padding", 0)
+        self.stride = check_pair("stride", stride, 1)
+        self.padding = check_pair("padding", padding, 0)
 
 
 SHARED_LAYERS = (SharedLinear, SharedConv2d)

@@ -37,7 +37,8 @@ import math
 
 import numpy as np
 
-from tinytorch.compression.formats import _index_bytes, format_bytes, gap_code, gap_positions
+from tinytorch.compression.formats import format_bytes
+from tinytorch.compression.sizes import gap_code, gap_positions, index_bytes
 from tinytorch.quantization import QuantizedTensor, quantize_int8
 
 # %% [markdown]
@@ -135,7 +136,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     elif encoding == "bitmask":
         index = {"bits": payload.add(np.packbits(nz.reshape(-1)))}
     else:
-        dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32}[_index_bytes(flat.shape[1])]
+        dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32}[index_bytes(flat.shape[1])]
         starts = np.concatenate([[0], np.cumsum(np.count_nonzero(nz, axis=1))]).astype(np.uint32)
         index = {"starts": payload.add(starts), "columns": payload.add(np.nonzero(nz)[1].astype(dtype))}
     return {"encoding": encoding} | index | {"values": payload.add(flat[nz])}
@@ -309,11 +310,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tinytorch.compression.description import FLOAT_LAYERS, QUANT_LAYERS, decode_tree, describe, encode_tree, rebuild
+from tinytorch.compression.description import decode_tree, describe, encode_tree, rebuild
 from tinytorch.compression.encodings import DENSITY, SLACK, Payload, StoredArrays
 from tinytorch.compression.entropy import varint
-from tinytorch.compression.formats import SizeReport
-from tinytorch.compression.prune import _check_model as _check
+from tinytorch.compression.sizes import SizeReport
+from tinytorch.compression.checks import check_model as _check
 from tinytorch.core.layers import Module
 
 # Version 3 writes the layer description in binary (description.py), version 2 as JSON
@@ -341,7 +342,6 @@ _CODECS = {0: ("none", lambda b: b, lambda b: b),
            # any preset's stream decodes with the largest dictionary (preset 9's)
            2: ("lzma", _lzma_pack, lambda b: lzma.decompress(b, lzma.FORMAT_RAW, filters=_lzma_filters(9)))}
 _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
-_FLOAT_LAYERS, _QUANT_LAYERS = FLOAT_LAYERS, QUANT_LAYERS  # the names the lesson and sizes.py import
 
 
 # %% nbgrader={"grade": false, "grade_id": "file-io", "solution": false}

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tinytorch.compression import (CompressedModel, compressed_size, format_bytes, load_compressed,
                                    magnitude_prune, prune_and_quantize, save_compressed)
-from tinytorch.compression.formats import gap_code, gap_positions
+from tinytorch.compression.sizes import gap_code, gap_positions
 from tinytorch.core.layers import Module, Sequential
 from tinytorch.core.tensor import Tensor
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear

@@ -6,7 +6,7 @@ import pytest
 
 import tinytorch.compression
 import tinytorch.quantization
-from tinytorch.benchmarking import benchmark
+from tinytorch.benchmarking import benchmark, variants
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "modules" / "19_benchmarking" / "benchmarking_dev.py"
@@ -40,6 +40,6 @@ def test_the_public_packages_are_what_it_uses():
     source = SOURCE.read_text(encoding="utf-8")
     assert "from tinytorch.compression import" in source and "from tinytorch.quantization import" in source
     assert benchmark.compressed_size is tinytorch.compression.compressed_size
-    assert benchmark.prune_and_quantize is tinytorch.compression.prune_and_quantize
     assert benchmark.QuantizedLayer is tinytorch.quantization.QuantizedLayer
-    assert benchmark.remove_pruned_units is tinytorch.compression.remove_pruned_units
+    assert variants.prune_and_quantize is tinytorch.compression.prune_and_quantize
+    assert variants.remove_pruned_units is tinytorch.compression.remove_pruned_units

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel']
 
-# %% ../../modules/16_compression/storage_given.py #10009b8e
+# %% ../../modules/16_compression/storage_given.py #142395f1
 import hashlib
 import io
 import json
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .description import FLOAT_LAYERS, QUANT_LAYERS, decode_tree, describe, encode_tree, rebuild
+from .description import decode_tree, describe, encode_tree, rebuild
 from .encodings import DENSITY, SLACK, Payload, StoredArrays
 from .entropy import varint
-from .formats import SizeReport
-from .prune import _check_model as _check
+from .sizes import SizeReport
+from .checks import check_model as _check
 from ..core.layers import Module
 
 # Version 3 writes the layer description in binary (description.py), version 2 as JSON
@@ -51,7 +51,6 @@ _CODECS = {0: ("none", lambda b: b, lambda b: b),
            # any preset's stream decodes with the largest dictionary (preset 9's)
            2: ("lzma", _lzma_pack, lambda b: lzma.decompress(b, lzma.FORMAT_RAW, filters=_lzma_filters(9)))}
 _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
-_FLOAT_LAYERS, _QUANT_LAYERS = FLOAT_LAYERS, QUANT_LAYERS  # the names the lesson and sizes.py import
 
 # %% ../../modules/16_compression/storage_given.py #0ecea103
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload

@@ -5,15 +5,16 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../modules/16_compression/storage_given.py #6d8d2035
+# %% ../../modules/16_compression/storage_given.py #79e69117
 import math
 
 import numpy as np
 
-from .formats import _index_bytes, format_bytes, gap_code, gap_positions
+from .formats import format_bytes
+from .sizes import gap_code, gap_positions, index_bytes
 from ..quantization import QuantizedTensor, quantize_int8
 
-# %% ../../modules/16_compression/storage_given.py #03fbcbf0
+# %% ../../modules/16_compression/storage_given.py #d7c7c991
 class Payload:
     """Arrays appended to one byte buffer, each described as `[dtype, *shape]` in `arrays`."""
 
@@ -83,7 +84,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     elif encoding == "bitmask":
         index = {"bits": payload.add(np.packbits(nz.reshape(-1)))}
     else:
-        dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32}[_index_bytes(flat.shape[1])]
+        dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32}[index_bytes(flat.shape[1])]
         starts = np.concatenate([[0], np.cumsum(np.count_nonzero(nz, axis=1))]).astype(np.uint32)
         index = {"starts": payload.add(starts), "columns": payload.add(np.nonzero(nz)[1].astype(dtype))}
     return {"encoding": encoding} | index | {"values": payload.add(flat[nz])}

@@ -5,11 +5,10 @@
 # %% auto #0
 __all__ = ['format_bytes']
 
-# %% ../../modules/16_compression/compression_dev.py #198dcf81
+# %% ../../modules/16_compression/compression_dev.py #e3c0efa6
 import numpy as np
 
 from .sizes import LayerSize, SizeReport, gap_code, gap_positions, index_bytes
-from .sizes import index_bytes as _index_bytes  # noqa: F401 - encodings.py imports it from here
 
 # %% ../../modules/16_compression/compression_dev.py #998a56d3
 def format_bytes(n: int, nnz: int, rows: int, cols: int, channels: int, escapes: int = 0) -> dict[str, int]:

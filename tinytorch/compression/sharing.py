@@ -7,7 +7,7 @@ __all__ = ['SHARED_LAYERS', 'CODEBOOKS', 'MAX_SHARED_WEIGHTS', 'kmeans_codebook'
            'SharedConv2d', 'shared_layer', 'share_weights', 'shared_layers', 'check_codebook', 'prune_and_share',
            'fine_tune_centroids', 'entropy_bound', 'with_entropy_bound', 'int8_form', 'encode_shared', 'decode_shared']
 
-# %% ../../modules/16_compression/sharing_given.py #fb8bc30c
+# %% ../../modules/16_compression/sharing_given.py #4e4e6565
 import functools
 import math
 
@@ -18,7 +18,8 @@ from .entropy import (ByteReader, varint, decode_layer_stream, encode_layer_stre
                                            entropy_bits, mask_entropy_bits)
 from ..core.autograd import is_grad_enabled
 from ..core.layers import Linear, Module
-from ..core.spatial import Conv2d, _pair
+from ..core.checks import check_pair
+from ..core.spatial import Conv2d
 from ..core.tensor import Tensor
 from ..quantization import QuantizedLinear, QuantizedConv2d
 
@@ -63,7 +64,7 @@ def kmeans_codebook(values: np.ndarray, bits: int, iterations: int = 100) -> tup
         codes = new
     return centroids.astype(np.float32), codes.astype(np.uint8)
 
-# %% ../../modules/16_compression/sharing_given.py #ff1be2d6
+# %% ../../modules/16_compression/sharing_given.py #744e1eb3
 def centroid_gradients(weight_grad: np.ndarray, positions: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     """The gradient of each of `k` centroids: the sum of the gradients of the weights that use it."""
     return np.bincount(codes, weights=np.asarray(weight_grad).reshape(-1)[positions], minlength=k).astype(np.float32)
@@ -132,8 +133,8 @@ class SharedConv2d(_SharedWeight, Conv2d):
         self._share(centroids, codes, positions, shape, bias)
         self.out_channels, self.in_channels = self.shape[:2]
         self.kernel_size = self.shape[2:]
-        self.stride = _pair(stride, "stride", 1)  # Module 09's checks and messages
-        self.padding = _pair(padding, "padding", 0)
+        self.stride = check_pair("stride", stride, 1)
+        self.padding = check_pair("padding", padding, 0)
 
 
 SHARED_LAYERS = (SharedLinear, SharedConv2d)

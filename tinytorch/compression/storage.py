@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['compressed_size', 'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #35c6f52f
+# %% ../../modules/16_compression/compression_dev.py #4efbbfcc
 import copy
 
 import numpy as np
 
 from .checks import check_model
-from .container import _FLOAT_LAYERS, _QUANT_LAYERS, CompressedModel, to_bytes
+from .container import CompressedModel, to_bytes
+from .description import FLOAT_LAYERS, QUANT_LAYERS
 from . import formats, prune  # modules: this lesson's own names stay its own
 from .layerstats import compact_layer, weight_stats
 from .sharing import check_codebook, prune_and_share, with_entropy_bound
@@ -22,7 +23,7 @@ from ..core.layers import Module
 from ..core.spatial import BatchNorm2d
 from ..quantization import quantize_model
 
-# %% ../../modules/16_compression/compression_dev.py #04310cba
+# %% ../../modules/16_compression/compression_dev.py #47ebd615
 @with_entropy_bound  # given code (sharing_given.py): the report also gets the entropy bound
 def compressed_size(model: Module) -> SizeReport:
     """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.10
@@ -34,7 +35,7 @@ def compressed_size(model: Module) -> SizeReport:
     ### BEGIN SOLUTION
     layers, other = [], 0
     for name, m in model.named_modules():
-        if isinstance(m, (*_FLOAT_LAYERS, *_QUANT_LAYERS)):
+        if isinstance(m, (*FLOAT_LAYERS, *QUANT_LAYERS)):
             n, nnz, rows, cols, channels, bias, escapes = weight_stats(m)
             layers.append(LayerSize(name, n, nnz, bias, formats.format_bytes(n, nnz, rows, cols, channels, escapes)))
         elif isinstance(m, BatchNorm2d):
@@ -85,7 +86,7 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     quantized = quantize_model(work, calibration_data)
     floats = dict(work.named_modules())
     for name, layer in quantized.named_modules():
-        if isinstance(layer, _QUANT_LAYERS):
+        if isinstance(layer, QUANT_LAYERS):
             compact_layer(layer, floats[name].weight.data, per_channel, int8_bias)
     return CompressedModel(quantized)
     ### END SOLUTION

@@ -5,16 +5,16 @@
 # %% auto #0
 __all__ = ['sum', 'mean', 'max', 'reshape', 'transpose', 'getitem']
 
-# %% ../../modules/01_tensor/tensor_dev.py #c4bfec0e
+# %% ../../modules/01_tensor/tensor_dev.py #5c21f103
 from typing import Any
 
 import numpy as np
 
 # NOTE: the last sections of this lesson export to shape_ops.py, which builds on the
 # Tensor of tensor.py. In the lesson itself the Tensor cell below replaces these names.
-from .tensor import Tensor, _lift
+from .tensor import Tensor, as_tensor
 
-# %% ../../modules/01_tensor/tensor_dev.py #d31c6321
+# %% ../../modules/01_tensor/tensor_dev.py #d8287be3
 def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
     """Broadcast the gradient of a reduction back to the input's shape (a view)."""
     if axis is not None and not keepdims:
@@ -30,7 +30,7 @@ def sum(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
 
     Task 01.7: forward np.sum; backward broadcasts g back to the input shape (`_expand`).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     out = np.sum(a.data, axis=axis, keepdims=keepdims)
     return Tensor.from_op(out, (a,), lambda g: (_expand(g, a.data.shape, axis, keepdims),), op="sum")
@@ -42,20 +42,20 @@ def mean(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fal
 
     Task 01.7: forward np.mean; backward is the sum's, divided by the number of elements averaged.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     out = np.mean(a.data, axis=axis, keepdims=keepdims)
     count = a.data.size // (np.size(out) or 1)
     return Tensor.from_op(out, (a,), lambda g: (_expand(g / count, a.data.shape, axis, keepdims),), op="mean")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #523e9cf9
+# %% ../../modules/01_tensor/tensor_dev.py #83853ff6
 def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Largest element over `axis` (all when None); tied maxima share the gradient.
 
     Task 01.8: forward np.max; backward sends g to the maximal elements, split equally among ties.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     top = np.max(a.data, axis=axis, keepdims=True)
     out = top if keepdims else np.squeeze(top, axis=axis)
@@ -67,7 +67,7 @@ def max(a: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
     return Tensor.from_op(out, (a,), backward, op="max")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #5b9669c4
+# %% ../../modules/01_tensor/tensor_dev.py #efb64108
 def _shape_arg(args: tuple) -> tuple:
     """Accept both `f(2, 3)` and `f((2, 3))`."""
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
@@ -81,7 +81,7 @@ def reshape(a: Any, *shape: Any) -> Tensor:
     Raises:
         ValueError: the element counts differ (names both shapes).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     shape = _shape_arg(shape)
     ### BEGIN SOLUTION
     try:
@@ -101,7 +101,7 @@ def transpose(a: Any, *axes: Any) -> Tensor:
     Raises:
         ValueError: `axes` is not a permutation of the tensor's axes.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     axes = _shape_arg(axes) or tuple(range(a.ndim - 1, -1, -1))
     ### BEGIN SOLUTION
     if (any(not -a.ndim <= ax < a.ndim for ax in axes)
@@ -111,7 +111,7 @@ def transpose(a: Any, *axes: Any) -> Tensor:
     return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), op="transpose")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #beec3009
+# %% ../../modules/01_tensor/tensor_dev.py #e1e57efc
 def _plain_index(index: Any) -> tuple[Any, bool]:
     """The index with Tensors turned into integer arrays, and whether it is advanced."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -125,7 +125,7 @@ def getitem(a: Any, index: Any) -> Tensor:
 
     Task 01.10: forward a.data[index]; backward scatters g into zeros of the input shape (np.add.at for arrays).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     index, advanced = _plain_index(index)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):

@@ -15,9 +15,9 @@ from .autograd import is_grad_enabled, unbroadcast
 from .checks import check_int
 
 # %% auto #0
-__all__ = ['get_default_dtype', 'set_default_dtype', 'manual_seed', 'get_rng', 'to_array', 'Tensor', 'add', 'mul', 'neg', 'sub',
-           'div', 'pow', 'matmul', 'exp', 'log', 'sqrt', 'abs', 'maximum', 'sum', 'mean', 'max', 'reshape', 'transpose',
-           'getitem']
+__all__ = ['get_default_dtype', 'set_default_dtype', 'manual_seed', 'get_rng', 'to_array', 'as_tensor', 'Tensor', 'add', 'mul',
+           'neg', 'sub', 'div', 'pow', 'matmul', 'exp', 'log', 'sqrt', 'abs', 'maximum', 'sum', 'mean', 'max',
+           'reshape', 'transpose', 'getitem']
 
 # %% ../../modules/01_tensor/tensor_dev.py #2742c864
 _DEFAULT_DTYPE = np.dtype(np.float32)
@@ -81,8 +81,8 @@ def to_array(data: Any) -> np.ndarray:
     return array.astype(dtype, copy=False)
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #1ec64276
-def _lift(value: Any) -> "Tensor":
+# %% ../../modules/01_tensor/tensor_dev.py #b3bc7f88
+def as_tensor(value: Any) -> "Tensor":
     """A Tensor as is; a number or array as a constant Tensor (no grad)."""
     return value if isinstance(value, Tensor) else Tensor(value)
 
@@ -250,13 +250,13 @@ from .shape_ops import getitem, max, mean, reshape, sum, transpose
 
 _all_ = ["sum", "mean", "max", "reshape", "transpose", "getitem"]
 
-# %% ../../modules/01_tensor/tensor_dev.py #f2922d55
+# %% ../../modules/01_tensor/tensor_dev.py #b273d9e3
 def add(a: Any, b: Any) -> Tensor:
     """Elementwise a + b with broadcasting.
 
     Task 01.2: forward with NumPy; backward passes g to both parents (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
         return (unbroadcast(g, a.data.shape) if a.requires_grad else None,
@@ -270,7 +270,7 @@ def mul(a: Any, b: Any) -> Tensor:
 
     Task 01.2: forward with NumPy; backward gives g * b to a and g * a to b (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
         return (unbroadcast(g * b.data, a.data.shape) if a.requires_grad else None,
@@ -278,13 +278,13 @@ def mul(a: Any, b: Any) -> Tensor:
     return Tensor.from_op(a.data * b.data, (a, b), backward, op="mul")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #1d72ef54
+# %% ../../modules/01_tensor/tensor_dev.py #c9076db2
 def neg(a: Any) -> Tensor:
     """Elementwise -a.
 
     Task 01.3: forward -a; backward -g.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(-a.data, (a,), lambda g: (-g,), op="neg")
     ### END SOLUTION
@@ -295,7 +295,7 @@ def sub(a: Any, b: Any) -> Tensor:
 
     Task 01.3: forward a - b; backward gives g to a and -g to b (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
         return (unbroadcast(g, a.data.shape) if a.requires_grad else None,
@@ -309,7 +309,7 @@ def div(a: Any, b: Any) -> Tensor:
 
     Task 01.3: forward a / b; backward gives g / b to a and -g a / b^2 to b (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     out = a.data / b.data
 
@@ -328,7 +328,7 @@ def pow(a: Any, exponent: float) -> Tensor:
     Raises:
         TypeError: `exponent` is not a real number.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
         raise TypeError(f"the exponent of ** must be a real number, got {type(exponent).__name__} "
@@ -337,7 +337,7 @@ def pow(a: Any, exponent: float) -> Tensor:
     return Tensor.from_op(a.data ** p, (a,), lambda g: (g * p * a.data ** (p - 1),), op="pow")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #50492291
+# %% ../../modules/01_tensor/tensor_dev.py #fa1a2c13
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product a @ b (2-D, batched, or with a 1-D operand).
 
@@ -346,7 +346,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     Raises:
         ValueError: an operand is 0-d, or the inner dimensions differ (names both shapes).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs operands with at least 1 axis, got shapes {a.shape} and {b.shape}")
@@ -377,13 +377,13 @@ def matmul(a: Any, b: Any) -> Tensor:
     return Tensor.from_op(out, (a, b), backward, op="matmul")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #b453fa22
+# %% ../../modules/01_tensor/tensor_dev.py #a31c9172
 def exp(a: Any) -> Tensor:
     """Elementwise e ** a.
 
     Task 01.5: forward np.exp; backward g * e^a (reuse the output).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     out = np.exp(a.data)
     return Tensor.from_op(out, (a,), lambda g: (g * out,), op="exp")
@@ -395,7 +395,7 @@ def log(a: Any) -> Tensor:
 
     Task 01.5: forward np.log; backward g / a.
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(np.log(a.data), (a,), lambda g: (g / a.data,), op="log")
     ### END SOLUTION
@@ -406,7 +406,7 @@ def sqrt(a: Any) -> Tensor:
 
     Task 01.5: forward np.sqrt; backward g / (2 sqrt(a)) (reuse the output).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     out = np.sqrt(a.data)
     return Tensor.from_op(out, (a,), lambda g: (g * 0.5 / out,), op="sqrt")
@@ -418,18 +418,18 @@ def abs(a: Any) -> Tensor:
 
     Task 01.5: forward np.abs; backward g * sign(a).
     """
-    a = _lift(a)
+    a = as_tensor(a)
     ### BEGIN SOLUTION
     return Tensor.from_op(np.abs(a.data), (a,), lambda g: (g * np.sign(a.data),), op="abs")
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #0ec59fa9
+# %% ../../modules/01_tensor/tensor_dev.py #8632229a
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise maximum of a and b (broadcast); a tie splits the gradient in half.
 
     Task 01.6: forward np.maximum; the gradient goes to the larger input, half to each at a tie (unbroadcast).
     """
-    a, b = _lift(a), _lift(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     def backward(g: np.ndarray):
         share = np.asarray(a.data > b.data, dtype=g.dtype)  # 1 where a wins, 0 where b wins
