@@ -53,7 +53,7 @@ import numpy as np
 
 from tinytorch.compression.checks import (check_callable, check_finite, check_optimizer, param_name,
                                           prunable_layers, ranking_groups)
-from tinytorch.core.checks import check_fraction
+from tinytorch.core.checks import check_fraction, check_int
 from tinytorch.compression.maskbase import MaskBase
 from tinytorch.compression.reports import LayerSparsity, SensitivityScan, SparsityReport
 from tinytorch.compression.select import kth_smallest_magnitude
@@ -153,8 +153,7 @@ def smallest_k_masks(arrays: Sequence[np.ndarray], k: int, threshold: float | No
     k are dropped. Returns one boolean keep-mask per array, of its shape.
     """
     n = sum(a.size for a in arrays)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
-        raise ValueError(f"k must be an integer in [0, {n}], got {k!r}")
+    k = check_int("k", k, 0, n)
     ### BEGIN SOLUTION
     if k == 0:
         return [np.ones(a.shape, dtype=bool) for a in arrays]
@@ -610,7 +609,7 @@ import numpy as np
 from tinytorch.compression import prune, structured  # modules: this lesson's own names stay its own
 from tinytorch.compression.checks import check_callable, check_model, check_schedule, prunable_params
 from tinytorch.compression.finetune import check_training, fine_tune
-from tinytorch.core.checks import check_fraction
+from tinytorch.core.checks import check_fraction, check_int
 from tinytorch.compression.prune import measure_sparsity
 from tinytorch.core.layers import Module
 from tinytorch.core.training import progress_bar
@@ -690,8 +689,7 @@ class IterativePruner:
             evaluate: Callable[[Module], float] | None = None) -> list[dict]:
         """Run every step; returns one row per step: step, target, sparsity, loss, accuracy. Task 16.8"""
         check_model(model)
-        if isinstance(epochs_per_step, bool) or not isinstance(epochs_per_step, int) or epochs_per_step < 0:
-            raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
+        epochs_per_step = check_int("epochs_per_step", epochs_per_step, 0)
         # Everything is checked before the first weight changes.
         check_training(model, optimizer, loss_fn, loader, params=prunable_params(model, self.method == "structured"))
         check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)

@@ -502,16 +502,14 @@ from tinytorch.compression.entropy import (ByteReader, varint, decode_layer_stre
                                            entropy_bits, mask_entropy_bits)
 from tinytorch.core.autograd import is_grad_enabled
 from tinytorch.core.layers import Linear, Module
-from tinytorch.core.checks import check_pair
+from tinytorch.core.checks import check_int, check_number, check_pair
 from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.quantization import QuantizedLinear, QuantizedConv2d
 
 
 def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
-        raise ValueError(f"bits must be an int in 1..8, got {bits!r}")
-    return int(bits)
+    return check_int("bits", bits, 1, 8)
 
 
 def _nearest(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -725,8 +723,7 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
     if not layers:
         raise ValueError("model has no shared-weight layer: call share_weights (or prune_and_quantize "
                          "with codebook='kmeans') first")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = check_number("lr", lr, 0.0, low_open=True)
     frozen = [p for p in model.parameters() if not any(p is layer.centroids for layer in layers)]
     for p in frozen:
         p.requires_grad = False

@@ -40,7 +40,7 @@ def test_kth_smallest_equals_partition_on_both_paths(n, frac, seed, ties, sample
 
 
 def test_smallest_k_rejects_impossible_k():
-    with pytest.raises(ValueError, match=r"k must be an integer in \[0, 3\], got 4"):
+    with pytest.raises(ValueError, match=r"k must be an int >= 0 and <= 3, got 4"):
         smallest_k_masks([np.ones(3, np.float32)], 4)
 
 

@@ -149,7 +149,7 @@ def _loader():
     ({"optimizer": "other"}, ValueError, r"optimizer does not update these parameters of the model: 0.weight"),
     ({"loss_fn": 3}, TypeError, r"loss_fn must be callable"),
     ({"loader": None}, TypeError, r"loader must be an iterable"),
-    ({"epochs_per_step": -1}, ValueError, r"epochs_per_step must be an integer >= 0, got -1"),
+    ({"epochs_per_step": -1}, ValueError, r"epochs_per_step must be an int >= 0, got -1"),
 ])
 def test_run_refuses_bad_arguments_before_pruning(mlp, change, error, words):
     args = {"optimizer": SGD(mlp.parameters(), lr=0.1), "loss_fn": CrossEntropyLoss(), "loader": _loader(),

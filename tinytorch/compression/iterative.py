@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #7400a453
+# %% ../../modules/16_compression/compression_dev.py #c12da43d
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,7 @@ import numpy as np
 from . import prune, structured  # modules: this lesson's own names stay its own
 from .checks import check_callable, check_model, check_schedule, prunable_params
 from .finetune import check_training, fine_tune
-from ..core.checks import check_fraction
+from ..core.checks import check_fraction, check_int
 from .prune import measure_sparsity
 from ..core.layers import Module
 from ..core.training import progress_bar
@@ -37,7 +37,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #646cf1ee
+# %% ../../modules/16_compression/compression_dev.py #8ccbfd7e
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -81,8 +81,7 @@ class IterativePruner:
             evaluate: Callable[[Module], float] | None = None) -> list[dict]:
         """Run every step; returns one row per step: step, target, sparsity, loss, accuracy. Task 16.8"""
         check_model(model)
-        if isinstance(epochs_per_step, bool) or not isinstance(epochs_per_step, int) or epochs_per_step < 0:
-            raise ValueError(f"epochs_per_step must be an integer >= 0, got {epochs_per_step!r}")
+        epochs_per_step = check_int("epochs_per_step", epochs_per_step, 0)
         # Everything is checked before the first weight changes.
         check_training(model, optimizer, loss_fn, loader, params=prunable_params(model, self.method == "structured"))
         check_callable("evaluate", evaluate, "evaluate(model) -> float", optional=True)

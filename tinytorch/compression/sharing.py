@@ -7,7 +7,7 @@ __all__ = ['SHARED_LAYERS', 'CODEBOOKS', 'MAX_SHARED_WEIGHTS', 'kmeans_codebook'
            'SharedConv2d', 'shared_layer', 'share_weights', 'shared_layers', 'check_codebook', 'prune_and_share',
            'fine_tune_centroids', 'entropy_bound', 'with_entropy_bound', 'int8_form', 'encode_shared', 'decode_shared']
 
-# %% ../../modules/16_compression/sharing_given.py #4e4e6565
+# %% ../../modules/16_compression/sharing_given.py #f3500b4a
 import functools
 import math
 
@@ -18,16 +18,14 @@ from .entropy import (ByteReader, varint, decode_layer_stream, encode_layer_stre
                                            entropy_bits, mask_entropy_bits)
 from ..core.autograd import is_grad_enabled
 from ..core.layers import Linear, Module
-from ..core.checks import check_pair
+from ..core.checks import check_int, check_number, check_pair
 from ..core.spatial import Conv2d
 from ..core.tensor import Tensor
 from ..quantization import QuantizedLinear, QuantizedConv2d
 
 
 def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
-        raise ValueError(f"bits must be an int in 1..8, got {bits!r}")
-    return int(bits)
+    return check_int("bits", bits, 1, 8)
 
 
 def _nearest(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -64,7 +62,7 @@ def kmeans_codebook(values: np.ndarray, bits: int, iterations: int = 100) -> tup
         codes = new
     return centroids.astype(np.float32), codes.astype(np.uint8)
 
-# %% ../../modules/16_compression/sharing_given.py #744e1eb3
+# %% ../../modules/16_compression/sharing_given.py #18718256
 def centroid_gradients(weight_grad: np.ndarray, positions: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     """The gradient of each of `k` centroids: the sum of the gradients of the weights that use it."""
     return np.bincount(codes, weights=np.asarray(weight_grad).reshape(-1)[positions], minlength=k).astype(np.float32)
@@ -229,8 +227,7 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
     if not layers:
         raise ValueError("model has no shared-weight layer: call share_weights (or prune_and_quantize "
                          "with codebook='kmeans') first")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = check_number("lr", lr, 0.0, low_open=True)
     frozen = [p for p in model.parameters() if not any(p is layer.centroids for layer in layers)]
     for p in frozen:
         p.requires_grad = False

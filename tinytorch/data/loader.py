@@ -60,7 +60,7 @@ def to_batch(arrays: tuple[np.ndarray, ...]) -> tuple[Tensor | np.ndarray, ...]:
             raise TypeError(f"a batch array must be numeric, got dtype {a.dtype} with shape {a.shape}")
     return tuple(out)
 
-# %% ../../modules/08_dataloader/dataloader_dev.py #964b0c55
+# %% ../../modules/08_dataloader/dataloader_dev.py #06a33c30
 class DataLoader:
     """Mini-batches of a dataset, optionally shuffled every epoch, as tuples of Tensors / int64 arrays."""
 
@@ -84,8 +84,7 @@ class DataLoader:
             raise TypeError(f"dataset must have __len__ and __getitem__, got {type(dataset).__name__}")
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+        seed = check_int("seed", seed, 0, allow_none=True)
         if seed is None:
             seed = int(get_rng().integers(2**63)) if self.shuffle else 0
         self.seed = seed
