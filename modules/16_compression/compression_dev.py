@@ -261,9 +261,11 @@ def test_unit_magnitude_prune():
 # to a boolean *keep* mask of the parameter's shape. Its bookkeeping is given
 # (`MaskBase`); you write what it does.
 #
-# `apply()` zeroes every pruned entry of the bound model's parameters, in place. Make
-# it *set* them to 0.0 (`np.copyto(data, 0.0, where=~mask)`), not multiply by the mask:
-# `inf * 0` is NaN, and a diverged weight must not survive its own pruning.
+# `apply()` sets every pruned entry to exactly +0.0, in place, whatever it held: `data *
+# mask` would leave NaN where a diverged weight was inf and -0.0 where one was negative.
+# `np.copyto(data, 0.0, where=~mask)` is exact; five times faster, multiply the *bit
+# patterns*: `bits = data.view(np.uint32)` reads the same memory as integers, and `bits
+# *= mask` turns each pruned one into 0, the pattern of +0.0.
 #
 # After pruning, a few epochs of training recover most of the lost accuracy. But the
 # optimizer knows nothing of masks: a pruned weight still gets a gradient, momentum and
@@ -283,17 +285,17 @@ class Masks(MaskBase):
         """Set every pruned entry of the bound model's parameters to exactly 0.0, in place. Task 16.4"""
         ### BEGIN SOLUTION
         for tensor, mask in self._tensors():
-            np.copyto(tensor.data, 0.0, where=~mask)
+            bits = tensor.data.view(f"u{tensor.data.itemsize}")  # NOTE: integers times 0 are +0.0's bits
+            np.multiply(bits, mask, out=bits)
         return self
         ### END SOLUTION
 
     def attach(self, optimizer) -> object:
         """Keep pruned entries at exactly 0.0 after every `optimizer.step()`. Task 16.4
 
-        Applies the masks, then registers a post-step hook that sets pruned weights and
-        the optimizer's state there (momentum, Adam moments) to 0.0. Returns the hook's
-        handle (`.remove()`). Raises ValueError for a masked parameter the optimizer does
-        not update (masks made for another model).
+        Applies the masks, then registers a post-step hook that sets pruned weights and the
+        optimizer's state there (momentum, Adam moments) to 0.0; returns its handle
+        (`.remove()`). ValueError for a masked parameter the optimizer does not update.
         """
         check_optimizer(optimizer)
         ### BEGIN SOLUTION
@@ -303,14 +305,14 @@ class Masks(MaskBase):
             if id(tensor) not in index:
                 raise ValueError(f"parameter {name!r} of these masks is not among the optimizer's "
                                  "parameters: were the masks made for another model?")
-            bound.append((index[id(tensor)], tensor, ~mask))
+            bound.append((index[id(tensor)], tensor, mask))
 
         def keep_pruned_at_zero(opt) -> None:
-            for i, tensor, pruned in bound:
-                np.copyto(tensor.data, 0.0, where=pruned)
-                for buf in opt.state[i].values() if i < len(opt.state) else ():
-                    if isinstance(buf, np.ndarray) and buf.shape == pruned.shape:
-                        np.copyto(buf, 0.0, where=pruned)
+            for i, tensor, keep in bound:
+                for a in [tensor.data, *(opt.state[i].values() if i < len(opt.state) else ())]:
+                    if isinstance(a, np.ndarray) and a.shape == keep.shape:
+                        bits = a.view(f"u{a.itemsize}")
+                        np.multiply(bits, keep, out=bits)
 
         self.apply()
         return optimizer.register_step_post_hook(keep_pruned_at_zero)

@@ -100,7 +100,7 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
     return Masks(model, masks).apply()
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #7686160b
+# %% ../../modules/16_compression/compression_dev.py #3a2cf197
 class Masks(MaskBase):
     """Parameter name -> boolean keep-mask, bound to its model (checks, `.sparsity`, `&`: `MaskBase`)."""
 
@@ -108,17 +108,17 @@ class Masks(MaskBase):
         """Set every pruned entry of the bound model's parameters to exactly 0.0, in place. Task 16.4"""
         ### BEGIN SOLUTION
         for tensor, mask in self._tensors():
-            np.copyto(tensor.data, 0.0, where=~mask)
+            bits = tensor.data.view(f"u{tensor.data.itemsize}")  # NOTE: integers times 0 are +0.0's bits
+            np.multiply(bits, mask, out=bits)
         return self
         ### END SOLUTION
 
     def attach(self, optimizer) -> object:
         """Keep pruned entries at exactly 0.0 after every `optimizer.step()`. Task 16.4
 
-        Applies the masks, then registers a post-step hook that sets pruned weights and
-        the optimizer's state there (momentum, Adam moments) to 0.0. Returns the hook's
-        handle (`.remove()`). Raises ValueError for a masked parameter the optimizer does
-        not update (masks made for another model).
+        Applies the masks, then registers a post-step hook that sets pruned weights and the
+        optimizer's state there (momentum, Adam moments) to 0.0; returns its handle
+        (`.remove()`). ValueError for a masked parameter the optimizer does not update.
         """
         check_optimizer(optimizer)
         ### BEGIN SOLUTION
@@ -128,14 +128,14 @@ class Masks(MaskBase):
             if id(tensor) not in index:
                 raise ValueError(f"parameter {name!r} of these masks is not among the optimizer's "
                                  "parameters: were the masks made for another model?")
-            bound.append((index[id(tensor)], tensor, ~mask))
+            bound.append((index[id(tensor)], tensor, mask))
 
         def keep_pruned_at_zero(opt) -> None:
-            for i, tensor, pruned in bound:
-                np.copyto(tensor.data, 0.0, where=pruned)
-                for buf in opt.state[i].values() if i < len(opt.state) else ():
-                    if isinstance(buf, np.ndarray) and buf.shape == pruned.shape:
-                        np.copyto(buf, 0.0, where=pruned)
+            for i, tensor, keep in bound:
+                for a in [tensor.data, *(opt.state[i].values() if i < len(opt.state) else ())]:
+                    if isinstance(a, np.ndarray) and a.shape == keep.shape:
+                        bits = a.view(f"u{a.itemsize}")
+                        np.multiply(bits, keep, out=bits)
 
         self.apply()
         return optimizer.register_step_post_hook(keep_pruned_at_zero)
