@@ -5,7 +5,7 @@ import ast
 from dataclasses import dataclass
 
 from tito.inline import InlineResult, InlineRun, _task_key, run_inline_tests, tasks_of
-from tito.project import ModuleInfo, TitoError
+from tito.project import ModuleInfo, TitoError, read_source
 from tito.stubs import find_test_functions, split_cells
 
 
@@ -24,7 +24,7 @@ class GradedCell:
 
 def graded_cells(module: ModuleInfo, text: str | None = None) -> list[GradedCell]:
     """The cells marked `nbgrader={"grade": true, ..., "points": N}`, with the tests each defines."""
-    text = module.dev_file.read_text(encoding="utf-8") if text is None else text
+    text = read_source(module.dev_file, module.root) if text is None else text
     functions = find_test_functions(text)
     cells = []
     for cell in split_cells(text):

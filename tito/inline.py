@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tito.explain import explain
-from tito.project import ModuleInfo, TitoError
+from tito.project import ModuleInfo, TitoError, read_source
 from tito.stubs import find_test_functions, split_cells
 
 
@@ -40,7 +40,7 @@ def tasks_of(name: str, doc: str | None, number: str) -> list[str]:
 
 def inline_tests(module: ModuleInfo, text: str | None = None) -> dict[str, list[str]]:
     """Inline test function name -> the tasks it covers, in file order."""
-    text = module.dev_file.read_text(encoding="utf-8") if text is None else text
+    text = read_source(module.dev_file, module.root) if text is None else text
     return {name: tasks_of(name, ast.get_docstring(fn), module.number)
             for name, fn in find_test_functions(text).items()}
 
@@ -78,7 +78,7 @@ def _future_flags(tree: ast.Module) -> int:
 
 def load_dev_file(path: Path) -> tuple[types.ModuleType, dict[int, str]]:
     """Execute a dev file cell by cell as a module; a failing cell stops only itself."""
-    text = path.read_text(encoding="utf-8")
+    text = read_source(path)
     tree = ast.parse(text, str(path))
     flags = _future_flags(tree)
     cells = [c for c in split_cells(text) if c.kind == "code"]
@@ -102,7 +102,7 @@ def load_dev_file(path: Path) -> tuple[types.ModuleType, dict[int, str]]:
 
 
 def _run_here(path: Path, names: list[str], number: str) -> InlineRun:
-    text = path.read_text(encoding="utf-8")
+    text = read_source(path)
     functions = find_test_functions(text)
     try:
         module, errors = load_dev_file(path)

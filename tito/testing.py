@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tito.project import ModuleInfo, TitoError
+from tito.project import ModuleInfo, TitoError, read_source
 
 _PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
 
@@ -35,6 +35,7 @@ def _env(root: Path) -> dict[str, str]:
 def run_inline(module: ModuleInfo, quiet: bool = False) -> bool:
     """Run the dev file as a script; its `__main__` block calls the inline tests."""
     rel = module.dev_file.relative_to(module.root)
+    read_source(module.dev_file, module.root)  # a file that is not UTF-8 is named, not run
     proc = subprocess.run(
         [sys.executable, str(module.dev_file)], cwd=module.root, env=_env(module.root),
         capture_output=True, text=True,

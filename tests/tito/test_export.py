@@ -172,7 +172,8 @@ def test_invalid_utf8_names_the_file_and_byte(project: Project, tmp_path):
     line = data[:at].count(b"\n") + 1
     expected = f"modules/90_toy/toy_dev.py:{line}: not valid UTF-8 at byte offset {at + 5}"
     for args in (("export", "90"), ("export", "--all", "--check"), ("module", "start", "90"),
-                 ("release", "90", "--out", str(tmp_path / "c"))):
+                 ("release", "90", "--out", str(tmp_path / "c")), ("test", "90"), ("grade", "90"),
+                 ("tasks", "90")):
         result = project.tito(*args)
         assert result.returncode == 2 and expected in result.stderr, (args, output(result))
         assert "Traceback" not in output(result)
