@@ -1,6 +1,15 @@
 """A pytest plugin (`pytest -p tito.plugin`): after the run, the results grouped by task,
-each failure explained in one short paragraph."""
+each failure explained in one short paragraph, and every skip grouped by its reason.
+
+With the environment variable `TITO_SKIPS` naming a file, the skip groups are also written
+there as JSON (`[{"reason": ..., "count": N}]`), so that `tito test` can repeat them in its
+own summary.
+"""
 from __future__ import annotations
+
+import json
+import os
+import re
 
 import pytest
 
@@ -10,8 +19,31 @@ from tito.inline import _task_key
 _ROWS = pytest.StashKey()
 
 
+_REFERENCE_INSTALL = 'pip install -e ".[dev,reference]"'
+
+
+def skip_reason(longrepr) -> str:
+    """One line saying why a test (or a whole file) was skipped; a missing reference package
+    is named with the command that installs it."""
+    text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    text = text.removeprefix("Skipped: ").strip().splitlines()[0] if text.strip() else "no reason given"
+    m = re.match(r"could not import '([\w.]+)'", text)
+    if m:
+        return f"needs {m.group(1).split('.')[0]!r}, not installed here (install it with: {_REFERENCE_INSTALL})"
+    return text
+
+
+_collect_rows: list = []  # this run's rows, for the one hook that is given no config
+
+
 def pytest_configure(config) -> None:
-    config.stash[_ROWS] = []
+    config.stash[_ROWS] = _collect_rows
+
+
+def pytest_collectreport(report) -> None:
+    """A file skipped as a whole (a module-level `pytest.importorskip`) is one skipped row."""
+    if report.skipped:
+        _collect_rows.append((report.nodeid, [], "skipped", skip_reason(report.longrepr)))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -20,7 +52,7 @@ def pytest_runtest_makereport(item, call):
     rows = item.config.stash.get(_ROWS, None)
     if rows is None or (report.when != "call" and report.passed):
         return report
-    if report.when != "call" and report.skipped:
+    if report.skipped and not hasattr(report, "wasxfail"):
         outcome = "skipped"
     elif hasattr(report, "wasxfail"):
         outcome = "passed" if report.skipped else "failed"  # an expected failure, or an unexpected pass
@@ -35,8 +67,19 @@ def pytest_runtest_makereport(item, call):
         if isinstance(call.excinfo.value, NotImplementedError) and message.startswith("Task "):
             # A stub's traceback says nothing the one line does not.
             report.longrepr = message
+    if outcome == "skipped":
+        message = skip_reason(report.longrepr)
     rows.append((item.name, tasks, outcome, message))
     return report
+
+
+def skip_groups(rows) -> list[dict]:
+    """The skipped rows counted by reason, most frequent first."""
+    counts: dict[str, int] = {}
+    for _, _, outcome, message in rows:
+        if outcome == "skipped":
+            counts[message] = counts.get(message, 0) + 1
+    return [{"reason": r, "count": n} for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -55,6 +98,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         parts = ", ".join(f"{counts[k]} {k}" for k in ("passed", "failed", "skipped") if counts.get(k))
         label = f"Task {task}" if task != "-" else "(no task marker)"
         tr.write_line(f"{label}: {parts}")
+    groups = skip_groups(rows)
+    if groups:
+        tr.write_line("")
+        tr.write_line("skipped, and why:")
+        for g in groups:
+            tr.write_line(f"  {g['count']} skipped: {g['reason']}")
     failures: dict[str, list[str]] = {}
     for name, tasks, outcome, message in rows:
         if outcome == "failed":
@@ -70,3 +119,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
                 tr.write_line(f"  {line}")
             shown = ", ".join(tests[:3]) + (f" and {len(tests) - 3} more" if len(tests) > 3 else "")
             tr.write_line(f"      in {len(tests)} test(s): {shown}")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    path = os.environ.get("TITO_SKIPS")
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(skip_groups(session.config.stash.get(_ROWS, [])), f)

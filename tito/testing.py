@@ -6,15 +6,20 @@ explained task by task (`tito.plugin`, `tito.explain`), not as a wall of traceba
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tito.project import ModuleInfo, TitoError, read_source
 
 _PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
+# A lesson whose demonstrations need a package that is not installed says so on its last
+# line and exits with this code (the "skipped" of automake's test protocol).
+SKIP_EXIT = 77
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -32,14 +37,22 @@ def _env(root: Path) -> dict[str, str]:
     return env
 
 
-def run_inline(module: ModuleInfo, quiet: bool = False) -> bool:
-    """Run the dev file as a script; its `__main__` block calls the inline tests."""
+def run_inline(module: ModuleInfo, quiet: bool = False) -> bool | str:
+    """Run the dev file as a script; its `__main__` block calls the inline tests.
+
+    Returns True (passed), False (failed), or the reason the lesson gave for skipping.
+    """
     rel = module.dev_file.relative_to(module.root)
     read_source(module.dev_file, module.root)  # a file that is not UTF-8 is named, not run
     proc = subprocess.run(
         [sys.executable, str(module.dev_file)], cwd=module.root, env=_env(module.root),
         capture_output=True, text=True,
     )
+    if proc.returncode == SKIP_EXIT:
+        lines = proc.stdout.strip().splitlines() or ["(no reason given)"]
+        reason = lines[-1].removeprefix("skipped: ")
+        print(f"inline tests {rel}: skipped, {reason}")
+        return f"{rel}: {reason}"
     ok = proc.returncode == 0
     if not ok or not quiet:
         out = (proc.stdout + proc.stderr).rstrip()
@@ -71,15 +84,23 @@ def _explain_inline(module: ModuleInfo) -> None:
     inline.print_inline(run, "inline tests one by one:")
 
 
-def run_pytest(root: Path, paths: list[Path], task: str | None, quiet: bool) -> tuple[int, dict[str, int]]:
-    # tito.plugin sums the results up by task and explains each failure.
+def run_pytest(root: Path, paths: list[Path], task: str | None,
+               quiet: bool) -> tuple[int, dict[str, int], list[dict]]:
+    """One pytest run; its exit code, its counts, and its skips grouped by reason."""
+    # tito.plugin sums the results up by task, explains each failure and groups the skips.
     args = [sys.executable, "-m", "pytest", "-p", "tito.plugin", *[str(p) for p in paths]]
     if task:
         args += ["--task", task, "--tb=no"]
     else:
         args += ["--tb=short"]
     args += ["-q"] if quiet else []
-    proc = subprocess.run(args, cwd=root, env=_env(root), text=True, capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = _env(root) | {"TITO_SKIPS": str(Path(tmp) / "skips.json")}
+        proc = subprocess.run(args, cwd=root, env=env, text=True, capture_output=True)
+        try:
+            skips = json.loads((Path(tmp) / "skips.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # pytest stopped before the plugin wrote it
+            skips = []
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     counts: dict[str, int] = {}
@@ -87,7 +108,7 @@ def run_pytest(root: Path, paths: list[Path], task: str | None, quiet: bool) -> 
     for n, kind in _PYTEST_COUNTS.findall(" ".join(tail)):
         kind = "error" if kind.startswith("error") else kind
         counts[kind] = counts.get(kind, 0) + int(n)
-    return proc.returncode, counts
+    return proc.returncode, counts, skips
 
 
 def _warn_if_stale(modules: list[ModuleInfo]) -> None:
@@ -118,7 +139,9 @@ def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: b
     if task:
         modules = [m for m in modules if task.split(".")[0] == m.number] or modules
     _warn_if_stale(modules)
-    inline_failed = [m for m in modules if not task and not run_inline(m, quiet)]
+    inline = {m.dirname: run_inline(m, quiet) for m in modules if not task}
+    inline_failed = [name for name, result in inline.items() if result is False]
+    inline_skipped = [result for result in inline.values() if isinstance(result, str)]
     task_passed = task_failed = 0
     if task:
         from tito import inline
@@ -129,10 +152,10 @@ def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: b
     suites = [m.tests_dir for m in modules if m.tests_dir.is_dir()]
     if everything and (root / "tests").is_dir():
         suites = [root / "tests"]
-    code, counts = (run_pytest(root, suites, task, quiet) if suites else (5, {}))
-    passed = counts.get("passed", 0) + (len(modules) - len(inline_failed) if not task else task_passed)
+    code, counts, skips = (run_pytest(root, suites, task, quiet) if suites else (5, {}, []))
+    passed = counts.get("passed", 0) + (list(inline.values()).count(True) if not task else task_passed)
     failed = counts.get("failed", 0) + counts.get("error", 0) + len(inline_failed) + task_failed
-    skipped = counts.get("skipped", 0)
+    skipped = counts.get("skipped", 0) + len(inline_skipped)
     # NOTE: pytest exits 5 when a selection runs no test; that is a failure here only
     # when nothing else ran either.
     pytest_ok = code == 0 or (code == 5 and passed > 0)
@@ -140,4 +163,8 @@ def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: b
         print(f"no test covers Task {task} (inline tests name it in their docstring; "
               f"pytest tests carry @pytest.mark.task({task!r}))")
     print(f"summary: {passed} passed, {failed} failed, {skipped} skipped")
+    for reason in inline_skipped:
+        print(f"  skipped the inline tests of {reason}")
+    for group in skips:
+        print(f"  {group['count']} skipped: {group['reason']}")
     return 0 if (pytest_ok and not failed) else 1

@@ -1419,7 +1419,7 @@ def test_unit_allocate_sparsity():
 # %% [markdown]
 # Each rule prunes the trained network in three rounds with fine-tuning (one budget for
 # all), then it is stored as sparse INT8. The design target: **a file of at most 2,000
-# bytes (`qx.DESIGN_BYTES`, 95% sparsity), at most one point below dense on average**;
+# bytes (`qx.DESIGN_BYTES`, 95% sparsity), at most two points below dense on average**;
 # `tests/16_compression/test_questions.py` checks your `allocate_sparsity` against it.
 
 # %%

@@ -33,7 +33,7 @@
 from __future__ import annotations
 """The optional deploy extra: lazy imports with an error naming it, the supported layers, atomic writes (given code)."""
 
-import importlib
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -58,7 +58,7 @@ class MissingExtraError(ImportError):
 
 
 # %% [markdown]
-# The three functions below serve Module 20's files, not users: `#| exporti` keeps them out
+# The four functions below serve Module 20's files, not users: `#| exporti` keeps them out
 # of `__all__`.
 
 # %%
@@ -76,6 +76,19 @@ def require(package: str, feature: str):
         top = package.split(".")[0]
         raise MissingExtraError(f"{feature} needs the package {top!r}, part of TinyTorch's optional extra "
                                 f"{EXTRA!r}: {INSTALL_HINT} ({err})", name=top) from None
+
+
+def skip_lesson_without(*packages: str) -> None:
+    """End a lesson's run here, as skipped, when a package its demonstrations use is missing.
+
+    Prints one line naming the missing packages and the install command, then exits with
+    code 77, which `tito test` reports as a skip, not a failure.
+    """
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        print(f"skipped: the rest of this lesson runs PyTorch and ONNX Runtime; missing "
+              f"{', '.join(missing)}: {INSTALL_HINT}, or pip install -e \".[dev,reference]\" in a checkout")
+        raise SystemExit(77)
 
 
 def unsupported(where: str, layer: object) -> TypeError:

@@ -55,7 +55,7 @@ from tinytorch.compression import CompressedModel
 from tinytorch.core.checks import check_instance, check_int
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
-from tinytorch.deploy.extra import SUPPORTED, require, unsupported
+from tinytorch.deploy.extra import SUPPORTED, require, skip_lesson_without, unsupported
 from tinytorch.quantization import QuantizedLayer, QuantizedLinear
 
 # %% [markdown]
@@ -195,6 +195,8 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
+    # Without the packages of the extra, the lesson's run ends here, reported as skipped.
+    skip_lesson_without("torch", "onnx", "onnxruntime", "safetensors")
     from tinytorch.core.tensor import Tensor
     from tinytorch.deploy import from_torch, to_torch
 

@@ -252,8 +252,11 @@ def test_allocation_rejects_bad_input():
 @pytest.mark.task("16.14")
 def test_design_target_small_file_one_point():
     """Your allocation of the trained digits MLP at DESIGN_SPARSITY, over three seeds: every file at
-    most DESIGN_BYTES, accuracy on average at most DESIGN_DROP below the dense network."""
+    most DESIGN_BYTES, accuracy on average at most DESIGN_DROP below the dense network, plus the
+    spread that the CPU's BLAS kernel alone causes (KERNEL_NOISE: the worst kernel's mean drop was
+    1.67 points, the best's 0.74; a wrong allocation, such as sparing the robust middle layer and
+    pruning the fragile last one, loses far more)."""
     rows, _ = qx.allocations_compared(allocate_sparsity, (qx.DESIGN_SPARSITY,), (0, 1, 2), rules=("sensitivity",))
     files, drops = [r["bytes"] for r in rows], [r["drop"] for r in rows]
     assert max(files) <= qx.DESIGN_BYTES, files
-    assert np.mean(drops) <= qx.DESIGN_DROP, drops
+    assert np.mean(drops) <= qx.DESIGN_DROP + qx.KERNEL_NOISE, drops

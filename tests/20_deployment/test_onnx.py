@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+numpy_helper = onnx.numpy_helper
 
 from .conftest import every_layer_model, ours
 from tinytorch.compression import prune_and_quantize

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import safetensors.torch
-import torch
+
+torch = pytest.importorskip("torch")
+safetensors = pytest.importorskip("safetensors")
+import safetensors.torch  # noqa: E402  (after the skip: only where safetensors is installed)
 
 from .conftest import digits_cnn, ours
 from tinytorch.core.layers import Linear, Sequential

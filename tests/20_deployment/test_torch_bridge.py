@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 
 from .conftest import digits_cnn, every_layer_model, ours
 from tinytorch.compression import CompressedModel, prune_and_quantize

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+NotebookClient = pytest.importorskip("nbclient").NotebookClient
+pytest.importorskip("ipykernel")
 
 from tito.notebook import write_notebook
 from tito.project import resolve_module

@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-import safetensors.torch
-import torch
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+safetensors = pytest.importorskip("safetensors")
+import safetensors.torch  # noqa: E402  (after the skip: only where safetensors is installed)
 
 from tinytorch.compression import load_compressed, prune_and_quantize, save_compressed
 from tinytorch.core.activations import ReLU
