@@ -43,8 +43,10 @@ def graded_cells(module: ModuleInfo, text: str | None = None) -> list[GradedCell
     return cells
 
 
-def grade(module: ModuleInfo, env: dict[str, str] | None = None) -> list[GradedCell]:
-    """Run every graded cell's tests; a cell earns its points when all of them pass."""
+def grade(module: ModuleInfo, env: dict[str, str] | None = None, pytest_suite: bool = True) -> list[GradedCell]:
+    """Run every graded cell's tests; a cell earns its points when all of them pass, and, with
+    `pytest_suite`, when none of its tasks' pytest tests (`tests/NN_name/`) fails either:
+    `tito grade` and `tito test` then agree."""
     cells = graded_cells(module)
     names = [n for c in cells for n in c.tests]
     run = run_inline_tests(module, names, env=env) if cells else InlineRun()
@@ -55,4 +57,30 @@ def grade(module: ModuleInfo, env: dict[str, str] | None = None) -> list[GradedC
             failed.append(InlineResult(cell.grade_id, cell.tasks, False, run.cell_errors[cell.line]))
         cell.passed = not failed
         cell.message = failed[0].message if failed else ""
+    if pytest_suite and module.tests_dir.is_dir() and any(c.passed and c.tasks for c in cells):
+        _withhold_failing_tasks(module, cells)
     return cells
+
+
+def _withhold_failing_tasks(module: ModuleInfo, cells: list[GradedCell]) -> None:
+    """Run the module's pytest suite; a cell whose task has a failing pytest test loses its points."""
+    from tito.testing import pytest_report
+
+    proc, report = pytest_report(module.root, [str(module.tests_dir), "-q", "--tb=no"])
+    tasks = report.get("tasks")
+    for cell in cells:
+        if not (cell.passed and cell.tasks):
+            continue
+        if tasks is None:
+            cell.passed = False
+            cell.message = (f"the pytest suite {module.tests_dir.relative_to(module.root)} did not finish "
+                            f"(exit code {proc.returncode}); run 'tito test {module.number}' to see why")
+            continue
+        for task in cell.tasks:
+            failed = tasks.get(task, {}).get("failed", [])
+            if failed:
+                shown = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+                cell.passed = False
+                cell.message = (f"Task {task}: {len(failed)} pytest test(s) fail ({shown}); "
+                                f"run 'tito test {module.number} --task {task}'")
+                break

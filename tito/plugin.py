@@ -1,9 +1,10 @@
 """A pytest plugin (`pytest -p tito.plugin`): after the run, the results grouped by task,
 each failure explained in one short paragraph, and every skip grouped by its reason.
 
-With the environment variable `TITO_SKIPS` naming a file, the skip groups are also written
-there as JSON (`[{"reason": ..., "count": N}]`), so that `tito test` can repeat them in its
-own summary.
+With the environment variable `TITO_REPORT` naming a file, the run is also written there as
+JSON: `{"skips": [{"reason": ..., "count": N}], "tasks": {"16.3": {"passed": [test names],
+"failed": [...]}}}`, so that `tito test` repeats the skips in its own summary and `tito grade`
+withholds the points of a task whose tests fail.
 """
 from __future__ import annotations
 
@@ -121,8 +122,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             tr.write_line(f"      in {len(tests)} test(s): {shown}")
 
 
+def by_task(rows) -> dict[str, dict[str, list[str]]]:
+    """Each task's passed and failed test names."""
+    tasks: dict[str, dict[str, list[str]]] = {}
+    for name, task_ids, outcome, _ in rows:
+        for task in task_ids:
+            if outcome in ("passed", "failed"):
+                tasks.setdefault(task, {"passed": [], "failed": []})[outcome].append(name)
+    return tasks
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
-    path = os.environ.get("TITO_SKIPS")
+    path = os.environ.get("TITO_REPORT")
     if path:
+        rows = session.config.stash.get(_ROWS, [])
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(skip_groups(session.config.stash.get(_ROWS, [])), f)
+            json.dump({"skips": skip_groups(rows), "tasks": by_task(rows)}, f)

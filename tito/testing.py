@@ -84,23 +84,32 @@ def _explain_inline(module: ModuleInfo) -> None:
     inline.print_inline(run, "inline tests one by one:")
 
 
+def pytest_report(root: Path, args: list[str]) -> tuple[subprocess.CompletedProcess, dict]:
+    """`python -m pytest -p tito.plugin ARGS` in `root`; its process and tito.plugin's report
+    (`{"skips": [...], "tasks": {...}}`, empty where pytest stopped before writing it)."""
+    args = [sys.executable, "-m", "pytest", "-p", "tito.plugin", *args]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = _env(root) | {"TITO_REPORT": str(Path(tmp) / "report.json")}
+        proc = subprocess.run(args, cwd=root, env=env, text=True, capture_output=True)
+        try:
+            report = json.loads((Path(tmp) / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # pytest stopped before the plugin wrote it
+            report = {}
+    return proc, report
+
+
 def run_pytest(root: Path, paths: list[Path], task: str | None,
                quiet: bool) -> tuple[int, dict[str, int], list[dict]]:
     """One pytest run; its exit code, its counts, and its skips grouped by reason."""
     # tito.plugin sums the results up by task, explains each failure and groups the skips.
-    args = [sys.executable, "-m", "pytest", "-p", "tito.plugin", *[str(p) for p in paths]]
+    args = [str(p) for p in paths]
     if task:
         args += ["--task", task, "--tb=no"]
     else:
         args += ["--tb=short"]
     args += ["-q"] if quiet else []
-    with tempfile.TemporaryDirectory() as tmp:
-        env = _env(root) | {"TITO_SKIPS": str(Path(tmp) / "skips.json")}
-        proc = subprocess.run(args, cwd=root, env=env, text=True, capture_output=True)
-        try:
-            skips = json.loads((Path(tmp) / "skips.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # pytest stopped before the plugin wrote it
-            skips = []
+    proc, report = pytest_report(root, args)
+    skips = report.get("skips", [])
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     counts: dict[str, int] = {}

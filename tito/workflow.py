@@ -423,12 +423,12 @@ def _outside_the_project(path: Path, modules: list[ModuleInfo]) -> None:
                                 f"choose a folder outside {root / kept}; nothing was written")
 
 
-def grade_module(module: ModuleInfo, as_json: bool = False) -> int:
-    """Run the graded test cells and print the points each earned."""
+def grade_module(module: ModuleInfo, as_json: bool = False, inline_only: bool = False) -> int:
+    """Run the graded test cells (and the tasks' pytest tests) and print the points each earned."""
     from tito import explain, grading
     from tito.testing import _env
 
-    cells = grading.grade(module, env=_env(module.root))
+    cells = grading.grade(module, env=_env(module.root), pytest_suite=not inline_only)
     earned = sum(c.points for c in cells if c.passed)
     total = sum(c.points for c in cells)
     if as_json:
@@ -502,7 +502,10 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="write even if OUT is not empty")
     p.set_defaults(func=_cmd_release)
 
-    p = subparsers.add_parser("grade", help="points earned by the passing graded test cells of a module")
+    p = subparsers.add_parser("grade", help="points earned by the graded test cells of a module whose "
+                                            "tasks' pytest tests pass too")
     p.add_argument("module", help="16_compression, 16 or compression")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=lambda a: grade_module(_one(a), as_json=a.json))
+    p.add_argument("--inline-only", action="store_true",
+                   help="grade the lesson's own test cells only, without the pytest suite (faster)")
+    p.set_defaults(func=lambda a: grade_module(_one(a), as_json=a.json, inline_only=a.inline_only))

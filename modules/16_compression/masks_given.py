@@ -139,7 +139,7 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
     """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
 
     Args:
-        model, optimizer, loss_fn, loader, epochs: as for `fit`.
+        model, optimizer, loss_fn, loader, epochs: as for `fit`; 0 epochs trains nothing.
         masks: keep-masks to hold (attached for the duration, removed afterwards).
         progress: show a progress bar (default: only on a terminal).
 
@@ -147,7 +147,8 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
         `fit`'s history, one row per epoch.
     """
     check_training(model, optimizer, loss_fn, loader, masks)
-    check_int("epochs", epochs, 0)
+    if check_int("epochs", epochs, 0) == 0:
+        return []  # nothing to train: the model, the optimizer and the masks stay as they are
     handle = masks.attach(optimizer) if masks is not None else None
     try:
         return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)

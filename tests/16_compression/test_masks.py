@@ -105,3 +105,19 @@ def test_apply_and_combine(mlp, rng):
     both = masks & other
     assert not both["0.weight"].any() and both.sparsity == 1.0
     assert masks.sparsity == pytest.approx(1 - keep.mean())
+
+
+def test_fine_tune_for_zero_epochs_changes_nothing_and_negative_epochs_are_refused():
+    from tinytorch.compression import fine_tune
+
+    model = make_mlp((6, 5, 3), seed=0)
+    masks = magnitude_prune(model, 0.5)
+    opt = Adam(model.parameters(), lr=0.1)
+    loader = [(Tensor(np.ones((4, 6), dtype=np.float32)), np.array([0, 1, 2, 0]))]
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    assert fine_tune(model, opt, CrossEntropyLoss(), loader, 0, masks=masks) == []
+    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert all(not s for s in opt.state)  # no step was taken
+    with pytest.raises(ValueError, match=r"epochs must be .*>= 0.*-1"):
+        fine_tune(model, opt, CrossEntropyLoss(), loader, -1, masks=masks)
+    assert len(fine_tune(model, opt, CrossEntropyLoss(), loader, 2, masks=masks)) == 2

@@ -234,3 +234,41 @@ def test_release_never_writes_over_the_working_tree(project: Project, tmp_path):
     result = project.tito("release", TOY, "--out", str(out), "--force")
     assert result.returncode == 2 and "lies among the project's working files" in result.stderr, output(result)
     assert project.dev_file(TOY).read_bytes() == before
+
+
+def test_grade_withholds_the_points_of_a_task_whose_pytest_tests_fail(project: Project):
+    """`tito grade` and `tito test` agree: an answer that passes the lesson's own test cell but
+    fails the task's pytest tests earns nothing, and the grade says which tests to run."""
+    dev = project.dev_file(TOY)
+    dev.write_text(dev.read_text().replace("    y = x * 2\n", "    y = x * 2 if x.ndim == 1 else x\n"))
+    assert project.tito("export", TOY).returncode == 0
+    test = output(project.tito("test", TOY))
+    assert "Task 90.1: 1 failed" in test, test
+    grade = json.loads(project.tito("grade", TOY, "--json").stdout)
+    cell = grade["cells"][0]
+    assert (grade["score"], cell["passed"]) == (2, False), grade
+    assert "Task 90.1: 1 pytest test(s) fail (test_double_matches_numpy)" in cell["message"], cell
+    assert "tito test 90 --task 90.1" in cell["message"], cell
+    inline = json.loads(project.tito("grade", TOY, "--json", "--inline-only").stdout)
+    assert inline["score"] == 3 and inline["cells"][0]["passed"], inline
+
+
+def test_test_names_every_skip_group_with_its_reason(project: Project):
+    """A missing reference package skips a whole file, a test skips for a reason of its own, and
+    a lesson ends its run early (exit code 77): `tito test` counts all three and says why."""
+    suite = project.root / "tests" / TOY
+    (suite / "test_needs_extra.py").write_text(
+        "import pytest\n\nsurely_missing = pytest.importorskip('surely_missing_package')\n\n\n"
+        "def test_never_runs():\n    assert False\n")
+    (suite / "test_own_reason.py").write_text(
+        "import pytest\n\n\n@pytest.mark.skip(reason='shown as it is')\ndef test_skipped():\n    assert False\n")
+    dev = project.dev_file(TOY)
+    dev.write_text(dev.read_text() + '\n# %%\nif __name__ == "__main__":\n'
+                   '    print("skipped: the rest needs a package that is missing")\n    raise SystemExit(77)\n')
+    proc = project.tito("test", TOY)
+    text = output(proc)
+    assert proc.returncode == 0 and summary(text) == (2, 0, 3), text
+    assert "inline tests modules/90_toy/toy_dev.py: skipped, the rest needs a package that is missing" in text
+    assert ("1 skipped: needs 'surely_missing_package', not installed here (install it with: "
+            'pip install -e ".[dev,reference]")') in text, text
+    assert "1 skipped: shown as it is" in text, text

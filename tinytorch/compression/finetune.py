@@ -25,13 +25,13 @@ def check_training(model: Module, optimizer, loss_fn, loader, masks=None, params
     if masks is not None:
         check_instance("masks", masks, MaskBase, "a Masks (from magnitude_prune, structured_prune) or None")
 
-# %% ../../modules/16_compression/masks_given.py #883f434b
+# %% ../../modules/16_compression/masks_given.py #ee24f049
 def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: MaskBase | None = None,
               progress: bool | None = None) -> list[dict]:
     """Train `model` with `tinytorch.core.training.fit`, keeping `masks` applied after every step.
 
     Args:
-        model, optimizer, loss_fn, loader, epochs: as for `fit`.
+        model, optimizer, loss_fn, loader, epochs: as for `fit`; 0 epochs trains nothing.
         masks: keep-masks to hold (attached for the duration, removed afterwards).
         progress: show a progress bar (default: only on a terminal).
 
@@ -39,7 +39,8 @@ def fine_tune(model: Module, optimizer, loss_fn, loader, epochs: int, masks: Mas
         `fit`'s history, one row per epoch.
     """
     check_training(model, optimizer, loss_fn, loader, masks)
-    check_int("epochs", epochs, 0)
+    if check_int("epochs", epochs, 0) == 0:
+        return []  # nothing to train: the model, the optimizer and the masks stay as they are
     handle = masks.attach(optimizer) if masks is not None else None
     try:
         return fit(model, optimizer, loss_fn, loader, epochs, progress=progress)
