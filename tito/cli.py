@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tito import bench, demo, deploy, notebook, tasks, workflow
+from tito import bench, demo, deploy, notebook, readings, tasks, workflow
 from tito.project import TitoError, all_modules, find_root, resolve_module
 
 
@@ -65,7 +65,7 @@ def _register_core(sub) -> None:
 
 # The one list of tito's commands: each entry adds its sub-commands to the parser.
 COMMANDS = (_register_core, workflow.register, tasks.register, notebook.register, demo.register, bench.register,
-            deploy.register)
+            deploy.register, readings.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
