@@ -4,7 +4,9 @@ A lesson's readings quote what its experiments print. `tito readings 16 --record
 lesson in full, cell by cell, once under each OpenBLAS kernel this CPU can run (floating-point
 sums, and so trained networks, differ by kernel), and keeps every code cell's output in
 `modules/NN_name/runs/KERNEL.json`. `tito readings 16` then checks every figure of every
-reading against the outputs of the code cells since the reading before it:
+reading against the outputs of the code cells since the reading before it (cells are
+counted in order, so prose may be edited freely; adding or removing a code cell needs a
+new recording):
 
 - a figure is a number with a decimal point or a thousands comma, a number followed by `%`
   or `x`, or a whole number of 100 or more; numbers in backticks are code, not figures;
@@ -29,7 +31,7 @@ from tito.project import ModuleInfo, TitoError, read_source
 from tito.stubs import split_cells
 
 KERNELS = ("Haswell", "Prescott", "SkylakeX")
-READING = "**Reading the results.**"
+READING = re.compile(r"^(\*\*|#+ )Reading the results", re.M)
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 # A figure in prose: a number or a range of two, with an optional unit right after it.
 _FIGURE = re.compile(rf"(?<![\w.,-])({_NUMBER})(?:\s*[-\u2013]\s*({_NUMBER}))?(%|x\b)?(?![-\u2013]?\d)")
@@ -105,7 +107,8 @@ def figures(text: str, first_line: int) -> list[Figure]:
     """The figures of one reading's text (numbers in backticks are code and left out)."""
     found = []
     for offset, line in enumerate(text.splitlines()):
-        line = re.sub(r"`[^`]*`", lambda m: " " * len(m.group()), line)
+        # Code in backticks and claims quoted from elsewhere ("40x") are not measurements.
+        line = re.sub(r"`[^`]*`|\"[^\"]*\"", lambda m: " " * len(m.group()), line)
         for m in _FIGURE.finditer(line):
             ends = [g for g in (m.group(1), m.group(2)) if g]
             values = tuple(float(g.replace(",", "")) for g in ends)
@@ -118,15 +121,16 @@ def figures(text: str, first_line: int) -> list[Figure]:
 
 
 def readings(text: str) -> list[tuple[int, str, list[int]]]:
-    """Each reading cell: its first line, its text, and the lines of the code cells it reads
-    (those after the previous reading)."""
+    """Each reading cell: its first line, its text, and the code cells it reads (those after the
+    previous reading), counted from 0 in the lesson's order: prose edits do not move them."""
     lines = text.splitlines()
-    found, since = [], []
+    found, since, index = [], [], 0
     for cell in split_cells(text):
         body = "\n".join(line.removeprefix("#").removeprefix(" ") for line in lines[cell.start:cell.end])
         if cell.kind == "code":
-            since.append(cell.start)
-        elif READING in body:
+            since.append(index)
+            index += 1
+        elif READING.search(body):
             found.append((cell.start + 1, body, since))
             since = []
     return found
@@ -141,35 +145,63 @@ def _matches(value: float, decimals: int, printed: list[float]) -> bool:
     return any(abs(p - value) <= half or abs(100 * p - value) <= half for p in printed)
 
 
-def check(module: ModuleInfo) -> tuple[list[str], int]:
-    """Every reading figure against the recorded runs: the problems found, and the figures checked."""
+def recorded_runs(module: ModuleInfo) -> dict[str, dict[int, str]]:
+    """The recorded runs of a lesson: kernel -> {code cell's index: its output}."""
     runs = sorted((module.dev_file.parent / "runs").glob("*.json"))
     if not runs:
         raise TitoError(f"{module.dirname} has no recorded runs: run 'tito readings {module.number} --record'")
     recorded = [json.loads(p.read_text(encoding="utf-8")) for p in runs]
-    by_kernel = {r["kernel"]: {c["line"]: c["output"] for c in r["cells"]} for r in recorded}
+    cells = len(code_cells(read_source(module.dev_file, module.root)))
+    for r in recorded:
+        if len(r["cells"]) != cells:
+            raise TitoError(f"the recorded {r['kernel']} run of {module.dirname} has {len(r['cells'])} code cells, "
+                            f"the lesson {cells}: record it again ('tito readings {module.number} --record')")
+    return {r["kernel"]: dict(enumerate(c["output"] for c in r["cells"])) for r in recorded}
+
+
+def _figure_problems(figs: list[Figure], printed: dict[str, list[float]], name: str) -> list[str]:
+    problems = []
+    for fig in figs:
+        where = f"{name} line {fig.line}: {fig.text!r}"
+        if len(fig.values) == 1:
+            missing = [k for k, nums in printed.items() if not _matches(fig.values[0], fig.decimals, nums)]
+            if missing:
+                problems.append(f"{where} is not printed under {', '.join(missing)}")
+        else:
+            everywhere = [n for nums in printed.values() for n in nums]
+            problems += [f"{where}: {end:g} is printed under no kernel"
+                         for end in fig.values if not _matches(end, fig.decimals, everywhere)]
+    return problems
+
+
+def measured_section(about: str) -> str:
+    """The part of an ABOUT.md under its heading "## What the lesson measures" (empty if none)."""
+    m = re.search(r"^## What the lesson measures\n(.*?)(?=^## |\Z)", about, flags=re.M | re.S)
+    return m.group(1) if m else ""
+
+
+def check(module: ModuleInfo) -> tuple[list[str], int]:
+    """Every figure of the lesson's readings (against the code cells each reads) and of its
+    ABOUT.md's measured section (against the whole run) in the recorded runs: the problems
+    found, and the number of figures checked."""
+    by_kernel = recorded_runs(module)
     text = read_source(module.dev_file, module.root)
+    rel = str(module.dev_file.relative_to(module.root))
     problems, checked = [], 0
-    for _, body, cells in readings(text):
+    for first, body, cells in readings(text):
         printed = {k: _printed("".join(out.get(line, "") for line in cells)) for k, out in by_kernel.items()}
-        for fig in figures(body, 0):
-            checked += 1
-            where = f"line {_line_of(text, fig.text)}: {fig.text!r}"
-            if len(fig.values) == 1:
-                missing = [k for k, nums in printed.items() if not _matches(fig.values[0], fig.decimals, nums)]
-                if missing:
-                    problems.append(f"{where} is not printed under {', '.join(missing)}")
-            else:
-                everywhere = [n for nums in printed.values() for n in nums]
-                for end in fig.values:
-                    if not _matches(end, fig.decimals, everywhere):
-                        problems.append(f"{where}: {end:g} is printed under no kernel")
+        figs = figures(body, first)
+        checked += len(figs)
+        problems += _figure_problems(figs, printed, rel)
+    about_path = module.dev_file.parent / "ABOUT.md"
+    about = about_path.read_text(encoding="utf-8") if about_path.exists() else ""
+    section = measured_section(about)
+    figs = figures(section, about.count("\n", 0, about.find(section)) + 1 if section else 1)
+    if figs:
+        printed = {k: _printed("".join(out.values())) for k, out in by_kernel.items()}
+        checked += len(figs)
+        problems += _figure_problems(figs, printed, str(about_path.relative_to(module.root)))
     return problems, checked
-
-
-def _line_of(text: str, snippet: str) -> int:
-    index = text.find(snippet)
-    return text.count("\n", 0, index) + 1 if index >= 0 else 0
 
 
 def show(module: ModuleInfo, record_runs: bool = False) -> int:
@@ -179,7 +211,7 @@ def show(module: ModuleInfo, record_runs: bool = False) -> int:
             print(f"wrote {path.relative_to(module.root)}")
     problems, checked = check(module)
     for problem in problems:
-        print(f"{module.dev_file.relative_to(module.root)} {problem}")
+        print(problem)
     kernels = ", ".join(p.stem for p in sorted((module.dev_file.parent / "runs").glob("*.json")))
     print(f"readings of {module.dirname}: {checked - len(problems)} of {checked} figures printed by the "
           f"recorded runs ({kernels})")

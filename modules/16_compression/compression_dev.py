@@ -377,9 +377,9 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Reading the results.** Without the hook, 211 of the 221 pruned weights are non-zero
 # again after three steps: each gets a gradient, and momentum carries it on. With the
-# hook the count is 0 (the tests hold it for 500 steps of SGD, Adam and AdamW). The given
-# `fine_tune(model, optimizer, loss_fn, loader, epochs, masks)` is Module 07's `fit` with
-# the masks attached for its duration.
+# hook the count is 0 (the tests hold it through long runs of SGD, Adam and AdamW). The
+# given `fine_tune(model, optimizer, loss_fn, loader, epochs, masks)` is Module 07's `fit`
+# with the masks attached for its duration.
 
 # %% [markdown]
 # ### Experiment: what magnitude pruning removes
@@ -487,11 +487,11 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # **Reading the results.** In a full run the output layer is the fragile one: pruning half
-# of its 640 weights alone costs 5 points (96.1% -> 91.1%), and at 95% it leaves 37.5%.
+# of its weights alone costs 5 points (96.1% -> 91.1%), and at 95% it leaves 37.5%.
 # The middle layer loses nothing at 80% and under 3 points at 90%; the first layer
-# holds at 50% and loses 4.4 points at 80%. Within one point, `choose` allocates
+# holds at 50% and falls to 91.7% at 80%. Within one point, `choose` allocates
 # `{'0': 0.5, '2': 0.8, '4': 0.0}`. That explains most of the drop in the previous
-# experiment: global ranking took 67.7% of the output layer, more than it tolerates.
+# experiment: global ranking took two thirds of the output layer, more than it tolerates.
 
 # %% [markdown]
 # ## 5. Structured pruning: remove whole units
@@ -769,14 +769,15 @@ if __name__ == "__main__":
     _rows, PRUNED = lab.analysis_one_shot_vs_iterative()
 
 # %% [markdown]
-# **Reading the results.** In a full run, up to 95% one-shot pruning followed by the
-# same 35 epochs of fine-tuning ends within about a point of iterative pruning (-0.2 to
-# +1.1 points, the size of the differences between seeds), and both end at most 2 points
-# below the dense 96.2% (94.2% and 95.3% at 95%). Without fine-tuning, one-shot pruning
-# falls apart from 80% on (81%, 50%, 18%): what repairs the network is fine-tuning, not
-# the schedule. The schedule pays from 98% on: one-shot + tuning ends at 65% and 34%,
-# iterative at 90% and 80%, 25 and 46 points more. On this MLP, then, iterative beats one-shot only when few weights
-# remain (340 at 98%): one large cut then removes weights the few survivors cannot
+# **Reading the results.** Our runs, under three OpenBLAS kernels (ranges where they
+# differ). Up to 95%, one-shot pruning followed by the same 35 epochs of fine-tuning ends
+# within 0.8-1.1 points of iterative pruning, the size of the differences between seeds,
+# and both end at most 2 points below the dense 96.2% (94.2% and 95.0-95.3% at 95%).
+# Without fine-tuning, one-shot pruning falls apart from 80% on (81%, 50%, 18%): what
+# repairs the network is fine-tuning, not the schedule. The schedule pays from 98% on:
+# one-shot + tuning ends at 65% and 34%, iterative at 90-91% and 80-81%, 25-26 and 46-47
+# points more. On this MLP, then, iterative beats one-shot only when few weights remain (a
+# few hundred at 98%): one large cut then removes weights the few survivors cannot
 # replace, while the schedule lets each round's survivors adapt before the next cut.
 
 # %% [markdown]
@@ -974,15 +975,17 @@ if __name__ == "__main__":
     lab.analysis_prune_plus_int8(PRUNED)
 
 # %% [markdown]
-# **Reading the results.** In a full run, dense INT8 is 3.7x smaller than the float32
-# weights whatever the sparsity (18,640 bytes in every row: it stores the zeros). The
-# sparse formats pay only with enough zeros: at 50% CSR (19,326) is still larger than
-# dense INT8 and the bitmask (12,189) smaller; from 90% on the gap code is the smallest
-# (4,979 at 90%), and the file, which picks per layer and then compresses, smaller
-# still. 90% + INT8 writes 4,107 bytes, 16.6x less than the float32 weights, at 96.4%
-# (dense 96.1%); one scale per layer and int8 biases make it 3,199 bytes (21.3x). 95%
-# keeps 96.1-96.4% at 25-40x: the page's "40x" takes 95% and one scale per layer
-# (39.7x). 98% reaches 44-63x at 89.4%, 99% 69-111x at 80%.
+# **Reading the results.** Our runs, under three OpenBLAS kernels: the Haswell run's
+# networks end a little differently (training amplifies the kernels' last bits), hence the
+# ranges. Dense INT8 is 3.7x smaller than the float32 weights whatever the sparsity (18,640
+# bytes in every row: it stores the zeros). The sparse formats pay only with enough zeros:
+# at 50% CSR is still larger than dense INT8 and the bitmask smaller; from 90% on the gap
+# code is the smallest (4,975-4,979 bytes at 90%), and the file, which picks per layer and
+# then compresses, smaller still. 90% + INT8 writes 4,089-4,105 bytes, 16.6-16.7x less than
+# the float32 weights, at 96.1-96.4% (dense 96.1%); one scale per layer and int8 biases
+# make it 2,868-3,009 bytes (22.6-23.7x). 95% keeps 95.6-96.4% at 25-40x: the page's "40x"
+# takes 95% and one scale per layer (34.4-39.7x). 98% reaches 44-63x at 89.4-93.1%, 99%
+# 68-111x at 79.7-83.9%.
 
 # %% [markdown]
 # ### Going further: 40x and beyond, with shared weights
@@ -1000,12 +1003,13 @@ if __name__ == "__main__":
     shared_rows = lab.analysis_weight_sharing(PRUNED)
 
 # %% [markdown]
-# **Reading the results.** In a full run (dense fp32 file: 64,096 bytes, 96.1%), shared
-# weights beat INT8 at every sparsity. At 90%, 2 bits take 1,706 bytes (37.6x) at 95.6%,
-# where INT8 takes 3,199 (20.0x). At 95%, 4 bits keep the dense 96.1% at 45.8x: the
-# page's 40x, measured; 2 bits enter its 50-100x at 58.8x, 1.1 points below. At 98-99%
-# the files are 60-150x, but pruning has already cost 7-19 points. Every shared file is
-# within 1.01-1.08x of its bound; the INT8 files, which LZMA packs, 0.85-1.16x.
+# **Reading the results.** Our runs (dense fp32 file: 64,091-64,102 bytes, 96.1%): the
+# 2-bit files are the smallest at every sparsity. At 90%, 2 bits take 1,702-1,706 bytes
+# (37.6-37.7x) at 95.6%, where INT8 takes 2,868-3,009 (21.3-22.4x). At 95%, 4 bits keep
+# 95.6-96.1% at 45.7-46.2x: the page's "40x", measured; 2 bits enter its "50-100x" at
+# 58.8-58.9x and 94.2-95.0%. At 98-99% the files are 60-150x, but accuracy is down to
+# 76.7-92.8%. Every shared file is within 1.01-1.08x of its bound; the INT8 files, which
+# LZMA packs, 0.83-1.16x.
 
 # %% [markdown]
 # ## 8. Smaller and faster for real: removing pruned units
@@ -1174,16 +1178,17 @@ if __name__ == "__main__":
     lab.analysis_structured_speed()
 
 # %% [markdown]
-# **Reading the results.** In a full run, structured pruning at ratio 0.5 removed 62% of
-# the weights and ran the batch 1.82x faster (155 against 282 us) at 96.7% accuracy;
-# unstructured pruning of as many weights (96.4%) ran at dense speed (0.96x, timings
-# move by about 10%): a dense matmul multiplies its zeros too. Unstructured
-# pruning goes further (section 6), but only structured turns into speed. The second
-# table: on the wide MLP the speedup follows the FLOP ratio (3.3x for 3.3x at 0.5, 30x
-# for 35x at 0.9): its large matmuls are bound by arithmetic. The digits CNN falls far
-# short (1.70x for 3.24x at 0.5, 2.75x for 24x at 0.9): its layers are small, every call
-# has a fixed cost in Python and NumPy, and the first convolution copies its
-# one-channel input nine times whatever number of filters remains.
+# **Reading the results.** Our runs (timings move from run to run and machine to
+# machine; the ranges are three runs). Structured pruning at ratio 0.5 removed 62% of the
+# weights and ran the batch 1.99-2.13x faster at 96.7% accuracy; unstructured pruning of as
+# many weights (96.4-96.7%) ran at dense speed (0.98-1.02x): a dense matmul multiplies its
+# zeros too. Unstructured pruning goes further (section 6), but only structured turns
+# into speed. The second table: on the wide MLP the speedup follows the FLOP ratio
+# (3.18-3.29x for 3.32x at 0.5, 30-31x for 35x at 0.9): its large matmuls are bound by
+# arithmetic. The digits CNN falls far short (1.55-1.94x for 3.24x at 0.5, 2.94-3.73x for
+# 24x at 0.9): its layers are small, every call has a fixed cost in Python and NumPy, and
+# the first convolution copies its one-channel input nine times whatever number of
+# filters remains.
 
 # %% [markdown]
 # ## 9. The page's questions, measured
@@ -1218,14 +1223,15 @@ if __name__ == "__main__":
     qx.plot_lines(table, "sparsity", arms, plots_folder() / "lottery_tickets.png", "Digits MLP: lottery tickets")
 
 # %% [markdown]
-# **Reading the results.** Our run (3 seeds, mean ± spread): up to 80% the ticket and
-# the fine-tuned network stay within half a point of dense, the random control 1-2
-# points behind. At 95% the ticket reaches about 92.7%, the same mask on fresh weights
-# about 89%, several spreads apart: the initial values matter, not only the wiring (the
-# ticket, retrained at 3e-3, even beats fine-tuning at 1e-3). Rewinding to epoch 1
-# moves nothing beyond the spread here. At 98% one cut breaks every variant (spreads of
-# 10 points); section 6's schedule is the way there.
-# Question: why must the random control keep the same mask rather than draw a new one?
+# **Reading the results.** Our runs (3 seeds, mean ± spread; the three kernels agree to a
+# tenth of a point): up to 80% the ticket and the fine-tuned network stay within half a
+# point of dense, the random control behind (94.35% at 80%). At 95% the ticket reaches
+# about 92.7%, the same mask on fresh weights about 89%, several spreads apart: the
+# initial values matter, not only the wiring (the ticket, retrained at 3e-3, even beats
+# fine-tuning at 1e-3). Rewinding to epoch 1 moves nothing beyond the spread here. At 98%
+# one cut breaks every variant (spreads of 10 points); section 6's schedule is the way
+# there. Question: why must the random control keep the same mask rather than draw a new
+# one?
 
 # %% [markdown]
 # ### 9.2 Distillation
@@ -1332,19 +1338,19 @@ if __name__ == "__main__":
                        ["accuracy", "nonzero", "bytes", "us"], percent=["accuracy"]))
 
 # %% [markdown]
-# **Reading the results.** Our run, student 64-16-10 and the teacher pruned to the same
-# 1,184 weights. *With all labels, distillation does not help here:* the distilled
-# student (94.3 ± 0.6%) is no better than one trained on the labels (95.1 ± 0.6%), nor
-# pruned + distillation (94.6%) than pruned + labels (94.4%): 1,437 clean labels already
-# say what a 96% teacher knows. *With 100 labels it decides everything:* the student
-# trained on them reaches about 70% (± 9), distilled on all images without labels about
-# 94%; the pruned teacher 66% against 95%. Distillation pays when the teacher can label
-# data the student has no labels for: DistilBERT's setting. At equal weights the small
-# dense student's file is about 1.3 KB against the pruned teacher's 2.3 KB (positions,
-# more biases), and it is faster: the pruned teacher still multiplies its zeros. So:
-# prune to keep an architecture, distill for a small dense network when unlabelled
-# inputs abound, combine them when labels are scarce. Question: why does alpha = 1 make
-# sense only in the second regime?
+# **Reading the results.** Our runs, student 64-16-10 and the teacher pruned to the same
+# 1,184 weights. *With all labels, distillation does not help here:* the distilled student
+# (94.3 ± 0.6%) is no better than one trained on the labels (95.1 ± 0.6%), nor pruned +
+# distillation (94.5-94.6%) than pruned + labels (94.4%): the clean labels of every
+# training image already say what the teacher knows. *With 100 labels it decides
+# everything:* the student trained on them reaches about 70% (± 9), distilled on all
+# images without labels about 94%; the pruned teacher 66% against 95%. Distillation pays
+# when the teacher can label data the student has no labels for: DistilBERT's setting. At
+# equal weights the small dense student's file is 1,278-1,279 bytes against the pruned
+# teacher's 2,276-2,348 (positions, more biases), and it is faster: the pruned teacher
+# still multiplies its zeros. So: prune to keep an architecture, distill for a small dense
+# network when unlabelled inputs abound, combine them when labels are scarce. Question:
+# why does alpha = 1 make sense only in the second regime?
 
 # %% [markdown]
 # ### 9.3 Design: which layers lose how much
@@ -1433,15 +1439,21 @@ if __name__ == "__main__":
                    ["drop", "bytes"], percent=["drop"]))
 
 # %% [markdown]
-# **Reading the results.** Our run (3 seeds). The scan: the last layer is the fragile
-# one (alone at 95% it falls to 38%), the middle one the robust one (89%), so your rule
-# prunes the middle layer hardest and spares the last. Up to 93% all three rules lose
-# under a point. At 95% they part: uniform leaves the last layer 32 weights for ten
-# classes and loses about 2 points; global loses about 1.2 in a larger file (about
-# 1,900 bytes); the sensitivity allocation loses about 0.7 in about 1,720 bytes, the
-# only one inside the target. At equal non-zero counts the files differ by 15%: each
+# **Reading the results.** Our runs (3 seeds, under three OpenBLAS kernels). The scan: the
+# last layer is the fragile one (alone at 95% it falls to 38%), the middle one the robust
+# one (89%), so your rule prunes the middle layer hardest and spares the last. At 90% no
+# rule loses more than 0.37 points on average, at 93% at most 0.83-1.02. At 95% they part
+# clearly on bytes: uniform leaves the last layer 32 weights for ten classes and writes
+# 1,634-1,699 bytes, global the largest files (1,857-1,911 bytes on average, with a spread
+# that crosses 2,000), the sensitivity allocation 1,652-1,722 bytes. On accuracy they do
+# not part clearly: uniform loses 1.94-2.04 points, global 0.93-1.20, sensitivity
+# 0.74-1.67, and the BLAS kernel alone moves one seed of the sensitivity rule by two
+# points. On a few hundred test images three seeds cannot rank rules that close; the bytes
+# they can.
+# At 97% every rule loses 3.2-5.4 points. At equal non-zero counts the files differ: each
 # layer's density picks its position encoding (section 7), so the allocation sets the
-# positions' bytes too. Question: why does the one-layer scan overstate layer 1's fragility?
+# positions' bytes too. Question: why does the one-layer scan overstate layer 1's
+# fragility?
 
 # %% [markdown]
 # ### 9.4 Going further: low rank
@@ -1461,7 +1473,7 @@ if __name__ == "__main__":
 # almost nothing even before fine-tuning (96.3%, 95.7%; magnitude: 94.4%, 89%); after it
 # the three meet, and at 10% the split falls behind (about 90%). Split and structured
 # networks are dense: no positions to store, smaller matmuls. Question: at what rank
-# does the split of Linear(128, 64) stop saving weights?
+# does the split of `Linear(128, 64)` stop saving weights?
 
 # %% [markdown]
 # ## What we measured
@@ -1472,13 +1484,13 @@ if __name__ == "__main__":
 # 2. *Structured pruning*: section 4's sensitivity table and section 8's first table.
 # 3. *Iterative pruning*: section 6's table and `accuracy_vs_sparsity.png` (equal up to
 #    95%, iterative far ahead at 98-99%).
-# 4. *Pruning + quantization*: section 7's tables (the page's 40x: 45.8x at dense
-#    accuracy with 4-bit shared weights at 95%).
+# 4. *Pruning + quantization*: section 7's tables (the page's 40x: 45.7-46.2x at
+#    95.6-96.1% with 4-bit shared weights at 95%).
 # 5. *Ratios and speedups*: section 7's files, section 8's tables, `structured_speedup.png`.
 #
 # And the page's questions. *Lottery tickets*: section 9.1 and `lottery_tickets.png`
 # (rewound survivors beat the same mask on fresh weights from 90% on). *Structured vs
-# unstructured*: section 8 (same weights removed, same accuracy, 1.82x against 0.96x;
+# unstructured*: section 8 (same weights removed, same accuracy, 2x against 1x;
 # when CSR beats a dense matmul, Module 18 measures). *Distillation vs pruning*:
 # section 9.2 (with all labels neither beats a small dense network; with 100 labels
 # distillation recovers most of the teacher), and 9.3's design rule: spend sparsity
