@@ -42,6 +42,7 @@ def run(name: str, argv: list[str], capsys) -> list[dict]:
 
 
 def test_prune_rows_from_the_child_processes_json(capsys):
+    pytest.importorskip("torch")  # its rows set PyTorch beside TinyTorch
     rows = run("bench_prune", ["--quick", "--width", "128", "--method", "structured"], capsys)
     (row,) = rows
     assert set(row) == PRUNE and row["method"] == "structured" and row["weights"] == 4 * 128 * 128
@@ -50,6 +51,7 @@ def test_prune_rows_from_the_child_processes_json(capsys):
 
 
 def test_structured_rows_hold_the_timings_and_the_layer_table(capsys):
+    pytest.importorskip("torch")  # its rows set PyTorch beside TinyTorch
     rows = run("bench_structured", ["--quick", "--repeats", "1", "--ratios", "0.5"], capsys)
     assert [r["model"] for r in rows] == ["MLP 512-512-512-10", "digits CNN", "CIFAR-shaped CNN 8/16"]
     for r in rows:
@@ -60,6 +62,7 @@ def test_structured_rows_hold_the_timings_and_the_layer_table(capsys):
 
 
 def test_save_rows_come_back_exact(capsys):
+    pytest.importorskip("torch")  # its rows set PyTorch beside TinyTorch
     rows = run("bench_save", ["--quick", "--repeats", "1"], capsys)
     assert all(set(r) == SAVE and r["exact"] for r in rows)
     assert len(rows) == 5 and rows[0]["format"] == "TinyTorch save_compressed, float32"
@@ -67,6 +70,7 @@ def test_save_rows_come_back_exact(capsys):
 
 
 def test_training_step_rows_per_framework(capsys):
+    pytest.importorskip("torch")  # its rows set PyTorch beside TinyTorch
     mlp = run("bench_mlp_step", ["--repeats", "1", "--steps", "1"], capsys)
     assert [r["framework"] for r in mlp] == ["tinytorch", "pytorch"]
     assert all(STEP | {"optimizer"} == set(r) and r["us_per_step"] > 0 for r in mlp)
@@ -80,6 +84,7 @@ def test_training_step_rows_per_framework(capsys):
 
 
 def test_pipeline_rows_show_the_twin_runs_agree(capsys):
+    pytest.importorskip("torch")  # its rows set PyTorch beside TinyTorch
     (row,) = run("bench_pipeline", ["--quick"], capsys)
     assert PIPELINE <= set(row)
     # the same weights, batches and pruning counts; float32 in a different order: an image or two apart
@@ -91,6 +96,7 @@ def test_pipeline_rows_show_the_twin_runs_agree(capsys):
 
 
 def test_sparse_rows(capsys):
+    pytest.importorskip("torch")  # its rows set PyTorch beside TinyTorch
     rows = run("bench_sparse", ["--quick", "--repeats", "1", "--size", "128"], capsys)
     assert all(SPARSE <= set(r) for r in rows) and {r["batch"] for r in rows} == {1, 64}
     assert run_all.headline_sparse(rows)
