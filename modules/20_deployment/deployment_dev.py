@@ -658,12 +658,43 @@ def analysis_calibrated(models, test) -> None:
               f"same predicted class: {np.mean(theirs.argmax(1) == ours.argmax(1)):.1%}")
 
 
+# %%
+def read_aloud(paths: dict[str, Path], sizes: dict[str, dict[str, int]],
+               times: dict[tuple[str, int], tuple[float, float]]) -> None:
+    """The run's own figures behind each paragraph of the reading below."""
+    q = sizes["MLP 90% INT8"]
+    print(f"INT8 ONNX file {q['ONNX']:,} B: {sizes['MLP']['ONNX'] / q['ONNX']:.1f}x smaller than the float file; "
+          f"sparse ONNX saves {1 - q['ONNX sparse'] / q['ONNX']:.0%}; ONNX + xz is {q['ONNX, xz'] / q['.ttz']:.2f}x "
+          f"the .ttz; torch.save is {q['torch.save'] / q['.ttz']:.0f}x the .ttz")
+    for batch in (1, 256):
+        ratios = ", ".join(f"{label} {ours / ort:.1f}x" for (label, b), (ours, ort) in times.items() if b == batch)
+        print(f"batch {batch}: ONNX Runtime faster than TinyTorch by {ratios}")
+    full, half = times["CNN", 256], times["CNN, half removed", 256]
+    print(f"half-removed CNN, batch 256: {half[0] / full[0]:.2f}x the full CNN's time in TinyTorch, "
+          f"{half[1] / full[1]:.2f}x in ONNX Runtime")
+
+
+# %%
+if __name__ == "__main__":
+    _start = time.perf_counter()
+    OUT.mkdir(parents=True, exist_ok=True)
+    _models, _test = digits_models()
+    _paths = analysis_outputs(_models, _test)
+    _sizes = analysis_bytes(_models, _paths)
+    _times = analysis_latency(_models, _test, _paths)
+    analysis_sparse_load(_models, _test, _paths)
+    analysis_calibrated(_models, _test)
+    read_aloud(_paths, _sizes, _times)
+    print(f"analyses took {time.perf_counter() - _start:.1f} s")
+
+
 # %% [markdown]
 # ### Reading the results
 #
-# The cell below reads the tables of *your* run aloud; what follows it explains why, with
-# the figures of the run this text was written from (a 2-core machine shared with other
-# work; CPU-time clock, one thread).
+# The cell above ran every analysis and read the tables of *your* run aloud; what follows
+# explains why, with the figures of the runs this text was written from (a 2-core machine
+# shared with other work; CPU-time clock, one thread; three runs, one under each OpenBLAS
+# kernel, so a figure that moved between them is a range).
 #
 # - **Outputs.** Every path gives TinyTorch's outputs to a few millionths (largest
 #   difference 5.7e-06 on logits of about 10), and `from_torch(to_torch(m))` gives them
@@ -696,36 +727,6 @@ def analysis_calibrated(models, test) -> None:
 #   than 1e-4 (at most 0.012), and every predicted class stayed the same. This is QDQ
 #   doing its job (the runtime chose integer arithmetic), and it is why a deployment is
 #   checked in the runtime that will run it.
-
-# %%
-def read_aloud(paths: dict[str, Path], sizes: dict[str, dict[str, int]],
-               times: dict[tuple[str, int], tuple[float, float]]) -> None:
-    """The run's own figures behind each paragraph above."""
-    q = sizes["MLP 90% INT8"]
-    print(f"INT8 ONNX file {q['ONNX']:,} B: {sizes['MLP']['ONNX'] / q['ONNX']:.1f}x smaller than the float file; "
-          f"sparse ONNX saves {1 - q['ONNX sparse'] / q['ONNX']:.0%}; ONNX + xz is {q['ONNX, xz'] / q['.ttz']:.2f}x "
-          f"the .ttz; torch.save is {q['torch.save'] / q['.ttz']:.0f}x the .ttz")
-    for batch in (1, 256):
-        ratios = ", ".join(f"{label} {ours / ort:.1f}x" for (label, b), (ours, ort) in times.items() if b == batch)
-        print(f"batch {batch}: ONNX Runtime faster than TinyTorch by {ratios}")
-    full, half = times["CNN", 256], times["CNN, half removed", 256]
-    print(f"half-removed CNN, batch 256: {half[0] / full[0]:.2f}x the full CNN's time in TinyTorch, "
-          f"{half[1] / full[1]:.2f}x in ONNX Runtime")
-
-
-# %%
-if __name__ == "__main__":
-    _start = time.perf_counter()
-    OUT.mkdir(parents=True, exist_ok=True)
-    _models, _test = digits_models()
-    _paths = analysis_outputs(_models, _test)
-    _sizes = analysis_bytes(_models, _paths)
-    _times = analysis_latency(_models, _test, _paths)
-    analysis_sparse_load(_models, _test, _paths)
-    analysis_calibrated(_models, _test)
-    read_aloud(_paths, _sizes, _times)
-    print(f"analyses took {time.perf_counter() - _start:.1f} s")
-
 
 # %%
 def test_module():
