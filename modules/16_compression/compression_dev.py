@@ -779,7 +779,6 @@ if __name__ == "__main__":
 # points more. On this MLP, then, iterative beats one-shot only when few weights remain (a
 # few hundred at 98%): one large cut then removes weights the few survivors cannot
 # replace, while the schedule lets each round's survivors adapt before the next cut.
-
 # %% [markdown]
 # ## 7. Honest bytes: pruning + INT8 on disk
 #
@@ -975,18 +974,16 @@ if __name__ == "__main__":
     lab.analysis_prune_plus_int8(PRUNED)
 
 # %% [markdown]
-# **Reading the results.** Our runs, under three OpenBLAS kernels: the Haswell run's
-# networks end a little differently (training amplifies the kernels' last bits), hence the
-# ranges. Dense INT8 is 3.7x smaller than the float32 weights whatever the sparsity (18,640
-# bytes in every row: it stores the zeros). The sparse formats pay only with enough zeros:
-# at 50% CSR is still larger than dense INT8 and the bitmask smaller; from 90% on the gap
-# code is the smallest (4,975-4,979 bytes at 90%), and the file, which picks per layer and
-# then compresses, smaller still. 90% + INT8 writes 4,089-4,105 bytes, 16.6-16.7x less than
-# the float32 weights, at 96.1-96.4% (dense 96.1%); one scale per layer and int8 biases
-# make it 2,868-3,009 bytes (22.6-23.7x). 95% keeps 95.6-96.4% at 25-40x: the page's "40x"
-# takes 95% and one scale per layer (34.4-39.7x). 98% reaches 44-63x at 89.4-93.1%, 99%
-# 68-111x at 79.7-83.9%.
-
+# **Reading the results.** Our runs, under three OpenBLAS kernels (ranges where their
+# networks ended differently). Dense INT8 is 3.7x smaller than the float32 weights
+# whatever the sparsity (18,640 bytes in every row: it stores the zeros). The sparse
+# formats pay only with enough zeros: at 50% CSR is still larger than dense INT8 and the
+# bitmask smaller; from 90% on the gap code is the smallest (4,975-4,979 bytes at 90%),
+# and the file, which picks per layer and then compresses, smaller still. 90% + INT8
+# writes 4,089-4,105 bytes, 16.6-16.7x less than the float32 weights, at 96.1-96.4% (dense
+# 96.1%); one scale per layer and int8 biases make it 2,868-3,009 bytes (22.6-23.7x). 95%
+# keeps 95.6-96.4% at 25-40x: the page's "40x" takes 95% and one scale per layer
+# (34.4-39.7x). 98% reaches 44-63x at 89.4-93.1%, 99% 68-111x at 79.7-83.9%.
 # %% [markdown]
 # ### Going further: 40x and beyond, with shared weights
 #
@@ -1010,7 +1007,6 @@ if __name__ == "__main__":
 # 58.8-58.9x and 94.2-95.0%. At 98-99% the files are 60-150x, but accuracy is down to
 # 76.7-92.8%. Every shared file is within 1.01-1.08x of its bound; the INT8 files, which
 # LZMA packs, 0.83-1.16x.
-
 # %% [markdown]
 # ## 8. Smaller and faster for real: removing pruned units
 #
@@ -1178,18 +1174,16 @@ if __name__ == "__main__":
     lab.analysis_structured_speed()
 
 # %% [markdown]
-# **Reading the results.** Our runs (timings move from run to run and machine to
-# machine; the ranges are three runs). Structured pruning at ratio 0.5 removed 62% of the
-# weights and ran the batch 1.99-2.13x faster at 96.7% accuracy; unstructured pruning of as
-# many weights (96.4-96.7%) ran at dense speed (0.98-1.02x): a dense matmul multiplies its
-# zeros too. Unstructured pruning goes further (section 6), but only structured turns
-# into speed. The second table: on the wide MLP the speedup follows the FLOP ratio
-# (3.18-3.29x for 3.32x at 0.5, 30-31x for 35x at 0.9): its large matmuls are bound by
-# arithmetic. The digits CNN falls far short (1.55-1.94x for 3.24x at 0.5, 2.94-3.73x for
-# 24x at 0.9): its layers are small, every call has a fixed cost in Python and NumPy, and
-# the first convolution copies its one-channel input nine times whatever number of
-# filters remains.
-
+# **Reading the results.** Our runs (timings move from run to run and machine to machine;
+# the ranges are three runs). Structured pruning at ratio 0.5 removed 62% of the weights
+# and ran the batch 1.99-2.13x faster at 96.7% accuracy; unstructured pruning of as many
+# weights (96.4-96.7%) ran at dense speed (0.98-1.02x): a dense matmul multiplies its
+# zeros too. Unstructured pruning goes further (section 6), but only structured turns into
+# speed. The second table: on the wide MLP the speedup follows the FLOP ratio (3.18-3.29x
+# for 3.32x at 0.5, 30-31x for 35x at 0.9): its large matmuls are bound by arithmetic. The
+# digits CNN falls far short (1.55-1.94x for 3.24x at 0.5, 2.94-3.73x for 24x at 0.9): its
+# layers are small, every call has a fixed cost in Python and NumPy, and the first
+# convolution copies its one-channel input nine times whatever number of filters remains.
 # %% [markdown]
 # ## 9. The page's questions, measured
 #
@@ -1232,7 +1226,6 @@ if __name__ == "__main__":
 # one cut breaks every variant (spreads of 10 points); section 6's schedule is the way
 # there. Question: why must the random control keep the same mask rather than draw a new
 # one?
-
 # %% [markdown]
 # ### 9.2 Distillation
 #
@@ -1351,7 +1344,6 @@ if __name__ == "__main__":
 # still multiplies its zeros. So: prune to keep an architecture, distill for a small dense
 # network when unlabelled inputs abound, combine them when labels are scarce. Question:
 # why does alpha = 1 make sense only in the second regime?
-
 # %% [markdown]
 # ### 9.3 Design: which layers lose how much
 #
@@ -1439,22 +1431,18 @@ if __name__ == "__main__":
                    ["drop", "bytes"], percent=["drop"]))
 
 # %% [markdown]
-# **Reading the results.** Our runs (3 seeds, under three OpenBLAS kernels). The scan: the
-# last layer is the fragile one (alone at 95% it falls to 38%), the middle one the robust
-# one (89%), so your rule prunes the middle layer hardest and spares the last. At 90% no
-# rule loses more than 0.37 points on average, at 93% at most 0.83-1.02. At 95% they part
-# clearly on bytes: uniform leaves the last layer 32 weights for ten classes and writes
-# 1,634-1,699 bytes, global the largest files (1,857-1,911 bytes on average, with a spread
-# that crosses 2,000), the sensitivity allocation 1,652-1,722 bytes. On accuracy they do
-# not part clearly: uniform loses 1.94-2.04 points, global 0.93-1.20, sensitivity
-# 0.74-1.67, and the BLAS kernel alone moves one seed of the sensitivity rule by two
-# points. On a few hundred test images three seeds cannot rank rules that close; the bytes
-# they can.
-# At 97% every rule loses 3.2-5.4 points. At equal non-zero counts the files differ: each
-# layer's density picks its position encoding (section 7), so the allocation sets the
-# positions' bytes too. Question: why does the one-layer scan overstate layer 1's
-# fragility?
-
+# **Reading the results.** Our runs (3 seeds, three OpenBLAS kernels). The scan: the last
+# layer is the fragile one (alone at 95% it falls to 38%), the middle one the robust one
+# (89%), so your rule prunes the middle layer hardest and spares the last. At 90% no rule
+# loses more than 0.37 points on average, at 93% at most 0.83-1.02. At 95% the rules part
+# on bytes: uniform (it leaves the last layer 32 weights for ten classes) writes
+# 1,634-1,699 bytes, global 1,857-1,911 on average (single files cross 2,000), yours
+# 1,652-1,722. On accuracy they do not part clearly: uniform loses 1.94-2.04 points,
+# global 0.93-1.20, yours 0.74-1.67, and the BLAS kernel alone moves one seed by two
+# points: three seeds on a few hundred test images cannot rank rules that close; the bytes
+# they can. At 97% every rule loses 3.2-5.4 points. Each layer's density picks its
+# position encoding (section 7), so the allocation sets the positions' bytes too.
+# Question: why does the one-layer scan overstate layer 1's fragility?
 # %% [markdown]
 # ### 9.4 Going further: low rank
 #
