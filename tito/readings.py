@@ -12,7 +12,8 @@ new recording):
   or `x`, or a whole number of 100 or more; numbers in backticks are code, not figures;
 - a single figure must be printed, to its precision, under *every* kernel (`96.4%` matches
   0.9639 or 96.39%); a figure that moves with the kernel is written as a range `a-b`, and
-  each end must be printed under some kernel.
+  each end must be printed under some kernel; a figure followed by a kernel's name, as in
+  `37.9 GFLOP/s (Prescott)` or `1.5 under Prescott`, must be printed under that kernel.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ KERNELS = ("Haswell", "Prescott", "SkylakeX")
 READING = re.compile(r"^(\*\*|#+ )Reading the results", re.M)
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 # A figure in prose: a number or a range of two, with an optional unit right after it.
-_FIGURE = re.compile(rf"(?<![\w.,-])({_NUMBER})(?:\s*[-\u2013]\s*({_NUMBER}))?(%|x\b)?(?![-\u2013]?\d)")
+_FIGURE = re.compile(rf"(?<![\w.,-])({_NUMBER})(?:\s*[-\u2013]\s*({_NUMBER}))?(%|x\b)?(?![-\u2013]?\d)"
+                     rf"(?:[^\S\n]*(?:\(|under |with )({'|'.join(KERNELS)})\b)?")
 _PRINTED = re.compile(rf"-?(?:{_NUMBER})")
 
 
@@ -46,6 +48,7 @@ class Figure:
     line: int
     values: tuple[float, ...]
     decimals: int
+    kernel: str | None = None  # "37.9 (Prescott)": printed under that kernel only
 
 
 def kernels_here() -> list[str]:
@@ -116,7 +119,8 @@ def figures(text: str, first_line: int) -> list[Figure]:
             if plain and values[0] < 100:
                 continue  # a small whole number: a count or a setting, not a measurement
             decimals = max(len(g.split(".")[1]) if "." in g else 0 for g in ends)
-            found.append(Figure(m.group(0).strip(), first_line + offset, values, decimals))
+            text = line[m.start():max(m.end(g) for g in (1, 2, 3) if m.group(g))]
+            found.append(Figure(text, first_line + offset, values, decimals, m.group(4)))
     return found
 
 
@@ -163,7 +167,13 @@ def _figure_problems(figs: list[Figure], printed: dict[str, list[float]], name: 
     problems = []
     for fig in figs:
         where = f"{name} line {fig.line}: {fig.text!r}"
-        if len(fig.values) == 1:
+        if fig.kernel is not None:
+            if fig.kernel not in printed:
+                problems.append(f"{where} names {fig.kernel}, which has no recorded run")
+            else:
+                problems += [f"{where} is not printed under {fig.kernel}" for v in fig.values
+                             if not _matches(v, fig.decimals, printed[fig.kernel])]
+        elif len(fig.values) == 1:
             missing = [k for k, nums in printed.items() if not _matches(fig.values[0], fig.decimals, nums)]
             if missing:
                 problems.append(f"{where} is not printed under {', '.join(missing)}")

@@ -312,13 +312,16 @@ if __name__ == "__main__":
     ROOF, CACHE_ROOF = analysis_roofline()
 
 # %% [markdown]
-# **Reading the results.** On the machine this lesson was written on (an AMD EPYC
-# core, OpenBLAS, one thread, shared with other work) four runs gave a peak of 56-70
-# GFLOP/s, memory 12-14 GB/s and the second-level cache 32-43 GB/s. The ridge is then
-# near 4-5 FLOPs per byte from memory and near 1.5-1.7 from cache. The spread between
-# runs is itself a figure worth keeping: on a shared machine no roofline is sharper
-# than about 20%, and a conclusion that needs more precision than that needs a quieter
-# machine. Read your own figures the same
+# **Reading the results.** Our three runs, on one shared AMD EPYC core with OpenBLAS on
+# one thread, differ in one thing: the OpenBLAS kernel. With the AVX2 and AVX-512 kernels
+# the peak was 97.2-102.2 GFLOP/s; with Prescott's, which has only SSE, 37.9 (Prescott).
+# Memory (25.5-26.3 GB/s) and the second-level cache (83.1-88.8 GB/s) do not care which
+# kernel runs. The ridge is then near 3.7-3.9 FLOPs per byte from memory and 1.1-1.2 from
+# cache with the fast kernels, but 1.5 (Prescott) and 0.5 (Prescott) with the slow one:
+# the same layer can be compute-bound under one kernel and memory-bound under another.
+# The roofline belongs to the machine and its library, not to the layer. On a shared
+# machine no roofline is sharper than about a fifth either, and a conclusion that needs
+# more precision than that needs a quieter machine. Read your own figures the same
 # way: a layer needs more than `ridge` FLOPs for every byte it moves before the cores,
 # not the memory, set its pace. Every float32 number is 4 bytes, so a layer that does
 # fewer than about 16 FLOPs per number it touches (4 per byte) is memory-bound here.
@@ -521,9 +524,9 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Reading the results.** Look at the `FLOP/B` column first. The MLP's two large
 # Linear layers at batch 256 reuse each weight 256 times and land at about 18 FLOPs per
-# byte: right of the ridge, compute-bound on paper. Yet in the plot they sit well below
-# the flat roof (1.3-3.7x the roof's time in four runs), because a 256x64 @ 64x128 product is too
-# small for OpenBLAS to reach the peak it reaches on 1024x1024. The CNN's convolutions
+# byte: right of the ridge, compute-bound on paper. Yet they take 1.2-1.3x the roof's
+# time, because a `256x64 @ 64x128` product is too small for OpenBLAS to reach the peak
+# it reaches on `1024x1024`. The CNN's convolutions
 # sit at 1.3 and 3.4 FLOPs per byte, left of the memory ridge: the im2col columns
 # dominate their traffic. ReLU, pooling and Flatten do no useful arithmetic at all.
 #
@@ -1127,34 +1130,35 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Reading the results.** At batch 1 the dense layer reads its whole weight to do 2
 # FLOPs per weight, deep on the memory slope; CSR reads 12 bytes per *stored* weight
-# instead of 4 per weight, so on bytes alone it should break even near 67% sparsity
-# (a third of the weights at three times the bytes) and be at most `bytes` times
-# faster above that. Compare the `x` column with the `bytes` column: a speedup beyond
-# the byte ratio would mean the dense time was inflated (by the machine's load, or by a
-# first call), not that CSR is magic. Here every speedup stayed below it: in four runs
-# at batch 1, CSR broke even at 88-90% sparsity (not 67%) and reached 4.6-5.9x at 99%,
-# where the bytes allow 30x. The gap is the price of CSR's indirect reads and of the per-call overhead,
-# which a layer at 99% sparsity (10,000 weights) cannot spread over much work.
+# instead of 4 per weight, so on bytes alone it should break even near two thirds
+# sparsity (a third of the weights at three times the bytes) and be at most `bytes` times
+# faster above that. Compare the `x` column with the `bytes` column: a speedup beyond the
+# byte ratio would mean the dense time was inflated (by the machine's load, or by a first
+# call), not that CSR is magic. With the fast kernels CSR broke even at 89.9-90.2%
+# sparsity and reached 5.40-6.04x at 99%, where the bytes allow 30.4x: the gap is the
+# price of CSR's indirect reads and of the per-call overhead, which a layer at 99%
+# sparsity cannot spread over much work. Under Prescott's kernel the dense product is
+# slower (its roof is lower, section 1), so CSR wins earlier, from 74.0% (Prescott), and
+# reaches 18.25x (Prescott) at 99%: when zeros become speed depends on how good the dense
+# kernel is.
 #
 # At batch 64 the dense product reuses each weight 64 times: its intensity rises about
 # 60-fold, towards the flat roof. One would expect the crossover to move to a higher
-# sparsity; on this machine it did not (80-88% against 88-90%), because scipy's kernel also
-# reuses each stored weight across the batch (it walks a contiguous row of `x.T` per
-# weight), and because the dense product of this shape stays well below the peak.
-# Read the dense columns too: they time the same product at every sparsity, so their
-# spread (here up to 1.7x at batch 64, on a shared machine) is the noise every ratio in
-# the table carries; the one run whose batch-64 crossover came out at 80% owed it to a
-# single slow dense point at 80% (3.8 ms among 2.9-3.1 ms). Rows marked `!` are those Module 14's `compare_timings` flagged:
-# rounds that disagree by more than half the median, or a speedup beyond the work
-# ratio. Do not build on a flagged row; run the cell again. The MLP table shows the other half of the answer: 90% zeros in a
-# dense matmul buy nothing (the `pruned` column), since BLAS multiplies zeros as fast as
-# any other number, while `to_sparse` put both large layers on CSR and ran the model
-# 2.1-2.5x faster at batch 1 and 2.0-2.2x at batch 64 (four runs), for 2.9x fewer
-# FLOPs: below the work ratio, as it must be.
+# sparsity; it moved lower (76.4% under SkylakeX, 84.4% under Haswell), because scipy's
+# kernel also reuses each stored weight across the batch (it walks a contiguous row of
+# `x.T` per weight), and because the dense product of this shape stays well below the
+# peak. Read the dense columns too: they time the same product at every sparsity, so
+# their spread is the noise every ratio in the table carries. Rows marked `!` are those
+# Module 14's `compare_timings` flagged: rounds that disagree by more than half the
+# median, or a speedup beyond the work ratio. Do not build on a flagged row; run the cell
+# again. The MLP table shows the other half of the answer: 90% zeros in a dense matmul buy
+# nothing (the `pruned` column), since BLAS multiplies zeros as fast as any other number,
+# while `to_sparse` put the large layers on CSR and ran the model 2.07-2.81x faster at
+# batch 1 for 2.9x fewer FLOPs: below the work ratio, as it must be.
 #
-# So, when do zeros become speed on a CPU? From about 90% unstructured sparsity on
-# layers large enough for the bytes to matter, by far less than the byte ratio, and
-# only where `to_sparse` measured it.
+# So, when do zeros become speed on a CPU? From about 90% unstructured sparsity on layers
+# large enough for the bytes to matter (earlier where the dense kernel is weak), by far
+# less than the byte ratio, and only where `to_sparse` measured it.
 
 # %% [markdown]
 # ## 4. Where does the time go? Layer by layer
@@ -1253,26 +1257,24 @@ if __name__ == "__main__":
     LAYER_TABLES = analysis_layer_times()
 
 # %% [markdown]
-# **Reading the results.** Compare each convolution's speedup with its FLOP ratio of
-# 4x. The digits CNN's second convolution (C = 8, O = 16) does 2,304 FLOPs on 640 bytes
-# per position, 3.6 per byte, on the memory side of the ridge; at half the channels
-# it is 576 FLOPs on 320 bytes. Its time follows the bytes more than the FLOPs: 2.2-2.5x
-# in four runs, not 4x. The CIFAR-shaped network's second convolution (C = 32, O = 64)
-# does 4x as many FLOPs per byte, nearer the ridge, and its speedup comes a little
-# closer to the FLOP ratio (2.5-2.7x). The first
-# convolution copies its 1- or 3-channel input nine times whatever number of filters
-# remains; ReLU and pooling do no multiply-adds at all and move memory in proportion to
-# the channels (2x); and every layer call costs some microseconds of bookkeeping. So
-# removal follows the FLOPs where layers are wide and the work is in matmuls, and falls
-# short where layers are narrow: the roofline of section 1, read one layer at a time.
+# **Reading the results.** Compare each convolution's speedup with its FLOP ratio of 4x.
+# The digits CNN's second convolution (C = 8, O = 16) sits on the memory side of the ridge
+# (section 2), and its time follows the bytes more than the FLOPs: 2.22-2.95x, not 4x. The
+# CIFAR-shaped network's second convolution (C = 32, O = 64) does 4x as many FLOPs per
+# byte, nearer the ridge, and its speedup comes closer to the FLOP ratio (2.67-3.21x). The
+# first convolution copies its 1- or 3-channel input nine times whatever number of filters
+# remains; ReLU and pooling do no multiply-adds at all and move memory in proportion to the
+# channels (2x); and every layer call costs some microseconds of bookkeeping. So removal
+# follows the FLOPs where layers are wide and the work is in matmuls, and falls short where
+# layers are narrow: the roofline of section 1, read one layer at a time.
 #
-# One row deserves suspicion: the CIFAR-shaped network's first pooling layer showed
-# speedups above its 2x work ratio in three runs of four (3.3x, 3.0x and 3.25x, the
-# last flagged; 2.4x in the other). Its input shrinks from 8 MB to 4 MB, from a size that spills out of the
-# caches the other layers also use to one that stays in them: a second roof could
-# explain part of it, but not a ratio that moves from 2.4x to 3.3x between runs. Module
-# 14's `compare_timings` flags what goes beyond 1.5x the work ratio, or whose rounds
-# disagree; a ratio beyond the work's own ratio is a measurement error until proven
+# One row deserves suspicion: the CIFAR-shaped network's first pooling layer ran
+# 2.53-3.27x faster for a 2x work ratio, flagged in two runs of three. Its input shrinks
+# from 8 MB to 4 MB, from a size that spills out of the caches the other layers also use
+# to one that stays in them: a second roof could explain part of it, but not a ratio that
+# moves from 2.53x (Haswell) to 3.27x (Prescott) between runs. Module 14's
+# `compare_timings` flags what goes beyond one and a half times the work ratio, or whose
+# rounds disagree; a ratio beyond the work's own ratio is a measurement error until proven
 # otherwise, so run it again before you build on it.
 
 # %% [markdown]
@@ -1336,33 +1338,31 @@ if __name__ == "__main__":
     LAYOUT = analysis_layout(CACHE_ROOF, ROOF)
 
 # %% [markdown]
-# **Reading the results.** The bound printed above each experiment uses the cache
-# roof where the arrays fit in the caches and memory's roof for the 64 MB ReLU; the
-# "x the bound" column says how far each variant stays from it.
+# **Reading the results.** The bound printed above each experiment uses the cache roof
+# where the arrays fit in the caches and memory's roof for the 64 MB ReLU; the "x the
+# bound" column says how far each variant stays from it.
 #
-# The convolution's product: on the machine this lesson was written on, the
-# channels-last product through a transposed view was *slower* than `W @ cols`
-# (0.79-0.86x in four runs), and the contiguous copy equal to it (0.95-1.06x), where
-# another machine had measured 1.7-1.8x in favour of channels last. No ratio went
-# beyond the work (the flags some runs raised there were for rounds that disagreed),
-# and every variant stayed within about 2x of the roofline's bound. Both are the same FLOPs on
-# the same bytes, within a few times of the roof, so neither measurement is impossible;
-# the difference is which matrix OpenBLAS's kernel for that shape likes to stream, and
-# that depends on the library's version and the core. A layout claim is a claim about
-# one library on one machine: measure it where it will run before rewriting a layer.
+# The convolution's product: through a transposed view, the channels-last product ran
+# 0.69-0.76x as fast as `W @ cols` under the Haswell and Prescott kernels, and
+# 1.30x under SkylakeX; the contiguous copy 0.74-1.84x, its top flagged as beyond the
+# work. The three kernels disagree even on which layout wins, and every variant stayed
+# within 1.2-2.4x of the roofline's bound. Both are the same FLOPs on the same bytes, within a few times of
+# the roof, so no measurement is impossible; the difference is which matrix OpenBLAS's
+# kernel for that shape likes to stream, and that depends on the library's version and the
+# core. A layout claim is a claim about one library on one machine: measure it where it
+# will run before rewriting a layer.
 #
-# ReLU: against a scalar, `0` or `np.float32(0)` alike, NumPy's `maximum` took 2.5-4.2x
-# longer (four runs) than against an array of zeros on the 1 MB batch, although the
-# array version reads 50% more bytes. `compare_timings` flags it, rightly: a ratio
-# beyond what the work allows (here, less than 1x) is a measurement error until proven
-# otherwise. So check it against the roof: the scalar versions run 3-6x above their
-# bound and the array version 1.2-1.7x above it. Nothing
-# beats the roof; the scalar loop is simply slow. The 64 MB batch is the proof that the
-# effect is real and the judge of its size: there memory's bandwidth caps everyone, and
-# the ratio shrinks to 1.3x (in three runs), towards what the bytes allow. (NumPy's loop for two contiguous
-# arrays is vectorised; the one for an array and a broadcast scalar, in this version,
-# much less so.) An operation far above its bound has room, and a layout change or
-# another loop can find it; one at its bound has none.
+# ReLU: against a scalar, `0` or `np.float32(0)` alike, NumPy's `maximum` took 2.64-2.76x
+# longer than against an array of zeros on the 1 MB batch, although the array version
+# reads half again as many bytes. `compare_timings` flags it, rightly: a ratio beyond what
+# the work allows (here, less than 1x) is a measurement error until proven otherwise. So
+# check it against the roof: the scalar versions run 4.0-4.5x above their bound and the
+# array version 1.5-1.6x above it. Nothing beats the roof; the scalar loop is simply slow.
+# The 64 MB batch is the proof that the effect is real and the judge of its size: there
+# memory's bandwidth caps everyone, and the ratio shrinks to 1.12-1.14x, towards what the
+# bytes allow. (NumPy's loop for two contiguous arrays is vectorised; the one for an array
+# and a broadcast scalar, in this version, much less so.) An operation far above its bound
+# has room, and a layout change or another loop can find it; one at its bound has none.
 
 # %% [markdown]
 # ## Summary: when do zeros become speed?

@@ -697,37 +697,37 @@ if __name__ == "__main__":
 # kernel, so a figure that moved between them is a range).
 #
 # - **Outputs.** Every path gives TinyTorch's outputs to a few millionths (largest
-#   difference 5.7e-06 on logits of about 10), and `from_torch(to_torch(m))` gives them
+#   difference under 1e-05 on logits of about 10), and `from_torch(to_torch(m))` gives them
 #   back bit for bit: the same float32 weights, and the same NumPy code computing them.
 #   The differences are float32 sums taken in another order, not a different model.
 # - **Bytes.** Dense, every format costs the same: 4 bytes a weight (ONNX 69,422 B,
-#   safetensors 69,360 B, `torch.save` a little more for its pickle; `.ttz` 64,200 B, as
-#   random-looking floats barely compress). The 90%-pruned INT8 model is where formats
+#   safetensors 69,360 B, `torch.save` a little more for its pickle; `.ttz` 64,087-64,094 B,
+#   as random-looking floats barely compress). The 90%-pruned INT8 model is where formats
 #   part: its ONNX file keeps int8 weights (19,883 B, 3.5x smaller than the float
 #   file), but writes every zero. The sparse ONNX file saves only 9%, because each
 #   non-zero int8 value (1 byte) needs an int64 position (8 bytes). Compressed with xz,
-#   the ONNX file comes within 1.2x of the `.ttz` (4,812 B against 4,100 B), which codes
-#   its positions as small gaps. PyTorch's formats store the dequantized float32 weights:
-#   `torch.save` writes 71,941 B, 17.5x the `.ttz`.
-# - **Latency.** ONNX Runtime runs one call of the MLP 2.4x and of the CNN about 12x
+#   the ONNX file comes within 1.22x of the `.ttz` (4,804-4,812 B against 3,943-3,949 B),
+#   which codes its positions as small gaps. PyTorch's formats store the dequantized
+#   float32 weights: `torch.save` writes 71,941 B, 18x the `.ttz`.
+# - **Latency.** ONNX Runtime runs one call of the MLP 2.4-2.6x and of the CNN 12.6-13.3x
 #   faster than TinyTorch at batch 1: TinyTorch pays Python and NumPy overhead per layer
 #   (`im2col` for each convolution), which dominates a tiny input. At batch 256 the gap
-#   narrows (1.7x for the MLP, 2.7x for the CNN): then the work is one big matrix
-#   product, and NumPy's BLAS does it about as well.
-# - **Removed units.** In TinyTorch the half-removed CNN takes 0.53-0.59x the full CNN's
-#   time at batch 256 (three runs); in ONNX Runtime it took 1.14-1.16x: fewer channels
-#   did not make it faster there.
+#   narrows for the CNN (2.1-2.6x): then the work is one big matrix product, done as well
+#   as the BLAS kernel allows; for the MLP it is 1.5-3.4x, the slow end under Prescott's
+#   kernel, which has no AVX: which BLAS kernel NumPy runs matters as much as the runtime.
+# - **Removed units.** In TinyTorch the half-removed CNN takes 0.45-0.51x the full CNN's
+#   time at batch 256; in ONNX Runtime 0.68-0.74x: fewer channels helped less there.
 #   A runtime's kernels are tuned for common shapes, so measure in the runtime you ship to.
 # - **Sparsity.** The sparse and the dense ONNX files give identical outputs in the same
-#   time (0.99x): ONNX Runtime turns the sparse weights into dense arrays when it loads the
-#   file, so only the file is smaller; memory and work are those of the dense model.
+#   time (0.97-1.05x): ONNX Runtime turns the sparse weights into dense arrays when it
+#   loads the file, so only the file is smaller; memory and work are those of the dense
+#   model.
 # - **QDQ.** As written, the calibrated graph computes exactly Module 15's integer path
-#   (7e-07). Optimized, ONNX Runtime fused the QuantizeLinear / DequantizeLinear pairs into
-#   an int8 kernel that rounds a few inputs differently: 0.9% of the outputs moved by more
-#   than 1e-4 (at most 0.012), and every predicted class stayed the same. This is QDQ
-#   doing its job (the runtime chose integer arithmetic), and it is why a deployment is
-#   checked in the runtime that will run it.
-
+#   (under 1e-06). Optimized, ONNX Runtime fused the QuantizeLinear / DequantizeLinear pairs
+#   into an int8 kernel that rounds a few inputs differently: 0.7-0.9% of the outputs moved
+#   by more than 1e-4 (at most about a hundredth), and every predicted class stayed the
+#   same. This is QDQ doing its job (the runtime chose integer arithmetic), and it is why
+#   a deployment is checked in the runtime that will run it.
 # %%
 def test_module():
     """Run every inline test of Module 20."""

@@ -127,3 +127,13 @@ def test_a_recording_with_another_number_of_code_cells_must_be_made_again(tmp_pa
     module.dev_file.write_text(module.dev_file.read_text() + "\n# %%\nx = 1\n")
     with pytest.raises(TitoError, match="has 3 code cells, the lesson 4: record it again"):
         check(module)
+
+
+def test_a_figure_naming_its_kernel_is_checked_under_that_kernel_only(tmp_path):
+    runs = {"Haswell": 0.9639, "Prescott": 0.9611}
+    module = lesson(tmp_path, figure="Under one kernel: 96.1% (Prescott), 96.4% under Haswell.", runs=runs)
+    problems, _ = check(module)
+    assert problems == ["modules/90_toy/toy_dev.py line 9: '96.4%' is not printed under Prescott"], problems
+    module = lesson(tmp_path / "wrong", figure="Under one kernel: 96.4% (Prescott).", runs=runs)
+    problems, _ = check(module)
+    assert any("'96.4%' is not printed under Prescott" in p and "line 10" in p for p in problems), problems
