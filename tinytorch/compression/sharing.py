@@ -67,7 +67,7 @@ def kmeans_codebook(values: np.ndarray, bits: int, iterations: int = 100) -> tup
         codes = new
     return centroids.astype(np.float32), codes.astype(np.uint8)
 
-# %% ../../modules/16_compression/sharing_given.py #8c496d8d
+# %% ../../modules/16_compression/sharing_given.py #f3d3229a
 def centroid_gradients(weight_grad: np.ndarray, positions: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     """The gradient of each of `k` centroids: the sum of the gradients of the weights that use it."""
     return np.bincount(codes, weights=np.asarray(weight_grad).reshape(-1)[positions], minlength=k).astype(np.float32)
@@ -144,7 +144,7 @@ SHARED_LAYERS = (SharedLinear, SharedConv2d)
 
 
 def shared_layer(layer: Module, bits: int) -> SharedLinear | SharedConv2d:
-    """A shared-weight copy of a Linear or Conv2d: k-means over its non-zero weights (see `kmeans_codebook`)."""
+    """A shared-weight copy of a Linear or Conv2d (in its mode): k-means over its non-zero weights (see `kmeans_codebook`)."""
     if isinstance(layer, SHARED_LAYERS) or not isinstance(layer, (Linear, Conv2d)):
         raise TypeError(f"layer must be a float Linear or Conv2d, got {type(layer).__name__}")
     _check_layer_finite("layer", layer)
@@ -153,8 +153,11 @@ def shared_layer(layer: Module, bits: int) -> SharedLinear | SharedConv2d:
     centroids, codes = kmeans_codebook(weight.reshape(-1)[positions], bits)
     bias = None if layer.bias is None else layer.bias.data.copy()
     if isinstance(layer, Linear):
-        return SharedLinear(centroids, codes, positions, weight.shape, bias)
-    return SharedConv2d(centroids, codes, positions, weight.shape, bias, layer.stride, layer.padding)
+        shared = SharedLinear(centroids, codes, positions, weight.shape, bias)
+    else:
+        shared = SharedConv2d(centroids, codes, positions, weight.shape, bias, layer.stride, layer.padding)
+    shared.training = layer.training  # the copy is in the mode of the layer it replaces
+    return shared
 
 
 def _check_layer_finite(name: str, layer: Module) -> None:
