@@ -14,56 +14,10 @@ from tinytorch.compression import CompressedModel, load_compressed, prune_and_qu
 from tinytorch.compression import container
 from tinytorch.compression.container import from_bytes, to_bytes
 from tinytorch.core.activations import ReLU
-from tinytorch.core.autograd import no_grad
-from tinytorch.core.layers import Dropout, Linear, Sequential
-from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.optimizers import SGD
-from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
-from tinytorch.core.tensor import Tensor, manual_seed
+from tinytorch.core.layers import Linear, Sequential
+from mode_checks import assert_same_twice, bn_dropout_cnn, inputs, modes, run, stats
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
-
-
-def bn_dropout_cnn(seed: int = 0, steps: int = 5) -> Sequential:
-    """Conv-BN-ReLU-Pool-Dropout-Flatten-Linear-ReLU-Dropout-Linear on 1x8x8, trained `steps` SGD steps, in eval mode."""
-    manual_seed(seed)
-    model = Sequential(Conv2d(1, 4, 3, padding=1), BatchNorm2d(4), ReLU(), MaxPool2d(2), Dropout(0.3), Flatten(),
-                       Linear(64, 16), ReLU(), Dropout(0.5), Linear(16, 5))
-    rng = np.random.default_rng(seed)
-    opt, loss_fn = SGD(model.parameters(), lr=0.05), CrossEntropyLoss()
-    for _ in range(steps):
-        x = Tensor((rng.standard_normal((16, 1, 8, 8)) * 2 + 1.5).astype(np.float32))
-        loss = loss_fn(model(x), rng.integers(0, 5, 16))
-        model.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
-def inputs(seed: int = 1) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal((6, 1, 8, 8)) * 2 + 1.5).astype(np.float32)
-
-
-def run(model, x: np.ndarray) -> np.ndarray:
-    with no_grad():
-        return model(Tensor(x)).data
-
-
-def stats(model) -> list[np.ndarray]:
-    return [b.data.copy() for _, b in model.named_buffers()]
-
-
-def modes(model) -> list[bool]:
-    return [m.training for m in model.modules()]
-
-
-def assert_same_twice(loaded, reference: np.ndarray, x: np.ndarray, atol: float = 0.0) -> None:
-    """Two calls in a row give `reference` (to `atol`), and the running statistics do not move."""
-    before = stats(loaded)
-    for _ in range(2):
-        np.testing.assert_allclose(run(loaded, x), reference, rtol=0, atol=atol)
-    for a, b in zip(before, stats(loaded)):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.fixture(scope="module")
