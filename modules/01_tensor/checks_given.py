@@ -90,10 +90,10 @@ def check_number(name: str, value: object, low: float = -math.inf, high: float =
         ArgumentTypeError: not a real number, or a bool.
         ValueError: NaN, or outside the range.
     """
-    if high == math.inf and low > -math.inf:
-        allowed = f"a number {'>' if low_open else '>='} {low:g}"
+    if high == math.inf and low > -math.inf:  # an open end at infinity refuses inf: "a finite number"
+        allowed = f"a {'finite ' if high_open else ''}number {'>' if low_open else '>='} {low:g}"
     elif low == -math.inf and high < math.inf:
-        allowed = f"a number {'<' if high_open else '<='} {high:g}"
+        allowed = f"a {'finite ' if low_open else ''}number {'<' if high_open else '<='} {high:g}"
     elif (low, high) == (-math.inf, math.inf):
         allowed = "a number"
     else:
