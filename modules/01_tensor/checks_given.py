@@ -179,7 +179,7 @@ def check_finite(name: str, value: object, float32: bool = False) -> np.ndarray:
                                 f"({type(value).__name__} {value!r:.60})")
     if np.issubdtype(array.dtype, np.floating):
         bad = ~np.isfinite(array)
-        if float32:
+        if float32 and array.dtype.itemsize > 4:  # float16 and float32 always fit
             bad |= ~(np.abs(array) <= FLOAT32_MAX)
         if bad.any():
             where = np.unravel_index(int(np.argmax(bad)), array.shape) if array.ndim else ()

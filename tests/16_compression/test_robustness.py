@@ -360,3 +360,23 @@ def test_distill_refuses_nan_inputs_or_a_nan_teacher_before_the_student_changes(
     with pytest.raises(ValueError, match=words):
         distill(student, teacher, SGD(student.parameters(), lr=0.1), loader, 1, progress=False)
     assert_unchanged(student, before)
+
+
+@pytest.mark.parametrize("dim", [0.5, [0, 0], 1000])
+def test_a_file_with_a_softmax_dim_that_is_not_an_int_is_refused_at_load(dim):
+    from tinytorch.compression.container import from_bytes, to_bytes
+    from tinytorch.core.activations import Softmax
+
+    model = Sequential(Linear(4, 3), Softmax(dim=1))
+    model[1].dim = dim  # as a crafted file would hold it
+    with pytest.raises(ValueError, match=r"dim must be an int >= -64 and <= 63, got"):
+        from_bytes(to_bytes(model))
+
+
+def test_a_softmax_dim_from_a_file_out_of_range_for_the_input_says_so_at_forward():
+    from tinytorch.compression.container import from_bytes, to_bytes
+    from tinytorch.core.activations import Softmax
+
+    loaded = from_bytes(to_bytes(Sequential(Linear(4, 3), Softmax(dim=2))))
+    with pytest.raises(ValueError, match=r"Softmax\(dim=2\) needs dim in \[-2, 1\] for an input of shape \(5, 3\)"):
+        loaded(Tensor(np.ones((5, 4), np.float32)))
