@@ -183,7 +183,7 @@ def check_finite(name: str, value: object, float32: bool = False) -> np.ndarray:
             bad |= ~(np.abs(array) <= FLOAT32_MAX)
         if bad.any():
             where = np.unravel_index(int(np.argmax(bad)), array.shape) if array.ndim else ()
-            allowed = "finite and within float32's range (|x| <= 3.4e38)" if float32 else "finite"
+            allowed = "finite (not NaN or inf)" + (" and within float32's range (|x| <= 3.4e38)" if float32 else "")
             raise ValueError(f"{name} must be {allowed}; {int(bad.sum())} of its {array.size} values are not, "
                              f"the first {float(array[where])!r} at index {[int(i) for i in where]}")
     return array

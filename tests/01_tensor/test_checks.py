@@ -129,7 +129,7 @@ def test_check_finite_names_the_argument_the_count_and_the_first_bad_value(bad, 
     a = np.zeros((3, 4), np.float64)
     a[1, 2] = bad
     a[2, 0] = np.nan
-    with pytest.raises(ValueError, match=re.escape(f"w must be finite; 2 of its 12 values are not, the first {first} "
+    with pytest.raises(ValueError, match=re.escape(f"w must be finite (not NaN or inf); 2 of its 12 values are not, the first {first} "
                                                    f"at index {index}")):
         check_finite("w", a)
 
@@ -137,7 +137,7 @@ def test_check_finite_names_the_argument_the_count_and_the_first_bad_value(bad, 
 def test_check_finite_with_float32_refuses_what_float32_cannot_hold():
     big = np.array([1.0, 1e300], np.float64)
     assert check_finite("x", big) is not None  # finite in float64
-    with pytest.raises(ValueError, match=re.escape("x must be finite and within float32's range (|x| <= 3.4e38); "
+    with pytest.raises(ValueError, match=re.escape("x must be finite (not NaN or inf) and within float32's range (|x| <= 3.4e38); "
                                                    "1 of its 2 values are not, the first 1e+300 at index [1]")):
         check_finite("x", big, float32=True)
     edge = np.array([np.finfo(np.float32).max], np.float64)
@@ -156,7 +156,7 @@ def test_check_finite_refuses_what_is_not_real_numbers_as_a_type_error(bad):
 def test_check_finite_reads_a_tensor_through_its_data():
     from tinytorch.core.tensor import Tensor
 
-    with pytest.raises(ValueError, match="t must be finite; 1 of its 2 values"):
+    with pytest.raises(ValueError, match=r"t must be finite \(not NaN or inf\); 1 of its 2 values"):
         check_finite("t", Tensor(np.array([0.0, np.inf], np.float32)))
 
 

@@ -10,6 +10,8 @@ from tinytorch.core.layers import Linear, ReLU, Sequential
 from tinytorch.core.tensor import manual_seed
 from tinytorch.quantization import QuantizedLinear, calibrate, quantize_int8, quantize_model
 
+FINITE = r"must be finite \(not NaN or inf\)"  # check_finite's words
+
 BAD = [np.nan, np.inf, -np.inf]
 
 
@@ -26,7 +28,7 @@ def _scales(model) -> list:
 def test_quantize_int8_refuses_float64_beyond_float32_instead_of_saturating():
     x = np.array([[1.0, -2.0], [1e300, 0.5]])
     copy = x.copy()
-    with pytest.raises(ValueError, match=r"x must be finite and within float32's range \(\|x\| <= 3.4e38\); 1 of "
+    with pytest.raises(ValueError, match=rf"x {FINITE} and within float32's range \(\|x\| <= 3.4e38\); 1 of "
                                          r"its 4 values are not, the first 1e\+300 at index \[1, 0\]"):
         quantize_int8(x, axis=0)
     np.testing.assert_array_equal(x, copy)
@@ -48,7 +50,7 @@ def test_calibrate_refuses_a_bad_batch_and_keeps_the_scales_it_had(bad, calibrat
     x[20, 2] = bad
     # NOTE: float64 batches as they are (a DataLoader would first round 1e39 to inf);
     # the first batch is fine and seen, the second refused: nothing the call started may stay
-    with pytest.raises(ValueError, match=r"calibration batch 1 must be finite and within float32's range .*"
+    with pytest.raises(ValueError, match=rf"calibration batch 1 {FINITE} and within float32's range .*"
                                          rf"1 of its 96 values are not, the first {re.escape(repr(bad))}"):
         calibrate(q, [(x[:16], None), (x[16:], None)])
     assert _scales(q) == before and [m.training for m in q.modules()] == modes

@@ -17,6 +17,8 @@ from tinytorch.data.loader import DataLoader, TensorDataset
 
 from .conftest import make_mlp
 
+FINITE = r"must be finite \(not NaN or inf\)"  # check_finite's words
+
 
 def snapshot(model):
     return {n: p.data.copy() for n, p in model.named_parameters()}
@@ -104,7 +106,7 @@ def test_structured_prune_of_a_bare_layer_keeps_its_outputs():
 def test_nan_or_inf_weights_are_refused_naming_the_layer(mlp, bad):
     mlp[2].weight.data[3, 1] = bad
     before = snapshot(mlp)
-    with pytest.raises(ValueError, match=r"layer '2' weight must be finite; 1 of its \d+ values are not, the first -?(nan|inf) at index \[3, 1\]"):
+    with pytest.raises(ValueError, match=rf"layer '2' weight {FINITE}; 1 of its \d+ values are not, the first -?(nan|inf) at index \[3, 1\]"):
         magnitude_prune(mlp, 0.5)
     with pytest.raises(ValueError, match=r"layer '2'"):
         magnitude_prune(mlp, {"2": 0.5})
@@ -198,14 +200,14 @@ def test_kmeans_refuses_nan_or_inf_naming_the_layer_and_replaces_nothing(bad):
     model = _poisoned(bad)
     before = snapshot(model)
     kinds = [type(m) for m in model.modules()]
-    with pytest.raises(ValueError, match=r"layer '2' weight must be finite; 1 of its 192 values are not"):
+    with pytest.raises(ValueError, match=rf"layer '2' weight {FINITE}; 1 of its 192 values are not"):
         share_weights(model, 4)
     assert [type(m) for m in model.modules()] == kinds  # layer '0' was not replaced either
     assert_unchanged(model, before)
     with pytest.raises(ValueError, match=r"layer '2' weight must be finite"):
         prune_and_quantize(model, None, bits=4, codebook="kmeans")
     assert_unchanged(model, before)
-    with pytest.raises(ValueError, match=r"values must be finite; 1 of its 3 values are not"):
+    with pytest.raises(ValueError, match=rf"values {FINITE}; 1 of its 3 values are not"):
         kmeans_codebook(np.array([0.5, bad, -0.25]), 2)
 
 
@@ -213,7 +215,7 @@ def test_kmeans_refuses_a_nan_bias_naming_the_layer():
     from tinytorch.compression.sharing import share_weights
 
     model = _poisoned(np.nan, (0, "bias", 5))
-    with pytest.raises(ValueError, match=r"layer '0' bias must be finite; 1 of its 16 values are not, the first nan "
+    with pytest.raises(ValueError, match=rf"layer '0' bias {FINITE}; 1 of its 16 values are not, the first nan "
                                          r"at index \[5\]"):
         share_weights(model, 4)
     assert all(type(m).__name__ != "SharedLinear" for m in model.modules())
@@ -248,7 +250,7 @@ def test_low_rank_checks_finiteness_before_the_svd(bad):
     layer.weight.data[2, 3] = bad
     before = snapshot(layer)
     # NOTE: on an inf, LAPACK's SVD could run for ever: this test would hang, not fail, without the check
-    with pytest.raises(ValueError, match=r"layer.weight must be finite; 1 of its 30 values are not"):
+    with pytest.raises(ValueError, match=rf"layer.weight {FINITE}; 1 of its 30 values are not"):
         low_rank(layer, rank=2)
     assert_unchanged(layer, before)
     layer = Linear(6, 5)
@@ -258,9 +260,9 @@ def test_low_rank_checks_finiteness_before_the_svd(bad):
 
 
 @pytest.mark.parametrize("value, error, words", [
-    (np.nan, ValueError, r"rewind_to\['0.weight'\] must be finite and within float32's range .* the first nan"),
+    (np.nan, ValueError, rf"rewind_to\['0.weight'\] {FINITE} and within float32's range .* the first nan"),
     (np.inf, ValueError, r"the first inf"),
-    (1e300, ValueError, r"rewind_to\['0.weight'\] must be finite and within float32's range .* the first 1e\+300"),
+    (1e300, ValueError, rf"rewind_to\['0.weight'\] {FINITE} and within float32's range .* the first 1e\+300"),
     (None, TypeError, r"rewind_to\['0.weight'\] must hold real numbers \(int or float\), got dtype object"),
     (1j, TypeError, r"rewind_to\['0.weight'\] must hold real numbers \(int or float\), got dtype complex128"),
 ])
@@ -287,7 +289,7 @@ def test_rewind_to_accepts_float64_that_float32_holds(mlp):
 def test_structured_prune_refuses_a_nan_rather_than_keeping_its_row(what, index):
     model = _poisoned(np.nan, (0, what, index))
     before = snapshot(model)
-    with pytest.raises(ValueError, match=rf"layer '0' {what} must be finite; 1 of its \d+ values are not, the first nan"):
+    with pytest.raises(ValueError, match=rf"layer '0' {what} {FINITE}; 1 of its \d+ values are not, the first nan"):
         structured_prune(model, 0.5)
     for n, p in model.named_parameters():  # NaN != NaN: compare what is stored, bit for bit
         assert p.data.tobytes() == before[n].tobytes(), n
@@ -297,7 +299,7 @@ def test_structured_prune_refuses_a_nan_rather_than_keeping_its_row(what, index)
 def test_prune_and_quantize_refuses_a_nan_or_inf_bias_naming_the_layer(bad):
     model = _poisoned(bad, (4, "bias", 1))
     for kwargs in ({}, {"int8_bias": True}, {"bits": 4, "codebook": "kmeans"}, {"sparsity": None}):
-        with pytest.raises(ValueError, match=r"layer '4' bias must be finite; 1 of its 4 values are not"):
+        with pytest.raises(ValueError, match=rf"layer '4' bias {FINITE}; 1 of its 4 values are not"):
             prune_and_quantize(model, **({"sparsity": 0.5} | kwargs))
 
 
@@ -336,7 +338,7 @@ def test_distillation_refuses_nan_or_inf_logits(bad):
     targets = np.array([0, 1, 2, 0])
     poisoned = teacher.copy()
     poisoned[2, 1] = bad
-    with pytest.raises(ValueError, match=r"teacher_logits must be finite; 1 of its 12 values are not"):
+    with pytest.raises(ValueError, match=rf"teacher_logits {FINITE}; 1 of its 12 values are not"):
         distillation_loss(student, poisoned, targets)
     student.data[0, 0] = bad
     with pytest.raises(ValueError, match=r"student_logits must be finite"):
