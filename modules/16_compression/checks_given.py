@@ -32,6 +32,8 @@
 """Argument checks of Module 16 and which layers can be pruned, how they are grouped, which BatchNorm follows a conv (given code)."""
 from collections.abc import Mapping
 
+import numpy as np
+
 from tinytorch.core.checks import check_finite, check_fraction, check_instance, check_int
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
@@ -131,6 +133,15 @@ def check_finite_layers(layers: list[tuple[str, Module]], biases: bool = False) 
 def check_finite_model(model: Module) -> None:
     """Refuse a NaN or infinite weight or bias of any Linear or Conv2d of `model`, naming the layer."""
     check_finite_layers([(name, m) for name, m in model.named_modules() if isinstance(m, _PRUNABLE)], biases=True)
+
+
+def checked_state(name: str, state: object) -> dict[str, np.ndarray] | None:
+    """A copy of the state dict `state` (None stays None), every value real, finite and within float32's range."""
+    if state is None:
+        return None
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{name} must be a state dict (name -> array) or None, got {type(state).__name__}")
+    return {k: check_finite(f"{name}[{k!r}]", v, float32=True).copy() for k, v in state.items()}
 
 
 def check_sizes(sizes: object) -> dict[str, int]:

@@ -610,9 +610,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinytorch.compression import prune, structured  # modules: this lesson's own names stay its own
-from tinytorch.compression.checks import check_callable, check_model, check_schedule, prunable_params
+from tinytorch.compression.checks import check_callable, check_model, check_schedule, checked_state, prunable_params
 from tinytorch.compression.finetune import check_training, fine_tune
-from tinytorch.core.checks import check_finite, check_fraction, check_int
+from tinytorch.core.checks import check_fraction, check_int
 from tinytorch.compression.prune import measure_sparsity
 from tinytorch.core.layers import Module
 from tinytorch.core.training import progress_bar
@@ -669,12 +669,9 @@ class IterativePruner:
         sparsity_schedule(steps, steps, self.target_sparsity, kind=schedule)  # validates steps and schedule
         if method not in ("magnitude", "structured"):
             raise ValueError(f"method must be 'magnitude' or 'structured', got {method!r}")
-        if rewind_to is not None and not isinstance(rewind_to, Mapping):
-            raise TypeError(f"rewind_to must be a state dict (name -> array) or None, got {type(rewind_to).__name__}")
         self.steps, self.schedule, self.method = int(steps), schedule, method
         # NOTE: a checked copy (real, finite, float32-sized): later training cannot move the rewind point.
-        self.rewind_to = None if rewind_to is None else {
-            k: check_finite(f"rewind_to[{k!r}]", v, float32=True).copy() for k, v in rewind_to.items()}
+        self.rewind_to = checked_state("rewind_to", rewind_to)
         self.masks: Masks | None = None
 
     def _check_rewind(self, model: Module) -> None:
@@ -1248,7 +1245,7 @@ if __name__ == "__main__":
 """Knowledge distillation's loss: softened KL to a teacher plus cross-entropy, with its backward (Module 16, section 9)."""
 import numpy as np
 
-from tinytorch.core.checks import check_finite, check_number
+from tinytorch.core.checks import check_finite, check_instance, check_number
 from tinytorch.core.losses import CrossEntropyLoss, log_softmax
 from tinytorch.core.tensor import Tensor
 
@@ -1268,9 +1265,7 @@ def distillation_loss(student_logits: Tensor, teacher_logits, targets, temperatu
         TypeError: `student_logits` is not a Tensor.
         ValueError: shapes differ, `temperature`/`alpha` out of range, or NaN/inf logits.
     """
-    if not isinstance(student_logits, Tensor):
-        raise TypeError(f"student_logits must be a Tensor, got {type(student_logits).__name__}")
-    check_finite("student_logits", student_logits)
+    check_finite("student_logits", check_instance("student_logits", student_logits, Tensor, "a Tensor"))
     teacher = np.asarray(check_finite("teacher_logits", teacher_logits), np.float64)
     if teacher.shape != student_logits.shape or teacher.ndim != 2:
         raise ValueError(f"teacher_logits must have the student's shape (N, C) {student_logits.shape}, "

@@ -180,10 +180,10 @@ def to_torch(model: Module):
     twin = _torch_layer(torch.nn, inner, "")
     state = torch_state_dict(model)
     twin.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
-    return copy_modes(inner, twin)
+    return _copy_modes(inner, twin)
 
 
-def copy_modes(source, target):
+def _copy_modes(source, target):
     """`target` with each module in the `training` mode of its counterpart in `source`; returns `target`.
 
     The two trees have the same shape (a Sequential's layers in the same order); either
@@ -192,7 +192,7 @@ def copy_modes(source, target):
     target.training = bool(source.training)
     if isinstance(source, Sequential) or isinstance(target, Sequential):
         for child, twin in zip(source, target, strict=True):
-            copy_modes(child, twin)
+            _copy_modes(child, twin)
     return target
 
 
@@ -253,7 +253,7 @@ def from_torch(module) -> Sequential:
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()
              if not k.endswith("num_batches_tracked")}
     model.load_state_dict(state)
-    return copy_modes(module, model)
+    return _copy_modes(module, model)
 
 # %% [markdown]
 # ### safetensors: the same names, in a file that is only arrays

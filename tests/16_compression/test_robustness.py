@@ -382,3 +382,15 @@ def test_a_softmax_dim_from_a_file_out_of_range_for_the_input_says_so_at_forward
     loaded = from_bytes(to_bytes(Sequential(Linear(4, 3), Softmax(dim=2))))
     with pytest.raises(ValueError, match=r"Softmax\(dim=2\) needs dim in \[-2, 1\] for an input of shape \(5, 3\)"):
         loaded(Tensor(np.ones((5, 4), np.float32)))
+
+
+def test_distillation_loss_names_a_student_that_is_not_a_tensor():
+    from tinytorch.compression import distillation_loss
+
+    with pytest.raises(TypeError, match=r"student_logits must be a Tensor, got ndarray"):
+        distillation_loss(np.zeros((2, 3)), np.zeros((2, 3)), np.array([0, 1]))
+
+
+def test_rewind_to_must_be_a_state_dict():
+    with pytest.raises(TypeError, match=r"rewind_to must be a state dict \(name -> array\) or None, got list"):
+        IterativePruner(0.5, 2, rewind_to=[np.zeros(3)])

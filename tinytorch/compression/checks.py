@@ -5,8 +5,10 @@
 # %% auto #0
 __all__ = ['prunable_layers']
 
-# %% ../../modules/16_compression/checks_given.py #805d090c
+# %% ../../modules/16_compression/checks_given.py #81ea8bb7
 from collections.abc import Mapping
+
+import numpy as np
 
 from ..core.checks import check_finite, check_fraction, check_instance, check_int
 from ..core.layers import Linear, Module
@@ -31,7 +33,7 @@ def prunable_layers(model: Module) -> list[tuple[str, Module]]:
         raise ValueError(f"model has no Linear or Conv2d layer to prune (it has: {', '.join(kinds)})")
     return layers
 
-# %% ../../modules/16_compression/checks_given.py #dc163992
+# %% ../../modules/16_compression/checks_given.py #3c55a93b
 def check_model(model: object, name: str = "model") -> Module:
     """`model` itself, after checking it is a tinytorch Module."""
     return check_instance(name, model, Module, "a tinytorch Module")
@@ -100,6 +102,15 @@ def check_finite_layers(layers: list[tuple[str, Module]], biases: bool = False) 
 def check_finite_model(model: Module) -> None:
     """Refuse a NaN or infinite weight or bias of any Linear or Conv2d of `model`, naming the layer."""
     check_finite_layers([(name, m) for name, m in model.named_modules() if isinstance(m, _PRUNABLE)], biases=True)
+
+
+def checked_state(name: str, state: object) -> dict[str, np.ndarray] | None:
+    """A copy of the state dict `state` (None stays None), every value real, finite and within float32's range."""
+    if state is None:
+        return None
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{name} must be a state dict (name -> array) or None, got {type(state).__name__}")
+    return {k: check_finite(f"{name}[{k!r}]", v, float32=True).copy() for k, v in state.items()}
 
 
 def check_sizes(sizes: object) -> dict[str, int]:
