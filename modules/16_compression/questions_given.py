@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinytorch.compression.container import module_modes, set_module_modes
 from tinytorch.compression.distill import distillation_loss
 from tinytorch.compression.iterative import fine_tune
 from tinytorch.compression.prune import Masks
@@ -114,12 +115,12 @@ def distill(student: Module, teacher: Module, optimizer, loader, epochs: int, te
     def loss_fn(logits: Tensor, target: _Targets) -> Tensor:
         return distillation_loss(logits, target.logits, target.labels, temperature, alpha)
 
-    was_training = teacher.training
+    modes = module_modes(teacher)
     teacher.eval()  # dropout off, batch norm on its running statistics
     try:
         return fine_tune(student, optimizer, loss_fn, _WithTeacher(loader, teacher), epochs, masks, progress)
     finally:
-        teacher.train(was_training)
+        set_module_modes(teacher, modes)  # each module's own mode, as it was
 
 # %% [markdown]
 # ### Low rank: a Linear split in two

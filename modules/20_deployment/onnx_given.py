@@ -174,6 +174,7 @@ import os
 
 import numpy as np
 
+from tinytorch.compression.container import module_modes, set_module_modes
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.checks import check_instance, check_shape
 from tinytorch.core.layers import Linear, Module
@@ -205,7 +206,7 @@ def _dry_run(model: Module, layers: list, shape: tuple[int, ...]) -> Tensor:
     Raises:
         ValueError: the model cannot run on `shape`, or a layer would get an input ONNX cannot give it.
     """
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     model.eval()  # NOTE: the exported graph is the inference graph, whatever mode the model is in
     y = Tensor(np.zeros(shape, np.float32))
     try:
@@ -217,8 +218,7 @@ def _dry_run(model: Module, layers: list, shape: tuple[int, ...]) -> Tensor:
                 except (ValueError, TypeError) as err:
                     raise ValueError(f"model cannot run on input_shape {shape}: {err}") from None
     finally:
-        for module, mode in modes:
-            module.training = mode
+        set_module_modes(model, modes)  # each module's own mode, as it was
     return y
 
 

@@ -132,3 +132,20 @@ def test_a_wrapper_around_an_eval_model_says_eval(trained):
     assert wrapper.training is False
     assert CompressedModel(Sequential(Linear(2, 2))).training is True
     assert copy.deepcopy(wrapper).training is False
+
+
+def test_distill_runs_the_teacher_in_eval_mode_and_leaves_each_of_its_modules_as_it_was(trained):
+    from tinytorch.compression import distill
+    from tinytorch.core.spatial import Flatten
+    from tinytorch.core.optimizers import SGD
+    from tinytorch.data.loader import DataLoader, TensorDataset
+
+    teacher = copy.deepcopy(trained)
+    teacher[8].train()  # mixed: one Dropout in training mode
+    flags, before = modes(teacher), stats(teacher)
+    student = Sequential(Flatten(), Linear(64, 5))
+    loader = DataLoader(TensorDataset(inputs(3, 32), np.zeros(32, np.int64)), batch_size=16)
+    distill(student, teacher, SGD(student.parameters(), lr=0.01), loader, 1, progress=False)
+    assert modes(teacher) == flags
+    for a, b in zip(before, stats(teacher)):
+        np.testing.assert_array_equal(a, b)  # run in eval mode: its statistics did not move

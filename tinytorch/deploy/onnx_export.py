@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['onnx_model', 'export_onnx']
 
-# %% ../../modules/20_deployment/onnx_given.py #268a9d46
+# %% ../../modules/20_deployment/onnx_given.py #9ab1dce1
 import os
 
 import numpy as np
 
+from ..compression.container import module_modes, set_module_modes
 from ..core.autograd import no_grad
 from ..core.checks import check_instance, check_shape
 from ..core.layers import Linear, Module
@@ -41,7 +42,7 @@ def _dry_run(model: Module, layers: list, shape: tuple[int, ...]) -> Tensor:
     Raises:
         ValueError: the model cannot run on `shape`, or a layer would get an input ONNX cannot give it.
     """
-    modes = [(m, m.training) for m in model.modules()]
+    modes = module_modes(model)
     model.eval()  # NOTE: the exported graph is the inference graph, whatever mode the model is in
     y = Tensor(np.zeros(shape, np.float32))
     try:
@@ -53,8 +54,7 @@ def _dry_run(model: Module, layers: list, shape: tuple[int, ...]) -> Tensor:
                 except (ValueError, TypeError) as err:
                     raise ValueError(f"model cannot run on input_shape {shape}: {err}") from None
     finally:
-        for module, mode in modes:
-            module.training = mode
+        set_module_modes(model, modes)  # each module's own mode, as it was
     return y
 
 
