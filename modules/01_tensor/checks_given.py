@@ -37,10 +37,12 @@
 # %%
 #| export
 from __future__ import annotations
-"""Argument checks every module shares: ints, numbers, fractions, shapes and types, refusing bools and NaN and naming the value (given code)."""
+"""Argument checks every module shares: ints, numbers, fractions, shapes, types and finite arrays, refusing bools and NaN and naming the value (given code)."""
 
 import math
 import numbers
+
+import numpy as np
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -88,10 +90,10 @@ def check_number(name: str, value: object, low: float = -math.inf, high: float =
         ArgumentTypeError: not a real number, or a bool.
         ValueError: NaN, or outside the range.
     """
-    if high == math.inf and low > -math.inf:
-        allowed = f"a number {'>' if low_open else '>='} {low:g}"
+    if high == math.inf and low > -math.inf:  # an open end at infinity refuses inf: "a finite number"
+        allowed = f"a {'finite ' if high_open else ''}number {'>' if low_open else '>='} {low:g}"
     elif low == -math.inf and high < math.inf:
-        allowed = f"a number {'<' if high_open else '<='} {high:g}"
+        allowed = f"a {'finite ' if low_open else ''}number {'<' if high_open else '<='} {high:g}"
     elif (low, high) == (-math.inf, math.inf):
         allowed = "a number"
     else:
@@ -151,3 +153,37 @@ def check_shape(name: str, value: object, note: str = "") -> tuple[int, ...]:
     if not value or not all(d >= 1 for d in value):
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return tuple(int(d) for d in value)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_finite(name: str, value: object, float32: bool = False) -> np.ndarray:
+    """`value` as an ndarray, after checking it holds real numbers that are all finite.
+
+    With `float32`, every value must also fit float32 (|x| <= 3.4e38): a float64 1e300
+    would become inf when stored as float32. Nothing is converted: the array returned
+    has `value`'s dtype (a Tensor is read through its `.data`).
+
+    Raises:
+        ArgumentTypeError: not numbers (complex, bools, strings, objects, None).
+        ValueError: a NaN or infinite value (or one beyond float32's range), the first named by its index.
+    """
+    data = value.data if isinstance(getattr(value, "data", None), np.ndarray) else value
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError):  # ragged nested lists
+        array = np.asarray(None)
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ArgumentTypeError(f"{name} must hold real numbers (int or float), got dtype {array.dtype} "
+                                f"({type(value).__name__} {value!r:.60})")
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if float32 and array.dtype.itemsize > 4:  # float16 and float32 always fit
+            bad |= ~(np.abs(array) <= FLOAT32_MAX)
+        if bad.any():
+            where = np.unravel_index(int(np.argmax(bad)), array.shape) if array.ndim else ()
+            allowed = "finite (not NaN or inf)" + (" and within float32's range (|x| <= 3.4e38)" if float32 else "")
+            raise ValueError(f"{name} must be {allowed}; {int(bad.sum())} of its {array.size} values are not, "
+                             f"the first {float(array[where])!r} at index {[int(i) for i in where]}")
+    return array

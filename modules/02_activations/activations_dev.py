@@ -59,6 +59,7 @@ import numpy as np
 
 # Module lives in its own file, tinytorch/core/module.py, written by section 1 below;
 # re-exported here, so `from tinytorch.core.activations import Module` works too.
+from tinytorch.core.checks import check_int
 from tinytorch.core.module import Module
 from tinytorch.core.tensor import Tensor
 
@@ -545,12 +546,15 @@ def test_unit_gelu():
 
 # %% nbgrader={"grade": false, "grade_id": "softmax", "solution": true}
 #| export
+MAX_DIMS = 64
+
+
 class Softmax(Module):
-    """exp(x) / sum(exp(x)) along `dim`, computed without overflow."""
+    """exp(x) / sum(exp(x)) along `dim` (an int), computed without overflow."""
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim = check_int("dim", dim, -MAX_DIMS, MAX_DIMS - 1)  # NumPy arrays have at most 64 axes
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -560,6 +564,9 @@ class Softmax(Module):
 
         Task 02.8: subtract the maximum along `dim` before exponentiating.
         """
+        if not -x.data.ndim <= self.dim < x.data.ndim:
+            raise ValueError(f"Softmax(dim={self.dim}) needs dim in [{-x.data.ndim}, {x.data.ndim - 1}] for an input "
+                             f"of shape {x.shape}")
         ### BEGIN SOLUTION
         # NOTE: the shift makes every exponent <= 0, so exp cannot overflow.
         e = np.exp(x.data - x.data.max(axis=self.dim, keepdims=True))

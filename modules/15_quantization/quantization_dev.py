@@ -55,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.checks import check_instance, check_pair
+from tinytorch.core.checks import check_finite, check_instance, check_pair
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.spatial import Conv2d, conv2d, conv_output_size, im2col
 from tinytorch.core.tensor import Tensor
@@ -64,7 +64,7 @@ from tinytorch.core.tensor import Tensor
 #| export
 import numpy as np
 
-from tinytorch.core.checks import check_instance
+from tinytorch.core.checks import check_finite, check_instance
 from tinytorch.core.tensor import Tensor
 
 # %%
@@ -80,7 +80,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.checks import check_instance
+from tinytorch.core.checks import check_finite, check_instance
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
@@ -135,11 +135,8 @@ def _float_array(x: Tensor | np.ndarray, name: str = "x") -> np.ndarray:
                         f"if you really mean to quantize it")
     if data.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {data.shape}")
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int(data.size - np.count_nonzero(finite))
-        raise ValueError(f"{name} must be finite, got {bad} NaN/inf value(s) among {data.size}")
-    return data
+    # NOTE: float32 scales: a float64 1e300 would give an inf scale, or saturate silently
+    return check_finite(name, data, float32=True)
 
 
 def _check_axis(axis: int | None, shape: tuple[int, ...]) -> None:
@@ -228,7 +225,8 @@ def choose_qparams(x: Tensor | np.ndarray, axis: int | None = None,
         `(x.shape[0],)` (per channel). Every scale is > 0.
 
     Raises:
-        TypeError: `x` is not floating point. ValueError: empty, NaN/inf, or a bad axis.
+        TypeError: `x` is not floating point. ValueError: empty, NaN/inf, beyond float32's
+            range (a float64 1e300), or a bad axis.
     """
     data = _float_array(x)
     _check_axis(axis, data.shape)
@@ -394,7 +392,8 @@ def quantize_int8(x: Tensor | np.ndarray, axis: int | None = None,
         A `QuantizedTensor` with `np.int8` values of `x`'s shape.
 
     Raises:
-        TypeError: `x` is not floating point. ValueError: empty, NaN/inf, or a bad axis.
+        TypeError: `x` is not floating point. ValueError: empty, NaN/inf, beyond float32's
+            range (a float64 1e300), or a bad axis.
     """
     data = _float_array(x)
     scale, zero_point = choose_qparams(data, axis=axis, symmetric=symmetric)
@@ -583,7 +582,7 @@ class QuantizedLayer(Module):
             raise ValueError(f"qweight must be per-output-channel (axis=0) and symmetric, got axis="
                              f"{qweight.axis}; use quantize_int8(weight, axis=0)")
         if bias is not None:
-            bias = np.array(bias.data if isinstance(bias, Tensor) else bias, dtype=np.float32)
+            bias = np.array(check_finite("bias", bias, float32=True), dtype=np.float32)
             if bias.shape != (qweight.shape[0],):
                 raise ValueError(f"bias must have shape ({qweight.shape[0]},), got {bias.shape}")
         self.qweight = qweight
@@ -754,10 +753,13 @@ def test_unit_quantized_layers():
 # %% nbgrader={"grade": false, "grade_id": "calibrate", "solution": true}
 #| export quantization.convert
 def _inputs(batches: Iterable | Tensor | np.ndarray) -> Iterable:
-    """The model inputs in `batches`: a single array, or an iterable of arrays or `(x, y, ...)` tuples."""
-    if isinstance(batches, (Tensor, np.ndarray)):
-        return [batches]
-    return (b[0] if isinstance(b, (tuple, list)) else b for b in batches)
+    """The model inputs in `batches` (a single array, or an iterable of arrays or `(x, y, ...)` tuples), each
+    checked finite: one NaN would make a scale NaN, one inf a scale of inf."""
+    items = [batches] if isinstance(batches, (Tensor, np.ndarray)) else (
+        b[0] if isinstance(b, (tuple, list)) else b for b in batches)
+    for i, x in enumerate(items):
+        check_finite(f"calibration batch {i}", x, float32=True)
+        yield x
 
 
 def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
@@ -775,13 +777,14 @@ def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
         `model`, calibrated in place.
 
     Raises:
-        ValueError: the model has no quantized layer, or `batches` is empty.
+        ValueError: the model has no quantized layer, `batches` is empty, or a batch holds
+            NaN or inf (the layers then keep the input scales they had before the call).
     """
     layers = [m for m in model.modules() if isinstance(m, QuantizedLayer)]
     if not layers:
         raise ValueError(f"calibrate: {type(model).__name__} has no quantized layers; "
                          f"convert it with quantize_model(model) first")
-    was_training = model.training
+    was_training, before = model.training, [layer.input_scale for layer in layers]
     seen = 0
     ### BEGIN SOLUTION
     for layer in layers:
@@ -794,6 +797,10 @@ def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
                 model(x)
                 seen += 1
         observed = [layer._observed_max for layer in layers]
+    except BaseException:               # a refused batch: every scale back as it was
+        for layer, scale in zip(layers, before):
+            layer.input_scale = scale
+        raise
     finally:
         for layer in layers:
             layer._observed_max = None

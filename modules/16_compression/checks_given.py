@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tinytorch.core.checks import check_fraction, check_instance, check_int
+from tinytorch.core.checks import check_finite, check_fraction, check_instance, check_int
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.spatial import BatchNorm2d, Conv2d
 
@@ -118,23 +118,52 @@ def prunable_params(model: Module, structured: bool) -> dict:
     return {param_name(name, "weight"): layer.weight for name, layer in prunable_layers(model)}
 
 
-def check_finite(layers: list[tuple[str, Module]]) -> None:
-    """Magnitude ranks |w|: a NaN has no rank and an inf always survives, so refuse both."""
+def check_finite_layers(layers: list[tuple[str, Module]], biases: bool = False) -> None:
+    """Refuse a NaN or infinite weight (and bias, with `biases`) of any layer, naming it.
+
+    Magnitude ranks |w|: a NaN has no rank and an inf always survives; a norm, a scale or
+    a k-means centroid that meets one becomes NaN itself. (Find where training diverged.)
+    """
     for name, layer in layers:
-        w = layer.weight.data
-        bad = w.size - int(np.count_nonzero(np.isfinite(w)))
-        if bad:
-            raise ValueError(f"layer {_layer_label(name)} has {bad} NaN or infinite weight(s): magnitude "
-                             "pruning cannot rank them (find where training diverged, or set them first)")
+        check_finite(f"layer {_layer_label(name)} weight", layer.weight.data)
+        if biases and getattr(layer, "bias", None) is not None:
+            check_finite(f"layer {_layer_label(name)} bias", layer.bias.data)
+
+
+def check_finite_model(model: Module) -> None:
+    """Refuse a NaN or infinite weight or bias of any Linear or Conv2d of `model`, naming the layer."""
+    check_finite_layers([(name, m) for name, m in model.named_modules() if isinstance(m, _PRUNABLE)], biases=True)
+
+
+def checked_state(name: str, state: object) -> dict[str, np.ndarray] | None:
+    """A copy of the state dict `state` (None stays None), every value real, finite and within float32's range."""
+    if state is None:
+        return None
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{name} must be a state dict (name -> array) or None, got {type(state).__name__}")
+    return {k: check_finite(f"{name}[{k!r}]", v, float32=True).copy() for k, v in state.items()}
+
+
+def check_sizes(sizes: object) -> dict[str, int]:
+    """`{layer name: number of weights}` checked: a dict of ints >= 0 that are not all 0."""
+    check_instance("sizes", sizes, Mapping, "a dict {layer name: number of weights}")
+    counts = {name: check_int(f"sizes[{name!r}]", n, 0) for name, n in sizes.items()}
+    if not sum(counts.values()):
+        raise ValueError(f"sizes must give at least one layer a number of weights > 0, got {dict(sizes)!r:.80}")
+    return counts
 
 
 def _resolve_layer_sparsities(layers: list[tuple[str, Module]], sparsity: Mapping) -> dict[str, float]:
     names = {name: name for name, _ in layers} | {param_name(name, "weight"): name for name, _ in layers}
-    chosen = {}
+    chosen, keys = {}, {}
     for key, value in sparsity.items():
         if key not in names:
             raise ValueError(f"sparsity names layer {key!r}, which is not a Linear/Conv2d of this model "
                              f"(prunable layers: {', '.join(n for n, _ in layers)})")
+        if names[key] in keys:
+            raise ValueError(f"sparsity names layer {_layer_label(names[key])} twice, as {keys[names[key]]!r} "
+                             f"and {key!r}: give one sparsity per layer")
+        keys[names[key]] = key
         chosen[names[key]] = check_fraction(f"sparsity[{key!r}]", value)
     return chosen
 

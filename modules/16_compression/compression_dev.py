@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from tinytorch.compression.checks import (check_callable, check_finite, check_optimizer, param_name,
+from tinytorch.compression.checks import (check_callable, check_finite_layers, check_optimizer, param_name,
                                           prunable_layers, ranking_groups)
 from tinytorch.core.checks import check_fraction, check_int
 from tinytorch.compression.maskbase import MaskBase
@@ -216,7 +216,7 @@ def magnitude_prune(model: Module, sparsity: float | Mapping[str, float], scope:
     """
     layers = prunable_layers(model)
     groups = ranking_groups(layers, sparsity, scope)
-    check_finite(layers)
+    check_finite_layers(layers)
     by_name = dict(layers)
     ### BEGIN SOLUTION
     masks = {}
@@ -432,7 +432,7 @@ def sensitivity_scan(model: Module, evaluate: Callable[[Module], float],
     layers = prunable_layers(model)
     fractions = [check_fraction("sparsities[i]", s) for s in sparsities]
     check_callable("evaluate", evaluate, "evaluate(model) -> float")
-    check_finite(layers)
+    check_finite_layers(layers)
     ### BEGIN SOLUTION
     baseline = float(evaluate(model))
     rows = []
@@ -515,7 +515,7 @@ if __name__ == "__main__":
 import numpy as np
 
 from tinytorch.compression import prune  # the module, so that this lesson's own names stay its own
-from tinytorch.compression.checks import following_batchnorm, param_name, prunable_layers
+from tinytorch.compression.checks import check_finite_layers, following_batchnorm, param_name, prunable_layers
 from tinytorch.core.checks import check_fraction
 from tinytorch.compression.deadunits import drop_dead_units
 from tinytorch.core.layers import Module
@@ -543,6 +543,7 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> prune.Mask
     ratio = check_fraction("ratio", ratio)
     if isinstance(norm, bool) or norm not in (1, 2):
         raise ValueError(f"norm must be 1 or 2, got {norm!r}")
+    check_finite_layers(layers, biases=True)  # a NaN norm sorts last: its row would be kept
     batchnorms = following_batchnorm(model)
     ### BEGIN SOLUTION
     masks = {}
@@ -609,7 +610,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinytorch.compression import prune, structured  # modules: this lesson's own names stay its own
-from tinytorch.compression.checks import check_callable, check_model, check_schedule, prunable_params
+from tinytorch.compression.checks import check_callable, check_model, check_schedule, checked_state, prunable_params
 from tinytorch.compression.finetune import check_training, fine_tune
 from tinytorch.core.checks import check_fraction, check_int
 from tinytorch.compression.prune import measure_sparsity
@@ -668,11 +669,9 @@ class IterativePruner:
         sparsity_schedule(steps, steps, self.target_sparsity, kind=schedule)  # validates steps and schedule
         if method not in ("magnitude", "structured"):
             raise ValueError(f"method must be 'magnitude' or 'structured', got {method!r}")
-        if rewind_to is not None and not isinstance(rewind_to, Mapping):
-            raise TypeError(f"rewind_to must be a state dict (name -> array) or None, got {type(rewind_to).__name__}")
         self.steps, self.schedule, self.method = int(steps), schedule, method
-        # NOTE: a copy, so training the model after saving its state cannot move the rewind point.
-        self.rewind_to = None if rewind_to is None else {k: np.array(v, copy=True) for k, v in rewind_to.items()}
+        # NOTE: a checked copy (real, finite, float32-sized): later training cannot move the rewind point.
+        self.rewind_to = checked_state("rewind_to", rewind_to)
         self.masks: Masks | None = None
 
     def _check_rewind(self, model: Module) -> None:
@@ -860,7 +859,7 @@ import copy
 
 import numpy as np
 
-from tinytorch.compression.checks import check_model
+from tinytorch.compression.checks import check_finite_model, check_model
 from tinytorch.compression.container import CompressedModel, to_bytes
 from tinytorch.compression.description import FLOAT_LAYERS, QUANT_LAYERS
 from tinytorch.compression import formats, prune  # modules: this lesson's own names stay its own
@@ -922,7 +921,7 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 (or shared) weights.
     """
-    check_model(model)
+    check_finite_model(check_model(model))
     if sparsity is not None:
         check_fraction("sparsity", sparsity)
     check_codebook(bits, codebook)
@@ -1245,7 +1244,7 @@ if __name__ == "__main__":
 """Knowledge distillation's loss: softened KL to a teacher plus cross-entropy, with its backward (Module 16, section 9)."""
 import numpy as np
 
-from tinytorch.core.checks import check_number
+from tinytorch.core.checks import check_finite, check_instance, check_number
 from tinytorch.core.losses import CrossEntropyLoss, log_softmax
 from tinytorch.core.tensor import Tensor
 
@@ -1263,11 +1262,10 @@ def distillation_loss(student_logits: Tensor, teacher_logits, targets, temperatu
 
     Raises:
         TypeError: `student_logits` is not a Tensor.
-        ValueError: shapes differ, or `temperature`/`alpha` out of range.
+        ValueError: shapes differ, `temperature`/`alpha` out of range, or NaN/inf logits.
     """
-    if not isinstance(student_logits, Tensor):
-        raise TypeError(f"student_logits must be a Tensor, got {type(student_logits).__name__}")
-    teacher = np.asarray(teacher_logits.data if isinstance(teacher_logits, Tensor) else teacher_logits, np.float64)
+    check_finite("student_logits", check_instance("student_logits", student_logits, Tensor, "a Tensor"))
+    teacher = np.asarray(check_finite("teacher_logits", teacher_logits), np.float64)
     if teacher.shape != student_logits.shape or teacher.ndim != 2:
         raise ValueError(f"teacher_logits must have the student's shape (N, C) {student_logits.shape}, "
                          f"got {teacher.shape}")
@@ -1361,6 +1359,7 @@ if __name__ == "__main__":
 """Per-layer sparsities from sensitivity curves: one common accuracy drop, the overall sparsity met (Module 16, section 9)."""
 import numpy as np
 
+from tinytorch.compression.checks import check_sizes
 
 def allocate_sparsity(scan, sizes: dict[str, int], overall: float) -> dict[str, float]:
     """Per-layer sparsities at one common accuracy drop, averaging `overall` over the weights. Task 16.14
@@ -1371,9 +1370,10 @@ def allocate_sparsity(scan, sizes: dict[str, int], overall: float) -> dict[str, 
         overall: the target sparsity of all those weights, in [0, max scanned sparsity].
 
     Raises:
-        ValueError: `overall` cannot be reached with the scanned sparsities, or a layer
-            of `sizes` is not in the scan.
+        ValueError: `overall` cannot be reached with the scanned sparsities, a layer
+            of `sizes` is not in the scan, or `sizes` is empty, all 0 or negative.
     """
+    sizes = check_sizes(sizes)
     curves = {name: sorted((s, scan.baseline - score) for layer, s, score in scan if layer == name) for name in sizes}
     if any(not c for c in curves.values()):
         raise ValueError(f"every layer of sizes must be in the scan; missing {[n for n, c in curves.items() if not c]}")

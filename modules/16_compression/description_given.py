@@ -59,14 +59,15 @@ from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxP
 from tinytorch.core.tensor import Tensor, get_rng
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
 
-# NOTE: the order of WORDS is part of format version 3: a word's byte is its place here.
-# Append-only would still change what old readers see: a new word means a new version.
+# NOTE: the order of WORDS is part of the format: a word's byte is its place here.
+# Append-only would still change what old readers see: a new word means a new version
+# (version 4 appended "training", the modules' mode).
 WORDS = ("model", "arrays", "type", "layers", "args", "shared", "weight", "qbias", "bias", "float_weight",
          "input_scale", "shape", "scale", "channels", "axis", "zero_point", "encoding", "values", "gaps", "bits",
          "starts", "columns", "int8", "uint8", "uint16", "uint32", "int32", "float32", "dense", "bitmask", "csr",
          "stride", "padding", "kernel_size", "dim", "p", "num_features", "eps", "momentum", "running_mean",
          "running_var", "Sequential", "Linear", "Conv2d", "ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "Flatten",
-         "Dropout", "MaxPool2d", "AvgPool2d", "BatchNorm2d")
+         "Dropout", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "training")
 _WORD = {w: i for i, w in enumerate(WORDS)}
 # One byte says what follows: a small int, a short list or map, a known word, or a tag.
 _SMALL, _LIST, _MAP, _WORDS = 0x00, 0x80, 0x90, 0xA0  # 128 ints, lists and maps of < 16, 80 words

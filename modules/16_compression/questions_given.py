@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinytorch.compression.container import module_modes, set_module_modes
 from tinytorch.compression.distill import distillation_loss
 from tinytorch.compression.iterative import fine_tune
 from tinytorch.compression.prune import Masks
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.checks import check_instance, check_number
+from tinytorch.core.checks import check_finite, check_instance, check_number
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
 
@@ -77,10 +78,11 @@ class _WithTeacher:
         return len(self.loader)
 
     def __iter__(self):
-        for batch in self.loader:
+        for i, batch in enumerate(self.loader):
             x, y = batch[0], batch[1]
+            check_finite(f"the inputs of batch {i}", x)
             with no_grad():  # the teacher is a constant: no graph, no gradients
-                logits = self.teacher(x).data
+                logits = check_finite(f"the teacher's logits for batch {i}", self.teacher(x).data)
             yield x, _Targets(y, logits)
 
 
@@ -113,12 +115,12 @@ def distill(student: Module, teacher: Module, optimizer, loader, epochs: int, te
     def loss_fn(logits: Tensor, target: _Targets) -> Tensor:
         return distillation_loss(logits, target.logits, target.labels, temperature, alpha)
 
-    was_training = teacher.training
+    modes = module_modes(teacher)
     teacher.eval()  # dropout off, batch norm on its running statistics
     try:
         return fine_tune(student, optimizer, loss_fn, _WithTeacher(loader, teacher), epochs, masks, progress)
     finally:
-        teacher.train(was_training)
+        set_module_modes(teacher, modes)  # each module's own mode, as it was
 
 # %% [markdown]
 # ### Low rank: a Linear split in two
@@ -136,7 +138,7 @@ def distill(student: Module, teacher: Module, optimizer, loader, epochs: int, te
 """Low-rank factorisation of a Linear from its truncated SVD, by rank or kept energy (given code)."""
 import numpy as np
 
-from tinytorch.core.checks import check_instance, check_int, check_number
+from tinytorch.core.checks import check_finite, check_instance, check_int, check_number
 from tinytorch.core.layers import Linear, Sequential
 
 
@@ -162,7 +164,8 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
 
     Raises:
         TypeError: `layer` is not a Linear.
-        ValueError: both or neither of `rank` and `energy`, or either out of range.
+        ValueError: both or neither of `rank` and `energy`, either out of range, or a NaN or
+            infinite weight (LAPACK's SVD may never return on an inf).
     """
     check_instance("layer", layer, Linear, "a Linear (low_rank factors its weight)")
     if (rank is None) == (energy is None):
@@ -172,6 +175,9 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
         check_int("rank", rank, 1, full)  # full: the smaller side of the weight
     if energy is not None:
         check_number("energy", energy, 0.0, 1.0, low_open=True)
+    check_finite("layer.weight", layer.weight.data)  # NOTE: before the SVD, which can hang on an inf
+    if layer.bias is not None:
+        check_finite("layer.bias", layer.bias.data)
     u, s, vt = np.linalg.svd(layer.weight.data.astype(np.float64), full_matrices=False)
     r = int(rank) if rank is not None else min(_rank_for_energy(s, energy), full)
     root = np.sqrt(s[:r])

@@ -502,7 +502,7 @@ from tinytorch.compression.entropy import (ByteReader, varint, decode_layer_stre
                                            entropy_bits, mask_entropy_bits)
 from tinytorch.core.autograd import is_grad_enabled
 from tinytorch.core.layers import Linear, Module
-from tinytorch.core.checks import check_int, check_number, check_pair
+from tinytorch.core.checks import check_finite, check_int, check_number, check_pair
 from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.quantization import QuantizedLinear, QuantizedConv2d
@@ -524,14 +524,19 @@ def kmeans_codebook(values: np.ndarray, bits: int, iterations: int = 100) -> tup
     Args:
         values: the weights to share (a layer's non-zeros), any shape.
         bits: bits per code, 1..8.
-        iterations: at most this many rounds of assign-then-average.
+        iterations: at most this many rounds of assign-then-average (>= 0).
 
     Returns:
         float32 centroids, sorted, and one uint8 code per value (in `values`' flat order);
         `centroids[codes]` is the shared weight. A centroid no value chose keeps its place.
+
+    Raises:
+        ValueError: bad `bits` or `iterations`, or a NaN or infinite value (one would make
+            every centroid NaN).
     """
     k = 1 << _check_bits(bits)
-    values = np.asarray(values, np.float64).reshape(-1)
+    check_int("iterations", iterations, 0)
+    values = np.asarray(check_finite("values", values), np.float64).reshape(-1)
     if values.size == 0:
         return np.zeros(k, np.float32), np.zeros(0, np.uint8)
     centroids = np.linspace(values.min(), values.max(), k)
@@ -635,30 +640,48 @@ SHARED_LAYERS = (SharedLinear, SharedConv2d)
 
 
 def shared_layer(layer: Module, bits: int) -> SharedLinear | SharedConv2d:
-    """A shared-weight copy of a Linear or Conv2d: k-means over its non-zero weights (see `kmeans_codebook`)."""
+    """A shared-weight copy of a Linear or Conv2d (in its mode): k-means over its non-zero weights (see `kmeans_codebook`)."""
     if isinstance(layer, SHARED_LAYERS) or not isinstance(layer, (Linear, Conv2d)):
         raise TypeError(f"layer must be a float Linear or Conv2d, got {type(layer).__name__}")
+    _check_layer_finite("layer", layer)
     weight = layer.weight.data
     positions = np.flatnonzero(weight)
     centroids, codes = kmeans_codebook(weight.reshape(-1)[positions], bits)
     bias = None if layer.bias is None else layer.bias.data.copy()
     if isinstance(layer, Linear):
-        return SharedLinear(centroids, codes, positions, weight.shape, bias)
-    return SharedConv2d(centroids, codes, positions, weight.shape, bias, layer.stride, layer.padding)
+        shared = SharedLinear(centroids, codes, positions, weight.shape, bias)
+    else:
+        shared = SharedConv2d(centroids, codes, positions, weight.shape, bias, layer.stride, layer.padding)
+    shared.training = layer.training  # the copy is in the mode of the layer it replaces
+    return shared
+
+
+def _check_layer_finite(name: str, layer: Module) -> None:
+    """Refuse a NaN or infinite weight or bias of `layer` (named `name` in the message)."""
+    check_finite(f"{name} weight", layer.weight.data)
+    if layer.bias is not None:
+        check_finite(f"{name} bias", layer.bias.data)
 
 
 def share_weights(model: Module, bits: int) -> Module:
-    """Replace, in place, every float Linear and Conv2d of `model` by its shared-weight copy; returns `model`."""
+    """Replace, in place, every float Linear and Conv2d of `model` by its shared-weight copy; returns `model`.
+
+    Raises:
+        ValueError: a layer holds a NaN or infinite weight or bias (named); nothing is replaced.
+    """
     _check_bits(bits)
     if not isinstance(model, Module):
         raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
     if isinstance(model, (Linear, Conv2d)):  # a layer cannot replace itself in place
         raise TypeError(f"share_weights replaces the layers inside a model; wrap this {type(model).__name__} "
                         "in a Sequential, or call shared_layer(layer, bits)")
-    for _, parent in model.named_modules():
-        for name, child in parent.named_children():
-            if isinstance(child, (Linear, Conv2d)) and not isinstance(child, SHARED_LAYERS):
-                setattr(parent, name, shared_layer(child, bits))
+    chosen = [(parent, f"{prefix}.{name}" if prefix else name, name, child)
+              for prefix, parent in model.named_modules() for name, child in parent.named_children()
+              if isinstance(child, (Linear, Conv2d)) and not isinstance(child, SHARED_LAYERS)]
+    for _, full, _, child in chosen:  # every layer checked before the first is replaced
+        _check_layer_finite(f"layer {full!r}", child)
+    for parent, _, name, child in chosen:
+        setattr(parent, name, shared_layer(child, bits))
     return model
 
 
@@ -723,7 +746,7 @@ def fine_tune_centroids(model: Module, loss_fn, loader, epochs: int, lr: float =
     if not layers:
         raise ValueError("model has no shared-weight layer: call share_weights (or prune_and_quantize "
                          "with codebook='kmeans') first")
-    lr = check_number("lr", lr, 0.0, low_open=True)
+    lr = check_number("lr", lr, 0.0, math.inf, low_open=True, high_open=True)
     frozen = [p for p in model.parameters() if not any(p is layer.centroids for layer in layers)]
     for p in frozen:
         p.requires_grad = False

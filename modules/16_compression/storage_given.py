@@ -56,6 +56,12 @@ from tinytorch.quantization import QuantizedTensor, quantize_int8
 # few bytes cannot claim a 20000 x 20000 layer. A truncated, foreign, tampered or
 # crafted file is refused with a ValueError that says what is wrong, having cost a few MiB.
 #
+# A model's mode is part of it: BatchNorm and Dropout compute differently in training
+# mode. Since format version 4 the description records every module's `training` flag
+# (one flag when they all agree, the usual case) and the model loads in the modes it was
+# saved in. Files of versions 1-3 recorded no mode; they load in eval mode, the mode a
+# stored model is used in.
+#
 # INT8 layers are stored as above. A float layer keeps every float32 value exactly, but
 # it too leaves its zeros out when that is smaller: dense, a bitmask plus the non-zero
 # values, or gap-coded positions plus the values, whichever takes fewest bytes (since format
@@ -317,10 +323,12 @@ from tinytorch.compression.sizes import SizeReport
 from tinytorch.compression.checks import check_model as _check
 from tinytorch.core.layers import Module
 
-# Version 3 writes the layer description in binary (description.py), version 2 as JSON
-# text; version 1 also stored every float weight dense. All three are read.
-MAGIC = b"TTZIP\x03"
-_READS = (1, 2, 3)
+# Version 4 adds the modules' mode (eval or training) to version 3's binary layer
+# description (description.py); version 2 wrote the description as JSON text; version 1
+# also stored every float weight dense. All four are read; files before version 4 hold
+# no mode and load in eval mode.
+MAGIC = b"TTZIP\x04"
+_READS = (1, 2, 3, 4)
 # NOTE: raw LZMA2 skips the 60-byte .xz container; lc=lp=pb=0 because int8 values and
 # gap bytes carry little context from their neighbours (measured: ~8% smaller here).
 # The extreme preset takes about 0.5 s per MB for a few percent: bodies over _BIG get
@@ -342,6 +350,37 @@ _CODECS = {0: ("none", lambda b: b, lambda b: b),
            # any preset's stream decodes with the largest dictionary (preset 9's)
            2: ("lzma", _lzma_pack, lambda b: lzma.decompress(b, lzma.FORMAT_RAW, filters=_lzma_filters(9)))}
 _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
+
+
+# %%
+#| exporti compression.container
+# A model's mode travels with it: `.ttz` files (version 4) and safetensors metadata store it this way.
+def _listed(module: Module) -> list[Module]:
+    """`module` and every module inside it, depth first; a module reached twice is listed twice."""
+    return [module] + [m for child in module.children() for m in _listed(child)]
+
+
+def module_modes(root: Module) -> bool | list[bool]:
+    """Every module's `training` flag (`_listed` order): one bool when they all agree (the usual case), else a list."""
+    flags = [m.training for m in _listed(root)]
+    return flags[0] if len(set(flags)) == 1 else flags
+
+
+def set_module_modes(root: Module, stored) -> Module:
+    """`root` with the modes `module_modes` gave: checked first, then set; returns `root`.
+
+    Raises:
+        ValueError: `stored` is not a bool, nor a list of one bool per module of `root`.
+    """
+    if isinstance(stored, bool):
+        return root.train(stored)
+    modules = _listed(root)
+    if not (isinstance(stored, list) and len(stored) == len(modules) and all(isinstance(b, bool) for b in stored)):
+        raise ValueError(f"the stored modes must be true/false, or a list of one per module ({len(modules)}), "
+                         f"got {str(stored)[:60]}")
+    for module, flag in zip(modules, stored):
+        module.training = flag
+    return root
 
 
 # %% nbgrader={"grade": false, "grade_id": "file-io", "solution": false}
@@ -386,7 +425,8 @@ def to_bytes(model: Module) -> bytes:
     payload, root = Payload(), _check(model)
     while isinstance(root, CompressedModel):
         root = root.model
-    description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays})
+    description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays,
+                               "training": module_modes(root)})
     body = varint(len(description)) + description + b"".join(payload.parts)
     # NOTE: which codec wins depends on the model; measure both, keep the smaller
     # (among those a reader accepts: "none" always is).
@@ -546,7 +586,10 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
     try:
         arrays = _arrays(data, table, DENSITY * reader.consumed + SLACK)
         del data
-        return CompressedModel(rebuild(meta["model"], arrays))
+        model = rebuild(meta["model"], arrays)
+        # files before version 4 hold no mode: eval, the mode a stored model is used in
+        modes = meta.get("training") if head[len(MAGIC) - 1] >= 4 else False
+        return CompressedModel(set_module_modes(model, modes))
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as err:
         raise ValueError(f"{source} has a malformed description: {err!r}") from None
     except ValueError as err:
@@ -607,11 +650,25 @@ def load_compressed(path: str | os.PathLike) -> "CompressedModel":
 
 
 class CompressedModel(Module):
-    """A pruned, INT8-quantized model: call it like the original."""
+    """A pruned, INT8-quantized model: call it like the original.
+
+    The wrapper has no mode of its own: `training` is the wrapped model's, and
+    `.train()`/`.eval()` reach every layer inside.
+    """
 
     def __init__(self, model: Module):
         super().__init__()
         self.model = _check(model)
+
+    @property
+    def training(self) -> bool:
+        model = vars(self).get("model")  # Module.__init__ sets the mode before the model is there
+        return True if model is None else model.training
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        if "model" in vars(self):
+            self.model.training = bool(mode)
 
     def forward(self, x):
         return self.model(x)

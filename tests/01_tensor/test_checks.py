@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinytorch.core.checks import (ArgumentTypeError, check_fraction, check_instance, check_int, check_number,
-                                   check_pair, check_shape)
+from tinytorch.core.checks import (ArgumentTypeError, check_finite, check_fraction, check_instance, check_int,
+                                   check_number, check_pair, check_shape)
 
 
 @given(st.integers(-10**6, 10**6), st.integers(-100, 100))
@@ -50,6 +50,8 @@ def test_check_fraction_is_the_half_open_unit_interval(x):
 @pytest.mark.parametrize("low, high, low_open, high_open, text", [
     (0.0, math.inf, True, False, "a number > 0"),
     (0.0, math.inf, False, False, "a number >= 0"),
+    (0.0, math.inf, True, True, "a finite number > 0"),
+    (-math.inf, 0.0, True, False, "a finite number <= 0"),
     (-math.inf, 5.0, False, True, "a number < 5"),
     (-math.inf, math.inf, False, False, "a number"),
     (0.0, 1.0, False, False, r"a number in \[0, 1\]"),
@@ -109,3 +111,56 @@ def test_check_pair_takes_an_int_or_a_pair():
         check_pair("stride", (1, 0), 1)
     with pytest.raises(ArgumentTypeError, match=r"^stride must be an int >= 1, got True$"):
         check_pair("stride", True, 1)
+
+
+# ---- check_finite: arrays of real numbers, all finite ----
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=0, max_size=20))
+def test_check_finite_returns_finite_arrays_unconverted(values):
+    array = np.array(values, np.float32)
+    out = check_finite("x", array, float32=True)
+    assert out.dtype == np.float32 and np.array_equal(out, array)
+    assert check_finite("n", np.arange(5)).dtype == np.arange(5).dtype  # ints are finite: no conversion
+
+
+@pytest.mark.parametrize("bad, first, index", [(np.nan, "nan", "[1, 2]"), (np.inf, "inf", "[1, 2]"),
+                                               (-np.inf, "-inf", "[1, 2]")])
+def test_check_finite_names_the_argument_the_count_and_the_first_bad_value(bad, first, index):
+    a = np.zeros((3, 4), np.float64)
+    a[1, 2] = bad
+    a[2, 0] = np.nan
+    with pytest.raises(ValueError, match=re.escape(f"w must be finite (not NaN or inf); 2 of its 12 values are not, the first {first} "
+                                                   f"at index {index}")):
+        check_finite("w", a)
+
+
+def test_check_finite_with_float32_refuses_what_float32_cannot_hold():
+    big = np.array([1.0, 1e300], np.float64)
+    assert check_finite("x", big) is not None  # finite in float64
+    with pytest.raises(ValueError, match=re.escape("x must be finite (not NaN or inf) and within float32's range (|x| <= 3.4e38); "
+                                                   "1 of its 2 values are not, the first 1e+300 at index [1]")):
+        check_finite("x", big, float32=True)
+    edge = np.array([np.finfo(np.float32).max], np.float64)
+    assert check_finite("x", edge, float32=True)[0] == edge[0]
+    with pytest.raises(ValueError, match=r"the first nan at index \[\]"):
+        check_finite("x", np.float64("nan"))
+
+
+@pytest.mark.parametrize("bad", [np.array([1 + 2j]), np.array([True, False]), np.array(["1.0"]), None,
+                                 np.array([None, 1.0], dtype=object), [[1.0], [1.0, 2.0]]])
+def test_check_finite_refuses_what_is_not_real_numbers_as_a_type_error(bad):
+    with pytest.raises(ArgumentTypeError, match=r"v must hold real numbers \(int or float\), got dtype"):
+        check_finite("v", bad)
+
+
+def test_check_finite_reads_a_tensor_through_its_data():
+    from tinytorch.core.tensor import Tensor
+
+    with pytest.raises(ValueError, match=r"t must be finite \(not NaN or inf\); 1 of its 2 values"):
+        check_finite("t", Tensor(np.array([0.0, np.inf], np.float32)))
+
+
+def test_an_open_end_at_infinity_refuses_infinity():
+    with pytest.raises(ValueError, match=r"^lr must be a finite number > 0, got inf$"):
+        check_number("lr", math.inf, 0.0, math.inf, low_open=True, high_open=True)
+    assert check_number("lr", 1e308, 0.0, math.inf, low_open=True, high_open=True) == 1e308

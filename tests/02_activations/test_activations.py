@@ -4,6 +4,7 @@ inputs up to |x| = 1e4; and GELU's stated accuracy (exact-erf form)."""
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -188,3 +189,22 @@ def test_softmax_gradcheck_along_dim_0():
 def test_no_grad_input_gives_a_constant_output():
     y = Sigmoid()(Tensor(np.zeros(3, dtype=np.float32)))
     assert not y.requires_grad
+
+
+# ---- Softmax's dim: an int, checked when the layer is made; out of range for an input, said at forward ----
+
+@pytest.mark.parametrize("dim, error", [(0.5, TypeError), ([0, 0], TypeError), (True, TypeError), ("1", TypeError),
+                                        (None, TypeError), (64, ValueError), (-65, ValueError)])
+def test_softmax_dim_must_be_an_int(dim, error):
+    with pytest.raises(error, match=rf"dim must be an int >= -64 and <= 63, got {re.escape(repr(dim))}"):
+        Softmax(dim=dim)
+
+
+@pytest.mark.parametrize("dim, shape", [(2, (3, 4)), (-3, (3, 4)), (1, (5,))])
+def test_softmax_dim_out_of_range_for_the_input_is_a_clear_error(dim, shape):
+    x = Tensor(np.ones(shape, np.float32))
+    ndim = len(shape)
+    with pytest.raises(ValueError, match=re.escape(f"Softmax(dim={dim}) needs dim in [{-ndim}, {ndim - 1}] for an "
+                                                   f"input of shape {shape}")):
+        Softmax(dim=dim)(x)
+    np.testing.assert_allclose(Softmax(dim=-1)(x).data.sum(axis=-1), 1.0, rtol=1e-6)

@@ -265,16 +265,16 @@ def test_files_of_format_version_2_still_load():
         x = Tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
         model.eval(), loaded.eval()
         np.testing.assert_array_equal(loaded(x).data, model(x).data)
-        assert to_bytes(loaded) == to_bytes(model), name  # the same model, written again as version 3
+        assert to_bytes(loaded) == to_bytes(model), name  # the same model, written again as version 4
 
 
 def test_an_unknown_format_version_is_refused_by_number(tmp_path):
     path = _saved(tmp_path)
     blob = bytearray(path.read_bytes())
-    assert blob[:6] == b"TTZIP\x03"
-    blob[5] = 4
+    assert blob[:6] == b"TTZIP\x04"
+    blob[5] = 5
     path.write_bytes(bytes(blob))
-    with pytest.raises(ValueError, match="has format version 4, this TinyTorch reads versions 1, 2 and 3"):
+    with pytest.raises(ValueError, match="has format version 5, this TinyTorch reads versions 1, 2, 3 and 4"):
         load_compressed(path)
 
 

@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['allocate_sparsity']
 
-# %% ../../modules/16_compression/compression_dev.py #0c5b929a
+# %% ../../modules/16_compression/compression_dev.py #6128e2a7
 import numpy as np
 
+from .checks import check_sizes
 
 def allocate_sparsity(scan, sizes: dict[str, int], overall: float) -> dict[str, float]:
     """Per-layer sparsities at one common accuracy drop, averaging `overall` over the weights. Task 16.14
@@ -18,9 +19,10 @@ def allocate_sparsity(scan, sizes: dict[str, int], overall: float) -> dict[str, 
         overall: the target sparsity of all those weights, in [0, max scanned sparsity].
 
     Raises:
-        ValueError: `overall` cannot be reached with the scanned sparsities, or a layer
-            of `sizes` is not in the scan.
+        ValueError: `overall` cannot be reached with the scanned sparsities, a layer
+            of `sizes` is not in the scan, or `sizes` is empty, all 0 or negative.
     """
+    sizes = check_sizes(sizes)
     curves = {name: sorted((s, scan.baseline - score) for layer, s, score in scan if layer == name) for name in sizes}
     if any(not c for c in curves.values()):
         raise ValueError(f"every layer of sizes must be in the scan; missing {[n for n, c in curves.items() if not c]}")

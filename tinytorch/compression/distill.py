@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['distillation_loss']
 
-# %% ../../modules/16_compression/compression_dev.py #a4cf6513
+# %% ../../modules/16_compression/compression_dev.py #dfd0243d
 import numpy as np
 
-from ..core.checks import check_number
+from ..core.checks import check_finite, check_instance, check_number
 from ..core.losses import CrossEntropyLoss, log_softmax
 from ..core.tensor import Tensor
 
-# %% ../../modules/16_compression/compression_dev.py #18905097
+# %% ../../modules/16_compression/compression_dev.py #7c5f9071
 def distillation_loss(student_logits: Tensor, teacher_logits, targets, temperature: float = 4.0,
                       alpha: float = 0.9) -> Tensor:
     """alpha T^2 KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) CE(student, targets). Task 16.13
@@ -25,11 +25,10 @@ def distillation_loss(student_logits: Tensor, teacher_logits, targets, temperatu
 
     Raises:
         TypeError: `student_logits` is not a Tensor.
-        ValueError: shapes differ, or `temperature`/`alpha` out of range.
+        ValueError: shapes differ, `temperature`/`alpha` out of range, or NaN/inf logits.
     """
-    if not isinstance(student_logits, Tensor):
-        raise TypeError(f"student_logits must be a Tensor, got {type(student_logits).__name__}")
-    teacher = np.asarray(teacher_logits.data if isinstance(teacher_logits, Tensor) else teacher_logits, np.float64)
+    check_finite("student_logits", check_instance("student_logits", student_logits, Tensor, "a Tensor"))
+    teacher = np.asarray(check_finite("teacher_logits", teacher_logits), np.float64)
     if teacher.shape != student_logits.shape or teacher.ndim != 2:
         raise ValueError(f"teacher_logits must have the student's shape (N, C) {student_logits.shape}, "
                          f"got {teacher.shape}")

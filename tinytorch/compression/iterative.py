@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['sparsity_schedule', 'IterativePruner']
 
-# %% ../../modules/16_compression/compression_dev.py #c12da43d
+# %% ../../modules/16_compression/compression_dev.py #b49c15b7
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import prune, structured  # modules: this lesson's own names stay its own
-from .checks import check_callable, check_model, check_schedule, prunable_params
+from .checks import check_callable, check_model, check_schedule, checked_state, prunable_params
 from .finetune import check_training, fine_tune
 from ..core.checks import check_fraction, check_int
 from .prune import measure_sparsity
@@ -37,7 +37,7 @@ def sparsity_schedule(step: int, steps: int, final: float, initial: float = 0.0,
     return final + (initial - final) * (1.0 - done) ** 3
     ### END SOLUTION
 
-# %% ../../modules/16_compression/compression_dev.py #8ccbfd7e
+# %% ../../modules/16_compression/compression_dev.py #cab119ad
 class IterativePruner:
     """Prune a little, fine-tune, repeat, up to `target_sparsity` in `steps` steps.
 
@@ -58,11 +58,9 @@ class IterativePruner:
         sparsity_schedule(steps, steps, self.target_sparsity, kind=schedule)  # validates steps and schedule
         if method not in ("magnitude", "structured"):
             raise ValueError(f"method must be 'magnitude' or 'structured', got {method!r}")
-        if rewind_to is not None and not isinstance(rewind_to, Mapping):
-            raise TypeError(f"rewind_to must be a state dict (name -> array) or None, got {type(rewind_to).__name__}")
         self.steps, self.schedule, self.method = int(steps), schedule, method
-        # NOTE: a copy, so training the model after saving its state cannot move the rewind point.
-        self.rewind_to = None if rewind_to is None else {k: np.array(v, copy=True) for k, v in rewind_to.items()}
+        # NOTE: a checked copy (real, finite, float32-sized): later training cannot move the rewind point.
+        self.rewind_to = checked_state("rewind_to", rewind_to)
         self.masks: Masks | None = None
 
     def _check_rewind(self, model: Module) -> None:

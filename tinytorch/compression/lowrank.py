@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['low_rank']
 
-# %% ../../modules/16_compression/questions_given.py #4164f03f
+# %% ../../modules/16_compression/questions_given.py #622acf63
 import numpy as np
 
-from ..core.checks import check_instance, check_int, check_number
+from ..core.checks import check_finite, check_instance, check_int, check_number
 from ..core.layers import Linear, Sequential
 
 
@@ -34,7 +34,8 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
 
     Raises:
         TypeError: `layer` is not a Linear.
-        ValueError: both or neither of `rank` and `energy`, or either out of range.
+        ValueError: both or neither of `rank` and `energy`, either out of range, or a NaN or
+            infinite weight (LAPACK's SVD may never return on an inf).
     """
     check_instance("layer", layer, Linear, "a Linear (low_rank factors its weight)")
     if (rank is None) == (energy is None):
@@ -44,6 +45,9 @@ def low_rank(layer: Linear, rank: int | None = None, energy: float | None = None
         check_int("rank", rank, 1, full)  # full: the smaller side of the weight
     if energy is not None:
         check_number("energy", energy, 0.0, 1.0, low_open=True)
+    check_finite("layer.weight", layer.weight.data)  # NOTE: before the SVD, which can hang on an inf
+    if layer.bias is not None:
+        check_finite("layer.bias", layer.bias.data)
     u, s, vt = np.linalg.svd(layer.weight.data.astype(np.float64), full_matrices=False)
     r = int(rank) if rank is not None else min(_rank_for_energy(s, energy), full)
     root = np.sqrt(s[:r])

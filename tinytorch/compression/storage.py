@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['compressed_size', 'prune_and_quantize']
 
-# %% ../../modules/16_compression/compression_dev.py #4efbbfcc
+# %% ../../modules/16_compression/compression_dev.py #9891d000
 import copy
 
 import numpy as np
 
-from .checks import check_model
+from .checks import check_finite_model, check_model
 from .container import CompressedModel, to_bytes
 from .description import FLOAT_LAYERS, QUANT_LAYERS
 from . import formats, prune  # modules: this lesson's own names stay its own
@@ -23,7 +23,7 @@ from ..core.layers import Module
 from ..core.spatial import BatchNorm2d
 from ..quantization import quantize_model
 
-# %% ../../modules/16_compression/compression_dev.py #47ebd615
+# %% ../../modules/16_compression/compression_dev.py #d0b474b6
 @with_entropy_bound  # given code (sharing_given.py): the report also gets the entropy bound
 def compressed_size(model: Module) -> SizeReport:
     """Bytes of `model` per storage format, per layer and in total, and its real file size. Task 16.10
@@ -71,7 +71,7 @@ def prune_and_quantize(model: Module, sparsity: float | None = 0.9, scope: str =
     Returns:
         A `CompressedModel`; pruned zeros are exactly zero in its int8 (or shared) weights.
     """
-    check_model(model)
+    check_finite_model(check_model(model))
     if sparsity is not None:
         check_fraction("sparsity", sparsity)
     check_codebook(bits, codebook)

@@ -5,17 +5,17 @@
 # %% auto #0
 __all__ = ['unit_norms', 'structured_prune']
 
-# %% ../../modules/16_compression/compression_dev.py #b547133d
+# %% ../../modules/16_compression/compression_dev.py #e1a0b14c
 import numpy as np
 
 from . import prune  # the module, so that this lesson's own names stay its own
-from .checks import following_batchnorm, param_name, prunable_layers
+from .checks import check_finite_layers, following_batchnorm, param_name, prunable_layers
 from ..core.checks import check_fraction
 from .deadunits import drop_dead_units
 from ..core.layers import Module
 from ..core.spatial import BatchNorm2d, Conv2d
 
-# %% ../../modules/16_compression/compression_dev.py #53bab43b
+# %% ../../modules/16_compression/compression_dev.py #9935ae6b
 def unit_norms(weight: np.ndarray, norm: float = 1) -> np.ndarray:
     """The Lp norm of each output unit (axis 0) of a weight array."""
     flat = weight.reshape(weight.shape[0], -1)
@@ -36,6 +36,7 @@ def structured_prune(model: Module, ratio: float, norm: float = 1) -> prune.Mask
     ratio = check_fraction("ratio", ratio)
     if isinstance(norm, bool) or norm not in (1, 2):
         raise ValueError(f"norm must be 1 or 2, got {norm!r}")
+    check_finite_layers(layers, biases=True)  # a NaN norm sorts last: its row would be kept
     batchnorms = following_batchnorm(model)
     ### BEGIN SOLUTION
     masks = {}

@@ -5,18 +5,57 @@
 # %% auto #0
 __all__ = ['onnx_model', 'export_onnx']
 
-# %% ../../modules/20_deployment/onnx_given.py #400528b6
+# %% ../../modules/20_deployment/onnx_given.py #9ab1dce1
 import os
 
 import numpy as np
 
+from ..compression.container import module_modes, set_module_modes
 from ..core.autograd import no_grad
 from ..core.checks import check_instance, check_shape
-from ..core.layers import Module
+from ..core.layers import Linear, Module
+from ..core.spatial import Conv2d
 from ..core.tensor import Tensor
 from .convert import named_layers, onnx_layer
+from ..quantization import QuantizedConv2d, QuantizedLinear
 from .extra import require, write_atomic
 from .graph import OnnxGraph
+
+
+# ONNX's Gemm multiplies 2-D inputs only, and Conv needs (batch, channels, H, W); TinyTorch's
+# Linear also runs on one sample (1-D) or on (batch, ..., features): such shapes are refused.
+_INPUT_DIMS = ((Linear, QuantizedLinear, 2, "Gemm", "batch, features"),
+               (Conv2d, QuantizedConv2d, 4, "Conv", "batch, channels, H, W"))
+
+
+def _check_dims(name: str, layer: Module, x: Tensor, shape: tuple[int, ...]) -> None:
+    for *kinds, dims, op, meaning in _INPUT_DIMS:
+        if isinstance(layer, tuple(kinds)) and x.data.ndim != dims:
+            raise ValueError(f"export_onnx: layer {name!r} ({type(layer).__name__}) would get a {x.data.ndim}-D "
+                             f"input {x.shape} from input_shape {shape}; ONNX's {op} takes {dims}-D inputs "
+                             f"({meaning}): give a {dims}-D input_shape, or a Flatten before the layer")
+
+
+def _dry_run(model: Module, layers: list, shape: tuple[int, ...]) -> Tensor:
+    """The output on zeros of `shape`, layer by layer in eval mode; each module's mode is restored after.
+
+    Raises:
+        ValueError: the model cannot run on `shape`, or a layer would get an input ONNX cannot give it.
+    """
+    modes = module_modes(model)
+    model.eval()  # NOTE: the exported graph is the inference graph, whatever mode the model is in
+    y = Tensor(np.zeros(shape, np.float32))
+    try:
+        with no_grad():
+            for name, layer in layers:
+                _check_dims(name, layer, y, shape)
+                try:
+                    y = layer(y)
+                except (ValueError, TypeError) as err:
+                    raise ValueError(f"model cannot run on input_shape {shape}: {err}") from None
+    finally:
+        set_module_modes(model, modes)  # each module's own mode, as it was
+    return y
 
 
 def onnx_model(model: Module, input_shape: tuple[int, ...], sparse: bool = False):
@@ -24,18 +63,11 @@ def onnx_model(model: Module, input_shape: tuple[int, ...], sparse: bool = False
     onnx = require("onnx", "export_onnx")
     check_instance("model", model, Module, "a tinytorch Module")
     shape = check_shape("input_shape", input_shape, ", one batch such as (1, 64) or (1, 1, 8, 8)")
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            out = model(Tensor(np.zeros(shape, np.float32)))
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"model cannot run on input_shape {shape}: {err}") from None
-    finally:
-        model.train(was_training)
+    layers = named_layers(model)
+    out = _dry_run(model, layers, shape)
     graph = OnnxGraph(sparse=sparse)
     x = y = graph._fresh("input")
-    for name, layer in named_layers(model):
+    for name, layer in layers:
         y = onnx_layer(graph, layer, y, name or "layer")
     y = graph.node("Identity", [y], name="output")
     proto = graph.model(x, y, shape, out.shape)

@@ -5,15 +5,17 @@
 # %% auto #0
 __all__ = ['to_torch', 'from_torch', 'save_safetensors', 'load_safetensors']
 
-# %% ../../modules/20_deployment/bridge_given.py #e006b112
+# %% ../../modules/20_deployment/bridge_given.py #d35e0977
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..compression import CompressedModel
+from ..compression.container import module_modes, set_module_modes
 from ..core import activations
-from ..core.checks import check_instance
+from ..core.checks import check_finite, check_instance
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from .convert import torch_state_dict
@@ -56,6 +58,7 @@ def to_torch(model: Module):
 
     A `CompressedModel` goes across with its int8 weights dequantized to float32 (a
     calibrated model's int8 activations are not reproduced: the twin computes in float).
+    Every module of the twin is in the mode of its TinyTorch counterpart (eval or training).
 
     Raises:
         MissingExtraError: torch is not installed.
@@ -67,7 +70,20 @@ def to_torch(model: Module):
     twin = _torch_layer(torch.nn, inner, "")
     state = torch_state_dict(model)
     twin.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
-    return twin.train(model.training)
+    return _copy_modes(inner, twin)
+
+
+def _copy_modes(source, target):
+    """`target` with each module in the `training` mode of its counterpart in `source`; returns `target`.
+
+    The two trees have the same shape (a Sequential's layers in the same order); either
+    may be TinyTorch's or PyTorch's. Each module keeps its own flag, as in PyTorch.
+    """
+    target.training = bool(source.training)
+    if isinstance(source, Sequential) or isinstance(target, Sequential):
+        for child, twin in zip(source, target, strict=True):
+            _copy_modes(child, twin)
+    return target
 
 
 def _from_torch_layer(torch, module, where: str) -> Module:
@@ -121,14 +137,15 @@ def from_torch(module) -> Sequential:
     torch = require("torch", "from_torch")
     check_instance("module", module, torch.nn.Module, "a torch.nn.Module")
     if not isinstance(module, torch.nn.Sequential):
-        module = torch.nn.Sequential(module)
+        module, wrapper = torch.nn.Sequential(module), module
+        module.training = wrapper.training  # not .train(): that would set the caller's module too
     model = _from_torch_layer(torch, module, "")
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()
              if not k.endswith("num_batches_tracked")}
     model.load_state_dict(state)
-    return model.train(module.training)
+    return _copy_modes(module, model)
 
-# %% ../../modules/20_deployment/bridge_given.py #65ac58cf
+# %% ../../modules/20_deployment/bridge_given.py #044b2d4f
 def save_safetensors(model: Module, path: str | os.PathLike) -> int:
     """Write `model`'s weights as a safetensors file with PyTorch's key names; returns its bytes.
 
@@ -140,26 +157,54 @@ def save_safetensors(model: Module, path: str | os.PathLike) -> int:
     """
     st = require("safetensors.numpy", "save_safetensors")
     state = {k: np.ascontiguousarray(v) for k, v in torch_state_dict(model).items()}
-    return write_atomic(path, st.save(state, metadata={"format": "pt"}))
+    modes = json.dumps(module_modes(model.model if isinstance(model, CompressedModel) else model))
+    return write_atomic(path, st.save(state, metadata={"format": "pt", "training": modes}))
 
 
 def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
     """Copy the arrays of a safetensors file into the float `model` (same names and shapes); returns it.
 
+    The model takes the mode (eval or training) the file records, if it records one.
+
     Raises:
         MissingExtraError: safetensors is not installed.
         TypeError: `model` is a CompressedModel (its int8 weights come from a `.ttz` file).
-        ValueError: the file is not safetensors, or its names or shapes differ from `model`'s;
-            `model` is then unchanged.
+        ValueError: the file is not safetensors; its names or shapes differ from `model`'s;
+            it holds integer or boolean arrays, NaN or inf, or F64 values beyond float32's
+            range; or its modes do not fit `model`. `model` is then unchanged.
     """
     st = require("safetensors.numpy", "load_safetensors")
     if isinstance(model, CompressedModel) or not isinstance(model, Module):
         raise TypeError(f"model must be a float tinytorch Module of the file's shapes, got {type(model).__name__}")
     try:
-        state = st.load(Path(path).read_bytes())
+        data = Path(path).read_bytes()
+        state, modes = st.load(data), _stored_modes(data)
     except Exception as err:  # safetensors raises its own error type for a foreign or cut file
         if isinstance(err, OSError):
             raise
         raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
-    model.load_state_dict({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})
+    state = {k: _float32(f"{path}: {k}", v) for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    before = module_modes(model)
+    try:
+        if modes is not None:
+            set_module_modes(model, modes)  # checks the modes fit the model before setting any
+        model.load_state_dict(state)
+    except ValueError as err:
+        set_module_modes(model, before)
+        raise ValueError(f"{path}: {err}") from None
     return model
+
+
+def _stored_modes(data: bytes):
+    """The `"training"` metadata of a safetensors file's header, decoded (None when it has none)."""
+    size = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8:8 + size]).get("__metadata__") or {}
+    return None if "training" not in meta else json.loads(meta["training"])
+
+
+def _float32(what: str, array: np.ndarray) -> np.ndarray:
+    """`array` as float32 when that is faithful: float16 exactly, float64 when finite and within range."""
+    if array.dtype.kind != "f":
+        raise ValueError(f"{what} is {array.dtype}: TinyTorch's weights are floating point; "
+                         f"an integer or boolean array is refused rather than cast")
+    return check_finite(what, array, float32=True).astype(np.float32)

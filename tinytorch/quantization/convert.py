@@ -5,26 +5,29 @@
 # %% auto #0
 __all__ = ['calibrate', 'quantize_model']
 
-# %% ../../modules/15_quantization/quantization_dev.py #bb14ca02
+# %% ../../modules/15_quantization/quantization_dev.py #4189d40e
 import copy
 from collections.abc import Iterable
 
 import numpy as np
 
 from ..core.autograd import no_grad
-from ..core.checks import check_instance
+from ..core.checks import check_finite, check_instance
 from ..core.layers import Linear, Module
 from ..core.spatial import Conv2d
 from ..core.tensor import Tensor
 from .int8 import SYMMETRIC_MAX
 from .layers import QuantizedConv2d, QuantizedLayer, QuantizedLinear
 
-# %% ../../modules/15_quantization/quantization_dev.py #965fd507
+# %% ../../modules/15_quantization/quantization_dev.py #a94b9e68
 def _inputs(batches: Iterable | Tensor | np.ndarray) -> Iterable:
-    """The model inputs in `batches`: a single array, or an iterable of arrays or `(x, y, ...)` tuples."""
-    if isinstance(batches, (Tensor, np.ndarray)):
-        return [batches]
-    return (b[0] if isinstance(b, (tuple, list)) else b for b in batches)
+    """The model inputs in `batches` (a single array, or an iterable of arrays or `(x, y, ...)` tuples), each
+    checked finite: one NaN would make a scale NaN, one inf a scale of inf."""
+    items = [batches] if isinstance(batches, (Tensor, np.ndarray)) else (
+        b[0] if isinstance(b, (tuple, list)) else b for b in batches)
+    for i, x in enumerate(items):
+        check_finite(f"calibration batch {i}", x, float32=True)
+        yield x
 
 
 def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
@@ -42,13 +45,14 @@ def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
         `model`, calibrated in place.
 
     Raises:
-        ValueError: the model has no quantized layer, or `batches` is empty.
+        ValueError: the model has no quantized layer, `batches` is empty, or a batch holds
+            NaN or inf (the layers then keep the input scales they had before the call).
     """
     layers = [m for m in model.modules() if isinstance(m, QuantizedLayer)]
     if not layers:
         raise ValueError(f"calibrate: {type(model).__name__} has no quantized layers; "
                          f"convert it with quantize_model(model) first")
-    was_training = model.training
+    was_training, before = model.training, [layer.input_scale for layer in layers]
     seen = 0
     ### BEGIN SOLUTION
     for layer in layers:
@@ -61,6 +65,10 @@ def calibrate(model: Module, batches: Iterable | Tensor | np.ndarray) -> Module:
                 model(x)
                 seen += 1
         observed = [layer._observed_max for layer in layers]
+    except BaseException:               # a refused batch: every scale back as it was
+        for layer, scale in zip(layers, before):
+            layer.input_scale = scale
+        raise
     finally:
         for layer in layers:
             layer._observed_max = None

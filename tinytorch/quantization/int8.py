@@ -6,13 +6,13 @@
 __all__ = ['INT8_MIN', 'INT8_MAX', 'SYMMETRIC_MAX', 'choose_qparams', 'QuantizedTensor', 'dequantize_int8', 'quantize_with',
            'quantize_int8']
 
-# %% ../../modules/15_quantization/quantization_dev.py #2a3486f7
+# %% ../../modules/15_quantization/quantization_dev.py #089fbeb9
 import numpy as np
 
-from ..core.checks import check_instance
+from ..core.checks import check_finite, check_instance
 from ..core.tensor import Tensor
 
-# %% ../../modules/15_quantization/quantization_dev.py #a6e71758
+# %% ../../modules/15_quantization/quantization_dev.py #e0289f61
 INT8_MIN, INT8_MAX = -128, 127
 SYMMETRIC_MAX = 127  # symmetric quantization uses [-127, 127] so that 0 maps to 0
 
@@ -26,11 +26,8 @@ def _float_array(x: Tensor | np.ndarray, name: str = "x") -> np.ndarray:
                         f"if you really mean to quantize it")
     if data.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {data.shape}")
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int(data.size - np.count_nonzero(finite))
-        raise ValueError(f"{name} must be finite, got {bad} NaN/inf value(s) among {data.size}")
-    return data
+    # NOTE: float32 scales: a float64 1e300 would give an inf scale, or saturate silently
+    return check_finite(name, data, float32=True)
 
 
 def _check_axis(axis: int | None, shape: tuple[int, ...]) -> None:
@@ -91,7 +88,7 @@ def _finite_levels(scale: np.ndarray, zero_point: np.ndarray, symmetric: bool) -
         scale[over] = np.nextafter(top / reach[over], np.float32(0))
     return scale
 
-# %% ../../modules/15_quantization/quantization_dev.py #3698d3ed
+# %% ../../modules/15_quantization/quantization_dev.py #a263e4dd
 def choose_qparams(x: Tensor | np.ndarray, axis: int | None = None,
                    symmetric: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The float32 scale(s) and int32 zero point(s) that map `x` onto int8. Task 15.1.
@@ -107,7 +104,8 @@ def choose_qparams(x: Tensor | np.ndarray, axis: int | None = None,
         `(x.shape[0],)` (per channel). Every scale is > 0.
 
     Raises:
-        TypeError: `x` is not floating point. ValueError: empty, NaN/inf, or a bad axis.
+        TypeError: `x` is not floating point. ValueError: empty, NaN/inf, beyond float32's
+            range (a float64 1e300), or a bad axis.
     """
     data = _float_array(x)
     _check_axis(axis, data.shape)
@@ -184,7 +182,7 @@ def dequantize_int8(q: QuantizedTensor) -> np.ndarray:
     check_instance("q", q, QuantizedTensor, "a QuantizedTensor")
     return np.asarray(q.dequantize())
 
-# %% ../../modules/15_quantization/quantization_dev.py #60add7d9
+# %% ../../modules/15_quantization/quantization_dev.py #c4e67416
 def quantize_with(x: Tensor | np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int = 0,
                   axis: int | None = None, symmetric: bool = True) -> QuantizedTensor:
     """`x` rounded onto the int8 levels of a given scale and zero point; values beyond them saturate. Task 15.3.
@@ -230,7 +228,8 @@ def quantize_int8(x: Tensor | np.ndarray, axis: int | None = None,
         A `QuantizedTensor` with `np.int8` values of `x`'s shape.
 
     Raises:
-        TypeError: `x` is not floating point. ValueError: empty, NaN/inf, or a bad axis.
+        TypeError: `x` is not floating point. ValueError: empty, NaN/inf, beyond float32's
+            range (a float64 1e300), or a bad axis.
     """
     data = _float_array(x)
     scale, zero_point = choose_qparams(data, axis=axis, symmetric=symmetric)
