@@ -117,6 +117,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> int:
 #| export deploy.torch_bridge
 """To PyTorch and back with PyTorch's names and layouts, and safetensors files (given code)."""
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +262,24 @@ def save_safetensors(model: Module, path: str | os.PathLike) -> int:
     return write_atomic(path, st.save(state, metadata={"format": "pt"}))
 
 
+_MAX_HEADER = 100 << 20  # the JSON header safetensors itself accepts at most
+
+
+def _safetensors_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a safetensors file, its header's claimed length checked against the file's
+    size before anything else is read (a device or a pipe has no size: it is refused)."""
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file, so not a readable safetensors file")
+        head = f.read(8)
+        claimed = int.from_bytes(head, "little")
+        if len(head) < 8 or claimed > min(info.st_size - 8, _MAX_HEADER):
+            raise ValueError(f"{path} is not a readable safetensors file: its header claims {claimed:,} bytes, "
+                             f"the file holds {info.st_size:,} (headers of at most {_MAX_HEADER:,})")
+        return head + f.read(info.st_size - 8)
+
+
 def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
     """Copy the arrays of a safetensors file into the float `model` (same names and shapes); returns it.
 
@@ -274,9 +293,9 @@ def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
     if isinstance(model, CompressedModel) or not isinstance(model, Module):
         raise TypeError(f"model must be a float tinytorch Module of the file's shapes, got {type(model).__name__}")
     try:
-        state = st.load(Path(path).read_bytes())
+        state = st.load(_safetensors_bytes(path))
     except Exception as err:  # safetensors raises its own error type for a foreign or cut file
-        if isinstance(err, OSError):
+        if isinstance(err, (OSError, MemoryError, ValueError)):
             raise
         raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
     model.load_state_dict({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})

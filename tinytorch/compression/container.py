@@ -52,17 +52,22 @@ _CODECS = {0: ("none", lambda b: b, lambda b: b),
            2: ("lzma", _lzma_pack, lambda b: lzma.decompress(b, lzma.FORMAT_RAW, filters=_lzma_filters(9)))}
 _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 
-# %% ../../modules/16_compression/storage_given.py #0ecea103
+# %% ../../modules/16_compression/storage_given.py #19853394
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
 # NOTE: limits on what a file may claim, checked before anything of that size exists.
 # A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
-# that (the writer picks a weaker codec rather than exceed it); its description is at
+# that (the writer picks a weaker codec rather than exceed it); the layers built from it
+# get what the payload leaves of that budget (StoredArrays.charge); its description is at
 # most _MAX_DESCRIPTION bytes (JSON) or _MAX_BINARY_DESCRIPTION. A file that is not a
 # regular file (a pipe, a device) has no size to measure, so it gets _FLOOR.
 _FLOOR = 64 << 20
 _RATIO = 64
 _MAX_DESCRIPTION = 16 << 20
 _MAX_BINARY_DESCRIPTION = 1 << 20  # a layer takes 3-40 bytes: room for 25,000 layers and more
+# NOTE: decoded, a description's maps and lists take up to ~100 bytes of Python objects per
+# byte (a 3-byte {"type": "ReLU"} is a 232-byte dict): each byte is charged this much of the
+# budget, so a description may be at most a 128th of it (512 KiB for the 64 MiB floor).
+_DESCRIPTION_COST = 128
 _CHUNK = 1 << 20
 
 
@@ -73,6 +78,12 @@ def _digest(body: bytes) -> bytes:
 def _max_body(packed: int | None) -> int:
     """The most bytes a payload compressed to `packed` bytes may expand to."""
     return _FLOOR if packed is None else max(_FLOOR, _RATIO * packed)
+
+
+def _budget(packed: int | None) -> int:
+    """The bytes a file whose payload is compressed to `packed` bytes may cost its reader:
+    64 MiB + 64 per byte (the payload, its description, and every layer built from it)."""
+    return _FLOOR + (0 if packed is None else _RATIO * packed)
 
 
 def _lzma_window(packed: int | None) -> int:
@@ -90,18 +101,30 @@ def _lzma_window(packed: int | None) -> int:
 
 def to_bytes(model: Module) -> bytes:
     """The exact bytes `save_compressed(model, path)` writes."""
-    payload, root = Payload(), _check(model)
+    root = _check(model)
     while isinstance(root, CompressedModel):
         root = root.model
-    description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays})
-    body = varint(len(description)) + description + b"".join(payload.parts)
-    # NOTE: which codec wins depends on the model; measure both, keep the smaller
-    # (among those a reader accepts: "none" always is).
-    packed = ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
-    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
-            and payload.claimed <= DENSITY * len(p) + SLACK)
-    codec, packed = min(fair, key=lambda c: len(c[1]))
-    return MAGIC + bytes([codec]) + _digest(body) + packed
+    # NOTE: a huge layer pruned to almost nothing costs the reader more (its dense weight)
+    # than a gap-coded file of its few survivors may ask for; such a model is stored again
+    # with bitmasks (8 weights a byte), whose file always pays for what it builds, and
+    # without arithmetic coding (1 KiB of budget a position).
+    for packed in (True, False):
+        payload = Payload(packed)
+        description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays})
+        body = varint(len(description)) + description + b"".join(payload.parts)
+        need = len(body) + payload.cost + _DESCRIPTION_COST * len(description)  # what a reader charges
+        # NOTE: which codec wins depends on the model; measure both, keep the smaller
+        # (among those a reader accepts: "none" almost always is).
+        fair = [(c, p) for c, p in ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
+                if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
+                and payload.claimed <= DENSITY * len(p) + SLACK and need <= _budget(len(p))]
+        if fair:
+            codec, packed_body = min(fair, key=lambda c: len(c[1]))
+            return MAGIC + bytes([codec]) + _digest(body) + packed_body
+    raise ValueError(f"the model's file of {len(body):,} bytes would stand for {payload.claimed:,} sparse weights "
+                     f"(at most {DENSITY * len(body) + SLACK:,}) and need {need:,} bytes to load (at most "
+                     f"{_budget(len(body)):,}): its shared layers are too sparse for their size; prune them "
+                     "less, or store them unshared")
 
 
 class _Reader:
@@ -205,7 +228,7 @@ def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
     """The description at the start of a payload (binary from version 3, JSON before), its
     arrays, and the bytes of those arrays."""
     size = _description_size(reader, version)
-    most = min(_MAX_DESCRIPTION if version < 3 else _MAX_BINARY_DESCRIPTION, reader.limit)
+    most = min(_MAX_DESCRIPTION if version < 3 else _MAX_BINARY_DESCRIPTION, reader.limit // _DESCRIPTION_COST)
     if size > most:
         raise ValueError(f"{reader.source} has a malformed description: it claims {size:,} bytes (at most {most:,})")
     try:
@@ -223,13 +246,13 @@ def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
     return meta, table, rest
 
 
-def _arrays(data: bytearray, table: list, budget: int) -> StoredArrays:
+def _arrays(data: bytearray, table: list, budget: int, memory: int) -> StoredArrays:
     arrays, start = [], 0
     for dtype, shape in table:
         count = math.prod(shape)
         arrays.append(np.frombuffer(data, dtype, count, start).reshape(shape).copy())
         start += count * np.dtype(dtype).itemsize
-    return StoredArrays(arrays, budget)
+    return StoredArrays(arrays, budget, memory)
 
 
 def _read(f, packed: int | None, source: str) -> "CompressedModel":
@@ -251,7 +274,9 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
     if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
-        arrays = _arrays(data, table, DENSITY * reader.consumed + SLACK)
+        described = _DESCRIPTION_COST * (reader.count - rest)  # the decoded description's objects
+        memory = _budget(packed) - reader.count - described
+        arrays = _arrays(data, table, DENSITY * reader.consumed + SLACK, memory)
         del data
         return CompressedModel(rebuild(meta["model"], arrays))
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as err:

@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['to_torch', 'from_torch', 'save_safetensors', 'load_safetensors']
 
-# %% ../../modules/20_deployment/bridge_given.py #e006b112
+# %% ../../modules/20_deployment/bridge_given.py #d3ab40e4
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,7 @@ def from_torch(module) -> Sequential:
     model.load_state_dict(state)
     return model.train(module.training)
 
-# %% ../../modules/20_deployment/bridge_given.py #65ac58cf
+# %% ../../modules/20_deployment/bridge_given.py #b184f48a
 def save_safetensors(model: Module, path: str | os.PathLike) -> int:
     """Write `model`'s weights as a safetensors file with PyTorch's key names; returns its bytes.
 
@@ -141,6 +142,24 @@ def save_safetensors(model: Module, path: str | os.PathLike) -> int:
     st = require("safetensors.numpy", "save_safetensors")
     state = {k: np.ascontiguousarray(v) for k, v in torch_state_dict(model).items()}
     return write_atomic(path, st.save(state, metadata={"format": "pt"}))
+
+
+_MAX_HEADER = 100 << 20  # the JSON header safetensors itself accepts at most
+
+
+def _safetensors_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a safetensors file, its header's claimed length checked against the file's
+    size before anything else is read (a device or a pipe has no size: it is refused)."""
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file, so not a readable safetensors file")
+        head = f.read(8)
+        claimed = int.from_bytes(head, "little")
+        if len(head) < 8 or claimed > min(info.st_size - 8, _MAX_HEADER):
+            raise ValueError(f"{path} is not a readable safetensors file: its header claims {claimed:,} bytes, "
+                             f"the file holds {info.st_size:,} (headers of at most {_MAX_HEADER:,})")
+        return head + f.read(info.st_size - 8)
 
 
 def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
@@ -156,9 +175,9 @@ def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
     if isinstance(model, CompressedModel) or not isinstance(model, Module):
         raise TypeError(f"model must be a float tinytorch Module of the file's shapes, got {type(model).__name__}")
     try:
-        state = st.load(Path(path).read_bytes())
+        state = st.load(_safetensors_bytes(path))
     except Exception as err:  # safetensors raises its own error type for a foreign or cut file
-        if isinstance(err, OSError):
+        if isinstance(err, (OSError, MemoryError, ValueError)):
             raise
         raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
     model.load_state_dict({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})
