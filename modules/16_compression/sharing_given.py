@@ -537,7 +537,7 @@ def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer st
                         charge=None) -> tuple[np.ndarray, np.ndarray]:
     """`(positions, codes)` that `encode_layer_stream` wrote for a layer of `n` weights;
     `charge(cost, what)`, when given, is told `POSITION_COST` per position before decoding."""
-    r = ByteReader(bytes(data), what)
+    r = ByteReader(memoryview(data), what)  # slices of a view copy nothing
     head = r.varint(2 * n + 1)
     count, coder = head // 2, head % 2
     if charge is not None:
@@ -970,7 +970,7 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     stored = arrays[spec["shared"]]
     if stored.dtype != np.uint8 or stored.ndim != 1:
         raise ValueError("a shared layer must be stored as a 1-D uint8 array")
-    r = ByteReader(stored.tobytes(), f"shared {spec['type']}")
+    r = ByteReader(memoryview(stored), f"shared {spec['type']}")
     ndim = r.varint(4)
     if ndim != (4 if conv else 2):
         raise ValueError(f"shared {spec['type']} has a {ndim}-D weight")

@@ -353,10 +353,8 @@ import json
 import lzma
 import math
 import os
-import secrets
 import stat
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -365,6 +363,7 @@ from tinytorch.compression.encodings import DENSITY, SLACK, Payload, StoredArray
 from tinytorch.compression.entropy import varint
 from tinytorch.compression.sizes import SizeReport
 from tinytorch.compression.checks import check_model as _check
+from tinytorch.core.files import write_atomic
 from tinytorch.core.layers import Module
 
 # Version 3 writes the layer description in binary (description.py), version 2 as JSON
@@ -589,13 +588,14 @@ def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
     return meta, table, rest
 
 
-def _arrays(data: bytearray, table: list, budget: int, memory: int) -> StoredArrays:
-    arrays, start = [], 0
+def _arrays(reader: _Reader, table: list) -> list[np.ndarray]:
+    """Each listed array read into a buffer of its own (aligned, and the payload held once)."""
+    arrays = []
     for dtype, shape in table:
         count = math.prod(shape)
-        arrays.append(np.frombuffer(data, dtype, count, start).reshape(shape).copy())
-        start += count * np.dtype(dtype).itemsize
-    return StoredArrays(arrays, budget, memory)
+        data = reader.read(count * np.dtype(dtype).itemsize)
+        arrays.append(np.frombuffer(data, dtype, count).reshape(shape) if count else np.zeros(shape, dtype))
+    return arrays
 
 
 def _read(f, packed: int | None, source: str) -> "CompressedModel":
@@ -612,15 +612,14 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
         raise ValueError(f"{source} uses unknown codec {codec}")
     reader = _Reader(f, codec, packed, source)
     meta, table, rest = _description(reader, head[len(MAGIC) - 1])
-    data = reader.read(rest)
+    stored = _arrays(reader, table)
     reader.finish()
     if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
         described = _DESCRIPTION_COST * (reader.count - rest)  # the decoded description's objects
         memory = _budget(packed) - reader.count - described
-        arrays = _arrays(data, table, DENSITY * reader.consumed + SLACK, memory)
-        del data
+        arrays = StoredArrays(stored, DENSITY * reader.consumed + SLACK, memory)
         return CompressedModel(rebuild(meta["model"], arrays))
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as err:
         raise ValueError(f"{source} has a malformed description: {err!r}") from None
@@ -636,30 +635,12 @@ def from_bytes(blob: bytes, source: str = "data") -> "CompressedModel":
 def save_compressed(model: Module, path: str | os.PathLike) -> int:
     """Write `model` (pruned, INT8) as a sparse compressed file; returns the bytes written.
 
-    The file appears complete or not at all (written to a temporary file beside it, then
-    renamed); through a symbolic link, the file the link points to is replaced.
+    The file appears complete or not at all, by `tinytorch.core.files.write_atomic`: a
+    symbolic link is followed, the old file's mode kept, and a target that is not a regular
+    file (a folder, a device, a FIFO) refused with an OSError.
     """
     blob = to_bytes(model)  # before any file exists: a model that cannot be stored leaves nothing
-    path = Path(os.path.realpath(path))
-    # NOTE: the temporary name is chosen before the file exists, so whatever interrupts
-    # the save (an error, Ctrl-C) between creating and renaming it, the cleanup knows it.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        if path.exists():  # the temporary file is owner-only: give it the mode open() would have
-            mode = path.stat().st_mode & 0o777
-        else:
-            umask = os.umask(0o022)  # reading the umask means setting it: restore it at once
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return len(blob)
+    return write_atomic(path, blob)
 
 
 def load_compressed(path: str | os.PathLike) -> "CompressedModel":

@@ -21,7 +21,7 @@
 # - `tinytorch/deploy/extra.py`: the packages of the optional extra `deploy` (torch,
 #   onnx, onnxruntime, safetensors), imported only when a function needs them, with an
 #   error that names the extra when they are missing; the list of layers that cross
-#   over; an atomic file write.
+#   over. Files are written by `tinytorch.core.files.write_atomic`, as everywhere.
 # - `tinytorch/deploy/torch_bridge.py`: `to_torch`, `from_torch`, `save_safetensors`
 #   and `load_safetensors`, built on the lesson's `torch_state_dict` (Task 20.1).
 
@@ -31,12 +31,9 @@
 # %%
 #| export
 from __future__ import annotations
-"""The optional deploy extra: lazy imports with an error naming it, the supported layers, atomic writes (given code)."""
+"""The optional deploy extra: lazy imports with an error naming it, and the supported layers (given code)."""
 
 import importlib
-import os
-import tempfile
-from pathlib import Path
 
 from tinytorch.core import activations
 from tinytorch.core.layers import Dropout, Linear
@@ -58,7 +55,7 @@ class MissingExtraError(ImportError):
 
 
 # %% [markdown]
-# The three functions below serve Module 20's files, not users: `#| exporti` keeps them out
+# The two functions below serve Module 20's files, not users: `#| exporti` keeps them out
 # of `__all__`.
 
 # %%
@@ -83,27 +80,6 @@ def unsupported(where: str, layer: object) -> TypeError:
     return TypeError(f"{where}: layer {type(layer).__name__} is not supported; supported layers: "
                      f"{SUPPORTED_NAMES} (inside Sequential or CompressedModel)")
 
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> int:
-    """Write `data` to `path` in one step (a temporary file beside it, then a rename); returns its size.
-
-    Raises:
-        FileNotFoundError / PermissionError: the folder is missing or not writable.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0o022)  # reading the umask means setting it: restore it at once
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return len(data)
-
 # %% [markdown]
 # ### The PyTorch twin
 #
@@ -118,7 +94,6 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> int:
 """To PyTorch and back with PyTorch's names and layouts, and safetensors files (given code)."""
 import os
 import stat
-from pathlib import Path
 
 import numpy as np
 
@@ -128,7 +103,8 @@ from tinytorch.core.checks import check_instance
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.deploy.convert import torch_state_dict
-from tinytorch.deploy.extra import require, unsupported, write_atomic
+from tinytorch.core.files import write_atomic
+from tinytorch.deploy.extra import require, unsupported
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
 
 _ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "GELU")

@@ -179,7 +179,8 @@ from tinytorch.core.checks import check_instance, check_shape
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
 from tinytorch.deploy.convert import named_layers, onnx_layer
-from tinytorch.deploy.extra import require, write_atomic
+from tinytorch.core.files import write_atomic
+from tinytorch.deploy.extra import require
 from tinytorch.deploy.graph import OnnxGraph
 
 

@@ -5,17 +5,15 @@
 # %% auto #0
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel']
 
-# %% ../../modules/16_compression/storage_given.py #142395f1
+# %% ../../modules/16_compression/storage_given.py #10201b9f
 import hashlib
 import io
 import json
 import lzma
 import math
 import os
-import secrets
 import stat
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +22,7 @@ from .encodings import DENSITY, SLACK, Payload, StoredArrays
 from .entropy import varint
 from .sizes import SizeReport
 from .checks import check_model as _check
+from ..core.files import write_atomic
 from ..core.layers import Module
 
 # Version 3 writes the layer description in binary (description.py), version 2 as JSON
@@ -52,7 +51,7 @@ _CODECS = {0: ("none", lambda b: b, lambda b: b),
            2: ("lzma", _lzma_pack, lambda b: lzma.decompress(b, lzma.FORMAT_RAW, filters=_lzma_filters(9)))}
 _DTYPES = {"int8", "uint8", "uint16", "uint32", "int32", "float32"}
 
-# %% ../../modules/16_compression/storage_given.py #19853394
+# %% ../../modules/16_compression/storage_given.py #4853abd8
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
 # NOTE: limits on what a file may claim, checked before anything of that size exists.
 # A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
@@ -246,13 +245,14 @@ def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
     return meta, table, rest
 
 
-def _arrays(data: bytearray, table: list, budget: int, memory: int) -> StoredArrays:
-    arrays, start = [], 0
+def _arrays(reader: _Reader, table: list) -> list[np.ndarray]:
+    """Each listed array read into a buffer of its own (aligned, and the payload held once)."""
+    arrays = []
     for dtype, shape in table:
         count = math.prod(shape)
-        arrays.append(np.frombuffer(data, dtype, count, start).reshape(shape).copy())
-        start += count * np.dtype(dtype).itemsize
-    return StoredArrays(arrays, budget, memory)
+        data = reader.read(count * np.dtype(dtype).itemsize)
+        arrays.append(np.frombuffer(data, dtype, count).reshape(shape) if count else np.zeros(shape, dtype))
+    return arrays
 
 
 def _read(f, packed: int | None, source: str) -> "CompressedModel":
@@ -269,15 +269,14 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
         raise ValueError(f"{source} uses unknown codec {codec}")
     reader = _Reader(f, codec, packed, source)
     meta, table, rest = _description(reader, head[len(MAGIC) - 1])
-    data = reader.read(rest)
+    stored = _arrays(reader, table)
     reader.finish()
     if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
         described = _DESCRIPTION_COST * (reader.count - rest)  # the decoded description's objects
         memory = _budget(packed) - reader.count - described
-        arrays = _arrays(data, table, DENSITY * reader.consumed + SLACK, memory)
-        del data
+        arrays = StoredArrays(stored, DENSITY * reader.consumed + SLACK, memory)
         return CompressedModel(rebuild(meta["model"], arrays))
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as err:
         raise ValueError(f"{source} has a malformed description: {err!r}") from None
@@ -293,30 +292,12 @@ def from_bytes(blob: bytes, source: str = "data") -> "CompressedModel":
 def save_compressed(model: Module, path: str | os.PathLike) -> int:
     """Write `model` (pruned, INT8) as a sparse compressed file; returns the bytes written.
 
-    The file appears complete or not at all (written to a temporary file beside it, then
-    renamed); through a symbolic link, the file the link points to is replaced.
+    The file appears complete or not at all, by `tinytorch.core.files.write_atomic`: a
+    symbolic link is followed, the old file's mode kept, and a target that is not a regular
+    file (a folder, a device, a FIFO) refused with an OSError.
     """
     blob = to_bytes(model)  # before any file exists: a model that cannot be stored leaves nothing
-    path = Path(os.path.realpath(path))
-    # NOTE: the temporary name is chosen before the file exists, so whatever interrupts
-    # the save (an error, Ctrl-C) between creating and renaming it, the cleanup knows it.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        if path.exists():  # the temporary file is owner-only: give it the mode open() would have
-            mode = path.stat().st_mode & 0o777
-        else:
-            umask = os.umask(0o022)  # reading the umask means setting it: restore it at once
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return len(blob)
+    return write_atomic(path, blob)
 
 
 def load_compressed(path: str | os.PathLike) -> "CompressedModel":

@@ -314,7 +314,7 @@ def arithmetic_decode(data: bytes, ks: list[int], count: int, what: str) -> list
     check_stream_size(data, pos - 32 + 2 if count else 2, what)
     return [np.asarray(column, np.int64) for column in out]
 
-# %% ../../modules/16_compression/sharing_given.py #8484ffc4
+# %% ../../modules/16_compression/sharing_given.py #43ec9ed8
 def _nibbles(lengths: np.ndarray) -> bytes:
     lengths = np.asarray(lengths, np.uint8)
     padded = np.concatenate([lengths, np.zeros(lengths.size % 2, np.uint8)])
@@ -360,7 +360,7 @@ def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer st
                         charge=None) -> tuple[np.ndarray, np.ndarray]:
     """`(positions, codes)` that `encode_layer_stream` wrote for a layer of `n` weights;
     `charge(cost, what)`, when given, is told `POSITION_COST` per position before decoding."""
-    r = ByteReader(bytes(data), what)
+    r = ByteReader(memoryview(data), what)  # slices of a view copy nothing
     head = r.varint(2 * n + 1)
     count, coder = head // 2, head % 2
     if charge is not None:

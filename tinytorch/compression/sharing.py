@@ -300,7 +300,7 @@ def with_entropy_bound(size_report):
 
     return sized
 
-# %% ../../modules/16_compression/sharing_given.py #336bfb95
+# %% ../../modules/16_compression/sharing_given.py #36f167be
 _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
 # NOTE: a shared layer's dense weight is built from its shape, not from bytes in the file:
 # the shape is capped (1 GiB of float32) so a forged file cannot ask for any amount of memory.
@@ -366,7 +366,7 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     stored = arrays[spec["shared"]]
     if stored.dtype != np.uint8 or stored.ndim != 1:
         raise ValueError("a shared layer must be stored as a 1-D uint8 array")
-    r = ByteReader(stored.tobytes(), f"shared {spec['type']}")
+    r = ByteReader(memoryview(stored), f"shared {spec['type']}")
     ndim = r.varint(4)
     if ndim != (4 if conv else 2):
         raise ValueError(f"shared {spec['type']} has a {ndim}-D weight")

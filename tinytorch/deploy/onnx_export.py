@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['onnx_model', 'export_onnx']
 
-# %% ../../modules/20_deployment/onnx_given.py #400528b6
+# %% ../../modules/20_deployment/onnx_given.py #8c8d0d1d
 import os
 
 import numpy as np
@@ -15,7 +15,8 @@ from ..core.checks import check_instance, check_shape
 from ..core.layers import Module
 from ..core.tensor import Tensor
 from .convert import named_layers, onnx_layer
-from .extra import require, write_atomic
+from ..core.files import write_atomic
+from .extra import require
 from .graph import OnnxGraph
 
 

@@ -5,10 +5,9 @@
 # %% auto #0
 __all__ = ['to_torch', 'from_torch', 'save_safetensors', 'load_safetensors']
 
-# %% ../../modules/20_deployment/bridge_given.py #d3ab40e4
+# %% ../../modules/20_deployment/bridge_given.py #95018597
 import os
 import stat
-from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +17,8 @@ from ..core.checks import check_instance
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from .convert import torch_state_dict
-from .extra import require, unsupported, write_atomic
+from ..core.files import write_atomic
+from .extra import require, unsupported
 from ..quantization import QuantizedConv2d, QuantizedLinear
 
 _ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "GELU")
