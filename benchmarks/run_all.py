@@ -502,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     print("== Summary\n" + summary(sections), flush=True)
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     if out is not None:
-        out.write_text(report(info, sections, args.quick))
+        from tinytorch.core.files import write_atomic
+
+        write_atomic(out, report(info, sections, args.quick).encode("utf-8"))
         print(f"wrote {out}")
     return 1 if any(s.error for s in sections) else 0

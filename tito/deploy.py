@@ -6,10 +6,14 @@ or corrupt file and an unwritable output each end with one line and exit code 2.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
-from tito.project import TitoError
+from tito.backups import note
+from tito.project import TitoError, checked_target
+
+_MAX_INPUT = 1 << 24  # values in the one batch the ONNX export runs the model on (64 MB of float32)
 
 # target -> (suffix, the packages of the extra it needs)
 TARGETS = {"onnx": (".onnx", ("onnx",)), "torch": (".pt", ("torch",)),
@@ -29,6 +33,8 @@ def _check_extra(target: str) -> None:
 def _load(path: Path):
     from tinytorch.compression import load_compressed
 
+    if path.is_dir():
+        raise TitoError(f"{path} is a folder; FILE must be a .ttz file written by save_compressed")
     if not path.is_file():
         raise TitoError(f"{path}: no such file")
     try:
@@ -46,6 +52,9 @@ def _input_shape(model, given: str | None) -> tuple[int, ...]:
             shape = tuple(int(d) for d in given.replace("x", ",").split(","))
         except ValueError:
             raise TitoError(f"--input-shape must be ints separated by commas, such as 1,1,8,8; got {given!r}") from None
+        if min(shape) < 1 or math.prod(shape) > _MAX_INPUT:
+            raise TitoError(f"--input-shape {given} must be sizes >= 1 of at most {_MAX_INPUT:,} values in all "
+                            f"(the export runs the model once on a batch of zeros of that shape)")
         return shape
     first = model.model[0] if hasattr(model.model, "__getitem__") else model.model
     shape = getattr(getattr(first, "qweight", None), "shape", None) or getattr(getattr(first, "weight", None), "shape", None)
@@ -63,6 +72,10 @@ def _check_out(out: Path) -> None:
         raise TitoError(f"cannot write {out}: permission denied")
     if out.is_dir():
         raise TitoError(f"cannot write {out}: it is a folder")
+    try:
+        checked_target(out)
+    except OSError as err:
+        raise TitoError(f"cannot write {out}: {err.strerror}") from None
 
 
 def convert(file: str, to: str, out: str | None = None, input_shape: str | None = None) -> Path:
@@ -81,8 +94,9 @@ def convert(file: str, to: str, out: str | None = None, input_shape: str | None 
     _check_out(target)
     model = _load(source)
     from tinytorch import deploy
-    from tinytorch.deploy.extra import write_atomic
+    from tinytorch.core.files import write_atomic
 
+    note(target, f"before tito deploy --to {to} wrote over it")
     try:
         if to == "onnx":
             deploy.export_onnx(model, target, _input_shape(model, input_shape))
@@ -100,6 +114,14 @@ def convert(file: str, to: str, out: str | None = None, input_shape: str | None 
         raise TitoError(f"{source}: {err}") from None
     except OSError as err:
         raise TitoError(f"cannot write {target}: {err.strerror or err}") from None
+    except MemoryError:
+        raise TitoError(f"{source}: not enough memory to run the model on --input-shape {input_shape}") from None
+    except Exception as err:  # onnx's checker and shape inference raise their own types
+        if not type(err).__module__.startswith("onnx"):
+            raise
+        raise TitoError(f"{source}: ONNX cannot take this model with --input-shape {input_shape} "
+                        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                        "nothing was written") from None
     return target
 
 

@@ -61,6 +61,10 @@ def check_targets(path: Path, source: str, root: Path) -> None:
         if not _MODULE_PATH.fullmatch(target) or any(keyword.iskeyword(part) for part in target.split(".")):
             raise TitoError(f"{rel}:{number}: '{line.strip()}' exports to {target!r}, which is not a dotted "
                             f"module path inside tinytorch/ (like compression.container); nothing was exported")
+        if "__init__" in target.split("."):  # the packages' __init__ files are written by hand
+            raise TitoError(f"{rel}:{number}: '{line.strip()}' would overwrite the hand-written "
+                            f"tinytorch/{target.replace('.', '/')}.py; export to a module of its own "
+                            f"(like compression.container); nothing was exported")
 
 
 def _stable_ids(cells) -> None:

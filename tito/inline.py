@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tito.explain import explain
-from tito.project import ModuleInfo, TitoError, read_source
+from tito.project import ModuleInfo, TitoError, read_source, write_atomic
 from tito.stubs import find_test_functions, split_cells
 
 
@@ -204,7 +204,7 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = _run_here(args.dev_file.resolve(), args.names, args.number)
     data = {"results": [asdict(r) for r in run.results], "cell_errors": run.cell_errors}
-    args.out.write_text(json.dumps(data), encoding="utf-8")
+    write_atomic(args.out, json.dumps(data).encode("utf-8"))
     return 0
 
 

@@ -1,10 +1,9 @@
 """Finding the project and its modules."""
 from __future__ import annotations
 
-import contextlib
-import os
+import functools
+import importlib.util
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,19 +55,20 @@ def find_root(start: Path | None = None) -> Path:
     raise TitoError(f"no TinyTorch project (pyproject.toml + modules/) at or above {here}")
 
 
-def all_modules(root: Path) -> list[ModuleInfo]:
-    """Every module folder that has its `<name>_dev.py`, in course order."""
+def all_modules(root: Path, lesson_missing_ok: bool = False) -> list[ModuleInfo]:
+    """Every module folder that has its `<name>_dev.py` (or any, with `lesson_missing_ok`), in course order."""
     found = []
     for d in sorted((root / "modules").iterdir()):
         m = _MODULE_DIR.match(d.name)
-        if m and d.is_dir() and (d / f"{m.group(2)}_dev.py").is_file():
+        if m and d.is_dir() and (lesson_missing_ok or (d / f"{m.group(2)}_dev.py").is_file()):
             found.append(ModuleInfo(m.group(1), m.group(2), root))
     return found
 
 
-def resolve_module(root: Path, spec: str) -> ModuleInfo:
-    """Accept `16_compression`, `16` or `compression`."""
-    modules = all_modules(root)
+def resolve_module(root: Path, spec: str, lesson_missing_ok: bool = False) -> ModuleInfo:
+    """Accept `16_compression`, `16` or `compression` (a module whose lesson file was deleted
+    too, with `lesson_missing_ok`: `tito module reset` brings it back)."""
+    modules = all_modules(root, lesson_missing_ok)
     for mod in modules:
         if spec in (mod.dirname, mod.number, mod.name, mod.number.lstrip("0")):
             return mod
@@ -88,26 +88,27 @@ def read_source(path: Path, root: Path | None = None) -> str:
                         f"({data[err.start:err.start + 4]!r}); save the file as UTF-8") from None
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it is to set it; put it back at once
-    os.umask(mask)
-    return mask
+@functools.cache
+def _writer():
+    """`tinytorch/core/files.py`, loaded on its own (standard library only): tito writes even
+    when the student's code in `tinytorch.core` fails to import; before the first export,
+    its source (a percent-format file is Python too)."""
+    top = Path(__file__).resolve().parent.parent
+    path = top / "tinytorch" / "core" / "files.py"
+    if not path.is_file():
+        path = top / "modules" / "01_tensor" / "files_given.py"
+    spec = importlib.util.spec_from_file_location("tinytorch_core_files", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # NOTE: mkstemp makes the file owner-only (0600); keep the old file's mode, or give
-        # a new one the usual mode for the umask, so released and exported files stay readable.
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Replace `path` with `data` in one step, creating its folders: TinyTorch's one writer
+    (`tinytorch.core.files.write_atomic`: regular files only, symlinks followed, mode kept)."""
+    _writer().write_atomic(path, data, parents=True)
+
+
+def checked_target(path: Path) -> Path:
+    """The regular file writing to `path` would replace (symlinks followed); OSError otherwise."""
+    return _writer().checked_target(path)

@@ -135,6 +135,28 @@ def _warn_if_stale(modules: list[ModuleInfo]) -> None:
               f"so run 'tito export' first to test your latest code")
 
 
+_MARK = re.compile(r"""mark\.task\(\s*["']([^"']+)["']""")
+
+
+def _check_task(task: str, modules: list[ModuleInfo]) -> None:
+    """Refuse a task that no lesson of `modules` has and no test is marked with."""
+    from tito import stubs
+
+    known: set[str] = set()
+    for m in modules:
+        if m.dev_file.is_file():
+            text = read_source(m.dev_file, m.root)
+            known.update(stubs.task_ids(text), stubs.stubs_left(text))
+        for test in sorted(m.tests_dir.glob("**/*.py")) if m.tests_dir.is_dir() else ():
+            known.update(_MARK.findall(test.read_text(encoding="utf-8", errors="replace")))
+    if task not in known:
+        from tito.inline import _task_key
+
+        shown = ", ".join(sorted(known, key=_task_key))
+        raise TitoError(f"--task {task} is not a task of {', '.join(m.dirname for m in modules)}; "
+                        f"the tasks are: {shown or '(none)'}")
+
+
 def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: bool = False,
         everything: bool = False) -> int:
     """Inline tests of each module, then one pytest run over their suites.
@@ -147,6 +169,7 @@ def run(root: Path, modules: list[ModuleInfo], task: str | None = None, quiet: b
         task = f"{int(major):02d}.{minor}"  # "5.1" names Task 05.1
     if task:
         modules = [m for m in modules if task.split(".")[0] == m.number] or modules
+        _check_task(task, modules)
     _warn_if_stale(modules)
     inline = {m.dirname: run_inline(m, quiet) for m in modules if not task}
     inline_failed = [name for name, result in inline.items() if result is False]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tito import stubs
+from tito.backups import note
 from tito.project import ModuleInfo, TitoError, all_modules, find_root, read_source, resolve_module, write_atomic
 
 STATE_DIR = ".tito"
@@ -146,7 +147,7 @@ class Store:
                     if target.exists():
                         number += 1
                         continue
-                    os.replace(tmp, target)
+                    write_atomic(target, data)
                     break
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -401,6 +402,8 @@ def release(modules: list[ModuleInfo], out: Path, force: bool = False) -> int:
     for path, _ in planned:
         _outside_the_project(path, modules)  # through symbolic links too
     for path, data in planned:
+        if path.is_file() and path.read_bytes() != data:  # another checkout's work: keep a copy there
+            note(path, "before tito release wrote over it")
         write_atomic(path, data)
         print(f"wrote {_rel_path(path)}")
     print(f"released {len(modules)} module(s) into {_rel_path(out)}, no solution text in any")
@@ -453,8 +456,8 @@ def grade_module(module: ModuleInfo, as_json: bool = False, inline_only: bool = 
 # ----------------------------------------------------------------------------- argparse
 
 
-def _one(args) -> ModuleInfo:
-    return resolve_module(find_root(), args.module)
+def _one(args, lesson_missing_ok: bool = False) -> ModuleInfo:
+    return resolve_module(find_root(), args.module, lesson_missing_ok)
 
 
 def _many(args) -> list[ModuleInfo]:
@@ -484,7 +487,7 @@ def register(subparsers) -> None:
     q = sub.add_parser("reset", help="restore the full version, or a backup (what is there is backed up first)")
     q.add_argument("module", help="16_compression, 16 or compression")
     q.add_argument("--backup", metavar="ID", help="restore this backup instead ('latest' for the newest)")
-    q.set_defaults(func=lambda a: reset(_one(a), a.backup))
+    q.set_defaults(func=lambda a: reset(_one(a, lesson_missing_ok=True), a.backup))
 
     q = sub.add_parser("backups", help="list the saved copies of a module's dev file")
     q.add_argument("module", help="16_compression, 16 or compression")

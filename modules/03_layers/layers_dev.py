@@ -212,7 +212,12 @@ class Sequential(Module):
         if not isinstance(layer, Module):
             hint = " (pass layers as separate arguments: Sequential(*layers))" if isinstance(layer, (list, tuple)) else ""
             raise TypeError(f"Sequential layer {len(self)} must be a Module, got {type(layer).__name__}{hint}")
-        setattr(self, str(len(self)), layer)
+        # NOTE: not len(self), which walks every attribute: appending N layers would take N**2 steps.
+        n = vars(self).get("_next", 0)
+        while str(n) in vars(self):  # layers set by name, or an object made before this counter
+            n += 1
+        setattr(self, str(n), layer)
+        self._next = n + 1
         return self
 
     def _layers(self) -> list[Module]:

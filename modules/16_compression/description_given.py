@@ -207,6 +207,7 @@ def _plain(value):
 
 def describe(module: Module, payload: Payload) -> dict:
     """The layer tree of `module` as a description, its arrays appended to `payload`."""
+    payload.cost += LAYER_COST
     if isinstance(module, Sequential):
         return {"type": "Sequential", "layers": [describe(m, payload) for m in module]}
     if isinstance(module, SHARED_LAYERS):  # codebook + entropy-coded codes and positions (sharing_given.py)
@@ -250,6 +251,10 @@ def describe(module: Module, payload: Payload) -> dict:
 # %%
 #| exporti
 _MAX_DEPTH = 32  # Sequentials inside Sequentials
+# NOTE: a layer takes a few bytes of description and ~0.5 KiB of objects and ~8 us to build:
+# each is charged 1 KiB of the file's budget, so a file of 64 MiB + 64 x S bytes of budget
+# holds at most ~65,000 layers (+ S / 16), however small its description.
+LAYER_COST = 1024
 _MAX_ARG = 1 << 16  # kernel sizes, strides, paddings, dims
 
 
@@ -334,9 +339,29 @@ def _batchnorm(spec: dict, arrays: list[np.ndarray], args: dict) -> Module:
     return layer
 
 
+def _bounded_padding(layer: Module) -> Module:
+    """A convolution or pooling layer read from a file, refused when its padding reaches its kernel.
+
+    NOTE: padding below the kernel keeps a forward pass's padded input within
+    (H + 2(k - 1)) x (W + 2(k - 1)) of its declared H x W (a pool: H + k); padding of 65,536
+    would make an 8 x 8 input cost gigabytes. What a kernel costs, its weight pays for."""
+    most = [k - 1 if isinstance(layer, Conv2d) else k // 2 for k in layer.kernel_size]
+    if any(p > m for p, m in zip(layer.padding, most)):
+        rule = "kernel size - 1" if isinstance(layer, Conv2d) else "half the kernel size"
+        raise ValueError(f"layer argument padding={list(layer.padding)} of a {type(layer).__name__} with kernel "
+                         f"{list(layer.kernel_size)}: at most {rule} ({most}) is allowed")
+    return layer
+
+
 def _weight_layer(kind: str, spec: dict, arrays: list[np.ndarray]) -> Module:
     """A Linear or Conv2d: shared, quantized or float, as the description says."""
     args = _args(spec, _CONV_ARGS if kind == "Conv2d" else ())
+    if kind == "Conv2d":
+        return _bounded_padding(_any_weight_layer(kind, spec, arrays, args))
+    return _any_weight_layer(kind, spec, arrays, args)
+
+
+def _any_weight_layer(kind: str, spec: dict, arrays: list[np.ndarray], args: dict) -> Module:
     if "shared" in spec:
         return decode_shared({**spec, "args": args}, arrays)
     if "weight" in spec:
@@ -352,6 +377,9 @@ def rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
     """The layer (tree) that `describe` wrote as `spec`, checked part by part."""
     if not isinstance(spec, dict):
         raise ValueError(f"a layer must be described by a map (a JSON object), got {type(spec).__name__}")
+    charge = getattr(arrays, "charge", None)
+    if charge is not None:
+        charge(LAYER_COST, "a layer")
     kind = spec.get("type")
     if kind == "Sequential":
         layers = spec.get("layers")
@@ -369,4 +397,5 @@ def rebuild(spec: dict, arrays: list[np.ndarray], depth: int = 0) -> Module:
         return _batchnorm(spec, arrays, args)
     if spec.get("arrays"):
         raise ValueError(f"a {kind} stores no arrays")
-    return BY_NAME[kind](**args)
+    layer = BY_NAME[kind](**args)
+    return _bounded_padding(layer) if isinstance(layer, MaxPool2d) else layer

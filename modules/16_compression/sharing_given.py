@@ -24,6 +24,8 @@
 # - `tinytorch/compression/entropy.py`: empirical entropy, canonical Huffman codes
 #   (written as code lengths, never as trees), gap symbols with extra bits, and the
 #   stream that holds one layer's codes and positions.
+# - `tinytorch/compression/bitstream.py`: the bits and bytes under them (packed bit
+#   fields, varints, a checked reader) and the length checks made before decoding.
 # - `tinytorch/compression/sharing.py`: `kmeans_codebook`, the shared-weight layers
 #   `SharedLinear` and `SharedConv2d`, `share_weights`, `fine_tune_centroids`,
 #   `entropy_bound`, and how a shared layer is written to and read from the file.
@@ -53,6 +55,9 @@
 import heapq
 
 import numpy as np
+
+from tinytorch.compression.bitstream import (
+    ByteReader, check_stream_size, check_symbol_count, pack_bits, unpack_bits, varint)
 
 MAX_CODE_LENGTH = 15  # bits; code lengths are written as 4-bit numbers
 _DIRECT_GAPS = 4  # gaps below this are symbols of their own
@@ -144,7 +149,10 @@ def check_lengths(lengths: np.ndarray, what: str) -> None:
 # bits, and a reader refuses one whose padding or length differs.
 
 # %%
-#| export compression.entropy
+#| export compression.bitstream
+"""Bit and byte streams of the file's entropy-coded layers: packed bit fields, varints, a checked reader, and the length checks every decoder makes before it decodes (given code)."""
+import numpy as np
+
 _CHUNK = 1 << 16  # symbols per step of the bit writer: bounds its temporary arrays
 
 
@@ -161,43 +169,65 @@ def pack_bits(values: np.ndarray, widths: np.ndarray) -> bytes:
 
 
 def unpack_bits(data: bytes, widths: np.ndarray, what: str) -> np.ndarray:
-    """The values `pack_bits(values, widths)` wrote into `data`; refuses a stream of another length."""
+    """The values `pack_bits(values, widths)` wrote into `data`; refuses a stream of another length.
+
+    The length is checked first; the bits are then read `_CHUNK` values at a time, so the
+    temporary arrays stay a few MiB whatever the stream."""
     widths = np.asarray(widths, np.int64)
-    total = int(widths.sum())
-    _check_stream_size(data, total, what)
-    bits = np.unpackbits(np.frombuffer(data, np.uint8)).astype(np.int64)
-    starts = np.cumsum(widths) - widths
+    ends = np.cumsum(widths)
+    check_stream_size(data, int(ends[-1]) if ends.size else 0, what)
+    raw = np.frombuffer(data, np.uint8)
     values = np.zeros(widths.size, np.int64)
-    for j in range(int(widths.max()) if widths.size else 0):
-        take = j < widths
-        values[take] = (values[take] << 1) | bits[starts[take] + j]
+    for lo in range(0, widths.size, _CHUNK):
+        w, stop = widths[lo:lo + _CHUNK], ends[lo:lo + _CHUNK]
+        first = int(stop[0] - w[0])  # the chunk's first bit
+        bits = np.unpackbits(raw[first // 8:(int(stop[-1]) + 7) // 8]).astype(np.int64)
+        starts, v = stop - w - (first // 8) * 8, values[lo:lo + _CHUNK]
+        for j in range(int(w.max(initial=0))):
+            take = j < w
+            v[take] = (v[take] << 1) | bits[starts[take] + j]
     return values
 
 
-def _check_stream_size(data: bytes, bits: int, what: str) -> None:
+def check_stream_size(data: bytes, bits: int, what: str) -> None:
+    """Refuse `data` unless it is exactly `bits` bits, padded with zero bits to a byte."""
     if len(data) != (bits + 7) // 8:
         raise ValueError(f"{what}: {len(data)} bytes where {bits} bits take {(bits + 7) // 8}")
     if bits % 8 and data[-1] & ((1 << (8 - bits % 8)) - 1):
         raise ValueError(f"{what}: padding bits are not zero")
 
 
+def check_symbol_count(data: bytes, count: int, shortest: int, longest: int, what: str) -> None:
+    """Refuse a stream whose length cannot hold `count` symbols of `shortest`..`longest` bits,
+    before anything is decoded from it (a few bytes must not ask for a long decode)."""
+    if not (count * shortest + 7) // 8 <= len(data) <= (count * longest + 7) // 8:
+        raise ValueError(f"{what}: {len(data):,} bytes cannot hold {count:,} symbols of "
+                         f"{shortest}..{longest} bits each")
+
+
+# %%
+#| export compression.entropy
 def huffman_encode(symbols: np.ndarray, lengths: np.ndarray) -> bytes:
     """`symbols` written in the canonical code of `lengths` (every symbol must have a length)."""
     symbols = np.asarray(symbols, np.int64)
     return pack_bits(canonical_codes(lengths)[symbols], np.asarray(lengths, np.int64)[symbols])
 
 
-def huffman_decode(data: bytes, lengths: np.ndarray, count: int, what: str) -> np.ndarray:
-    """The `count` symbols `huffman_encode` wrote with these `lengths`; ValueError on any malformed stream."""
-    check_lengths(lengths, what)
-    lengths = np.asarray(lengths, np.int64)
-    if count == 0:
-        _check_stream_size(data, 0, what)
-        return np.zeros(0, np.int64)
-    if not lengths.any():
-        raise ValueError(f"{what}: {count} symbols but no code")
-    # One table look-up per symbol: the next `width` bits index the symbol and its length.
-    width = int(lengths.max())
+def _chain(jump: np.ndarray, start: int, most: int) -> np.ndarray:
+    """The positions `start, jump[start], jump[jump[start]], ...`, at most `most` of them, up to
+    `jump`'s end sentinels (its last two entries point to themselves): pointer doubling, so the
+    walk is a few NumPy gathers instead of one Python step per symbol."""
+    found = np.array([start], np.int64)
+    end = jump.size - 2
+    while found.size < most and found[-1] < end:
+        found = np.concatenate([found, jump[found]])
+        jump = jump[jump]
+    found = found[:most]
+    return found[:np.searchsorted(found, end)] if found[-1] >= end else found
+
+
+def _huffman_table(lengths: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every `width`-bit window: the symbol whose code starts it and that code's length (0: none)."""
     table_symbol = np.zeros(1 << width, np.int64)
     table_length = np.zeros(1 << width, np.int64)
     codes = canonical_codes(lengths)
@@ -205,24 +235,51 @@ def huffman_decode(data: bytes, lengths: np.ndarray, count: int, what: str) -> n
         lo = int(codes[s]) << (width - int(lengths[s]))
         hi = lo + (1 << (width - int(lengths[s])))
         table_symbol[lo:hi], table_length[lo:hi] = s, lengths[s]
-    bits = np.unpackbits(np.frombuffer(data, np.uint8))
-    nbits = bits.size
-    padded = np.concatenate([bits, np.zeros(width, np.uint8)]).astype(np.int64)
-    window = np.zeros(nbits, np.int64)
-    for j in range(width):
-        window = (window << 1) | padded[j:j + nbits]
-    symbol_of, length_of, window = table_symbol.tolist(), table_length.tolist(), window.tolist()
-    out, pos = [], 0
-    for _ in range(count):  # bounded by count, which the caller checked against the layer's size
+    return table_symbol, table_length
+
+
+_HUFFMAN_BITS = 1 << 16  # bits of a stream decoded per step: bounds the temporary arrays
+
+
+def huffman_decode(data: bytes, lengths: np.ndarray, count: int, what: str) -> np.ndarray:
+    """The `count` symbols `huffman_encode` wrote with these `lengths`; ValueError on any malformed stream.
+
+    The stream's length is checked against `count` before decoding; then it is decoded
+    `_HUFFMAN_BITS` bits at a time: each bit position's code (one table look-up), then the
+    chain of code starts from the first one (`_chain`)."""
+    check_lengths(lengths, what)
+    lengths = np.asarray(lengths, np.int64)
+    if count == 0:
+        check_stream_size(data, 0, what)
+        return np.zeros(0, np.int64)
+    if not lengths.any():
+        raise ValueError(f"{what}: {count} symbols but no code")
+    used = lengths[lengths > 0]
+    width = int(used.max())
+    check_symbol_count(data, count, int(used.min()), width, what)
+    table_symbol, table_length = _huffman_table(lengths, width)
+    raw, nbits = np.frombuffer(data, np.uint8), 8 * len(data)
+    out, done, pos = np.empty(count, np.int64), 0, 0
+    while done < count:
         if pos >= nbits:
-            raise ValueError(f"{what}: stream ends after {len(out)} of {count} symbols")
-        w = window[pos]
-        if length_of[w] == 0:
-            raise ValueError(f"{what}: invalid code at bit {pos}")
-        out.append(symbol_of[w])
-        pos += length_of[w]
-    _check_stream_size(data, pos, what)
-    return np.asarray(out, np.int64)
+            raise ValueError(f"{what}: stream ends after {done} of {count} symbols")
+        size = min(_HUFFMAN_BITS, nbits - pos)
+        bits = np.unpackbits(raw[pos // 8:(pos + size + width + 7) // 8])[pos % 8:pos % 8 + size + width]
+        bits = np.concatenate([bits, np.zeros(size + width - bits.size, np.uint8)]).astype(np.int64)
+        window = np.zeros(size, np.int64)
+        for j in range(width):
+            window = (window << 1) | bits[j:j + size]
+        length = table_length[window]
+        jump = np.concatenate([np.minimum(np.arange(size) + length, size), [size, size + 1]])
+        jump[:size][length == 0] = size + 1  # an invalid code: the chain stops there
+        chain = _chain(jump, 0, count - done)
+        if length[chain[-1]] == 0:
+            raise ValueError(f"{what}: invalid code at bit {pos + int(chain[-1])}")
+        out[done:done + chain.size] = table_symbol[window[chain]]
+        done += chain.size
+        pos += int(chain[-1] + length[chain[-1]])
+    check_stream_size(data, pos, what)
+    return out
 
 
 # %%
@@ -331,16 +388,31 @@ def arithmetic_encode(streams: list[tuple[np.ndarray, int]]) -> bytes:
     return np.packbits(np.asarray(bits, np.uint8)).tobytes()
 
 
+_MAX_SYMBOL_BITS = 18  # an adaptive count is at least 1 of at most _MAX_TOTAL + 2: under 17 bits a symbol
+
+
 def arithmetic_decode(data: bytes, ks: list[int], count: int, what: str) -> list[np.ndarray]:
     """The `count` rows of symbols `arithmetic_encode` wrote with alphabets `ks`; ValueError when the
-    stream's length does not match what was decoded."""
-    bits = np.unpackbits(np.frombuffer(data, np.uint8)).tolist() + [0] * 32
+    stream's length does not match what was decoded.
+
+    A stream longer than `count` rows can take is refused before decoding; bits are read
+    one at a time from the bytes (no expanded copy of the stream)."""
+    most = (count * len(ks) * _MAX_SYMBOL_BITS + 2 + 7) // 8
+    if len(data) > most:
+        raise ValueError(f"{what}: {len(data):,} bytes for {count:,} rows of {len(ks)} symbols, "
+                         f"which take at most {most:,}")
     nbits = 8 * len(data)
+
+    def bit(i: int) -> int:
+        return data[i >> 3] >> (7 - (i & 7)) & 1 if i < nbits else 0
+
     models = [_Counts(k) for k in ks]
-    value = int("".join(map(str, bits[:32])), 2) if bits else 0
+    value = 0
+    for i in range(32):
+        value = (value << 1) | bit(i)
     pos, low, high = 32, 0, _TOP
     out = [[] for _ in ks]
-    for _ in range(count):  # bounded by count, which the caller checked against the layer's size
+    for _ in range(count):  # bounded by count, which the caller charged to the file's budget
         for column, model in zip(out, models):
             span = high - low + 1
             s, lo, hi = model.find(((value - low + 1) * model.total - 1) // span)
@@ -358,10 +430,10 @@ def arithmetic_decode(data: bytes, ks: list[int], count: int, what: str) -> list
                     break
                 if pos >= nbits + 32:
                     raise ValueError(f"{what}: stream ends early")
-                low, high, value = low << 1, (high << 1) | 1, (value << 1) | bits[pos]
+                low, high, value = low << 1, (high << 1) | 1, (value << 1) | bit(pos)
                 pos += 1
             model.update(s)
-    _check_stream_size(data, pos - 32 + 2 if count else 2, what)
+    check_stream_size(data, pos - 32 + 2 if count else 2, what)
     return [np.asarray(column, np.int64) for column in out]
 
 
@@ -376,7 +448,7 @@ def arithmetic_decode(data: bytes, ks: list[int], count: int, what: str) -> list
 # is checked against the layer's size before anything is allocated from it.
 
 # %%
-#| exporti compression.entropy
+#| exporti compression.bitstream
 def varint(n: int) -> bytes:
     """`n` >= 0 in 7-bit groups, low first, a high bit on all but the last (`ByteReader.varint` reads it)."""
     out = bytearray()
@@ -428,16 +500,23 @@ def _nibbles(lengths: np.ndarray) -> bytes:
 
 HUFFMAN, ARITHMETIC = 0, 1
 _ARITHMETIC_MAX = 20_000  # surviving weights of a layer up to which the arithmetic coder is tried
+# NOTE: what decoding a position costs, charged to the file's budget (bytes of memory, see
+# container.py) before it is decoded: Huffman's arrays of it, ~40 bytes; the arithmetic
+# coder's time, ~16 us, counted as 1 KiB, so a file's floor of 64 MiB buys about a second.
+POSITION_COST = {HUFFMAN: 48, ARITHMETIC: 1024}
+ARITHMETIC_FILE_MAX = 32_768  # arithmetic-coded positions a writer puts in one file (32 MiB of budget)
 
 
 def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbols: int,
-                        coder: int | None = None) -> bytes:
+                        coder: int | None = None, arithmetic_left: int = _ARITHMETIC_MAX) -> bytes:
     """The sorted flat `positions` of `n` weights and their `codes` (< `symbols`), entropy-coded
-    with `coder` (HUFFMAN, ARITHMETIC, or None: whichever is smaller)."""
+    with `coder` (HUFFMAN, ARITHMETIC, or None: whichever is smaller, arithmetic only for at
+    most `arithmetic_left` positions)."""
     if coder is None:
         # NOTE: the arithmetic coder runs in Python, ~15 us a symbol; above _ARITHMETIC_MAX weights
         # Huffman's table and rounding cost under 1% (measured: 0.5% at 100k) and it is 20x faster.
-        coders = (HUFFMAN, ARITHMETIC) if np.size(positions) <= _ARITHMETIC_MAX else (HUFFMAN,)
+        small = np.size(positions) <= min(_ARITHMETIC_MAX, arithmetic_left)
+        coders = (HUFFMAN, ARITHMETIC) if small else (HUFFMAN,)
         return min((encode_layer_stream(positions, codes, n, symbols, c) for c in coders), key=len)
     positions, codes = np.asarray(positions, np.int64), np.asarray(codes, np.int64)
     gap_sym, extra, width = gap_symbols(np.diff(positions, prepend=-1) - 1)
@@ -454,11 +533,15 @@ def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbol
                      pack_bits(extra, width)])
 
 
-def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer stream") -> tuple[np.ndarray, np.ndarray]:
-    """`(positions, codes)` that `encode_layer_stream` wrote for a layer of `n` weights."""
-    r = ByteReader(bytes(data), what)
+def decode_layer_stream(data: bytes, n: int, symbols: int, what: str = "layer stream",
+                        charge=None) -> tuple[np.ndarray, np.ndarray]:
+    """`(positions, codes)` that `encode_layer_stream` wrote for a layer of `n` weights;
+    `charge(cost, what)`, when given, is told `POSITION_COST` per position before decoding."""
+    r = ByteReader(memoryview(data), what)  # slices of a view copy nothing
     head = r.varint(2 * n + 1)
     count, coder = head // 2, head % 2
+    if charge is not None:
+        charge(count * POSITION_COST[coder], f"{what}: {count:,} positions")
     if coder == ARITHMETIC:
         # NOTE: a skewed adaptive model codes thousands of symbols per byte: the count, not the
         # stream's length, bounds the work, so it must stay below what the writer ever uses.
@@ -498,8 +581,9 @@ import math
 import numpy as np
 
 from tinytorch.compression.encodings import Payload, encode_bias
-from tinytorch.compression.entropy import (ByteReader, varint, decode_layer_stream, encode_layer_stream,
-                                           entropy_bits, mask_entropy_bits)
+from tinytorch.compression.entropy import (ARITHMETIC, ARITHMETIC_FILE_MAX, POSITION_COST, ByteReader, varint,
+                                           decode_layer_stream, encode_layer_stream, entropy_bits,
+                                           mask_entropy_bits)
 from tinytorch.core.autograd import is_grad_enabled
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.checks import check_finite, check_int, check_number, check_pair
@@ -850,6 +934,12 @@ _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
 MAX_SHARED_WEIGHTS = 1 << 28
 
 
+def shared_cost(n: int, rows: int) -> int:
+    """Bytes a loaded shared layer of `n` weights and `rows` rows holds besides its positions:
+    the dense float32 weight it builds, and its bias."""
+    return 4 * n + 4 * rows
+
+
 def int8_form(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
     """`(int8 values, scale)` whose float32 product is exactly `bias`, or None when there is none.
 
@@ -882,10 +972,15 @@ def _bias_blob(bias: Tensor | None) -> bytes:
 def encode_shared(layer: SharedLinear | SharedConv2d, payload: Payload) -> dict:
     """The file description of a shared layer, its one byte string appended to `payload`."""
     conv = isinstance(layer, SharedConv2d)
-    k = layer.centroids.data.size
+    k, n, count = layer.centroids.data.size, int(np.prod(layer.shape)), layer.positions.size
+    left = ARITHMETIC_FILE_MAX - payload.arithmetic if payload.packed else 0  # see to_bytes
+    stream = encode_layer_stream(layer.positions, layer.codes, n, k, arithmetic_left=left)
+    coder = stream[0] & 1  # the head's low bit (encode_layer_stream)
+    payload.arithmetic += count if coder == ARITHMETIC else 0
+    payload.cost += shared_cost(n, layer.shape[0]) + count * POSITION_COST[coder]
+    payload.claimed += n  # the weights a reader allows for (DENSITY): a file it refuses is never written
     blob = b"".join([varint(len(layer.shape)), *map(varint, layer.shape), bytes([layer.bits]),
-                     _bias_blob(layer.bias), np.asarray(layer.centroids.data, "<f4").tobytes(),
-                     encode_layer_stream(layer.positions, layer.codes, int(np.prod(layer.shape)), k)])
+                     _bias_blob(layer.bias), np.asarray(layer.centroids.data, "<f4").tobytes(), stream])
     spec = {"type": "Conv2d" if conv else "Linear", "shared": payload.add(np.frombuffer(blob, np.uint8))}
     if conv:
         spec["args"] = {"stride": list(layer.stride), "padding": list(layer.padding)}
@@ -898,7 +993,7 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     stored = arrays[spec["shared"]]
     if stored.dtype != np.uint8 or stored.ndim != 1:
         raise ValueError("a shared layer must be stored as a 1-D uint8 array")
-    r = ByteReader(stored.tobytes(), f"shared {spec['type']}")
+    r = ByteReader(memoryview(stored), f"shared {spec['type']}")
     ndim = r.varint(4)
     if ndim != (4 if conv else 2):
         raise ValueError(f"shared {spec['type']} has a {ndim}-D weight")
@@ -907,8 +1002,10 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     if not all(shape) or math.prod(shape) > MAX_SHARED_WEIGHTS or not 1 <= bits <= 8:
         raise ValueError(f"shared layer has shape {shape} and {bits} bits: allowed are 1..8 bits and "
                          f"at most {MAX_SHARED_WEIGHTS:,} weights")
-    if hasattr(arrays, "allow"):  # a file being read: its size bounds the weights it may stand for
+    charge = getattr(arrays, "charge", None)  # a file being read: its size bounds what it may cost
+    if charge is not None:
         arrays.allow(math.prod(shape), f"shared {spec['type']}")
+        charge(shared_cost(math.prod(shape), shape[0]), f"shared {spec['type']} of shape {list(shape)}")
     bias_kind = r.take(1)[0]
     if bias_kind == _INT8_BIAS:
         values = np.frombuffer(r.take(shape[0]), np.int8).astype(np.float32)
@@ -920,7 +1017,7 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     else:
         raise ValueError(f"shared layer has an unknown bias kind {bias_kind}")
     centroids = np.frombuffer(r.take(4 << bits), "<f4").astype(np.float32)
-    positions, codes = decode_layer_stream(r.rest(), int(np.prod(shape)), 1 << bits, r.what)
+    positions, codes = decode_layer_stream(r.rest(), int(np.prod(shape)), 1 << bits, r.what, charge)
     if not conv:
         return SharedLinear(centroids, codes, positions, shape, bias)
     args = spec.get("args", {})

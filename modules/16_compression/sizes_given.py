@@ -50,17 +50,33 @@ def gap_code(keep: np.ndarray) -> np.ndarray:
     return code
 
 
-def gap_positions(code: np.ndarray, n: int) -> np.ndarray:
-    """The flat positions that `gap_code` encoded (for a mask of n entries)."""
-    code = np.asarray(code, np.int64)
-    ends = np.flatnonzero(code != 255)
+_GAP_CHUNK = 1 << 16  # code bytes decoded per step: bounds the temporary arrays
+
+
+def gap_position_chunks(code: np.ndarray, n: int):
+    """The flat positions that `gap_code` encoded (for a mask of n entries), a chunk at a time.
+
+    A code longer than `n` entries can need is refused before any of it is decoded."""
+    code = np.asarray(code, np.uint8).reshape(-1)
+    if code.size > n + n // 255 + 1:
+        raise ValueError(f"gap code of {code.size:,} bytes is longer than a mask of {n:,} entries needs")
     if code.size and code[-1] == 255:
         raise ValueError("gap code ends inside a run")
-    escapes = np.diff(np.concatenate([[0], np.cumsum(code == 255)[ends]]), prepend=0)[1:] if ends.size else ends
-    positions = np.cumsum(255 * escapes + code[ends] + 1) - 1
-    if positions.size and positions[-1] >= n:
-        raise ValueError(f"gap code points past the end of {n} entries")
-    return positions
+    last = -1  # the position before the chunk
+    for lo in range(0, code.size, _GAP_CHUNK):
+        part = code[lo:lo + _GAP_CHUNK].astype(np.int64)
+        steps = np.where(part == 255, 255, part + 1)  # an escape moves 255 on, a gap g moves g + 1
+        ends = np.cumsum(steps) + last
+        positions = ends[part != 255]
+        last = int(ends[-1])
+        if positions.size and positions[-1] >= n:
+            raise ValueError(f"gap code points past the end of {n} entries")
+        yield positions
+
+
+def gap_positions(code: np.ndarray, n: int) -> np.ndarray:
+    """The flat positions that `gap_code` encoded (for a mask of n entries)."""
+    return np.concatenate([np.zeros(0, np.int64), *gap_position_chunks(code, n)])
 
 
 @dataclass

@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from tinytorch.compression.formats import format_bytes
-from tinytorch.compression.sizes import gap_code, gap_positions, index_bytes
+from tinytorch.compression.sizes import gap_code, gap_position_chunks, index_bytes
 from tinytorch.quantization import QuantizedTensor, quantize_int8
 
 # %% [markdown]
@@ -61,6 +61,23 @@ from tinytorch.quantization import QuantizedTensor, quantize_int8
 # (one flag when they all agree, the usual case) and the model loads in the modes it was
 # saved in. Files of versions 1-3 recorded no mode; they load in eval mode, the mode a
 # stored model is used in.
+
+# **One budget per file.** A file whose payload is compressed to S bytes may cost the
+# reader at most B = 64 MiB + 64 x S bytes. The payload is decompressed no further than B;
+# the layers built from it share what is left of B, charged before anything is allocated
+# or decoded: the decoded description at 128 bytes per byte (so it is at most B / 128),
+# each layer at 1 KiB (its objects and its building), every use of an array at its size (twenty layers naming one array pay
+# twenty times), what loading builds from it (the dense weight behind a sparse index and
+# its mask, scales spread over channels, zero points, an int8 bias in float32, a shared
+# layer's dense float32 weight), and each entropy-coded position as work: 48 bytes for
+# Huffman (its arrays), 1 KiB for the arithmetic coder (about 16 microseconds of Python
+# each; a writer codes at most 32,768 positions of a file so). Each decoder also checks a
+# declared count against the bytes left before decoding, and decodes in bounded chunks.
+# So loading a file takes at most about 2B of memory and, in decoding, about a second per
+# 64 MiB of B; a file that would exceed B is refused, and `save_compressed` refuses a
+# model whose file could not pay for it (a huge layer pruned to almost nothing).
+# Convolution padding is below the kernel size (pooling: at most half of it), so a
+# forward pass of a loaded model pads its input by less than its kernels.
 #
 # INT8 layers are stored as above. A float layer keeps every float32 value exactly, but
 # it too leaves its zeros out when that is smaller: dense, a bitmask plus the non-zero
@@ -76,11 +93,14 @@ from tinytorch.quantization import QuantizedTensor, quantize_int8
 class Payload:
     """Arrays appended to one byte buffer, each described as `[dtype, *shape]` in `arrays`."""
 
-    def __init__(self):
+    def __init__(self, packed: bool = True):
+        self.packed = packed  # False: no gap or CSR indexes, which claim the most per byte (see to_bytes)
         self.parts: list[bytes] = []
         self.arrays: list[dict] = []
         self.size = 0
         self.claimed = 0  # weights that sparse encodings stand for (see DENSITY)
+        self.cost = 0  # bytes a reader charges to the file's budget (see StoredArrays.charge)
+        self.arithmetic = 0  # positions coded with the arithmetic coder (see ARITHMETIC_FILE_MAX)
 
     def add(self, a: np.ndarray) -> int:
         a = np.asarray(a)
@@ -89,6 +109,7 @@ class Payload:
         self.arrays.append([a.dtype.name, *a.shape])  # offsets follow from the order
         self.parts.append(a.tobytes())
         self.size += a.nbytes
+        self.cost += a.nbytes  # a reader charges every use of an array; each is used once
         return len(self.arrays) - 1
 
 
@@ -109,7 +130,9 @@ def encode_weights(q: QuantizedTensor, payload: Payload) -> dict:
         spec["channels"] = q.scale.size
     if np.any(q.zero_point != 0):
         spec["zero_point"] = payload.add(q.zero_point.astype(np.int32))
-    best = _smallest(values.size, {k: sizes[k] for k in ("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8")})
+    payload.cost += _scale_cost(q.scale.size, uniform, "zero_point" in spec)
+    kinds = ("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8") if payload.packed else ("dense_int8", "bitmask_int8")
+    best = _smallest(values.size, {k: sizes[k] for k in kinds})
     return spec | _store_values(best.removesuffix("_int8"), values, nz, gaps, payload)
 
 
@@ -120,6 +143,12 @@ def encode_weights(q: QuantizedTensor, payload: Payload) -> dict:
 # byte) instead, and a payload that compresses too well for it is stored less packed.
 DENSITY = 256
 SLACK = 1 << 20
+
+
+def _scale_cost(rows: int, spread: bool, zero_point: bool) -> int:
+    """Bytes a reader builds for an int8 weight's scales: the one stored scale spread over
+    `rows`, and zero points when none are stored."""
+    return 4 * rows * spread + 4 * rows * (not zero_point)
 
 
 def _smallest(n: int, sizes: dict[str, int]) -> str:
@@ -136,6 +165,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     if encoding == "dense":
         return {"encoding": "dense", "values": payload.add(values)}
     payload.claimed += values.size
+    payload.cost += values.size * (values.itemsize + 1)  # the dense array and its mask
     flat = values.reshape(nz.shape)
     if encoding == "gaps":
         index = {"gaps": payload.add(gaps)}
@@ -149,17 +179,29 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
 
 
 class StoredArrays(list):
-    """The arrays of a file being read: an index must name one of them, and the dense
-    arrays built from them stay within what the file can stand for (`allow`)."""
+    """The arrays of a file being read: an index must name one of them, the dense arrays
+    built from them stay within what the file can stand for (`allow`), and everything the
+    loader holds for them within the file's budget of bytes (`charge`)."""
 
-    def __init__(self, arrays, budget: int):
+    def __init__(self, arrays, budget: int, memory: int):
         super().__init__(arrays)
         self.budget = budget  # weights that sparse encodings may still expand to
+        self.memory = memory  # bytes the layers built from the file may still hold
 
     def __getitem__(self, index):
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self):
             raise ValueError(f"array index {index!r} is not one of the file's {len(self)} arrays")
-        return super().__getitem__(index)
+        array = super().__getitem__(index)
+        # NOTE: every use is charged: twenty layers naming one array hold twenty of it.
+        self.charge(array.nbytes, f"array {index} ({array.dtype} {list(array.shape)})")
+        return array
+
+    def charge(self, nbytes: int, what: str) -> None:
+        if nbytes > self.memory:
+            raise ValueError(f"{what} needs {nbytes:,} bytes, more than the file's budget has left "
+                             f"({self.memory:,} of 64 MiB + 64 bytes per byte of the file); "
+                             "refused before allocating them")
+        self.memory -= nbytes
 
     def allow(self, n: int, what: str) -> None:
         if n > self.budget:
@@ -168,10 +210,11 @@ class StoredArrays(list):
         self.budget -= n
 
 
-def _allow(arrays: list, n: int, what: str) -> None:
-    """Charge `n` weights to a file's budget (plain lists, in tests, have none)."""
+def _allow(arrays: list, n: int, what: str, nbytes: int = 0) -> None:
+    """Charge `n` weights and `nbytes` bytes to a file's budgets (plain lists, in tests, have none)."""
     if isinstance(arrays, StoredArrays):
         arrays.allow(n, what)
+        arrays.charge(nbytes, what)
 
 
 def _checked_shape(shape, ndim: tuple[int, ...], what: str) -> tuple[int, ...]:
@@ -198,7 +241,7 @@ def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
         raise ValueError(f"unknown weight encoding {kind!r} in compressed file")
     # NOTE: a sparse index is small however large the shape it claims: charge the dense
     # array to the file's budget before allocating it.
-    _allow(arrays, rows * cols, f"a {kind} weight of shape {list(shape)}")
+    _allow(arrays, rows * cols, f"a {kind} weight of shape {list(shape)}", rows * cols * (np.dtype(dtype).itemsize + 1))
     if kind == "bitmask":
         bits = arrays[spec["bits"]]
         if bits.dtype != np.uint8 or bits.shape != ((rows * cols + 7) // 8,):
@@ -210,7 +253,8 @@ def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
         if code.dtype != np.uint8 or code.ndim != 1:
             raise ValueError(f"a gap code must be 1-D uint8, got {code.dtype} {code.shape}")
         mask = np.zeros(rows * cols, bool)
-        mask[gap_positions(code, rows * cols)] = True
+        for positions in gap_position_chunks(code, rows * cols):
+            mask[positions] = True
         mask = mask.reshape(rows, cols)
     else:
         starts, columns = arrays[spec["starts"]].astype(np.int64), arrays[spec["columns"]].astype(np.int64)
@@ -237,7 +281,9 @@ def encode_float(weight: np.ndarray, payload: Payload) -> int | dict:
     nz = weight.reshape(weight.shape[0], -1) != 0
     nnz = int(np.count_nonzero(nz))
     gaps = gap_code(nz.reshape(-1))
-    sizes = {"dense": 4 * weight.size, "bitmask": (weight.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
+    sizes = {"dense": 4 * weight.size, "bitmask": (weight.size + 7) // 8 + 4 * nnz}
+    if payload.packed:
+        sizes["gaps"] = gaps.size + 4 * nnz
     best = _smallest(weight.size, sizes)
     if best == "dense":
         return payload.add(weight)
@@ -246,9 +292,7 @@ def encode_float(weight: np.ndarray, payload: Payload) -> int | dict:
 
 def decode_float(stored: int | dict, arrays: list[np.ndarray], ndim: tuple[int, ...] = (1, 2, 3, 4)) -> np.ndarray:
     """The float32 weight that `encode_float` stored (of `ndim` dimensions)."""
-    if isinstance(stored, dict):
-        if arrays[stored["values"]].dtype != np.float32:
-            raise ValueError("compressed file stores a float weight as another dtype")
+    if isinstance(stored, dict):  # _stored_values checks the dtype
         return _stored_values(stored, arrays, np.float32)
     weight = arrays[stored]
     if weight.dtype != np.float32:
@@ -267,6 +311,10 @@ def decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
     if "channels" in spec:  # one scale stored for every channel
         if spec["channels"] != rows or scale.shape != (1,):
             raise ValueError(f"an int8 weight of {rows} rows shares one scale over {spec['channels']!r} channels")
+    spread = "channels" in spec
+    _allow(arrays, 0, f"the scales of an int8 weight of {rows:,} rows",
+           _scale_cost(rows if spread else scale.size, spread, "zero_point" in spec))
+    if "channels" in spec:
         scale = np.full(rows, scale[0], np.float32)
     zero_point = arrays[spec["zero_point"]] if "zero_point" in spec else np.zeros(scale.shape, np.int32)
     if zero_point.dtype != np.int32:
@@ -282,6 +330,7 @@ def encode_bias(bias: np.ndarray | None, payload: Payload) -> dict | None:
     if bias.size and np.any(bias) and np.all(np.isfinite(bias)):
         q = quantize_int8(bias)
         if np.array_equal(q.dequantize(), bias):
+            payload.cost += 4 * bias.size  # the float32 bias a reader rebuilds
             return {"int8": payload.add(q.values), "scale": payload.add(q.scale.reshape(1))}
     return {"float32": payload.add(bias)}
 
@@ -297,6 +346,7 @@ def decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | Non
     scale = arrays[spec["scale"]]
     if scale.dtype != np.float32 or scale.shape != (1,):
         raise ValueError(f"an int8 bias needs one float32 scale, got {scale.dtype} {scale.shape}")
+    _allow(arrays, 0, f"an int8 bias of {bias.size:,} values", 4 * bias.size)
     return QuantizedTensor(bias, scale[0]).dequantize()
 
 
@@ -309,10 +359,8 @@ import json
 import lzma
 import math
 import os
-import secrets
 import stat
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -321,6 +369,7 @@ from tinytorch.compression.encodings import DENSITY, SLACK, Payload, StoredArray
 from tinytorch.compression.entropy import varint
 from tinytorch.compression.sizes import SizeReport
 from tinytorch.compression.checks import check_model as _check
+from tinytorch.core.files import write_atomic
 from tinytorch.core.layers import Module
 
 # Version 4 adds the modules' mode (eval or training) to version 3's binary layer
@@ -388,13 +437,18 @@ def set_module_modes(root: Module, stored) -> Module:
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
 # NOTE: limits on what a file may claim, checked before anything of that size exists.
 # A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
-# that (the writer picks a weaker codec rather than exceed it); its description is at
+# that (the writer picks a weaker codec rather than exceed it); the layers built from it
+# get what the payload leaves of that budget (StoredArrays.charge); its description is at
 # most _MAX_DESCRIPTION bytes (JSON) or _MAX_BINARY_DESCRIPTION. A file that is not a
 # regular file (a pipe, a device) has no size to measure, so it gets _FLOOR.
 _FLOOR = 64 << 20
 _RATIO = 64
 _MAX_DESCRIPTION = 16 << 20
 _MAX_BINARY_DESCRIPTION = 1 << 20  # a layer takes 3-40 bytes: room for 25,000 layers and more
+# NOTE: decoded, a description's maps and lists take up to ~100 bytes of Python objects per
+# byte (a 3-byte {"type": "ReLU"} is a 232-byte dict): each byte is charged this much of the
+# budget, so a description may be at most a 128th of it (512 KiB for the 64 MiB floor).
+_DESCRIPTION_COST = 128
 _CHUNK = 1 << 20
 
 
@@ -405,6 +459,12 @@ def _digest(body: bytes) -> bytes:
 def _max_body(packed: int | None) -> int:
     """The most bytes a payload compressed to `packed` bytes may expand to."""
     return _FLOOR if packed is None else max(_FLOOR, _RATIO * packed)
+
+
+def _budget(packed: int | None) -> int:
+    """The bytes a file whose payload is compressed to `packed` bytes may cost its reader:
+    64 MiB + 64 per byte (the payload, its description, and every layer built from it)."""
+    return _FLOOR + (0 if packed is None else _RATIO * packed)
 
 
 def _lzma_window(packed: int | None) -> int:
@@ -422,19 +482,31 @@ def _lzma_window(packed: int | None) -> int:
 
 def to_bytes(model: Module) -> bytes:
     """The exact bytes `save_compressed(model, path)` writes."""
-    payload, root = Payload(), _check(model)
+    root = _check(model)
     while isinstance(root, CompressedModel):
         root = root.model
-    description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays,
-                               "training": module_modes(root)})
-    body = varint(len(description)) + description + b"".join(payload.parts)
-    # NOTE: which codec wins depends on the model; measure both, keep the smaller
-    # (among those a reader accepts: "none" always is).
-    packed = ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
-    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
-            and payload.claimed <= DENSITY * len(p) + SLACK)
-    codec, packed = min(fair, key=lambda c: len(c[1]))
-    return MAGIC + bytes([codec]) + _digest(body) + packed
+    # NOTE: a huge layer pruned to almost nothing costs the reader more (its dense weight)
+    # than a gap-coded file of its few survivors may ask for; such a model is stored again
+    # with bitmasks (8 weights a byte), whose file always pays for what it builds, and
+    # without arithmetic coding (1 KiB of budget a position).
+    for packed in (True, False):
+        payload = Payload(packed)
+        description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays,
+                                   "training": module_modes(root)})
+        body = varint(len(description)) + description + b"".join(payload.parts)
+        need = len(body) + payload.cost + _DESCRIPTION_COST * len(description)  # what a reader charges
+        # NOTE: which codec wins depends on the model; measure both, keep the smaller
+        # (among those a reader accepts: "none" almost always is).
+        fair = [(c, p) for c, p in ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
+                if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
+                and payload.claimed <= DENSITY * len(p) + SLACK and need <= _budget(len(p))]
+        if fair:
+            codec, packed_body = min(fair, key=lambda c: len(c[1]))
+            return MAGIC + bytes([codec]) + _digest(body) + packed_body
+    raise ValueError(f"the model's file of {len(body):,} bytes would stand for {payload.claimed:,} sparse weights "
+                     f"(at most {DENSITY * len(body) + SLACK:,}) and need {need:,} bytes to load (at most "
+                     f"{_budget(len(body)):,}): its shared layers are too sparse for their size; prune them "
+                     "less, or store them unshared")
 
 
 class _Reader:
@@ -538,7 +610,7 @@ def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
     """The description at the start of a payload (binary from version 3, JSON before), its
     arrays, and the bytes of those arrays."""
     size = _description_size(reader, version)
-    most = min(_MAX_DESCRIPTION if version < 3 else _MAX_BINARY_DESCRIPTION, reader.limit)
+    most = min(_MAX_DESCRIPTION if version < 3 else _MAX_BINARY_DESCRIPTION, reader.limit // _DESCRIPTION_COST)
     if size > most:
         raise ValueError(f"{reader.source} has a malformed description: it claims {size:,} bytes (at most {most:,})")
     try:
@@ -556,13 +628,14 @@ def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
     return meta, table, rest
 
 
-def _arrays(data: bytearray, table: list, budget: int) -> StoredArrays:
-    arrays, start = [], 0
+def _arrays(reader: _Reader, table: list) -> list[np.ndarray]:
+    """Each listed array read into a buffer of its own (aligned, and the payload held once)."""
+    arrays = []
     for dtype, shape in table:
         count = math.prod(shape)
-        arrays.append(np.frombuffer(data, dtype, count, start).reshape(shape).copy())
-        start += count * np.dtype(dtype).itemsize
-    return StoredArrays(arrays, budget)
+        data = reader.read(count * np.dtype(dtype).itemsize)
+        arrays.append(np.frombuffer(data, dtype, count).reshape(shape) if count else np.zeros(shape, dtype))
+    return arrays
 
 
 def _read(f, packed: int | None, source: str) -> "CompressedModel":
@@ -579,13 +652,14 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
         raise ValueError(f"{source} uses unknown codec {codec}")
     reader = _Reader(f, codec, packed, source)
     meta, table, rest = _description(reader, head[len(MAGIC) - 1])
-    data = reader.read(rest)
+    stored = _arrays(reader, table)
     reader.finish()
     if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
-        arrays = _arrays(data, table, DENSITY * reader.consumed + SLACK)
-        del data
+        described = _DESCRIPTION_COST * (reader.count - rest)  # the decoded description's objects
+        memory = _budget(packed) - reader.count - described
+        arrays = StoredArrays(stored, DENSITY * reader.consumed + SLACK, memory)
         model = rebuild(meta["model"], arrays)
         # files before version 4 hold no mode: eval, the mode a stored model is used in
         modes = meta.get("training") if head[len(MAGIC) - 1] >= 4 else False
@@ -604,30 +678,12 @@ def from_bytes(blob: bytes, source: str = "data") -> "CompressedModel":
 def save_compressed(model: Module, path: str | os.PathLike) -> int:
     """Write `model` (pruned, INT8) as a sparse compressed file; returns the bytes written.
 
-    The file appears complete or not at all (written to a temporary file beside it, then
-    renamed); through a symbolic link, the file the link points to is replaced.
+    The file appears complete or not at all, by `tinytorch.core.files.write_atomic`: a
+    symbolic link is followed, the old file's mode kept, and a target that is not a regular
+    file (a folder, a device, a FIFO) refused with an OSError.
     """
     blob = to_bytes(model)  # before any file exists: a model that cannot be stored leaves nothing
-    path = Path(os.path.realpath(path))
-    # NOTE: the temporary name is chosen before the file exists, so whatever interrupts
-    # the save (an error, Ctrl-C) between creating and renaming it, the cleanup knows it.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        if path.exists():  # the temporary file is owner-only: give it the mode open() would have
-            mode = path.stat().st_mode & 0o777
-        else:
-            umask = os.umask(0o022)  # reading the umask means setting it: restore it at once
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return len(blob)
+    return write_atomic(path, blob)
 
 
 def load_compressed(path: str | os.PathLike) -> "CompressedModel":

@@ -21,7 +21,7 @@
 # - `tinytorch/deploy/extra.py`: the packages of the optional extra `deploy` (torch,
 #   onnx, onnxruntime, safetensors), imported only when a function needs them, with an
 #   error that names the extra when they are missing; the list of layers that cross
-#   over; an atomic file write.
+#   over. Files are written by `tinytorch.core.files.write_atomic`, as everywhere.
 # - `tinytorch/deploy/torch_bridge.py`: `to_torch`, `from_torch`, `save_safetensors`
 #   and `load_safetensors`, built on the lesson's `torch_state_dict` (Task 20.1).
 
@@ -31,12 +31,9 @@
 # %%
 #| export
 from __future__ import annotations
-"""The optional deploy extra: lazy imports with an error naming it, the supported layers, atomic writes (given code)."""
+"""The optional deploy extra: lazy imports with an error naming it, and the supported layers (given code)."""
 
 import importlib.util
-import os
-import tempfile
-from pathlib import Path
 
 from tinytorch.core import activations
 from tinytorch.core.layers import Dropout, Linear
@@ -58,7 +55,7 @@ class MissingExtraError(ImportError):
 
 
 # %% [markdown]
-# The four functions below serve Module 20's files, not users: `#| exporti` keeps them out
+# The three functions below serve Module 20's files, not users: `#| exporti` keeps them out
 # of `__all__`.
 
 # %%
@@ -96,27 +93,6 @@ def unsupported(where: str, layer: object) -> TypeError:
     return TypeError(f"{where}: layer {type(layer).__name__} is not supported; supported layers: "
                      f"{SUPPORTED_NAMES} (inside Sequential or CompressedModel)")
 
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> int:
-    """Write `data` to `path` in one step (a temporary file beside it, then a rename); returns its size.
-
-    Raises:
-        FileNotFoundError / PermissionError: the folder is missing or not writable.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0o022)  # reading the umask means setting it: restore it at once
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return len(data)
-
 # %% [markdown]
 # ### The PyTorch twin
 #
@@ -131,7 +107,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> int:
 """To PyTorch and back with PyTorch's names and layouts, and safetensors files (given code)."""
 import json
 import os
-from pathlib import Path
+import stat
 
 import numpy as np
 
@@ -142,7 +118,8 @@ from tinytorch.core.checks import check_finite, check_instance
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.deploy.convert import torch_state_dict
-from tinytorch.deploy.extra import require, unsupported, write_atomic
+from tinytorch.core.files import write_atomic
+from tinytorch.deploy.extra import require, unsupported
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
 
 _ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "GELU")
@@ -299,6 +276,24 @@ def save_safetensors(model: Module, path: str | os.PathLike) -> int:
     return write_atomic(path, st.save(state, metadata={"format": "pt", "training": modes}))
 
 
+_MAX_HEADER = 100 << 20  # the JSON header safetensors itself accepts at most
+
+
+def _safetensors_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a safetensors file, its header's claimed length checked against the file's
+    size before anything else is read (a device or a pipe has no size: it is refused)."""
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file, so not a readable safetensors file")
+        head = f.read(8)
+        claimed = int.from_bytes(head, "little")
+        if len(head) < 8 or claimed > min(info.st_size - 8, _MAX_HEADER):
+            raise ValueError(f"{path} is not a readable safetensors file: its header claims {claimed:,} bytes, "
+                             f"the file holds {info.st_size:,} (headers of at most {_MAX_HEADER:,})")
+        return head + f.read(info.st_size - 8)
+
+
 def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
     """Copy the arrays of a safetensors file into the float `model` (same names and shapes); returns it.
 
@@ -315,10 +310,10 @@ def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
     if isinstance(model, CompressedModel) or not isinstance(model, Module):
         raise TypeError(f"model must be a float tinytorch Module of the file's shapes, got {type(model).__name__}")
     try:
-        data = Path(path).read_bytes()
+        data = _safetensors_bytes(path)
         state, modes = st.load(data), _stored_modes(data)
     except Exception as err:  # safetensors raises its own error type for a foreign or cut file
-        if isinstance(err, OSError):
+        if isinstance(err, (OSError, MemoryError, ValueError)):
             raise
         raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
     state = {k: _float32(f"{path}: {k}", v) for k, v in state.items() if not k.endswith("num_batches_tracked")}

@@ -181,8 +181,9 @@ from tinytorch.core.layers import Linear, Module
 from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.deploy.convert import named_layers, onnx_layer
+from tinytorch.core.files import write_atomic
 from tinytorch.quantization import QuantizedConv2d, QuantizedLinear
-from tinytorch.deploy.extra import require, write_atomic
+from tinytorch.deploy.extra import require
 from tinytorch.deploy.graph import OnnxGraph
 
 

@@ -115,7 +115,7 @@ def crafted_cases() -> dict[str, tuple[bytes, str]]:
     cases["description_4gib"] = (MAGIC2 + b"\x00" + bytes(16) + b"\xff\xff\xff\xff" + bytes(100),
                                   "claims 4,294,967,295 bytes")
     cases["description_2mib"] = (MAGIC + b"\x00" + bytes(16) + b"\xff\xff\x7f" + bytes(100),
-                                 r"claims 2,097,151 bytes \(at most 1,048,576\)")
+                                 r"claims 2,097,151 bytes \(at most 524,288\)")
     cases["description_length_of_4_bytes"] = (MAGIC + b"\x00" + bytes(16) + b"\xff\xff\xff\x01" + bytes(100),
                                               "its length takes more than 3 bytes")
     add("model_is_a_list", {"model": [], "arrays": []}, match="must be a map")

@@ -5,7 +5,7 @@ The code is generated from the lesson, `modules/16_compression/compression_dev.p
 and from its given code (`*_given.py` beside the lesson) into `checks.py`, `select.py`,
 `reports.py`, `maskbase.py`, `finetune.py`, `sizes.py`, `layerstats.py`, `cutplan.py`,
 `deadunits.py`, `encodings.py`, `description.py`, `container.py`, `lab.py` (the lesson's experiments),
-`entropy.py` and `sharing.py` (weight sharing and entropy coding), `teacher.py`,
+`bitstream.py`, `entropy.py` and `sharing.py` (weight sharing and entropy coding), `teacher.py`,
 `lowrank.py` and `experiments.py` (the page's questions); the lesson's section 9 adds
 `distill.py` and `allocation.py`; this file only
 re-exports the public names. Sparse layers and layer timing are Module 18's

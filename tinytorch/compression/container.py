@@ -5,17 +5,15 @@
 # %% auto #0
 __all__ = ['MAGIC', 'to_bytes', 'from_bytes', 'save_compressed', 'load_compressed', 'CompressedModel']
 
-# %% ../../modules/16_compression/storage_given.py #80219141
+# %% ../../modules/16_compression/storage_given.py #a8395c29
 import hashlib
 import io
 import json
 import lzma
 import math
 import os
-import secrets
 import stat
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +22,7 @@ from .encodings import DENSITY, SLACK, Payload, StoredArrays
 from .entropy import varint
 from .sizes import SizeReport
 from .checks import check_model as _check
+from ..core.files import write_atomic
 from ..core.layers import Module
 
 # Version 4 adds the modules' mode (eval or training) to version 3's binary layer
@@ -83,17 +82,22 @@ def set_module_modes(root: Module, stored) -> Module:
         module.training = flag
     return root
 
-# %% ../../modules/16_compression/storage_given.py #fc714cd0
+# %% ../../modules/16_compression/storage_given.py #81074275
 _HEADER = len(MAGIC) + 1 + 16  # magic, codec id, BLAKE2b-128 of the uncompressed payload
 # NOTE: limits on what a file may claim, checked before anything of that size exists.
 # A payload may expand to _FLOOR bytes, or _RATIO times the compressed bytes beyond
-# that (the writer picks a weaker codec rather than exceed it); its description is at
+# that (the writer picks a weaker codec rather than exceed it); the layers built from it
+# get what the payload leaves of that budget (StoredArrays.charge); its description is at
 # most _MAX_DESCRIPTION bytes (JSON) or _MAX_BINARY_DESCRIPTION. A file that is not a
 # regular file (a pipe, a device) has no size to measure, so it gets _FLOOR.
 _FLOOR = 64 << 20
 _RATIO = 64
 _MAX_DESCRIPTION = 16 << 20
 _MAX_BINARY_DESCRIPTION = 1 << 20  # a layer takes 3-40 bytes: room for 25,000 layers and more
+# NOTE: decoded, a description's maps and lists take up to ~100 bytes of Python objects per
+# byte (a 3-byte {"type": "ReLU"} is a 232-byte dict): each byte is charged this much of the
+# budget, so a description may be at most a 128th of it (512 KiB for the 64 MiB floor).
+_DESCRIPTION_COST = 128
 _CHUNK = 1 << 20
 
 
@@ -104,6 +108,12 @@ def _digest(body: bytes) -> bytes:
 def _max_body(packed: int | None) -> int:
     """The most bytes a payload compressed to `packed` bytes may expand to."""
     return _FLOOR if packed is None else max(_FLOOR, _RATIO * packed)
+
+
+def _budget(packed: int | None) -> int:
+    """The bytes a file whose payload is compressed to `packed` bytes may cost its reader:
+    64 MiB + 64 per byte (the payload, its description, and every layer built from it)."""
+    return _FLOOR + (0 if packed is None else _RATIO * packed)
 
 
 def _lzma_window(packed: int | None) -> int:
@@ -121,19 +131,31 @@ def _lzma_window(packed: int | None) -> int:
 
 def to_bytes(model: Module) -> bytes:
     """The exact bytes `save_compressed(model, path)` writes."""
-    payload, root = Payload(), _check(model)
+    root = _check(model)
     while isinstance(root, CompressedModel):
         root = root.model
-    description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays,
-                               "training": module_modes(root)})
-    body = varint(len(description)) + description + b"".join(payload.parts)
-    # NOTE: which codec wins depends on the model; measure both, keep the smaller
-    # (among those a reader accepts: "none" always is).
-    packed = ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
-    fair = ((c, p) for c, p in packed if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
-            and payload.claimed <= DENSITY * len(p) + SLACK)
-    codec, packed = min(fair, key=lambda c: len(c[1]))
-    return MAGIC + bytes([codec]) + _digest(body) + packed
+    # NOTE: a huge layer pruned to almost nothing costs the reader more (its dense weight)
+    # than a gap-coded file of its few survivors may ask for; such a model is stored again
+    # with bitmasks (8 weights a byte), whose file always pays for what it builds, and
+    # without arithmetic coding (1 KiB of budget a position).
+    for packed in (True, False):
+        payload = Payload(packed)
+        description = encode_tree({"model": describe(root, payload), "arrays": payload.arrays,
+                                   "training": module_modes(root)})
+        body = varint(len(description)) + description + b"".join(payload.parts)
+        need = len(body) + payload.cost + _DESCRIPTION_COST * len(description)  # what a reader charges
+        # NOTE: which codec wins depends on the model; measure both, keep the smaller
+        # (among those a reader accepts: "none" almost always is).
+        fair = [(c, p) for c, p in ((cid, pack(body)) for cid, (_, pack, _) in _CODECS.items())
+                if len(body) <= (_lzma_window(len(p)) if c == 2 else _max_body(len(p)))
+                and payload.claimed <= DENSITY * len(p) + SLACK and need <= _budget(len(p))]
+        if fair:
+            codec, packed_body = min(fair, key=lambda c: len(c[1]))
+            return MAGIC + bytes([codec]) + _digest(body) + packed_body
+    raise ValueError(f"the model's file of {len(body):,} bytes would stand for {payload.claimed:,} sparse weights "
+                     f"(at most {DENSITY * len(body) + SLACK:,}) and need {need:,} bytes to load (at most "
+                     f"{_budget(len(body)):,}): its shared layers are too sparse for their size; prune them "
+                     "less, or store them unshared")
 
 
 class _Reader:
@@ -237,7 +259,7 @@ def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
     """The description at the start of a payload (binary from version 3, JSON before), its
     arrays, and the bytes of those arrays."""
     size = _description_size(reader, version)
-    most = min(_MAX_DESCRIPTION if version < 3 else _MAX_BINARY_DESCRIPTION, reader.limit)
+    most = min(_MAX_DESCRIPTION if version < 3 else _MAX_BINARY_DESCRIPTION, reader.limit // _DESCRIPTION_COST)
     if size > most:
         raise ValueError(f"{reader.source} has a malformed description: it claims {size:,} bytes (at most {most:,})")
     try:
@@ -255,13 +277,14 @@ def _description(reader: _Reader, version: int) -> tuple[dict, list, int]:
     return meta, table, rest
 
 
-def _arrays(data: bytearray, table: list, budget: int) -> StoredArrays:
-    arrays, start = [], 0
+def _arrays(reader: _Reader, table: list) -> list[np.ndarray]:
+    """Each listed array read into a buffer of its own (aligned, and the payload held once)."""
+    arrays = []
     for dtype, shape in table:
         count = math.prod(shape)
-        arrays.append(np.frombuffer(data, dtype, count, start).reshape(shape).copy())
-        start += count * np.dtype(dtype).itemsize
-    return StoredArrays(arrays, budget)
+        data = reader.read(count * np.dtype(dtype).itemsize)
+        arrays.append(np.frombuffer(data, dtype, count).reshape(shape) if count else np.zeros(shape, dtype))
+    return arrays
 
 
 def _read(f, packed: int | None, source: str) -> "CompressedModel":
@@ -278,13 +301,14 @@ def _read(f, packed: int | None, source: str) -> "CompressedModel":
         raise ValueError(f"{source} uses unknown codec {codec}")
     reader = _Reader(f, codec, packed, source)
     meta, table, rest = _description(reader, head[len(MAGIC) - 1])
-    data = reader.read(rest)
+    stored = _arrays(reader, table)
     reader.finish()
     if reader.hash.digest() != head[len(MAGIC) + 1:]:
         raise ValueError(f"{source} does not match its checksum: it was truncated or altered")
     try:
-        arrays = _arrays(data, table, DENSITY * reader.consumed + SLACK)
-        del data
+        described = _DESCRIPTION_COST * (reader.count - rest)  # the decoded description's objects
+        memory = _budget(packed) - reader.count - described
+        arrays = StoredArrays(stored, DENSITY * reader.consumed + SLACK, memory)
         model = rebuild(meta["model"], arrays)
         # files before version 4 hold no mode: eval, the mode a stored model is used in
         modes = meta.get("training") if head[len(MAGIC) - 1] >= 4 else False
@@ -303,30 +327,12 @@ def from_bytes(blob: bytes, source: str = "data") -> "CompressedModel":
 def save_compressed(model: Module, path: str | os.PathLike) -> int:
     """Write `model` (pruned, INT8) as a sparse compressed file; returns the bytes written.
 
-    The file appears complete or not at all (written to a temporary file beside it, then
-    renamed); through a symbolic link, the file the link points to is replaced.
+    The file appears complete or not at all, by `tinytorch.core.files.write_atomic`: a
+    symbolic link is followed, the old file's mode kept, and a target that is not a regular
+    file (a folder, a device, a FIFO) refused with an OSError.
     """
     blob = to_bytes(model)  # before any file exists: a model that cannot be stored leaves nothing
-    path = Path(os.path.realpath(path))
-    # NOTE: the temporary name is chosen before the file exists, so whatever interrupts
-    # the save (an error, Ctrl-C) between creating and renaming it, the cleanup knows it.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        if path.exists():  # the temporary file is owner-only: give it the mode open() would have
-            mode = path.stat().st_mode & 0o777
-        else:
-            umask = os.umask(0o022)  # reading the umask means setting it: restore it at once
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return len(blob)
+    return write_atomic(path, blob)
 
 
 def load_compressed(path: str | os.PathLike) -> "CompressedModel":

@@ -5,24 +5,27 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../modules/16_compression/storage_given.py #79e69117
+# %% ../../modules/16_compression/storage_given.py #9db9bef2
 import math
 
 import numpy as np
 
 from .formats import format_bytes
-from .sizes import gap_code, gap_positions, index_bytes
+from .sizes import gap_code, gap_position_chunks, index_bytes
 from ..quantization import QuantizedTensor, quantize_int8
 
-# %% ../../modules/16_compression/storage_given.py #d7c7c991
+# %% ../../modules/16_compression/storage_given.py #8addcc5e
 class Payload:
     """Arrays appended to one byte buffer, each described as `[dtype, *shape]` in `arrays`."""
 
-    def __init__(self):
+    def __init__(self, packed: bool = True):
+        self.packed = packed  # False: no gap or CSR indexes, which claim the most per byte (see to_bytes)
         self.parts: list[bytes] = []
         self.arrays: list[dict] = []
         self.size = 0
         self.claimed = 0  # weights that sparse encodings stand for (see DENSITY)
+        self.cost = 0  # bytes a reader charges to the file's budget (see StoredArrays.charge)
+        self.arithmetic = 0  # positions coded with the arithmetic coder (see ARITHMETIC_FILE_MAX)
 
     def add(self, a: np.ndarray) -> int:
         a = np.asarray(a)
@@ -31,6 +34,7 @@ class Payload:
         self.arrays.append([a.dtype.name, *a.shape])  # offsets follow from the order
         self.parts.append(a.tobytes())
         self.size += a.nbytes
+        self.cost += a.nbytes  # a reader charges every use of an array; each is used once
         return len(self.arrays) - 1
 
 
@@ -51,7 +55,9 @@ def encode_weights(q: QuantizedTensor, payload: Payload) -> dict:
         spec["channels"] = q.scale.size
     if np.any(q.zero_point != 0):
         spec["zero_point"] = payload.add(q.zero_point.astype(np.int32))
-    best = _smallest(values.size, {k: sizes[k] for k in ("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8")})
+    payload.cost += _scale_cost(q.scale.size, uniform, "zero_point" in spec)
+    kinds = ("dense_int8", "csr_int8", "bitmask_int8", "gaps_int8") if payload.packed else ("dense_int8", "bitmask_int8")
+    best = _smallest(values.size, {k: sizes[k] for k in kinds})
     return spec | _store_values(best.removesuffix("_int8"), values, nz, gaps, payload)
 
 
@@ -62,6 +68,12 @@ def encode_weights(q: QuantizedTensor, payload: Payload) -> dict:
 # byte) instead, and a payload that compresses too well for it is stored less packed.
 DENSITY = 256
 SLACK = 1 << 20
+
+
+def _scale_cost(rows: int, spread: bool, zero_point: bool) -> int:
+    """Bytes a reader builds for an int8 weight's scales: the one stored scale spread over
+    `rows`, and zero points when none are stored."""
+    return 4 * rows * spread + 4 * rows * (not zero_point)
 
 
 def _smallest(n: int, sizes: dict[str, int]) -> str:
@@ -78,6 +90,7 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
     if encoding == "dense":
         return {"encoding": "dense", "values": payload.add(values)}
     payload.claimed += values.size
+    payload.cost += values.size * (values.itemsize + 1)  # the dense array and its mask
     flat = values.reshape(nz.shape)
     if encoding == "gaps":
         index = {"gaps": payload.add(gaps)}
@@ -91,17 +104,29 @@ def _store_values(encoding: str, values: np.ndarray, nz: np.ndarray, gaps: np.nd
 
 
 class StoredArrays(list):
-    """The arrays of a file being read: an index must name one of them, and the dense
-    arrays built from them stay within what the file can stand for (`allow`)."""
+    """The arrays of a file being read: an index must name one of them, the dense arrays
+    built from them stay within what the file can stand for (`allow`), and everything the
+    loader holds for them within the file's budget of bytes (`charge`)."""
 
-    def __init__(self, arrays, budget: int):
+    def __init__(self, arrays, budget: int, memory: int):
         super().__init__(arrays)
         self.budget = budget  # weights that sparse encodings may still expand to
+        self.memory = memory  # bytes the layers built from the file may still hold
 
     def __getitem__(self, index):
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self):
             raise ValueError(f"array index {index!r} is not one of the file's {len(self)} arrays")
-        return super().__getitem__(index)
+        array = super().__getitem__(index)
+        # NOTE: every use is charged: twenty layers naming one array hold twenty of it.
+        self.charge(array.nbytes, f"array {index} ({array.dtype} {list(array.shape)})")
+        return array
+
+    def charge(self, nbytes: int, what: str) -> None:
+        if nbytes > self.memory:
+            raise ValueError(f"{what} needs {nbytes:,} bytes, more than the file's budget has left "
+                             f"({self.memory:,} of 64 MiB + 64 bytes per byte of the file); "
+                             "refused before allocating them")
+        self.memory -= nbytes
 
     def allow(self, n: int, what: str) -> None:
         if n > self.budget:
@@ -110,10 +135,11 @@ class StoredArrays(list):
         self.budget -= n
 
 
-def _allow(arrays: list, n: int, what: str) -> None:
-    """Charge `n` weights to a file's budget (plain lists, in tests, have none)."""
+def _allow(arrays: list, n: int, what: str, nbytes: int = 0) -> None:
+    """Charge `n` weights and `nbytes` bytes to a file's budgets (plain lists, in tests, have none)."""
     if isinstance(arrays, StoredArrays):
         arrays.allow(n, what)
+        arrays.charge(nbytes, what)
 
 
 def _checked_shape(shape, ndim: tuple[int, ...], what: str) -> tuple[int, ...]:
@@ -140,7 +166,7 @@ def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
         raise ValueError(f"unknown weight encoding {kind!r} in compressed file")
     # NOTE: a sparse index is small however large the shape it claims: charge the dense
     # array to the file's budget before allocating it.
-    _allow(arrays, rows * cols, f"a {kind} weight of shape {list(shape)}")
+    _allow(arrays, rows * cols, f"a {kind} weight of shape {list(shape)}", rows * cols * (np.dtype(dtype).itemsize + 1))
     if kind == "bitmask":
         bits = arrays[spec["bits"]]
         if bits.dtype != np.uint8 or bits.shape != ((rows * cols + 7) // 8,):
@@ -152,7 +178,8 @@ def _stored_values(spec: dict, arrays: list[np.ndarray], dtype) -> np.ndarray:
         if code.dtype != np.uint8 or code.ndim != 1:
             raise ValueError(f"a gap code must be 1-D uint8, got {code.dtype} {code.shape}")
         mask = np.zeros(rows * cols, bool)
-        mask[gap_positions(code, rows * cols)] = True
+        for positions in gap_position_chunks(code, rows * cols):
+            mask[positions] = True
         mask = mask.reshape(rows, cols)
     else:
         starts, columns = arrays[spec["starts"]].astype(np.int64), arrays[spec["columns"]].astype(np.int64)
@@ -179,7 +206,9 @@ def encode_float(weight: np.ndarray, payload: Payload) -> int | dict:
     nz = weight.reshape(weight.shape[0], -1) != 0
     nnz = int(np.count_nonzero(nz))
     gaps = gap_code(nz.reshape(-1))
-    sizes = {"dense": 4 * weight.size, "bitmask": (weight.size + 7) // 8 + 4 * nnz, "gaps": gaps.size + 4 * nnz}
+    sizes = {"dense": 4 * weight.size, "bitmask": (weight.size + 7) // 8 + 4 * nnz}
+    if payload.packed:
+        sizes["gaps"] = gaps.size + 4 * nnz
     best = _smallest(weight.size, sizes)
     if best == "dense":
         return payload.add(weight)
@@ -188,9 +217,7 @@ def encode_float(weight: np.ndarray, payload: Payload) -> int | dict:
 
 def decode_float(stored: int | dict, arrays: list[np.ndarray], ndim: tuple[int, ...] = (1, 2, 3, 4)) -> np.ndarray:
     """The float32 weight that `encode_float` stored (of `ndim` dimensions)."""
-    if isinstance(stored, dict):
-        if arrays[stored["values"]].dtype != np.float32:
-            raise ValueError("compressed file stores a float weight as another dtype")
+    if isinstance(stored, dict):  # _stored_values checks the dtype
         return _stored_values(stored, arrays, np.float32)
     weight = arrays[stored]
     if weight.dtype != np.float32:
@@ -209,6 +236,10 @@ def decode_weights(spec: dict, arrays: list[np.ndarray]) -> QuantizedTensor:
     if "channels" in spec:  # one scale stored for every channel
         if spec["channels"] != rows or scale.shape != (1,):
             raise ValueError(f"an int8 weight of {rows} rows shares one scale over {spec['channels']!r} channels")
+    spread = "channels" in spec
+    _allow(arrays, 0, f"the scales of an int8 weight of {rows:,} rows",
+           _scale_cost(rows if spread else scale.size, spread, "zero_point" in spec))
+    if "channels" in spec:
         scale = np.full(rows, scale[0], np.float32)
     zero_point = arrays[spec["zero_point"]] if "zero_point" in spec else np.zeros(scale.shape, np.int32)
     if zero_point.dtype != np.int32:
@@ -224,6 +255,7 @@ def encode_bias(bias: np.ndarray | None, payload: Payload) -> dict | None:
     if bias.size and np.any(bias) and np.all(np.isfinite(bias)):
         q = quantize_int8(bias)
         if np.array_equal(q.dequantize(), bias):
+            payload.cost += 4 * bias.size  # the float32 bias a reader rebuilds
             return {"int8": payload.add(q.values), "scale": payload.add(q.scale.reshape(1))}
     return {"float32": payload.add(bias)}
 
@@ -239,4 +271,5 @@ def decode_bias(spec: dict | None, arrays: list[np.ndarray]) -> np.ndarray | Non
     scale = arrays[spec["scale"]]
     if scale.dtype != np.float32 or scale.shape != (1,):
         raise ValueError(f"an int8 bias needs one float32 scale, got {scale.dtype} {scale.shape}")
+    _allow(arrays, 0, f"an int8 bias of {bias.size:,} values", 4 * bias.size)
     return QuantizedTensor(bias, scale[0]).dequantize()

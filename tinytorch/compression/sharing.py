@@ -5,17 +5,19 @@
 # %% auto #0
 __all__ = ['SHARED_LAYERS', 'CODEBOOKS', 'MAX_SHARED_WEIGHTS', 'kmeans_codebook', 'centroid_gradients', 'SharedLinear',
            'SharedConv2d', 'shared_layer', 'share_weights', 'shared_layers', 'check_codebook', 'prune_and_share',
-           'fine_tune_centroids', 'entropy_bound', 'with_entropy_bound', 'int8_form', 'encode_shared', 'decode_shared']
+           'fine_tune_centroids', 'entropy_bound', 'with_entropy_bound', 'shared_cost', 'int8_form', 'encode_shared',
+           'decode_shared']
 
-# %% ../../modules/16_compression/sharing_given.py #4a0a498a
+# %% ../../modules/16_compression/sharing_given.py #1db6fb5f
 import functools
 import math
 
 import numpy as np
 
 from .encodings import Payload, encode_bias
-from .entropy import (ByteReader, varint, decode_layer_stream, encode_layer_stream,
-                                           entropy_bits, mask_entropy_bits)
+from .entropy import (ARITHMETIC, ARITHMETIC_FILE_MAX, POSITION_COST, ByteReader, varint,
+                                           decode_layer_stream, encode_layer_stream, entropy_bits,
+                                           mask_entropy_bits)
 from ..core.autograd import is_grad_enabled
 from ..core.layers import Linear, Module
 from ..core.checks import check_finite, check_int, check_number, check_pair
@@ -321,11 +323,17 @@ def with_entropy_bound(size_report):
 
     return sized
 
-# %% ../../modules/16_compression/sharing_given.py #453244a0
+# %% ../../modules/16_compression/sharing_given.py #36f167be
 _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
 # NOTE: a shared layer's dense weight is built from its shape, not from bytes in the file:
 # the shape is capped (1 GiB of float32) so a forged file cannot ask for any amount of memory.
 MAX_SHARED_WEIGHTS = 1 << 28
+
+
+def shared_cost(n: int, rows: int) -> int:
+    """Bytes a loaded shared layer of `n` weights and `rows` rows holds besides its positions:
+    the dense float32 weight it builds, and its bias."""
+    return 4 * n + 4 * rows
 
 
 def int8_form(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
@@ -360,10 +368,15 @@ def _bias_blob(bias: Tensor | None) -> bytes:
 def encode_shared(layer: SharedLinear | SharedConv2d, payload: Payload) -> dict:
     """The file description of a shared layer, its one byte string appended to `payload`."""
     conv = isinstance(layer, SharedConv2d)
-    k = layer.centroids.data.size
+    k, n, count = layer.centroids.data.size, int(np.prod(layer.shape)), layer.positions.size
+    left = ARITHMETIC_FILE_MAX - payload.arithmetic if payload.packed else 0  # see to_bytes
+    stream = encode_layer_stream(layer.positions, layer.codes, n, k, arithmetic_left=left)
+    coder = stream[0] & 1  # the head's low bit (encode_layer_stream)
+    payload.arithmetic += count if coder == ARITHMETIC else 0
+    payload.cost += shared_cost(n, layer.shape[0]) + count * POSITION_COST[coder]
+    payload.claimed += n  # the weights a reader allows for (DENSITY): a file it refuses is never written
     blob = b"".join([varint(len(layer.shape)), *map(varint, layer.shape), bytes([layer.bits]),
-                     _bias_blob(layer.bias), np.asarray(layer.centroids.data, "<f4").tobytes(),
-                     encode_layer_stream(layer.positions, layer.codes, int(np.prod(layer.shape)), k)])
+                     _bias_blob(layer.bias), np.asarray(layer.centroids.data, "<f4").tobytes(), stream])
     spec = {"type": "Conv2d" if conv else "Linear", "shared": payload.add(np.frombuffer(blob, np.uint8))}
     if conv:
         spec["args"] = {"stride": list(layer.stride), "padding": list(layer.padding)}
@@ -376,7 +389,7 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     stored = arrays[spec["shared"]]
     if stored.dtype != np.uint8 or stored.ndim != 1:
         raise ValueError("a shared layer must be stored as a 1-D uint8 array")
-    r = ByteReader(stored.tobytes(), f"shared {spec['type']}")
+    r = ByteReader(memoryview(stored), f"shared {spec['type']}")
     ndim = r.varint(4)
     if ndim != (4 if conv else 2):
         raise ValueError(f"shared {spec['type']} has a {ndim}-D weight")
@@ -385,8 +398,10 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     if not all(shape) or math.prod(shape) > MAX_SHARED_WEIGHTS or not 1 <= bits <= 8:
         raise ValueError(f"shared layer has shape {shape} and {bits} bits: allowed are 1..8 bits and "
                          f"at most {MAX_SHARED_WEIGHTS:,} weights")
-    if hasattr(arrays, "allow"):  # a file being read: its size bounds the weights it may stand for
+    charge = getattr(arrays, "charge", None)  # a file being read: its size bounds what it may cost
+    if charge is not None:
         arrays.allow(math.prod(shape), f"shared {spec['type']}")
+        charge(shared_cost(math.prod(shape), shape[0]), f"shared {spec['type']} of shape {list(shape)}")
     bias_kind = r.take(1)[0]
     if bias_kind == _INT8_BIAS:
         values = np.frombuffer(r.take(shape[0]), np.int8).astype(np.float32)
@@ -398,7 +413,7 @@ def decode_shared(spec: dict, arrays: list[np.ndarray]) -> SharedLinear | Shared
     else:
         raise ValueError(f"shared layer has an unknown bias kind {bias_kind}")
     centroids = np.frombuffer(r.take(4 << bits), "<f4").astype(np.float32)
-    positions, codes = decode_layer_stream(r.rest(), int(np.prod(shape)), 1 << bits, r.what)
+    positions, codes = decode_layer_stream(r.rest(), int(np.prod(shape)), 1 << bits, r.what, charge)
     if not conv:
         return SharedLinear(centroids, codes, positions, shape, bias)
     args = spec.get("args", {})

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['onnx_model', 'export_onnx']
 
-# %% ../../modules/20_deployment/onnx_given.py #9ab1dce1
+# %% ../../modules/20_deployment/onnx_given.py #ecee4db9
 import os
 
 import numpy as np
@@ -17,8 +17,9 @@ from ..core.layers import Linear, Module
 from ..core.spatial import Conv2d
 from ..core.tensor import Tensor
 from .convert import named_layers, onnx_layer
+from ..core.files import write_atomic
 from ..quantization import QuantizedConv2d, QuantizedLinear
-from .extra import require, write_atomic
+from .extra import require
 from .graph import OnnxGraph
 
 

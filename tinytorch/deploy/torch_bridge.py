@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['to_torch', 'from_torch', 'save_safetensors', 'load_safetensors']
 
-# %% ../../modules/20_deployment/bridge_given.py #d35e0977
+# %% ../../modules/20_deployment/bridge_given.py #fdc3bd36
 import json
 import os
-from pathlib import Path
+import stat
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from ..core.checks import check_finite, check_instance
 from ..core.layers import Dropout, Linear, Module, Sequential
 from ..core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from .convert import torch_state_dict
-from .extra import require, unsupported, write_atomic
+from ..core.files import write_atomic
+from .extra import require, unsupported
 from ..quantization import QuantizedConv2d, QuantizedLinear
 
 _ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "GELU")
@@ -145,7 +146,7 @@ def from_torch(module) -> Sequential:
     model.load_state_dict(state)
     return _copy_modes(module, model)
 
-# %% ../../modules/20_deployment/bridge_given.py #044b2d4f
+# %% ../../modules/20_deployment/bridge_given.py #56730c7e
 def save_safetensors(model: Module, path: str | os.PathLike) -> int:
     """Write `model`'s weights as a safetensors file with PyTorch's key names; returns its bytes.
 
@@ -159,6 +160,24 @@ def save_safetensors(model: Module, path: str | os.PathLike) -> int:
     state = {k: np.ascontiguousarray(v) for k, v in torch_state_dict(model).items()}
     modes = json.dumps(module_modes(model.model if isinstance(model, CompressedModel) else model))
     return write_atomic(path, st.save(state, metadata={"format": "pt", "training": modes}))
+
+
+_MAX_HEADER = 100 << 20  # the JSON header safetensors itself accepts at most
+
+
+def _safetensors_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a safetensors file, its header's claimed length checked against the file's
+    size before anything else is read (a device or a pipe has no size: it is refused)."""
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file, so not a readable safetensors file")
+        head = f.read(8)
+        claimed = int.from_bytes(head, "little")
+        if len(head) < 8 or claimed > min(info.st_size - 8, _MAX_HEADER):
+            raise ValueError(f"{path} is not a readable safetensors file: its header claims {claimed:,} bytes, "
+                             f"the file holds {info.st_size:,} (headers of at most {_MAX_HEADER:,})")
+        return head + f.read(info.st_size - 8)
 
 
 def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
@@ -177,10 +196,10 @@ def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
     if isinstance(model, CompressedModel) or not isinstance(model, Module):
         raise TypeError(f"model must be a float tinytorch Module of the file's shapes, got {type(model).__name__}")
     try:
-        data = Path(path).read_bytes()
+        data = _safetensors_bytes(path)
         state, modes = st.load(data), _stored_modes(data)
     except Exception as err:  # safetensors raises its own error type for a foreign or cut file
-        if isinstance(err, OSError):
+        if isinstance(err, (OSError, MemoryError, ValueError)):
             raise
         raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
     state = {k: _float32(f"{path}: {k}", v) for k, v in state.items() if not k.endswith("num_batches_tracked")}
