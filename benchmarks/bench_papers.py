@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import io
 import json
 import os
@@ -58,10 +59,10 @@ PAPER_DC = {"LeNet-300-100": {"error": (1.64, 1.58), "kb": (1070, 27), "ratio": 
             "LeNet-5": {"error": (0.80, 0.74), "kb": (1720, 44), "ratio": 39}}
 GOAL_DC = {"LeNet-300-100": 60, "LeNet-5": 50}
 GOAL_DROP = 0.3  # points
-# Per network: the dense recipe, then the pruning: sparsity, IterativePruner steps and
-# epochs per step, final fine-tuning epochs, shared-weight bits, centroid epochs.
+# Changes to the dense recipes; per network, the pruning: sparsity, IterativePruner steps
+# and epochs per step, final fine-tuning epochs, shared-weight bits, centroid epochs.
 FULL = {
-    "dense": {"LeNet-300-100": {"epochs": 15, "then": ((1e-4, 5),)}, "LeNet-5": {"epochs": 10, "then": ((1e-4, 3),)}},
+    "dense": {},  # each network's recipe as `tinytorch.recipes` gives it
     "dc": {"LeNet-300-100": {"sparsity": 0.96, "steps": 4, "epochs_per_step": 3, "final": 5, "bits": 4, "centroid": 3},
            "LeNet-5": {"sparsity": 0.95, "steps": 4, "epochs_per_step": 2, "final": 3, "bits": 4, "centroid": 2}},
     "lottery": {"rounds": 15, "epochs": 12, "every": 20},
@@ -69,7 +70,7 @@ FULL = {
     "labels": None,  # all 4,000 training images
 }
 QUICK = {
-    "dense": {"LeNet-300-100": {"epochs": 1, "then": ()}, "LeNet-5": {"epochs": 1, "then": ()}},
+    "dense": {"epochs": 1, "then": ()},
     "dc": {"LeNet-300-100": {"sparsity": 0.9, "steps": 1, "epochs_per_step": 1, "final": 0, "bits": 4, "centroid": 1},
            "LeNet-5": {"sparsity": 0.9, "steps": 1, "epochs_per_step": 1, "final": 0, "bits": 4, "centroid": 1}},
     "lottery": {"rounds": 2, "epochs": 1, "every": 20},
@@ -123,10 +124,11 @@ def torch_save_bytes(model) -> int | None:
 
 
 def train_dense(name: str, seed: int, settings: dict):
-    """The dense network `name` of `seed`, trained with `MnistRecipe`: the `Trained` tuple."""
-    from tinytorch.recipes import MnistRecipe, reads_images
+    """The dense network `name` of `seed`, trained with its recipe (`tinytorch.recipes`): the `Trained` tuple."""
+    from tinytorch.recipes import LENET5_RECIPE, LENET_300_100_RECIPE, reads_images
 
-    recipe, model = MnistRecipe(seed=seed, **settings["dense"][name]), _networks()[name](seed)
+    recipe = {"LeNet-300-100": LENET_300_100_RECIPE, "LeNet-5": LENET5_RECIPE}[name]
+    recipe, model = dataclasses.replace(recipe, seed=seed, **settings["dense"]), _networks()[name](seed)
     train, test = recipe.loaders(flat=not reads_images(model), labels=settings["labels"])
     return recipe.fit(model, train, test)
 

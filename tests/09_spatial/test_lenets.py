@@ -14,8 +14,8 @@ from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor, manual_seed
 from tinytorch.datasets import load_mnist
-from tinytorch.recipes import (LENET_300_100, DigitsRecipe, MnistRecipe, lenet5, lenet_300_100, mnist_loaders,
-                               reads_images)
+from tinytorch.recipes import (LENET5_RECIPE, LENET_300_100, LENET_300_100_RECIPE, DigitsRecipe, MnistRecipe, lenet5,
+                               lenet_300_100, mnist_loaders, reads_images)
 
 
 def same_weights(a, b) -> bool:
@@ -85,6 +85,9 @@ def test_mnist_recipe_is_a_digits_recipe_with_mnist_data():
     assert next(iter(train))[0].shape == (64, 1, 28, 28)
     with pytest.raises(ValueError, match="epochs"):
         MnistRecipe(epochs=0)
+    # The recipes behind the quoted dense accuracies.
+    assert LENET5_RECIPE == MnistRecipe() and LENET_300_100_RECIPE.phases == ((1e-3, 15), (1e-4, 5))
+    assert LENET_300_100_RECIPE.optimizer == "adam" and LENET_300_100_RECIPE.batch_size == 64
 
 
 def test_one_epoch_of_lenet_300_100_learns_and_reproduces():
