@@ -33,6 +33,7 @@ def headline(rows: list[dict]) -> list[list]:
 def plot(rows: list[dict], path: Path) -> None:
     """Three panels: ratios beside the paper's, the lottery curves, speedups beside the FLOP ratio."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
 
     fig = Figure(figsize=(15, 4.6), dpi=100)
     dc = [r for r in rows if r["table"].startswith("Deep")]
@@ -58,6 +59,8 @@ def plot(rows: list[dict], path: Path) -> None:
                         label=label)
         ax.axhline(100 * lot[0]["dense"], color="black", linestyle="--", linewidth=0.8, label="dense")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks([80, 50, 20, 10, 7, 3.5], ["80", "50", "20", "10", "7", "3.5"])
         ax.invert_xaxis()
         ax.set_xlabel("weights remaining (%), log scale")
         ax.set_ylabel("test accuracy at best validation loss (%)")
@@ -66,7 +69,8 @@ def plot(rows: list[dict], path: Path) -> None:
     if st:
         ax, r = fig.add_subplot(1, 3, 3), st[0]
         values = [r["flop_ratio"], r["speedup"], r["torch_speedup"] or 0]
-        ax.bar(["FLOP ratio", "TinyTorch", "PyTorch"], values, color=["grey", "tab:blue", "tab:orange"])
+        bars = ax.bar(["FLOP ratio", "TinyTorch", "PyTorch"], values, color=["grey", "tab:blue", "tab:orange"])
+        ax.bar_label(bars, fmt="%.2fx")
         ax.set_ylabel("masked / smaller (x)")
         ax.set_title("LeNet-5, half the units removed: speedup", fontsize=10)
     fig.tight_layout()
