@@ -6,7 +6,8 @@ images; the papers used 60,000 and 10,000), with the papers' networks from
 it, 431,080). Means and spreads (max - min) are over the seeds; one test image is 0.1 point.
 
 1. Deep Compression (Han et al., ICLR 2016, Table 1), both networks: the dense network
-   (`MnistRecipe`), `IterativePruner` to the sparsity below with fine-tuning, then
+   (its recipe in `tinytorch.recipes`), `IterativePruner` to the sparsity in FULL with
+   fine-tuning (Adam, then a few epochs at a tenth of the rate), then
    `prune_and_quantize(..., codebook="kmeans", bits=...)` (each layer's weights share
    2**bits values) with the centroids fine-tuned (`fine_tune_centroids`), and
    `save_compressed`: the file's bytes against the fp32 parameters (4 bytes each, as the
@@ -171,6 +172,7 @@ def dc_table(rows: list[dict]) -> list[dict]:
                                                                    "ratio_torch_save"]):
         paper = PAPER_DC[entry["network"]]
         table.append({"table": "Deep Compression: the paper's row beside ours", **entry,
+                      "paper_kb_before": paper["kb"][0], "paper_kb_after": paper["kb"][1],
                       "paper_ratio": paper["ratio"], "paper_error_before": paper["error"][0],
                       "paper_error_after": paper["error"][1], "goal_ratio": GOAL_DC[entry["network"]],
                       "goal_met": entry["ratio_fp32"] >= GOAL_DC[entry["network"]]
