@@ -392,6 +392,8 @@ def plan(quick: bool, scratch: Path) -> list[tuple[str, str, list[str]]]:
          ["--out", str(scratch / "figures"), "--quick"] if q else ["--out", str(HERE / "figures")]),
         ("The page's questions: lottery tickets, distillation, allocation, low rank", "bench_questions",
          ["--seeds", "0"] if q else []),
+        ("The papers on MNIST: Deep Compression, the lottery ticket, structured LeNet-5", "bench_papers",
+         ["--out", str(scratch / "figures"), "--quick", "--seeds", "1"] if q else ["--out", str(HERE / "figures")]),
     ]
 
 
@@ -402,7 +404,8 @@ HEADLINE: dict[str, Callable[[list[dict]], list[list]]] = {
     "bench_prune": headline_prune, "bench_pipeline": headline_pipeline, "bench_structured": headline_structured,
     "bench_sparse": headline_sparse, "bench_save": headline_save,
     "bench_mlp_step": headline_step("MLP 64-128-64-10, batch 64, Adam"),
-    "bench_cnn_step": headline_step("digits CNN, batch 64, Adam")}
+    "bench_cnn_step": headline_step("digits CNN, batch 64, Adam"),
+    "bench_papers": lambda rows: importlib.import_module("benchmarks.papers_report").headline(rows)}
 
 
 # ----------------------------------------------------------------------------- running

@@ -122,7 +122,7 @@ def test_training_and_question_rows(capsys, tmp_path, monkeypatch):
 def test_the_plan_names_benchmarks_that_exist_with_a_quick_and_a_full_argv(tmp_path):
     for quick in (True, False):
         entries = run_all.plan(quick, tmp_path)
-        assert len({name for _, name, _ in entries}) == len(entries) == 10
+        assert len({name for _, name, _ in entries}) == len(entries) == 11
         for title, name, argv in entries:
             module = importlib.import_module(f"benchmarks.{name}")
             assert callable(module.main) and title and all(isinstance(a, str) for a in argv)
