@@ -979,10 +979,10 @@ if __name__ == "__main__":
 # formats pay only with enough zeros: at 50% CSR is still larger than dense INT8 and the
 # bitmask smaller; from 90% on the gap code is the smallest (4,975-4,979 bytes at 90%),
 # and the file, which picks per layer and then compresses, smaller still. 90% + INT8
-# writes 4,089-4,105 bytes, 16.6-16.7x less than the float32 weights, at 96.1-96.4% (dense
-# 96.1%); one scale per layer and int8 biases make it 2,868-3,009 bytes (22.6-23.7x). 95%
+# writes 4,091-4,107 bytes, 16.6x less than the float32 weights, at 96.1-96.4% (dense
+# 96.1%); one scale per layer and int8 biases make it 2,870-3,011 bytes (22.6-23.7x). 95%
 # keeps 95.6-96.4% at 25-40x: the page's "40x" takes 95% and one scale per layer
-# (34.4-39.7x). 98% reaches 44-63x at 89.4-93.1%, 99% 68-111x at 79.7-83.9%.
+# (34.4-39.6x). 98% reaches 44-63x at 89.4-93.1%, 99% 68-110x at 79.7-83.9%.
 # %% [markdown]
 # ### Going further: 40x and beyond, with shared weights
 #
@@ -999,11 +999,11 @@ if __name__ == "__main__":
     shared_rows = lab.analysis_weight_sharing(PRUNED)
 
 # %% [markdown]
-# **Reading the results.** Our runs (dense fp32 file: 64,091-64,102 bytes, 96.1%): the
-# 2-bit files are the smallest at every sparsity. At 90%, 2 bits take 1,702-1,706 bytes
-# (37.6-37.7x) at 95.6%, where INT8 takes 2,868-3,009 (21.3-22.4x). At 95%, 4 bits keep
+# **Reading the results.** Our runs (dense fp32 file: 64,094-64,104 bytes, 96.1%): the
+# 2-bit files are the smallest at every sparsity. At 90%, 2 bits take 1,704-1,708 bytes
+# (37.5-37.6x) at 95.6%, where INT8 takes 2,870-3,011 (21.3-22.3x). At 95%, 4 bits keep
 # 95.6-96.1% at 45.7-46.2x: the page's "40x", measured; 2 bits enter its "50-100x" at
-# 58.8-58.9x and 94.2-95.0%. At 98-99% the files are 60-150x, but accuracy is down to
+# 58.7-58.8x and 94.2-95.0%. At 98-99% the files are 58-150x, but accuracy is down to
 # 76.7-92.8%. Every shared file is within 1.01-1.08x of its bound; the INT8 files, which
 # LZMA packs, 0.83-1.16x.
 # %% [markdown]
@@ -1175,12 +1175,12 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Reading the results.** Our runs (timings move from run to run and machine to machine;
 # the ranges are three runs). Structured pruning at ratio 0.5 removed 62% of the weights
-# and ran the batch 1.99-2.13x faster at 96.7% accuracy; unstructured pruning of as many
-# weights (96.4-96.7%) ran at dense speed (0.98-1.02x): a dense matmul multiplies its
+# and ran the batch 1.96-2.19x faster at 96.7% accuracy; unstructured pruning of as many
+# weights (96.4-96.7%) ran at dense speed (0.96-1.01x): a dense matmul multiplies its
 # zeros too. Unstructured pruning goes further (section 6), but only structured turns into
-# speed. The second table: on the wide MLP the speedup follows the FLOP ratio (3.18-3.29x
-# for 3.32x at 0.5, 30-31x for 35x at 0.9): its large matmuls are bound by arithmetic. The
-# digits CNN falls far short (1.55-1.94x for 3.24x at 0.5, 2.94-3.73x for 24x at 0.9): its
+# speed. The second table: on the wide MLP the speedup follows the FLOP ratio (3.22-3.28x
+# for 3.32x at 0.5, 29-32x for 35x at 0.9): its large matmuls are bound by arithmetic. The
+# digits CNN falls far short (1.65-1.94x for 3.24x at 0.5, 3.10-3.52x for 24x at 0.9): its
 # layers are small, every call has a fixed cost in Python and NumPy, and the first
 # convolution copies its one-channel input nine times whatever number of filters remains.
 # %% [markdown]
@@ -1337,8 +1337,8 @@ if __name__ == "__main__":
 # everything:* the student trained on them reaches about 70% (± 9), distilled on all
 # images without labels about 94%; the pruned teacher 66% against 95%. Distillation pays
 # when the teacher can label data the student has no labels for: DistilBERT's setting. At
-# equal weights the small dense student's file is 1,278-1,279 bytes against the pruned
-# teacher's 2,276-2,348 (positions, more biases), and it is faster: the pruned teacher
+# equal weights the small dense student's file is 1,280-1,281 bytes against the pruned
+# teacher's 2,278-2,350 (positions, more biases), and it is faster: the pruned teacher
 # still multiplies its zeros. So: prune to keep an architecture, distill for a small dense
 # network when unlabelled inputs abound, combine them when labels are scarce. Question:
 # why does alpha = 1 make sense only in the second regime?
@@ -1436,8 +1436,8 @@ if __name__ == "__main__":
 # (89%), so your rule prunes the middle layer hardest and spares the last. At 90% no rule
 # loses more than 0.37 points on average, at 93% at most 0.83-1.02. At 95% the rules part
 # on bytes: uniform (it leaves the last layer 32 weights for ten classes) writes
-# 1,634-1,699 bytes, global 1,857-1,911 on average (single files cross 2,000), yours
-# 1,652-1,722. On accuracy they do not part clearly: uniform loses 1.94-2.04 points,
+# 1,637-1,701 bytes, global 1,859-1,913 on average (single files cross 2,000), yours
+# 1,654-1,724. On accuracy they do not part clearly: uniform loses 1.94-2.04 points,
 # global 0.93-1.20, yours 0.74-1.67, and the BLAS kernel alone moves one seed by two
 # points: three seeds on a few hundred test images cannot rank rules that close; the bytes
 # they can. At 97% every rule loses 3.2-5.4 points. Each layer's density picks its

@@ -314,10 +314,10 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Reading the results.** Our three runs, on one shared AMD EPYC core with OpenBLAS on
 # one thread, differ in one thing: the OpenBLAS kernel. With the AVX2 and AVX-512 kernels
-# the peak was 97.2-102.2 GFLOP/s; with Prescott's, which has only SSE, 37.9 (Prescott).
-# Memory (25.5-26.3 GB/s) and the second-level cache (83.1-88.8 GB/s) do not care which
-# kernel runs. The ridge is then near 3.7-3.9 FLOPs per byte from memory and 1.1-1.2 from
-# cache with the fast kernels, but 1.5 (Prescott) and 0.5 (Prescott) with the slow one:
+# the peak was 93.3-99.8 GFLOP/s; with Prescott's, which has only SSE, 34.9 (Prescott).
+# Memory (22.7-26.3 GB/s) and the second-level cache (85.4-88.9 GB/s) do not care which
+# kernel runs. The ridge is then near 3.6-3.8 FLOPs per byte from memory and about one
+# from cache with the fast kernels, but 1.5 (Prescott) and 0.4 (Prescott) with the slow one:
 # the same layer can be compute-bound under one kernel and memory-bound under another.
 # The roofline belongs to the machine and its library, not to the layer. On a shared
 # machine no roofline is sharper than about a fifth either, and a conclusion that needs
@@ -1134,17 +1134,17 @@ if __name__ == "__main__":
 # sparsity (a third of the weights at three times the bytes) and be at most `bytes` times
 # faster above that. Compare the `x` column with the `bytes` column: a speedup beyond the
 # byte ratio would mean the dense time was inflated (by the machine's load, or by a first
-# call), not that CSR is magic. With the fast kernels CSR broke even at 89.9-90.2%
-# sparsity and reached 5.40-6.04x at 99%, where the bytes allow 30.4x: the gap is the
+# call), not that CSR is magic. With the fast kernels CSR broke even at 90.0-90.8%
+# sparsity and reached 5.64-6.27x at 99%, where the bytes allow 30.4x: the gap is the
 # price of CSR's indirect reads and of the per-call overhead, which a layer at 99%
 # sparsity cannot spread over much work. Under Prescott's kernel the dense product is
-# slower (its roof is lower, section 1), so CSR wins earlier, from 74.0% (Prescott), and
-# reaches 18.25x (Prescott) at 99%: when zeros become speed depends on how good the dense
+# slower (its roof is lower, section 1), so CSR wins earlier, from 74.4% (Prescott), and
+# reaches 16.31x (Prescott) at 99%: when zeros become speed depends on how good the dense
 # kernel is.
 #
 # At batch 64 the dense product reuses each weight 64 times: its intensity rises about
 # 60-fold, towards the flat roof. One would expect the crossover to move to a higher
-# sparsity; it moved lower (76.4% under SkylakeX, 84.4% under Haswell), because scipy's
+# sparsity; it moved lower (78.5% under SkylakeX, 84.6% under Haswell), because scipy's
 # kernel also reuses each stored weight across the batch (it walks a contiguous row of
 # `x.T` per weight), and because the dense product of this shape stays well below the
 # peak. Read the dense columns too: they time the same product at every sparsity, so
@@ -1153,7 +1153,7 @@ if __name__ == "__main__":
 # median, or a speedup beyond the work ratio. Do not build on a flagged row; run the cell
 # again. The MLP table shows the other half of the answer: 90% zeros in a dense matmul buy
 # nothing (the `pruned` column), since BLAS multiplies zeros as fast as any other number,
-# while `to_sparse` put the large layers on CSR and ran the model 2.07-2.81x faster at
+# while `to_sparse` put the large layers on CSR and ran the model 2.16-2.88x faster at
 # batch 1 for 2.9x fewer FLOPs: below the work ratio, as it must be.
 #
 # So, when do zeros become speed on a CPU? From about 90% unstructured sparsity on layers
@@ -1259,9 +1259,9 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Reading the results.** Compare each convolution's speedup with its FLOP ratio of 4x.
 # The digits CNN's second convolution (C = 8, O = 16) sits on the memory side of the ridge
-# (section 2), and its time follows the bytes more than the FLOPs: 2.22-2.95x, not 4x. The
+# (section 2), and its time follows the bytes more than the FLOPs: 2.22-2.69x, not 4x. The
 # CIFAR-shaped network's second convolution (C = 32, O = 64) does 4x as many FLOPs per
-# byte, nearer the ridge, and its speedup comes closer to the FLOP ratio (2.67-3.21x). The
+# byte, nearer the ridge, and its speedup comes closer to the FLOP ratio (2.66-3.75x). The
 # first convolution copies its 1- or 3-channel input nine times whatever number of filters
 # remains; ReLU and pooling do no multiply-adds at all and move memory in proportion to the
 # channels (2x); and every layer call costs some microseconds of bookkeeping. So removal
@@ -1269,10 +1269,10 @@ if __name__ == "__main__":
 # layers are narrow: the roofline of section 1, read one layer at a time.
 #
 # One row deserves suspicion: the CIFAR-shaped network's first pooling layer ran
-# 2.53-3.27x faster for a 2x work ratio, flagged in two runs of three. Its input shrinks
+# 2.91-3.99x faster for a 2x work ratio, flagged in all three runs. Its input shrinks
 # from 8 MB to 4 MB, from a size that spills out of the caches the other layers also use
 # to one that stays in them: a second roof could explain part of it, but not a ratio that
-# moves from 2.53x (Haswell) to 3.27x (Prescott) between runs. Module 14's
+# moves from 2.91x (Prescott) to 3.99x (Haswell) between runs. Module 14's
 # `compare_timings` flags what goes beyond one and a half times the work ratio, or whose
 # rounds disagree; a ratio beyond the work's own ratio is a measurement error until proven
 # otherwise, so run it again before you build on it.
@@ -1343,23 +1343,23 @@ if __name__ == "__main__":
 # bound" column says how far each variant stays from it.
 #
 # The convolution's product: through a transposed view, the channels-last product ran
-# 0.69-0.76x as fast as `W @ cols` under the Haswell and Prescott kernels, and
-# 1.30x under SkylakeX; the contiguous copy 0.74-1.84x, its top flagged as beyond the
+# 0.69-0.73x as fast as `W @ cols` under the Haswell and Prescott kernels, and
+# 1.37x under SkylakeX; the contiguous copy 0.70-2.00x, its top flagged as beyond the
 # work. The three kernels disagree even on which layout wins, and every variant stayed
-# within 1.2-2.4x of the roofline's bound. Both are the same FLOPs on the same bytes, within a few times of
+# within 1.0-2.4x of the roofline's bound. Both are the same FLOPs on the same bytes, within a few times of
 # the roof, so no measurement is impossible; the difference is which matrix OpenBLAS's
 # kernel for that shape likes to stream, and that depends on the library's version and the
 # core. A layout claim is a claim about one library on one machine: measure it where it
 # will run before rewriting a layer.
 #
-# ReLU: against a scalar, `0` or `np.float32(0)` alike, NumPy's `maximum` took 2.64-2.76x
+# ReLU: against a scalar, `0` or `np.float32(0)` alike, NumPy's `maximum` took 2.72-2.86x
 # longer than against an array of zeros on the 1 MB batch, although the array version
 # reads half again as many bytes. `compare_timings` flags it, rightly: a ratio beyond what
 # the work allows (here, less than 1x) is a measurement error until proven otherwise. So
-# check it against the roof: the scalar versions run 4.0-4.5x above their bound and the
-# array version 1.5-1.6x above it. Nothing beats the roof; the scalar loop is simply slow.
+# check it against the roof: the scalar versions run 4.1-4.3x above their bound and the
+# array version 1.4-1.5x above it. Nothing beats the roof; the scalar loop is simply slow.
 # The 64 MB batch is the proof that the effect is real and the judge of its size: there
-# memory's bandwidth caps everyone, and the ratio shrinks to 1.12-1.14x, towards what the
+# memory's bandwidth caps everyone, and the ratio shrinks to 1.10-1.14x, towards what the
 # bytes allow. (NumPy's loop for two contiguous arrays is vectorised; the one for an array
 # and a broadcast scalar, in this version, much less so.) An operation far above its bound
 # has room, and a layout change or another loop can find it; one at its bound has none.

@@ -701,25 +701,25 @@ if __name__ == "__main__":
 #   back bit for bit: the same float32 weights, and the same NumPy code computing them.
 #   The differences are float32 sums taken in another order, not a different model.
 # - **Bytes.** Dense, every format costs the same: 4 bytes a weight (ONNX 69,422 B,
-#   safetensors 69,360 B, `torch.save` a little more for its pickle; `.ttz` 64,087-64,094 B,
+#   safetensors 69,376 B, `torch.save` a little more for its pickle; `.ttz` 64,088-64,097 B,
 #   as random-looking floats barely compress). The 90%-pruned INT8 model is where formats
 #   part: its ONNX file keeps int8 weights (19,883 B, 3.5x smaller than the float
 #   file), but writes every zero. The sparse ONNX file saves only 9%, because each
 #   non-zero int8 value (1 byte) needs an int64 position (8 bytes). Compressed with xz,
-#   the ONNX file comes within 1.22x of the `.ttz` (4,804-4,812 B against 3,943-3,949 B),
+#   the ONNX file comes within 1.22x of the `.ttz` (4,804-4,812 B against 3,945-3,952 B),
 #   which codes its positions as small gaps. PyTorch's formats store the dequantized
 #   float32 weights: `torch.save` writes 71,941 B, 18x the `.ttz`.
-# - **Latency.** ONNX Runtime runs one call of the MLP 2.4-2.6x and of the CNN 12.6-13.3x
+# - **Latency.** ONNX Runtime runs one call of the MLP 2.3-2.7x and of the CNN 12.8-13.4x
 #   faster than TinyTorch at batch 1: TinyTorch pays Python and NumPy overhead per layer
 #   (`im2col` for each convolution), which dominates a tiny input. At batch 256 the gap
-#   narrows for the CNN (2.1-2.6x): then the work is one big matrix product, done as well
-#   as the BLAS kernel allows; for the MLP it is 1.5-3.4x, the slow end under Prescott's
+#   narrows for the CNN (2.2-2.5x): then the work is one big matrix product, done as well
+#   as the BLAS kernel allows; for the MLP it is 1.6-3.3x, the slow end under Prescott's
 #   kernel, which has no AVX: which BLAS kernel NumPy runs matters as much as the runtime.
-# - **Removed units.** In TinyTorch the half-removed CNN takes 0.45-0.51x the full CNN's
-#   time at batch 256; in ONNX Runtime 0.68-0.74x: fewer channels helped less there.
+# - **Removed units.** In TinyTorch the half-removed CNN takes 0.52-0.56x the full CNN's
+#   time at batch 256; in ONNX Runtime 0.72-0.74x: fewer channels helped less there.
 #   A runtime's kernels are tuned for common shapes, so measure in the runtime you ship to.
 # - **Sparsity.** The sparse and the dense ONNX files give identical outputs in the same
-#   time (0.97-1.05x): ONNX Runtime turns the sparse weights into dense arrays when it
+#   time (0.97-1.02x): ONNX Runtime turns the sparse weights into dense arrays when it
 #   loads the file, so only the file is smaller; memory and work are those of the dense
 #   model.
 # - **QDQ.** As written, the calibrated graph computes exactly Module 15's integer path
