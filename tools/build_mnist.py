@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.csv.is_file():
         parser.error(f"csv: {args.csv} is not a file")
-    from tinytorch.deploy.extra import write_atomic  # the project's one atomic writer
+    from tinytorch.core.files import write_atomic  # the project's one atomic writer
 
     arrays = build(args.csv)
     size = write_atomic(args.out, npz_bytes(arrays))

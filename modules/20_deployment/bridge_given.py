@@ -309,12 +309,10 @@ def load_safetensors(path: str | os.PathLike, model: Module) -> Module:
     st = require("safetensors.numpy", "load_safetensors")
     if isinstance(model, CompressedModel) or not isinstance(model, Module):
         raise TypeError(f"model must be a float tinytorch Module of the file's shapes, got {type(model).__name__}")
+    data = _safetensors_bytes(path)  # its own errors name the file already
     try:
-        data = _safetensors_bytes(path)
         state, modes = st.load(data), _stored_modes(data)
-    except Exception as err:  # safetensors raises its own error type for a foreign or cut file
-        if isinstance(err, (OSError, MemoryError, ValueError)):
-            raise
+    except Exception as err:  # safetensors raises its own error type for a foreign or cut file, json a ValueError
         raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
     state = {k: _float32(f"{path}: {k}", v) for k, v in state.items() if not k.endswith("num_batches_tracked")}
     before = module_modes(model)

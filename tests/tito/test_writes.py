@@ -42,7 +42,7 @@ def test_deploy_never_replaces_a_fifo(folder, to, package):
 
 def test_deploy_input_shapes_and_a_folder_as_file_are_one_line(folder):
     pytest.importorskip("onnx")
-    one_line(folder.tito("deploy", "m.ttz", "--to", "onnx", "--input-shape", "8"), "ONNX cannot take", "nothing")
+    one_line(folder.tito("deploy", "m.ttz", "--to", "onnx", "--input-shape", "8"), "would get a 1-D input", "2-D")
     one_line(folder.tito("deploy", "m.ttz", "--to", "onnx", "--input-shape", "100000000,8"),
              "100000000,8", "at most 16,777,216 values")
     one_line(folder.tito("deploy", "m.ttz", "--to", "onnx", "--input-shape", "0,8"), "sizes >= 1")
