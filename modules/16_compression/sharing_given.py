@@ -189,6 +189,8 @@ def unpack_bits(data: bytes, widths: np.ndarray, what: str) -> np.ndarray:
     return values
 
 
+# %%
+#| exporti compression.bitstream
 def check_stream_size(data: bytes, bits: int, what: str) -> None:
     """Refuse `data` unless it is exactly `bits` bits, padded with zero bits to a byte."""
     if len(data) != (bits + 7) // 8:
@@ -500,11 +502,19 @@ def _nibbles(lengths: np.ndarray) -> bytes:
 
 HUFFMAN, ARITHMETIC = 0, 1
 _ARITHMETIC_MAX = 20_000  # surviving weights of a layer up to which the arithmetic coder is tried
+
+
+# %%
+#| exporti compression.entropy
 # NOTE: what decoding a position costs, charged to the file's budget (bytes of memory, see
 # container.py) before it is decoded: Huffman's arrays of it, ~40 bytes; the arithmetic
 # coder's time, ~16 us, counted as 1 KiB, so a file's floor of 64 MiB buys about a second.
 POSITION_COST = {HUFFMAN: 48, ARITHMETIC: 1024}
 ARITHMETIC_FILE_MAX = 32_768  # arithmetic-coded positions a writer puts in one file (32 MiB of budget)
+
+
+# %%
+#| export compression.entropy
 
 
 def encode_layer_stream(positions: np.ndarray, codes: np.ndarray, n: int, symbols: int,
@@ -934,12 +944,16 @@ _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
 MAX_SHARED_WEIGHTS = 1 << 28
 
 
+# %%
+#| exporti
 def shared_cost(n: int, rows: int) -> int:
     """Bytes a loaded shared layer of `n` weights and `rows` rows holds besides its positions:
     the dense float32 weight it builds, and its bias."""
     return 4 * n + 4 * rows
 
 
+# %%
+#| export
 def int8_form(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
     """`(int8 values, scale)` whose float32 product is exactly `bias`, or None when there is none.
 

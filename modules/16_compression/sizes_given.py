@@ -50,6 +50,13 @@ def gap_code(keep: np.ndarray) -> np.ndarray:
     return code
 
 
+def gap_positions(code: np.ndarray, n: int) -> np.ndarray:
+    """The flat positions that `gap_code` encoded (for a mask of n entries)."""
+    return np.concatenate([np.zeros(0, np.int64), *gap_position_chunks(code, n)])
+
+
+# %%
+#| exporti
 _GAP_CHUNK = 1 << 16  # code bytes decoded per step: bounds the temporary arrays
 
 
@@ -74,11 +81,8 @@ def gap_position_chunks(code: np.ndarray, n: int):
         yield positions
 
 
-def gap_positions(code: np.ndarray, n: int) -> np.ndarray:
-    """The flat positions that `gap_code` encoded (for a mask of n entries)."""
-    return np.concatenate([np.zeros(0, np.int64), *gap_position_chunks(code, n)])
-
-
+# %%
+#| export
 @dataclass
 class LayerSize:
     """Bytes of one layer's weight and bias in each format."""

@@ -5,8 +5,7 @@
 # %% auto #0
 __all__ = ['SHARED_LAYERS', 'CODEBOOKS', 'MAX_SHARED_WEIGHTS', 'kmeans_codebook', 'centroid_gradients', 'SharedLinear',
            'SharedConv2d', 'shared_layer', 'share_weights', 'shared_layers', 'check_codebook', 'prune_and_share',
-           'fine_tune_centroids', 'entropy_bound', 'with_entropy_bound', 'shared_cost', 'int8_form', 'encode_shared',
-           'decode_shared']
+           'fine_tune_centroids', 'entropy_bound', 'with_entropy_bound', 'int8_form', 'encode_shared', 'decode_shared']
 
 # %% ../../modules/16_compression/sharing_given.py #1db6fb5f
 import functools
@@ -323,19 +322,19 @@ def with_entropy_bound(size_report):
 
     return sized
 
-# %% ../../modules/16_compression/sharing_given.py #36f167be
+# %% ../../modules/16_compression/sharing_given.py #5865a727
 _NO_BIAS, _INT8_BIAS, _FLOAT_BIAS = 0, 1, 2
 # NOTE: a shared layer's dense weight is built from its shape, not from bytes in the file:
 # the shape is capped (1 GiB of float32) so a forged file cannot ask for any amount of memory.
 MAX_SHARED_WEIGHTS = 1 << 28
 
-
+# %% ../../modules/16_compression/sharing_given.py #b4debbef
 def shared_cost(n: int, rows: int) -> int:
     """Bytes a loaded shared layer of `n` weights and `rows` rows holds besides its positions:
     the dense float32 weight it builds, and its bias."""
     return 4 * n + 4 * rows
 
-
+# %% ../../modules/16_compression/sharing_given.py #44feb399
 def int8_form(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
     """`(int8 values, scale)` whose float32 product is exactly `bias`, or None when there is none.
 
