@@ -18,7 +18,7 @@ def headline(rows: list[dict]) -> list[list]:
         if r is not None:
             out.append([f"Lottery ticket, LeNet-300-100 at {r['weights_percent']:.1f}% of the weights",
                         f"ticket {100 * r['ticket']:.1f}%, random re-init {100 * r['random']:.1f}% "
-                        f"(dense {100 * r['dense']:.1f}%)", None,
+                        f"(dense {100 * r['dense']:.1f}%)", "(TinyTorch only)",
                         f"ticket - dense {r['ticket_minus_dense_points']:+.1f} points; worst seed's ticket - random "
                         f"{r['ticket_over_random_worst_seed_points']:+.1f} points"])
     for r in (r for r in rows if r["table"].startswith("Structured pruning of LeNet-5, half")):
