@@ -409,8 +409,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows += structured(lenet5_of_seed_0, settings)
     print_tables(rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "papers.json").write_text(json.dumps({"settings": settings, "raw": raw, "rows": rows}, indent=1,
-                                                     default=str) + "\n")
+    from tinytorch.core.files import write_atomic
+
+    write_atomic(args.out / "papers.json", (json.dumps({"settings": settings, "raw": raw, "rows": rows}, indent=1,
+                                                       default=str) + "\n").encode())
     papers_report.plot(rows, args.out / "papers.png")
     print(f"\nwrote {args.out / 'papers.json'} and {args.out / 'papers.png'} in {time.perf_counter() - start:.0f} s")
     return rows

@@ -146,6 +146,7 @@ def plot(table: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
     from tinytorch.compression.lab import mark_page_ratios
+    from tinytorch.core.files import write_figure
 
     fig = Figure(figsize=(12, 4.8), dpi=110)
     for i, network in enumerate(NETWORKS):
@@ -167,7 +168,7 @@ def plot(table: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    write_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -190,7 +191,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"{name}, seed {seed}: done at {time.perf_counter() - start:.0f} s", file=sys.stderr)
     table = summarise(rows)
     print_table(table)
-    (out / "sharing.json").write_text(json.dumps({"recipe": recipe, "rows": rows, "table": table}, indent=1) + "\n")
+    from tinytorch.core.files import write_atomic
+
+    report = {"recipe": recipe, "rows": rows, "table": table}
+    write_atomic(out / "sharing.json", (json.dumps(report, indent=1) + "\n").encode())
     plot(table, out / "sharing.png")
     print(f"wrote {out / 'sharing.json'} and {out / 'sharing.png'} in {time.perf_counter() - start:.0f} s")
     return table

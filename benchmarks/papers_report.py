@@ -35,6 +35,8 @@ def plot(rows: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullLocator
 
+    from tinytorch.core.files import write_figure
+
     fig = Figure(figsize=(15, 4.6), dpi=100)
     dc = [r for r in rows if r["table"].startswith("Deep")]
     lot = [r for r in rows if r["table"].startswith("Lottery")]
@@ -74,4 +76,4 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("masked / smaller (x)")
         ax.set_title("LeNet-5, half the units removed: speedup", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    write_figure(fig, path, dpi=100)

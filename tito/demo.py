@@ -340,6 +340,8 @@ def plot_curves(curves: dict[str, dict], path: Path) -> None:
     """Accuracy against sparsity, one-shot vs iterative, one panel per network, saved as PNG."""
     from matplotlib.figure import Figure
 
+    from tinytorch.core.files import write_figure
+
     fig = Figure(figsize=(11, 4.2), dpi=110)
     titles = {"mlp": "MLP: magnitude pruning (weights)", "cnn": "CNN: structured pruning (filters, units)"}
     for i, net in enumerate(n for n in ("mlp", "cnn") if n in curves):
@@ -363,7 +365,7 @@ def plot_curves(curves: dict[str, dict], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    write_figure(fig, path, dpi=110)
 
 
 def _environment() -> dict:

@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tito.project import ModuleInfo, TitoError, read_source
+from tito.project import ModuleInfo, TitoError, read_source, write_atomic
 from tito.stubs import split_cells
 
 KERNELS = ("Haswell", "Prescott", "SkylakeX")
@@ -101,7 +101,7 @@ def record(module: ModuleInfo, kernels: list[str] | None = None) -> list[Path]:
                 raise TitoError(f"the lesson failed under OPENBLAS_CORETYPE={kernel}:\n{proc.stderr[-2000:]}")
             cells = json.loads(out.read_text(encoding="utf-8"))
         target = folder / f"{kernel}.json"
-        target.write_text(json.dumps({"kernel": kernel, "cells": cells}, indent=1) + "\n", encoding="utf-8")
+        write_atomic(target, (json.dumps({"kernel": kernel, "cells": cells}, indent=1) + "\n").encode("utf-8"))
         written.append(target)
     return written
 
@@ -241,4 +241,4 @@ def register(subparsers) -> None:
 
 if __name__ == "__main__":  # the child that `record` starts: run a lesson's cells, write their outputs
     source, target = Path(sys.argv[1]), Path(sys.argv[2])
-    target.write_text(json.dumps(run_cells(source)), encoding="utf-8")
+    write_atomic(target, json.dumps(run_cells(source)).encode("utf-8"))

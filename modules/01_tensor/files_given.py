@@ -137,3 +137,16 @@ def write_atomic(path: str | os.PathLike, data: bytes, parents: bool = False) ->
         tmp.unlink(missing_ok=True)
         raise
     return len(data)
+
+
+def write_figure(fig, path: str | os.PathLike, dpi: int = 120) -> int:
+    """Render a matplotlib figure as PNG and write it with `write_atomic`; returns the bytes written.
+
+    Plots follow the same rules as every other file: a half-written PNG never replaces a
+    good one, and a FIFO or device named as the target is refused.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return write_atomic(path, buffer.getvalue())

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinytorch.core.files import write_figure
 from tinytorch.recipes import DigitsRecipe, digits_cnn, digits_loaders, digits_mlp
 
 _TRAINED: dict = {}
@@ -117,7 +118,7 @@ def save_plot(name: str, lines, xlabel: str, ylabel: str, title: str, hline=None
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = plots_folder() / name
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -242,7 +243,7 @@ def analysis_weight_histogram(sparsity: float = 0.8):
     ax.hist(kept, bins=bins, alpha=0.7, label=f"after {sparsity:.0%} global pruning: {kept.size:,} survivors")
     ax.set(xlabel="|w|", ylabel="weights", yscale="log", title="Digits MLP: weight magnitudes")
     ax.legend(fontsize=8)
-    fig.savefig(plots_folder() / "weight_histogram.png", dpi=120)
+    write_figure(fig, plots_folder() / "weight_histogram.png")
     plt.close(fig)
 
 
@@ -319,6 +320,6 @@ def analysis_weight_sharing(pruned: dict, bits_list=(2, 3, 4, 5)):
            ylabel="test accuracy (%)", title="Digits MLP: file bytes against accuracy")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(plots_folder() / "sharing_bytes_vs_accuracy.png", dpi=120)
+    write_figure(fig, plots_folder() / "sharing_bytes_vs_accuracy.png")
     plt.close(fig)
     return rows

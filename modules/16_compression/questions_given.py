@@ -218,6 +218,7 @@ from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import Tensor
+from tinytorch.core.files import write_figure
 from tinytorch.core.training import evaluate
 from tinytorch.profiling import blas_threads, time_interleaved
 from tinytorch.recipes import DIGITS_MLP, DigitsRecipe, digits_loaders, digits_mlp
@@ -561,7 +562,7 @@ def plot_lines(table: list[dict], x: str, lines: Sequence[str], path, title: str
     ax.set(xlabel=f"{x} (%)", ylabel="test accuracy (%)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path)
     plt.close(fig)
 
 
@@ -576,5 +577,5 @@ def plot_sensitivity(scan: SensitivityScan, path) -> None:
            title="Digits MLP: per-layer sensitivity (no fine-tuning)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path)
     plt.close(fig)

@@ -584,6 +584,8 @@ class BenchmarkResult:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
+        from tinytorch.core.files import write_figure
+
         self._need("accuracy", "plot")
         panels = [c for c in self.COSTS if ("size" if c == "bytes" else "latency") in self.metrics]
         if not panels:
@@ -611,7 +613,7 @@ class BenchmarkResult:
             ax.legend(loc="best")
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path, dpi=120)
+        write_figure(fig, path)
         return path
 
 

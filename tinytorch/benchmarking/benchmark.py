@@ -87,7 +87,7 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     return front
     ### END SOLUTION
 
-# %% ../../modules/19_benchmarking/benchmarking_dev.py #e02e9011
+# %% ../../modules/19_benchmarking/benchmarking_dev.py #5ec63ced
 @dataclass
 class BenchmarkRow:
     """One model's measurements; a metric that was not measured stays None."""
@@ -198,6 +198,8 @@ class BenchmarkResult:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
+        from tinytorch.core.files import write_figure
+
         self._need("accuracy", "plot")
         panels = [c for c in self.COSTS if ("size" if c == "bytes" else "latency") in self.metrics]
         if not panels:
@@ -225,7 +227,7 @@ class BenchmarkResult:
             ax.legend(loc="best")
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path, dpi=120)
+        write_figure(fig, path)
         return path
 
 # %% ../../modules/19_benchmarking/benchmarking_dev.py #68f68d1b

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../modules/16_compression/questions_given.py #6d5ab297
+# %% ../../modules/16_compression/questions_given.py #a7295344
 import copy
 import functools
 from collections.abc import Callable, Sequence
@@ -24,6 +24,7 @@ from ..core.layers import Linear, Module, Sequential
 from ..core.losses import CrossEntropyLoss
 from ..core.optimizers import Adam
 from ..core.tensor import Tensor
+from ..core.files import write_figure
 from ..core.training import evaluate
 from ..profiling import blas_threads, time_interleaved
 from ..recipes import DIGITS_MLP, DigitsRecipe, digits_loaders, digits_mlp
@@ -310,7 +311,7 @@ def allocations_compared(allocate: Callable, overall: Sequence[float], seeds: Se
                              "drop": dense - result["accuracy"]})
     return rows, scans
 
-# %% ../../modules/16_compression/questions_given.py #eb464ebe
+# %% ../../modules/16_compression/questions_given.py #dfaa4be9
 def _axes(path):
     import matplotlib
 
@@ -334,7 +335,7 @@ def plot_lines(table: list[dict], x: str, lines: Sequence[str], path, title: str
     ax.set(xlabel=f"{x} (%)", ylabel="test accuracy (%)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path)
     plt.close(fig)
 
 
@@ -349,5 +350,5 @@ def plot_sensitivity(scan: SensitivityScan, path) -> None:
            title="Digits MLP: per-layer sensitivity (no fine-tuning)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path)
     plt.close(fig)

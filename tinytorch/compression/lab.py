@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../modules/16_compression/lab_given.py #fb7b301a
+# %% ../../modules/16_compression/lab_given.py #c0b5c765
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..core.files import write_figure
 from ..recipes import DigitsRecipe, digits_cnn, digits_loaders, digits_mlp
 
 _TRAINED: dict = {}
@@ -96,11 +97,11 @@ def save_plot(name: str, lines, xlabel: str, ylabel: str, title: str, hline=None
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = plots_folder() / name
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path)
     plt.close(fig)
     return path
 
-# %% ../../modules/16_compression/lab_given.py #b31317cf
+# %% ../../modules/16_compression/lab_given.py #06d38c0b
 import copy
 
 from . import (IterativePruner, SizeReport, compressed_size, fine_tune, magnitude_prune,
@@ -214,7 +215,7 @@ def analysis_weight_histogram(sparsity: float = 0.8):
     ax.hist(kept, bins=bins, alpha=0.7, label=f"after {sparsity:.0%} global pruning: {kept.size:,} survivors")
     ax.set(xlabel="|w|", ylabel="weights", yscale="log", title="Digits MLP: weight magnitudes")
     ax.legend(fontsize=8)
-    fig.savefig(plots_folder() / "weight_histogram.png", dpi=120)
+    write_figure(fig, plots_folder() / "weight_histogram.png")
     plt.close(fig)
 
 
@@ -233,7 +234,7 @@ def analysis_prune_plus_int8(pruned: dict):
         print(f"{label:<30}" + "".join(f"{report.total(f):>9,}" for f in formats)
               + f"{report.file_bytes:>8,}{weights / report.file_bytes:>7.1f}x{evaluate(small, test):>9.4f}")
 
-# %% ../../modules/16_compression/lab_given.py #88d45d1d
+# %% ../../modules/16_compression/lab_given.py #81f44a06
 def _shared_rows(target: float, model, train, test, bits_list, epochs: int, folder) -> list[tuple]:
     """(sparsity, setting, bytes, bound, accuracy) of `model` as an INT8 file and as shared-weight files."""
     from tinytorch.compression import entropy_bound, fine_tune_centroids, load_compressed, save_compressed
@@ -285,6 +286,6 @@ def analysis_weight_sharing(pruned: dict, bits_list=(2, 3, 4, 5)):
            ylabel="test accuracy (%)", title="Digits MLP: file bytes against accuracy")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(plots_folder() / "sharing_bytes_vs_accuracy.png", dpi=120)
+    write_figure(fig, plots_folder() / "sharing_bytes_vs_accuracy.png")
     plt.close(fig)
     return rows
