@@ -99,7 +99,9 @@ def record(module: ModuleInfo, kernels: list[str] | None = None) -> list[Path]:
                                   cwd=module.root, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise TitoError(f"the lesson failed under OPENBLAS_CORETYPE={kernel}:\n{proc.stderr[-2000:]}")
-            cells = json.loads(out.read_text(encoding="utf-8"))
+            # NOTE: the plots' temporary folder is this machine's; a recording names it <plots>.
+            cells = [dict(c, output=c["output"].replace(tmp, "<plots>"))
+                     for c in json.loads(out.read_text(encoding="utf-8"))]
         target = folder / f"{kernel}.json"
         write_atomic(target, (json.dumps({"kernel": kernel, "cells": cells}, indent=1) + "\n").encode("utf-8"))
         written.append(target)
