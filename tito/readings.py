@@ -9,7 +9,8 @@ counted in order, so prose may be edited freely; adding or removing a code cell 
 new recording):
 
 - a figure is a number with a decimal point or a thousands comma, a number followed by `%`
-  or `x`, or a whole number of 100 or more; numbers in backticks are code, not figures;
+  or `x`, or a whole number of 100 or more; numbers in backticks are code and claims in double
+  quotes are quoted from elsewhere (the page's "40x"): neither is a figure;
 - a single figure must be printed, to its precision, under *every* kernel (`96.4%` matches
   0.9639 or 96.39%); a figure that moves with the kernel is written as a range `a-b`, and
   each end must be printed under some kernel; a figure followed by a kernel's name, as in
